@@ -1,0 +1,72 @@
+"""Per-position and per-group formulas (semantics.md sections 2 and 6; sources.md "Margin math").
+
+All functions are vectorised over numpy arrays. `side` is +1 for longs and -1 for shorts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLOSE_TO_LIQUIDATION_PROGRESS = 75.0
+
+
+def position_value(size: np.ndarray, mark: np.ndarray) -> np.ndarray:
+    """`value = size * mark` with `size` unsigned."""
+    return np.abs(size) * mark
+
+
+def unrealized_pnl(side: np.ndarray, size: np.ndarray, mark: np.ndarray, entry: np.ndarray) -> np.ndarray:
+    """`side * (mark - entry) * |size|`."""
+    return side * (mark - entry) * np.abs(size)
+
+
+def liquidation_progress(
+    side: np.ndarray, entry: np.ndarray, mark: np.ndarray, liquidation: np.ndarray
+) -> np.ndarray:
+    """Percent of the entry->liquidation distance already travelled, clamped to [0, 100].
+
+    Long: 100*(entry-mark)/(entry-liq); short: 100*(mark-entry)/(liq-entry). 0 where there is no
+    liquidation price (NaN) or where entry equals the liquidation price.
+    """
+    distance = side * (entry - liquidation)
+    travelled = side * (entry - mark)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        progress = 100.0 * travelled / distance
+    progress = np.where(np.isfinite(progress) & (distance > 0), progress, 0.0)
+    return np.clip(progress, 0.0, 100.0)
+
+
+def maintenance_rate(max_leverage: np.ndarray) -> np.ndarray:
+    """Maintenance margin rate of a single-tier market: half the initial margin at max leverage."""
+    return 1.0 / (2.0 * np.asarray(max_leverage, dtype=np.float64))
+
+
+def liquidation_price(
+    side: np.ndarray, size: np.ndarray, mark: np.ndarray, margin_available: np.ndarray, mmr: np.ndarray
+) -> np.ndarray:
+    """Hyperliquid's liquidation price: `mark - side * margin_available / |size| / (1 - mmr * side)`.
+
+    `margin_available` is account value (cross) or isolated margin (isolated) minus the maintenance
+    margin required. Returns NaN where no liquidation price exists (a long whose price would be <= 0).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        liq = mark - side * margin_available / np.abs(size) / (1.0 - mmr * side)
+    return np.where(np.isfinite(liq) & (liq > 0), liq, np.nan)
+
+
+def long_fraction(value_long: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Per-coin/cohort/bucket `bias`: long value over total value; NaN where value is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(value > 0, value_long / value, np.nan)
+
+
+def perp_bias(value_long: np.ndarray, value_short: np.ndarray, active_equity: np.ndarray) -> np.ndarray:
+    """Cohort `perpBias`: (long - short) / active perp equity; NaN where the equity is not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(active_equity > 0, (value_long - value_short) / active_equity, np.nan)
+
+
+def hourly_funding_rate(premium: np.ndarray, interest_8h: float = 0.0001) -> np.ndarray:
+    """Hourly funding from the premium: (premium + clamp(interest - premium, +-0.05%)) / 8, capped 4%/h."""
+    rate_8h = premium + np.clip(interest_8h - premium, -0.0005, 0.0005)
+    return np.clip(rate_8h / 8.0, -0.04, 0.04)

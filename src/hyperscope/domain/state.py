@@ -1,0 +1,242 @@
+"""The state-update contract: one block height and time with fixed columnar (Arrow) tables.
+
+Every source (the simulator, Hyperliquid node and API readers) produces a `StateUpdate`; `validate`
+checks it on the way in and returns a copy with every table cast to its canonical schema. A state update
+that breaks an invariant raises `InvalidStateUpdate` naming the first broken rule; nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hyperscope.errors import InvalidStateUpdate
+
+TS = pa.timestamp("ms", tz="UTC")
+
+MARKETS = pa.schema(
+    [
+        pa.field("coin", pa.string(), nullable=False),
+        pa.field("dex", pa.string(), nullable=False),
+        pa.field("mark_px", pa.float64(), nullable=False),
+        pa.field("oracle_px", pa.float64(), nullable=False),
+        pa.field("mid_px", pa.float64()),
+        pa.field("funding", pa.float64(), nullable=False),  # hourly rate
+        pa.field("premium", pa.float64()),
+        pa.field("open_interest", pa.float64(), nullable=False),  # coin units, one side
+        pa.field("day_ntl_vlm", pa.float64(), nullable=False),
+        pa.field("sz_decimals", pa.int32(), nullable=False),
+        pa.field("max_leverage", pa.int32(), nullable=False),
+    ]
+)
+
+WALLETS = pa.schema(
+    [
+        pa.field("address", pa.string(), nullable=False),
+        pa.field("perp_equity", pa.float64(), nullable=False),
+        pa.field("spot_equity", pa.float64(), nullable=False),
+        pa.field("staking_equity", pa.float64(), nullable=False),
+        pa.field("vault_equity", pa.float64(), nullable=False),
+        pa.field("balance", pa.float64(), nullable=False),  # perp cash balance (totalRawUsd)
+        pa.field("pnl", pa.float64(), nullable=False),  # all-time perp PnL
+        pa.field("volume", pa.float64(), nullable=False),  # all-time perp volume
+    ]
+)
+
+POSITIONS = pa.schema(
+    [
+        pa.field("address", pa.string(), nullable=False),
+        pa.field("coin", pa.string(), nullable=False),
+        pa.field("dex", pa.string(), nullable=False),
+        pa.field("size", pa.float64(), nullable=False),  # signed: > 0 long, < 0 short
+        pa.field("entry_px", pa.float64(), nullable=False),
+        pa.field("leverage_type", pa.string(), nullable=False),  # "cross" | "isolated"
+        pa.field("leverage", pa.float64(), nullable=False),
+        pa.field("liquidation_px", pa.float64()),  # null: no liquidation price
+        pa.field("margin_used", pa.float64(), nullable=False),
+        pa.field("funding", pa.float64(), nullable=False),  # received since open, USD
+        pa.field("open_time_hint", TS),
+    ]
+)
+
+ORDERS = pa.schema(
+    [
+        pa.field("address", pa.string(), nullable=False),
+        pa.field("oid", pa.int64(), nullable=False),
+        pa.field("coin", pa.string(), nullable=False),
+        pa.field("side", pa.string(), nullable=False),  # "B" | "A"
+        pa.field("limit_px", pa.float64(), nullable=False),
+        pa.field("sz", pa.float64(), nullable=False),
+        pa.field("orig_sz", pa.float64(), nullable=False),
+        pa.field("timestamp", TS, nullable=False),
+        pa.field("order_type", pa.string(), nullable=False),
+        pa.field("tif", pa.string()),
+        pa.field("reduce_only", pa.bool_(), nullable=False),
+        pa.field("is_trigger", pa.bool_(), nullable=False),
+        pa.field("trigger_px", pa.float64(), nullable=False),
+        pa.field("trigger_condition", pa.string(), nullable=False),
+        pa.field("is_position_tpsl", pa.bool_(), nullable=False),
+        pa.field("cloid", pa.string()),
+    ]
+)
+
+FILLS = pa.schema(
+    [
+        pa.field("address", pa.string(), nullable=False),
+        pa.field("coin", pa.string(), nullable=False),
+        pa.field("px", pa.float64(), nullable=False),
+        pa.field("sz", pa.float64(), nullable=False),
+        pa.field("side", pa.string(), nullable=False),  # "B" | "A"
+        pa.field("time", TS, nullable=False),
+        pa.field("start_position", pa.float64(), nullable=False),
+        pa.field("dir", pa.string(), nullable=False),
+        pa.field("closed_pnl", pa.float64(), nullable=False),
+        pa.field("fee", pa.float64(), nullable=False),
+        pa.field("tid", pa.int64(), nullable=False),
+        pa.field("liquidation", pa.bool_(), nullable=False),
+    ]
+)
+
+ADDRESS_RE = r"^0x[0-9a-f]{40}$"
+
+
+@dataclass(frozen=True)
+class StateUpdate:
+    """One full snapshot of all wallets at one block height. `time` is epoch milliseconds (UTC)."""
+
+    height: int
+    time: int
+    markets: pa.Table
+    wallets: pa.Table
+    positions: pa.Table
+    orders: pa.Table | None = None
+    fills: pa.Table | None = None  # fills since the previous state update, when the source has them
+    source: str = "unknown"
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise InvalidStateUpdate(f"{name}: missing column(s) {', '.join(missing)}")
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        try:
+            column = column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise InvalidStateUpdate(f"{name}.{field.name}: cannot read as {field.type}: {e}") from e
+        if not field.nullable and column.null_count:
+            raise InvalidStateUpdate(f"{name}.{field.name}: {column.null_count} null value(s)")
+        columns.append(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _np(table: pa.Table, column: str) -> np.ndarray:
+    return table.column(column).to_numpy()
+
+
+def _finite(name: str, table: pa.Table, columns: tuple[str, ...], positive: bool = False) -> None:
+    for column in columns:
+        values = table.column(column).fill_null(1.0).to_numpy()
+        bad = ~np.isfinite(values) | ((values <= 0) if positive else False)
+        if bad.any():
+            row = int(np.argmax(bad))
+            kind = "positive finite number" if positive else "finite number"
+            raise InvalidStateUpdate(f"{name}.{column}: row {row} is {values[row]!r}, expected a {kind}")
+
+
+def _unique(name: str, keys: pa.Array, what: str) -> None:
+    if len(pc.unique(keys)) != len(keys):
+        counts = pc.value_counts(keys)
+        dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"]
+        raise InvalidStateUpdate(f"{name}: duplicate {what} {dup}")
+
+
+def validate(update: StateUpdate) -> StateUpdate:
+    """Check every invariant of the contract and return the update with canonical schemas.
+
+    Raises InvalidStateUpdate on: missing/ill-typed columns, nulls in required columns, non-finite or
+    non-positive prices, malformed or duplicate addresses, duplicate coins, positions on unknown coins or
+    wallets, zero sizes, duplicate (address, coin), unknown leverage types, and long size != short size for
+    a coin (beyond half a lot, i.e. more than float rounding).
+    """
+    if update.height <= 0:
+        raise InvalidStateUpdate(f"height must be positive, got {update.height}")
+    markets = _conform("markets", update.markets, MARKETS)
+    wallets = _conform("wallets", update.wallets, WALLETS)
+    positions = _conform("positions", update.positions, POSITIONS)
+    orders = _conform("orders", update.orders, ORDERS) if update.orders is not None else None
+    fills = _conform("fills", update.fills, FILLS) if update.fills is not None else None
+
+    if markets.num_rows == 0:
+        raise InvalidStateUpdate("markets: no markets")
+    _unique("markets", markets.column("coin").combine_chunks(), "coin")
+    _finite("markets", markets, ("mark_px", "oracle_px", "mid_px"), positive=True)
+    _finite("markets", markets, ("funding", "premium", "open_interest", "day_ntl_vlm"))
+
+    wallets = wallets.set_column(0, "address", pc.utf8_lower(wallets.column("address")))
+    addresses = wallets.column("address").combine_chunks()
+    bad = pc.invert(pc.match_substring_regex(addresses, ADDRESS_RE))
+    if pc.any(bad).as_py():
+        row = int(np.argmax(bad.to_numpy(zero_copy_only=False)))
+        raise InvalidStateUpdate(f"wallets.address: row {row} is {addresses[row]}, expected 0x + 40 hex digits")
+    _unique("wallets", addresses, "address")
+    _finite("wallets", wallets, tuple(f.name for f in WALLETS if f.name != "address"))
+
+    positions = positions.set_column(0, "address", pc.utf8_lower(positions.column("address")))
+    _check_positions(positions, markets, addresses)
+    if fills is not None:
+        fills = fills.set_column(0, "address", pc.utf8_lower(fills.column("address")))
+        unknown = pc.invert(pc.is_in(fills.column("coin"), value_set=markets.column("coin")))
+        if pc.any(unknown).as_py():
+            raise InvalidStateUpdate("fills: fill on a coin that is not in markets")
+    if orders is not None:
+        orders = orders.set_column(0, "address", pc.utf8_lower(orders.column("address")))
+    return replace(update, markets=markets, wallets=wallets, positions=positions, orders=orders, fills=fills)
+
+
+def _check_positions(positions: pa.Table, markets: pa.Table, addresses: pa.Array) -> None:
+    if positions.num_rows == 0:
+        return
+    coin_index = pc.index_in(positions.column("coin"), value_set=markets.column("coin"))
+    if coin_index.null_count:
+        row = int(np.argmax(coin_index.is_null().to_numpy(zero_copy_only=False)))
+        raise InvalidStateUpdate(f"positions: unknown coin {positions.column('coin')[row]} (row {row})")
+    wallet_index = pc.index_in(positions.column("address"), value_set=addresses)
+    if wallet_index.null_count:
+        row = int(np.argmax(wallet_index.is_null().to_numpy(zero_copy_only=False)))
+        raise InvalidStateUpdate(f"positions: address {positions.column('address')[row]} is not in wallets")
+    dex_ok = pc.equal(positions.column("dex"), pc.take(markets.column("dex"), coin_index))
+    if not pc.all(dex_ok).as_py():
+        raise InvalidStateUpdate("positions: dex does not match the coin's dex in markets")
+    _finite("positions", positions, ("size", "entry_px", "leverage", "margin_used", "funding"))
+    _finite("positions", positions, ("entry_px", "leverage"), positive=True)
+    _finite("positions", positions, ("liquidation_px",))
+    size = _np(positions, "size")
+    if (size == 0).any():
+        raise InvalidStateUpdate(f"positions: row {int(np.argmax(size == 0))} has size 0")
+    if not pc.all(pc.is_in(positions.column("leverage_type"), value_set=pa.array(["cross", "isolated"]))).as_py():
+        raise InvalidStateUpdate("positions.leverage_type: expected 'cross' or 'isolated'")
+    keys = pc.binary_join_element_wise(positions.column("address"), positions.column("coin"), "|")
+    _unique("positions", keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys, "(address, coin)")
+
+    codes = coin_index.to_numpy(zero_copy_only=False).astype(np.int64)
+    n = markets.num_rows
+    long_size = np.bincount(codes, weights=np.where(size > 0, size, 0.0), minlength=n)
+    short_size = np.bincount(codes, weights=np.where(size < 0, -size, 0.0), minlength=n)
+    half_lot = 0.5 * 10.0 ** (-_np(markets, "sz_decimals").astype(np.float64))
+    tolerance = np.maximum(half_lot, 1e-12 * long_size)
+    broken = np.abs(long_size - short_size) > tolerance
+    if broken.any():
+        i = int(np.argmax(broken))
+        coin = markets.column("coin")[i].as_py()
+        raise InvalidStateUpdate(
+            f"positions: long size {long_size[i]:.10g} != short size {short_size[i]:.10g} for {coin}"
+        )

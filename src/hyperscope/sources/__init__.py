@@ -1,0 +1,1 @@
+"""Everything that produces a state update: the embedded simulator now, Hyperliquid readers later."""
