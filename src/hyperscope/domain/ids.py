@@ -50,8 +50,10 @@ def _compress(state: np.ndarray, words: np.ndarray) -> np.ndarray:
     return state + np.stack([a, b, c, d, e, f, g, h], axis=1)
 
 
-def sha256_hex(messages: pa.Array) -> pa.Array:
+def sha256_hex(messages: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Hex sha256 digest of every element of a string/binary Arrow array (nulls are not allowed)."""
+    if isinstance(messages, pa.ChunkedArray):
+        messages = messages.combine_chunks()
     messages = messages.cast(pa.binary()) if not pa.types.is_binary(messages.type) else messages
     n = len(messages)
     if n == 0:

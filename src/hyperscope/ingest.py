@@ -1,0 +1,131 @@
+"""One state update through tracking -> metrics -> store, as one transaction.
+
+A state update that breaks the contract is rejected whole with a logged reason and nothing of it is stored.
+Ingesting a height that is already stored is a no-op; a height older than the newest stored one is rejected
+(lifecycles only move forward).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from hyperscope import metrics
+from hyperscope.domain.state import StateUpdate, validate
+from hyperscope.domain.timefmt import now_ms
+from hyperscope.errors import InvalidStateUpdate
+from hyperscope.store.base import WriteBatch
+from hyperscope.store.duckdb import DuckDBStore
+from hyperscope.tracking import track
+
+log = logging.getLogger("hyperscope.ingest")
+
+
+@dataclass
+class IngestResult:
+    height: int
+    skipped: bool = False
+    positions: int = 0
+    opened: int = 0
+    closed: int = 0
+    liquidations: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+
+class Ingestor:
+    """Feeds state updates into a store, keeping the previous open positions in memory between updates."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self._open: pa.Table | None = None
+        self._open_height: int | None = None
+        self.listeners: list = []  # called with IngestResult after every stored update
+
+    def ingest(self, update: StateUpdate) -> IngestResult:
+        t0 = time.perf_counter()
+        latest = self.store.latest()
+        if latest is not None and update.height <= latest.height:
+            if self.store.has_height(update.height):
+                return IngestResult(update.height, skipped=True)
+            raise self._reject(update, f"height {update.height} is older than the newest stored {latest.height}")
+        if latest is not None and update.time <= latest.time:
+            raise self._reject(update, f"time {update.time} is not after the newest stored {latest.time}")
+        try:
+            checked = validate(update)
+        except InvalidStateUpdate as e:
+            raise self._reject(update, e.message) from e
+        t1 = time.perf_counter()
+        previous = self._previous_open(latest.height if latest else None)
+        tracked = track(checked, previous)
+        t2 = time.perf_counter()
+        rows = metrics.compute(checked, tracked)
+        t3 = time.perf_counter()
+        liquidations = 0
+        if checked.fills is not None and checked.fills.num_rows:
+            liquidations = int(checked.fills.column("liquidation").to_numpy(zero_copy_only=False).sum())
+        counts = {
+            "positions": tracked.open.num_rows,
+            "wallets": checked.wallets.num_rows,
+            "opened": tracked.opened,
+            "closed": tracked.closed.num_rows,
+            "liquidations": liquidations,
+        }
+        batch = WriteBatch(
+            height=checked.height,
+            time=checked.time,
+            source=checked.source,
+            ingested_at=now_ms(),
+            ingest_seconds=t3 - t0,
+            counts=counts,
+            markets=checked.markets,
+            positions_open=tracked.open,
+            positions_closed=tracked.closed,
+            wallets=tracked.profiles,
+            fills=checked.fills,
+            series=_series_tables(rows),
+        )
+        self.store.write_update(batch)
+        t4 = time.perf_counter()
+        self._open, self._open_height = tracked.open, checked.height
+        result = IngestResult(
+            height=checked.height,
+            positions=counts["positions"],
+            opened=counts["opened"],
+            closed=counts["closed"],
+            liquidations=liquidations,
+            seconds={"validate": t1 - t0, "tracking": t2 - t1, "metrics": t3 - t2, "store": t4 - t3},
+        )
+        for listener in self.listeners:
+            listener(result)
+        return result
+
+    def _previous_open(self, latest_height: int | None) -> pa.Table | None:
+        if latest_height is None:
+            return None
+        if self._open is not None and self._open_height == latest_height:
+            return self._open
+        return self.store.load_open_positions()
+
+    @staticmethod
+    def _reject(update: StateUpdate, reason: str) -> InvalidStateUpdate:
+        log.warning("rejected state update height=%s source=%s: %s", update.height, update.source, reason)
+        return InvalidStateUpdate(f"state update {update.height} rejected: {reason}")
+
+
+def _series_tables(rows: metrics.MetricRows) -> dict[str, pa.Table]:
+    return {
+        "metrics_general": pa.Table.from_pylist([rows.general]),
+        "metrics_coin": rows.coin,
+        "metrics_coin_segment": rows.coin_segment,
+        "metrics_coin_bucket": rows.coin_bucket,
+        "metrics_segment": rows.segment,
+        "metrics_perp_volume": pa.table({"volume": [rows.perp_volume]}),
+        "metrics_wallets_equity": pa.Table.from_pylist([rows.wallets_equity]),
+    }

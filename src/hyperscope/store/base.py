@@ -1,0 +1,57 @@
+"""The store interface the ingest path and the service layer depend on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+SERIES_TABLES = (
+    "metrics_general",
+    "metrics_coin",
+    "metrics_coin_segment",
+    "metrics_coin_bucket",
+    "metrics_segment",
+    "metrics_perp_volume",
+    "metrics_wallets_equity",
+)
+
+
+@dataclass(frozen=True)
+class WriteBatch:
+    """Everything one state update writes, as columnar tables; written as one transaction."""
+
+    height: int
+    time: int
+    source: str
+    ingested_at: int
+    ingest_seconds: float
+    counts: dict[str, int]  # positions, wallets, opened, closed, liquidations
+    markets: pa.Table
+    positions_open: pa.Table  # replaces the open positions
+    positions_closed: pa.Table  # appended
+    wallets: pa.Table  # upserted by address
+    fills: pa.Table | None
+    series: dict[str, pa.Table]  # metrics table -> rows without id/height/created_at
+
+
+@dataclass(frozen=True)
+class LatestUpdate:
+    height: int
+    time: int
+    ingested_at: int
+
+
+class Store(Protocol):
+    backend: str
+
+    def latest(self) -> LatestUpdate | None: ...
+    def has_height(self, height: int) -> bool: ...
+    def load_open_positions(self) -> pa.Table: ...
+    def write_update(self, batch: WriteBatch) -> None: ...
+    def series(
+        self, table: str, where: dict[str, Any], start: int, end: int, before: tuple[int, int] | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+    def rows_at(self, table: str, where: dict[str, Any], height: int) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,116 @@
+-- hyperscope store schema, version 1. Written in the subset DuckDB and PostgreSQL both run.
+-- Every time is BIGINT epoch milliseconds (UTC).
+
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+
+CREATE TABLE IF NOT EXISTS state_updates (
+    height BIGINT PRIMARY KEY,
+    time BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    positions INTEGER NOT NULL,
+    wallets INTEGER NOT NULL,
+    opened INTEGER NOT NULL,
+    closed INTEGER NOT NULL,
+    liquidations INTEGER NOT NULL,
+    ingested_at BIGINT NOT NULL,
+    ingest_seconds DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS markets (
+    height BIGINT NOT NULL, time BIGINT NOT NULL, coin VARCHAR NOT NULL, dex VARCHAR NOT NULL,
+    mark_px DOUBLE PRECISION, oracle_px DOUBLE PRECISION, mid_px DOUBLE PRECISION,
+    funding DOUBLE PRECISION, premium DOUBLE PRECISION, open_interest DOUBLE PRECISION,
+    day_ntl_vlm DOUBLE PRECISION, sz_decimals INTEGER, max_leverage INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS coins (
+    coin VARCHAR PRIMARY KEY, coin_lower VARCHAR NOT NULL, dex VARCHAR NOT NULL, last_height BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS positions_open (
+    id VARCHAR NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, dex VARCHAR NOT NULL,
+    side VARCHAR NOT NULL, size DOUBLE PRECISION, entry_px DOUBLE PRECISION, mark_px DOUBLE PRECISION,
+    value DOUBLE PRECISION, unrealized_pnl DOUBLE PRECISION, funding DOUBLE PRECISION,
+    liquidation_px DOUBLE PRECISION, liquidation_progress DOUBLE PRECISION, leverage_type VARCHAR,
+    leverage DOUBLE PRECISION, margin_used DOUBLE PRECISION, open_time BIGINT NOT NULL, close_time BIGINT,
+    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, height BIGINT NOT NULL,
+    size_segment SMALLINT, pnl_segment SMALLINT, size_bucket SMALLINT
+);
+
+CREATE TABLE IF NOT EXISTS positions_closed (
+    id VARCHAR NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, dex VARCHAR NOT NULL,
+    side VARCHAR NOT NULL, size DOUBLE PRECISION, entry_px DOUBLE PRECISION, mark_px DOUBLE PRECISION,
+    value DOUBLE PRECISION, unrealized_pnl DOUBLE PRECISION, funding DOUBLE PRECISION,
+    liquidation_px DOUBLE PRECISION, liquidation_progress DOUBLE PRECISION, leverage_type VARCHAR,
+    leverage DOUBLE PRECISION, margin_used DOUBLE PRECISION, open_time BIGINT NOT NULL, close_time BIGINT,
+    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, height BIGINT NOT NULL,
+    size_segment SMALLINT, pnl_segment SMALLINT, size_bucket SMALLINT
+);
+
+CREATE TABLE IF NOT EXISTS wallets (
+    address VARCHAR NOT NULL, total_equity DOUBLE PRECISION, perp_equity DOUBLE PRECISION,
+    spot_equity DOUBLE PRECISION, staking_equity DOUBLE PRECISION, vault_equity DOUBLE PRECISION,
+    balance DOUBLE PRECISION, pnl DOUBLE PRECISION, volume DOUBLE PRECISION, count_open_positions INTEGER,
+    size_segment SMALLINT, pnl_segment SMALLINT, height BIGINT NOT NULL, updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS fills (
+    height BIGINT NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, px DOUBLE PRECISION,
+    sz DOUBLE PRECISION, side VARCHAR, time BIGINT NOT NULL, start_position DOUBLE PRECISION, dir VARCHAR,
+    closed_pnl DOUBLE PRECISION, fee DOUBLE PRECISION, tid BIGINT, liquidation BOOLEAN
+);
+
+CREATE TABLE IF NOT EXISTS metrics_general (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL,
+    count BIGINT, count_long BIGINT, count_short BIGINT, open_interest DOUBLE PRECISION,
+    open_interest_long DOUBLE PRECISION, open_interest_short DOUBLE PRECISION,
+    perp_equity DOUBLE PRECISION, count_in_profit BIGINT
+);
+
+CREATE TABLE IF NOT EXISTS metrics_coin (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL, coin VARCHAR NOT NULL,
+    position_count BIGINT, position_count_long BIGINT, total_position_value DOUBLE PRECISION,
+    total_position_value_long DOUBLE PRECISION, total_position_size DOUBLE PRECISION,
+    total_position_size_long DOUBLE PRECISION, total_funding DOUBLE PRECISION,
+    total_unrealized_pnl DOUBLE PRECISION, count_in_profit BIGINT, value_close_to_liquidation DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS metrics_coin_segment (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL, coin VARCHAR NOT NULL,
+    segment_id SMALLINT NOT NULL, timeframe VARCHAR NOT NULL,
+    position_count BIGINT, position_count_long BIGINT, total_position_value DOUBLE PRECISION,
+    total_position_value_long DOUBLE PRECISION, total_position_size DOUBLE PRECISION,
+    total_position_size_long DOUBLE PRECISION, total_funding DOUBLE PRECISION,
+    total_unrealized_pnl DOUBLE PRECISION, count_in_profit BIGINT, value_close_to_liquidation DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS metrics_coin_bucket (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL, coin VARCHAR NOT NULL,
+    size_bucket SMALLINT NOT NULL,
+    position_count BIGINT, position_count_long BIGINT, total_position_value DOUBLE PRECISION,
+    total_position_value_long DOUBLE PRECISION, total_position_size DOUBLE PRECISION,
+    total_position_size_long DOUBLE PRECISION, total_funding DOUBLE PRECISION,
+    total_unrealized_pnl DOUBLE PRECISION, count_in_profit BIGINT, value_close_to_liquidation DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS metrics_segment (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL, segment_id SMALLINT NOT NULL,
+    timeframe VARCHAR NOT NULL, position_count BIGINT, position_count_long BIGINT,
+    open_value DOUBLE PRECISION, open_long_value DOUBLE PRECISION, open_short_value DOUBLE PRECISION,
+    active_perp_equity DOUBLE PRECISION, traders BIGINT
+);
+
+CREATE TABLE IF NOT EXISTS metrics_perp_volume (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL, volume DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS metrics_wallets_equity (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL,
+    total DOUBLE PRECISION, perp DOUBLE PRECISION, spot DOUBLE PRECISION, staking DOUBLE PRECISION,
+    vault DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, hash VARCHAR NOT NULL, scopes VARCHAR NOT NULL,
+    rate_limit INTEGER NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT
+);
