@@ -1,0 +1,49 @@
+"""One exception handler renders every error as {"error": type, "message": text} with the right status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hyperscope.api.responses import JSONBytes
+from hyperscope.errors import HyperscopeError, RateLimited
+
+log = logging.getLogger("hyperscope.api")
+
+
+def error_body(kind: str, message: str, **extra: object) -> dict[str, object]:
+    return {"error": kind, "message": message, **extra}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(HyperscopeError)
+    async def ours(request: Request, exc: HyperscopeError) -> JSONBytes:
+        if isinstance(exc, RateLimited):
+            return JSONBytes(
+                error_body(exc.type, exc.message, retry_after=exc.retry_after),
+                status_code=exc.status,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        return JSONBytes(error_body(exc.type, exc.message), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> JSONBytes:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return JSONBytes(error_body("bad_parameter", f"{where}: {first.get('msg', 'invalid')}"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http(request: Request, exc: StarletteHTTPException) -> JSONBytes:
+        kinds = {404: "not_found", 405: "method_not_allowed"}
+        message = f"no route {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return JSONBytes(error_body(kinds.get(exc.status_code, "http_error"), message), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONBytes:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONBytes(error_body("internal_error", "unexpected server error; it has been logged"), status_code=500)

@@ -1,0 +1,1 @@
+"""One routes module per resource family; each route parses, calls the service and returns."""

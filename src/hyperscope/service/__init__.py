@@ -1,0 +1,7 @@
+"""Read-side facade shared by the API (and later the dashboard and CLI)."""
+
+from hyperscope.service.keys import ApiKey, KeyManager
+from hyperscope.service.paging import CursorCodec, Window
+from hyperscope.service.queries import Service
+
+__all__ = ["ApiKey", "CursorCodec", "KeyManager", "Service", "Window"]

@@ -1,0 +1,103 @@
+"""API keys: random, shown once, stored only as sha256 hashes, compared in constant time.
+
+A key reads `hs_<key id>_<secret>`; the key id is public (it names the key in lists and logs), the secret
+is 256 random bits, so a fast hash is enough and no salt is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from hyperscope.domain.timefmt import now_ms
+from hyperscope.errors import AuthError, BadParameter, NotFound
+from hyperscope.store.duckdb import DuckDBStore
+
+SCOPES = ("positions", "metrics", "segments")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    hash: str
+    scopes: frozenset[str]
+    rate_limit: int
+    created_at: int
+    revoked_at: int | None
+
+    def allows(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class KeyManager:
+    def __init__(self, store: DuckDBStore, default_rate_limit: int = 600) -> None:
+        self.store = store
+        self.default_rate_limit = default_rate_limit
+        self._keys: dict[str, ApiKey] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        self._keys = {
+            row["key_id"]: ApiKey(
+                key_id=row["key_id"], name=row["name"], hash=row["hash"],
+                scopes=frozenset(row["scopes"].split(",")), rate_limit=row["rate_limit"],
+                created_at=row["created_at"], revoked_at=row["revoked_at"],
+            )
+            for row in self.store.list_keys()
+        }  # fmt: skip
+
+    def create(self, name: str = "default", scopes: list[str] | None = None, rate_limit: int | None = None) -> tuple[str, ApiKey]:
+        """Create a key; returns (the plaintext key, shown only now, and its record)."""
+        wanted = scopes or ["*"]
+        unknown = [s for s in wanted if s != "*" and s not in SCOPES]
+        if unknown:
+            raise BadParameter("scope", f"unknown scope(s) {', '.join(unknown)}; expected * or {', '.join(SCOPES)}")
+        limit = self.default_rate_limit if rate_limit is None else rate_limit
+        if limit <= 0:
+            raise BadParameter("rate-limit", "must be a positive number of requests per minute")
+        key_id = secrets.token_hex(4)
+        token = f"hs_{key_id}_{secrets.token_urlsafe(32)}"
+        row = {"key_id": key_id, "name": name, "hash": _digest(token), "scopes": ",".join(sorted(wanted)),
+               "rate_limit": limit, "created_at": now_ms()}  # fmt: skip
+        self.store.insert_key(row)
+        self.reload()
+        return token, self._keys[key_id]
+
+    def list(self) -> list[ApiKey]:
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
+
+    def revoke(self, key_id: str) -> ApiKey:
+        if key_id not in self._keys:
+            raise NotFound(f"no API key with id {key_id!r}")
+        self.store.revoke_key(key_id, now_ms())
+        self.reload()
+        return self._keys[key_id]
+
+    def active_count(self) -> int:
+        return sum(1 for k in self._keys.values() if k.revoked_at is None)
+
+    def authenticate(self, authorization: str | None) -> ApiKey:
+        """The key named by an `Authorization: Bearer <key>` header, or AuthError."""
+        if not authorization:
+            raise AuthError("missing Authorization header; send 'Authorization: Bearer <your API key>'")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("malformed Authorization header; expected 'Bearer <your API key>'")
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "hs":
+            raise AuthError("malformed API key")
+        key = self._keys.get(parts[1])
+        presented = _digest(token)
+        if key is None or not hmac.compare_digest(presented, key.hash):
+            raise AuthError("unknown API key")
+        if key.revoked_at is not None:
+            raise AuthError("this API key has been revoked")
+        return key

@@ -1,0 +1,69 @@
+"""Time windows and opaque, signed, expiring cursors (semantics.md section 11).
+
+A cursor is base64url(JSON of the last row's sort key, the query's fingerprint and an expiry) + "." +
+base64url(HMAC-SHA256 of that). Editing or forging one, using it after it expires, or passing it with
+another query is a 400, never a wrong page. Pages run newest first on (createdAt, id), so rows written
+while a client pages (always newer) can never shift a later page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from hyperscope.errors import BadCursor
+
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int
+    end: int
+    limit: int
+    before: tuple[int, int] | None  # (createdAt ms, id) of the last row already returned
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def fingerprint(*parts: object) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+class CursorCodec:
+    def __init__(self, secret: bytes, ttl_seconds: int) -> None:
+        self.secret = secret
+        self.ttl = ttl_seconds
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self.secret, body.encode(), hashlib.sha256).digest())
+
+    def encode(self, created_at: int, row_id: int, query: str) -> str:
+        payload = {"t": created_at, "i": row_id, "q": query, "x": int(time.time()) + self.ttl}
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        return f"{body}.{self._sign(body)}"
+
+    def decode(self, token: str, query: str) -> tuple[int, int]:
+        body, _, signature = token.partition(".")
+        if not body or not signature or not hmac.compare_digest(signature, self._sign(body)):
+            raise BadCursor("nextCursor: invalid or tampered cursor")
+        try:
+            payload = json.loads(_unb64(body))
+            created_at, row_id, q, expires = int(payload["t"]), int(payload["i"]), payload["q"], int(payload["x"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise BadCursor("nextCursor: invalid cursor") from e
+        if expires < time.time():
+            raise BadCursor("nextCursor: cursor expired; start again without nextCursor")
+        if q != query:
+            raise BadCursor("nextCursor: cursor belongs to a different query; keep the other parameters unchanged")
+        return created_at, row_id

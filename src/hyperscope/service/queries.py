@@ -1,0 +1,279 @@
+"""The read-side queries behind every route, returning plain JSON-ready structures.
+
+Field names and meanings follow the HyperTracker external API; definitions follow semantics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
+from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID
+from hyperscope.domain.timefmt import iso_ms, now_ms
+from hyperscope.errors import BadParameter, NotFound
+from hyperscope.metrics import TIMEFRAMES
+from hyperscope.service.paging import CursorCodec, Window, fingerprint
+from hyperscope.store.duckdb import DuckDBStore
+
+TWO_HOURS_MS = 2 * 3_600_000
+SIXTY_DAYS_MS = 60 * 86_400_000
+
+COIN_FIELDS = (
+    ("positionCount", "position_count"),
+    ("positionCountLong", "position_count_long"),
+    ("totalPositionValue", "total_position_value"),
+    ("totalPositionValueLong", "total_position_value_long"),
+    ("totalFunding", "total_funding"),
+    ("totalUnrealizedPnl", "total_unrealized_pnl"),
+    ("totalPositionSize", "total_position_size"),
+    ("totalPositionSizeLong", "total_position_size_long"),
+)
+GENERAL_FIELDS = (
+    ("count", "count"),
+    ("countLong", "count_long"),
+    ("countShort", "count_short"),
+    ("openInterest", "open_interest"),
+    ("openInterestLong", "open_interest_long"),
+    ("openInterestShort", "open_interest_short"),
+    ("perpEquity", "perp_equity"),
+    ("countInProfit", "count_in_profit"),
+)
+BIAS_STRUCTURE = ["timestamp", "bias", "exposureRatio", "openValue", "openLongValue", "openShortValue",
+                  "activePerpEquity"]  # fmt: skip
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+class Service:
+    def __init__(self, store: DuckDBStore, cursors: CursorCodec) -> None:
+        self.store = store
+        self.cursors = cursors
+        self._coins: dict[str, str] = {}
+        self._coins_height: int | None = None
+
+    # ------------------------------------------------------------ lookups
+
+    def latest_height(self) -> int | None:
+        latest = self.store.latest()
+        return latest.height if latest else None
+
+    def resolve_coin(self, name: str) -> str:
+        """Canonical spelling of a coin, matched case-insensitively; NotFound for an unknown coin."""
+        height = self.latest_height()
+        if height != self._coins_height or not self._coins:
+            self._coins = {row["coin_lower"]: row["coin"] for row in self.store.coins()}
+            self._coins_height = height
+        coin = self._coins.get(name.strip().lower())
+        if coin is None:
+            raise NotFound(f"unknown coin {name!r}; GET /api/external/positions/coins lists every coin")
+        return coin
+
+    @staticmethod
+    def segment(segment_id: str | int) -> int:
+        try:
+            value = int(segment_id)
+        except (TypeError, ValueError):
+            raise NotFound(f"unknown segment {segment_id!r}; segments are 1-16 (GET /api/external/segments)") from None
+        if value not in SEGMENTS_BY_ID:
+            raise NotFound(f"unknown segment {value}; segments are 1-16 (GET /api/external/segments)")
+        return value
+
+    @staticmethod
+    def bucket(bucket_id: str | int) -> int:
+        try:
+            value = int(bucket_id)
+        except (TypeError, ValueError):
+            raise NotFound(f"unknown position size bucket {bucket_id!r}; buckets are 1-10") from None
+        if value not in SIZE_BUCKETS_BY_ID:
+            raise NotFound(f"unknown position size bucket {value}; buckets are 1-10")
+        return value
+
+    @staticmethod
+    def timeframe(value: str | None, parameter: str) -> str:
+        tf = (value or "all").strip().lower()
+        if tf not in TIMEFRAMES:
+            raise BadParameter(parameter, f"expected one of {', '.join(TIMEFRAMES)}, got {value!r}")
+        return tf
+
+    # ------------------------------------------------------------ series
+
+    def _page(
+        self, table: str, where: dict[str, Any], window: Window, query: str, fields: tuple[tuple[str, str], ...],
+        extra: dict[str, Any] | None = None, key: str = "metrics",
+    ) -> dict[str, Any]:  # fmt: skip
+        rows = self.store.series(table, where, window.start, window.end, window.before, window.limit + 1)
+        more = len(rows) > window.limit
+        rows = rows[: window.limit]
+        out = []
+        for row in rows:
+            item: dict[str, Any] = {"id": row["id"], "createdAt": iso_ms(row["created_at"])}
+            if extra:
+                item.update(extra)
+            for name, column in fields:
+                item[name] = row[column]
+            out.append(item)
+        cursor = self.cursors.encode(rows[-1]["created_at"], rows[-1]["id"], query) if more and rows else None
+        return {key: out, "nextCursor": cursor}
+
+    def general(self, window: Window, query: str) -> dict[str, Any]:
+        return self._page("metrics_general", {}, window, query, GENERAL_FIELDS)
+
+    def perp_volume(self, window: Window, query: str) -> dict[str, Any]:
+        return self._page("metrics_perp_volume", {}, window, query, (("volume", "volume"),))
+
+    def coin_series(self, coin: str, window: Window, query: str) -> dict[str, Any]:
+        return self._page("metrics_coin", {"coin": coin}, window, query, COIN_FIELDS, {"coin": coin})
+
+    def coin_segment_series(self, coin: str, segment: int, timeframe: str, window: Window, query: str) -> dict:
+        where = {"coin": coin, "segment_id": segment, "timeframe": timeframe}
+        return self._page("metrics_coin_segment", where, window, query, COIN_FIELDS,
+                          {"coin": coin, "segmentId": segment})  # fmt: skip
+
+    def coin_bucket_series(self, coin: str, bucket: int, window: Window, query: str) -> dict[str, Any]:
+        where = {"coin": coin, "size_bucket": bucket}
+        return self._page("metrics_coin_bucket", where, window, query, COIN_FIELDS,
+                          {"coin": coin, "sizeBucketId": bucket})  # fmt: skip
+
+    # ------------------------------------------------------------ snapshots of the latest state update
+
+    def coins(self) -> list[dict[str, Any]]:
+        height = self.latest_height()
+        if height is None:
+            return []
+        rows = self.store.rows_at("metrics_coin", {}, height)
+        out = [
+            {
+                "coin": r["coin"],
+                "totalValue": r["total_position_value"],
+                "totalValueLong": r["total_position_value_long"],
+                "totalValueShort": r["total_position_value"] - r["total_position_value_long"],
+                "count": r["position_count"],
+                "countLong": r["position_count_long"],
+                "countShort": r["position_count"] - r["position_count_long"],
+            }
+            for r in rows
+        ]
+        out.sort(key=lambda r: (-r["totalValue"], r["coin"]))
+        return out
+
+    def segments(self) -> list[dict[str, Any]]:
+        return [
+            {"id": s.id, "name": s.name, "category": s.category, "criteria": s.criteria(), "emoji": s.emoji}
+            for s in sorted(SEGMENTS, key=lambda s: s.id)
+        ]
+
+    def heatmap(self, timeframe: str) -> dict[str, Any]:
+        height = self.latest_height()
+        if height is None:
+            return {"heatmap": []}
+        rows = self.store.rows_at("metrics_coin_segment", {"timeframe": timeframe}, height)
+        coins: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            total, long = r["total_position_value"], r["total_position_value_long"]
+            seg = {
+                "segmentId": r["segment_id"], "totalValue": total, "totalLongValue": long,
+                "totalShortValue": total - long, "count": r["position_count"],
+                "countLong": r["position_count_long"], "countShort": r["position_count"] - r["position_count_long"],
+                "bias": _ratio(long, total),
+            }  # fmt: skip
+            entry = coins.setdefault(r["coin"], {"coin": r["coin"], "segments": []})
+            entry["segments"].append(seg)
+        out = []
+        for entry in coins.values():
+            # coin totals from the size axis: every position is in exactly one size cohort
+            size_rows = [s for s in entry["segments"] if SEGMENTS_BY_ID[s["segmentId"]].category == "size"]
+            total = sum(s["totalValue"] for s in size_rows)
+            long = sum(s["totalLongValue"] for s in size_rows)
+            count = sum(s["count"] for s in size_rows)
+            count_long = sum(s["countLong"] for s in size_rows)
+            entry["segments"].sort(key=lambda s: s["segmentId"])
+            out.append({"coin": entry["coin"], "totalValue": total, "totalLongValue": long,
+                        "totalShortValue": total - long, "count": count, "countLong": count_long,
+                        "countShort": count - count_long, "segments": entry["segments"]})  # fmt: skip
+        out.sort(key=lambda e: (-e["totalValue"], e["coin"]))
+        return {"heatmap": out}
+
+    def liquidation_risk(self, segment: int, offset: int, limit: int) -> dict[str, Any]:
+        height = self.latest_height()
+        if height is None:
+            return {"totalCount": 0, "items": []}
+        rows = self.store.rows_at("metrics_coin_segment", {"segment_id": segment, "timeframe": "all"}, height)
+        items = [
+            {
+                "coin": r["coin"],
+                "totalValue": r["total_position_value"],
+                "riskValue": r["value_close_to_liquidation"],
+                "percentRisk": 100.0 * r["value_close_to_liquidation"] / r["total_position_value"]
+                if r["total_position_value"]
+                else 0.0,
+            }
+            for r in rows
+        ]
+        items.sort(key=lambda i: (-i["percentRisk"], -i["totalValue"], i["coin"]))
+        return {"totalCount": len(items), "items": items[offset : offset + limit]}
+
+    def bias_history(
+        self, segment: int, timeframe: str, window: Window, query: str, sampled: bool
+    ) -> dict[str, Any]:
+        where = {"segment_id": segment, "timeframe": timeframe}
+        if sampled:
+            rows = self.store.sampled_series("metrics_segment", where, window.start, window.end, TWO_HOURS_MS)
+            rows, cursor = rows[: window.limit], None
+        else:
+            fetched = self.store.series("metrics_segment", where, window.start, window.end, window.before,
+                                        window.limit + 1)  # fmt: skip
+            rows = fetched[: window.limit]
+            more = len(fetched) > window.limit
+            cursor = self.cursors.encode(rows[-1]["created_at"], rows[-1]["id"], query) if more and rows else None
+        s = SEGMENTS_BY_ID[segment]
+        history = [
+            [
+                iso_ms(r["created_at"]),
+                _ratio(r["open_long_value"] - r["open_short_value"], r["active_perp_equity"]),
+                _ratio(r["open_value"], r["active_perp_equity"]),
+                r["open_value"],
+                r["open_long_value"],
+                r["open_short_value"],
+                r["active_perp_equity"],
+            ]
+            for r in rows
+        ]
+        return {
+            "segment": {"id": s.id, "name": s.name, "category": s.category, "criteria": s.criteria()},
+            "nextCursor": cursor,
+            "positionRecencyTimeframe": timeframe,
+            "start": iso_ms(window.start),
+            "end": iso_ms(window.end),
+            "pageStart": history[0][0] if history else None,
+            "pageEnd": history[-1][0] if history else None,
+            "historySnapshotStructure": BIAS_STRUCTURE,
+            "history": history,
+        }
+
+    def default_bias_window(self) -> Window:
+        end = now_ms()
+        return Window(start=end - SIXTY_DAYS_MS, end=end, limit=1000, before=None)
+
+    # ------------------------------------------------------------ health
+
+    def health(self) -> dict[str, Any]:
+        latest = self.store.latest()
+        now = now_ms()
+        return {
+            "status": "ok" if latest else "empty",
+            "height": latest.height if latest else None,
+            "time": iso_ms(latest.time) if latest else None,
+            "lagSeconds": round((now - latest.time) / 1000, 3) if latest else None,
+            "store": {"backend": self.store.backend, "path": self.store.path},
+        }
+
+    @staticmethod
+    def query_key(*parts: object) -> str:
+        return fingerprint(*parts)
