@@ -9,18 +9,19 @@ import threading
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hyperscope.domain.timefmt import iso_ms, now_ms
-from pydantic import ValidationError
-
 from hyperscope.errors import BadParameter, ConfigError, HyperscopeError
 from hyperscope.settings import Settings
 
 app = typer.Typer(
-    help="hyperscope: Hyperliquid positioning analytics.", no_args_is_help=True, add_completion=False,
+    help="hyperscope: Hyperliquid positioning analytics.",
+    no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -31,6 +32,7 @@ err = Console(stderr=True)
 Scale = Annotated[str | None, typer.Option(help="Simulator scale: tiny, small or bench.")]
 Hours = Annotated[float | None, typer.Option(help="Hours of history to generate on an empty store.")]
 Cadence = Annotated[int | None, typer.Option(help="Market seconds between state updates.")]
+DataDir = Annotated[str | None, typer.Option(help="Where the store lives.")]
 
 
 def _settings(**overrides: object) -> Settings:
@@ -145,7 +147,7 @@ def run(
     interval: Annotated[float | None, typer.Option(help="Wall seconds between live updates.")] = None,
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None,
+    data_dir: DataDir = None,
 ) -> None:  # fmt: skip
     """Everything in one process: backfill the simulated market, keep ingesting live, serve the API."""
     from hyperscope.ingest import Ingestor
@@ -175,7 +177,7 @@ def run(
 
 @app.command("backfill")
 def backfill_cmd(scale: Scale = None, hours: Hours = None, cadence: Cadence = None,
-                 data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None) -> None:  # fmt: skip
+                 data_dir: DataDir = None) -> None:  # fmt: skip
     """Generate simulated history up to now (as fast as it can) and ingest it."""
     from hyperscope.ingest import Ingestor
 
@@ -193,7 +195,7 @@ def live_cmd(
     scale: Scale = None, cadence: Cadence = None,
     interval: Annotated[float | None, typer.Option(help="Wall seconds between updates.")] = None,
     updates: Annotated[int | None, typer.Option(help="Stop after this many updates.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None,
+    data_dir: DataDir = None,
 ) -> None:  # fmt: skip
     """Run the live ingest loop (no API): a new simulated state update every --interval seconds."""
     from hyperscope.ingest import Ingestor
@@ -219,7 +221,7 @@ def live_cmd(
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Serve the API over an existing store (no ingest)."""
     settings = _settings(host=host, port=port, data_dir=data_dir)
@@ -251,7 +253,7 @@ def _print_status(store) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def status(data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None) -> None:
+def status(data_dir: DataDir = None) -> None:
     """Heights, counts and lag of the store."""
     settings = _settings(data_dir=data_dir)
     if not settings.db_path.exists():
@@ -268,7 +270,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
     scope: Annotated[list[str] | None, typer.Option(help="positions, metrics or segments; all when omitted.")] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Create an API key and print it (it is shown only once)."""
     from hyperscope.service import KeyManager
@@ -285,7 +287,7 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None) -> None:
+def keys_list(data_dir: DataDir = None) -> None:
     """List API keys (ids and labels; the keys themselves are never stored)."""
     from hyperscope.service import KeyManager
 
@@ -302,7 +304,7 @@ def keys_list(data_dir: Annotated[str | None, typer.Option(help="Where the store
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None) -> None:
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke an API key by id."""
     from hyperscope.service import KeyManager
 

@@ -29,7 +29,8 @@ class RateLimiter:
         reset = max(1, math.ceil((window + 1) * 60 - now))
         if count >= key.rate_limit:
             raise RateLimited(
-                f"rate limit of {key.rate_limit} requests per minute exceeded; retry in {reset} s", retry_after=reset
+                f"rate limit of {key.rate_limit} requests per minute exceeded; retry in {reset} s",
+                retry_after=reset,
             )
         self._windows[key.key_id] = (start, count + 1)
         return key.rate_limit, key.rate_limit - count - 1, reset

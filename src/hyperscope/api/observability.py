@@ -26,7 +26,9 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
         )  # fmt: skip
         self.ingested = Counter("hyperscope_state_updates_ingested", "State updates ingested", registry=self.registry)
-        self.height = Gauge("hyperscope_state_update_height", "Height of the newest state update", registry=self.registry)
+        self.height = Gauge(
+            "hyperscope_state_update_height", "Height of the newest state update", registry=self.registry
+        )
         self.lag = Gauge("hyperscope_state_update_lag_seconds", "Seconds since the newest state update's time",
                          registry=self.registry)  # fmt: skip
 

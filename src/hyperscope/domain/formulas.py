@@ -20,9 +20,7 @@ def unrealized_pnl(side: np.ndarray, size: np.ndarray, mark: np.ndarray, entry: 
     return side * (mark - entry) * np.abs(size)
 
 
-def liquidation_progress(
-    side: np.ndarray, entry: np.ndarray, mark: np.ndarray, liquidation: np.ndarray
-) -> np.ndarray:
+def liquidation_progress(side: np.ndarray, entry: np.ndarray, mark: np.ndarray, liquidation: np.ndarray) -> np.ndarray:
     """Percent of the entry->liquidation distance already travelled, clamped to [0, 100].
 
     Long: 100*(entry-mark)/(entry-liq); short: 100*(mark-entry)/(liq-entry). 0 where there is no

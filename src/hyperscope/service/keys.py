@@ -53,7 +53,9 @@ class KeyManager:
             for row in self.store.list_keys()
         }  # fmt: skip
 
-    def create(self, name: str = "default", scopes: list[str] | None = None, rate_limit: int | None = None) -> tuple[str, ApiKey]:
+    def create(
+        self, name: str = "default", scopes: list[str] | None = None, rate_limit: int | None = None
+    ) -> tuple[str, ApiKey]:
         """Create a key; returns (the plaintext key, shown only now, and its record)."""
         wanted = scopes or ["*"]
         unknown = [s for s in wanted if s != "*" and s not in SCOPES]

@@ -59,7 +59,12 @@ class CursorCodec:
             raise BadCursor("nextCursor: invalid or tampered cursor")
         try:
             payload = json.loads(_unb64(body))
-            created_at, row_id, q, expires = int(payload["t"]), int(payload["i"]), payload["q"], int(payload["x"])
+            created_at, row_id, q, expires = (
+                int(payload["t"]),
+                int(payload["i"]),
+                payload["q"],
+                int(payload["x"]),
+            )
         except (ValueError, KeyError, TypeError) as e:
             raise BadCursor("nextCursor: invalid cursor") from e
         if expires < time.time():

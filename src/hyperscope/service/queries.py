@@ -219,9 +219,7 @@ class Service:
         items.sort(key=lambda i: (-i["percentRisk"], -i["totalValue"], i["coin"]))
         return {"totalCount": len(items), "items": items[offset : offset + limit]}
 
-    def bias_history(
-        self, segment: int, timeframe: str, window: Window, query: str, sampled: bool
-    ) -> dict[str, Any]:
+    def bias_history(self, segment: int, timeframe: str, window: Window, query: str, sampled: bool) -> dict[str, Any]:
         where = {"segment_id": segment, "timeframe": timeframe}
         if sampled:
             rows = self.store.sampled_series("metrics_segment", where, window.start, window.end, TWO_HOURS_MS)

@@ -120,7 +120,7 @@ class DuckDBStore:
 
     def load_open_positions(self) -> pa.Table:
         with self._errors():
-            table = self._cursor().execute("SELECT * FROM positions_open").fetch_arrow_table()
+            table: pa.Table = self._cursor().sql("SELECT * FROM positions_open").to_arrow_table()
         columns = []
         for name in table.column_names:
             column = table.column(name)
@@ -167,7 +167,10 @@ class DuckDBStore:
                 markets = batch.markets.add_column(0, "time", pa.array([batch.time] * n, pa.int64()))
                 markets = markets.add_column(0, "height", pa.array([batch.height] * n, pa.int64()))
                 self._insert(con, "markets", markets)
-                con.execute("DELETE FROM coins WHERE coin IN (SELECT coin FROM markets WHERE height = ?)", [batch.height])
+                con.execute(
+                    "DELETE FROM coins WHERE coin IN (SELECT coin FROM markets WHERE height = ?)",
+                    [batch.height],
+                )
                 con.execute(
                     "INSERT INTO coins SELECT coin, lower(coin), dex, height FROM markets WHERE height = ?",
                     [batch.height],
@@ -180,7 +183,9 @@ class DuckDBStore:
                 self._upsert_wallets(con, batch.wallets)
                 self._stage("wallets")
                 if batch.fills is not None and batch.fills.num_rows:
-                    fills = batch.fills.add_column(0, "height", pa.array([batch.height] * batch.fills.num_rows, pa.int64()))
+                    fills = batch.fills.add_column(
+                        0, "height", pa.array([batch.height] * batch.fills.num_rows, pa.int64())
+                    )
                     self._insert(con, "fills", fills)
                 for table, rows in batch.series.items():
                     m = rows.num_rows
@@ -266,7 +271,8 @@ class DuckDBStore:
             "WHERE p.coin = ? ORDER BY p.value DESC, p.id"
         )
         with self._errors():
-            return self._cursor().execute(sql, [coin]).fetch_arrow_table()
+            result: pa.Table = self._cursor().sql(sql, params=[coin]).to_arrow_table()
+        return result
 
     def status(self) -> dict[str, Any]:
         counts = {
@@ -278,14 +284,16 @@ class DuckDBStore:
         }
         first = self._dicts("SELECT height, time FROM state_updates ORDER BY height LIMIT 1", [])
         last = self._dicts(
-            "SELECT height, time, ingested_at, ingest_seconds FROM state_updates ORDER BY height DESC LIMIT 1", []
+            "SELECT height, time, ingested_at, ingest_seconds FROM state_updates ORDER BY height DESC LIMIT 1",
+            [],
         )
         return {"backend": self.backend, "path": self.path, "counts": counts,
                 "first": first[0] if first else None, "last": last[0] if last else None}  # fmt: skip
 
     def state_update_times(self, start: int, end: int) -> list[dict[str, Any]]:
         return self._dicts(
-            "SELECT height, time FROM state_updates WHERE time >= ? AND time <= ? ORDER BY time DESC", [start, end]
+            "SELECT height, time FROM state_updates WHERE time >= ? AND time <= ? ORDER BY time DESC",
+            [start, end],
         )
 
     # ------------------------------------------------------------ api keys
@@ -294,7 +302,15 @@ class DuckDBStore:
         with self._write_lock, self._errors():
             self._con.execute(
                 "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [row["key_id"], row["name"], row["hash"], row["scopes"], row["rate_limit"], row["created_at"], None],
+                [
+                    row["key_id"],
+                    row["name"],
+                    row["hash"],
+                    row["scopes"],
+                    row["rate_limit"],
+                    row["created_at"],
+                    None,
+                ],
             )
 
     def list_keys(self) -> list[dict[str, Any]]:

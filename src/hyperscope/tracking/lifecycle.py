@@ -192,7 +192,8 @@ def track(update: StateUpdate, previous_open: pa.Table | None) -> Tracked:
         closed.schema.get_field_index("close_time"), "close_time", pa.array(close_ms, pa.int64()).cast(TS)
     )
     closed = closed.set_column(
-        closed.schema.get_field_index("updated_at"), "updated_at",
+        closed.schema.get_field_index("updated_at"),
+        "updated_at",
         pa.array(np.full(len(closed), now, np.int64)).cast(TS),
     )
     return Tracked(

@@ -14,6 +14,9 @@ from hyperscope.errors import BadParameter
 segments_router = APIRouter(prefix=EXTERNAL, tags=["segments"], dependencies=[Depends(require("segments"))])
 positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], dependencies=[Depends(require("positions"))])
 RECENCY = Query(None, description="Count only positions opened within: 24h, 7d, 30d or all (default).")
+BIAS_START = Query(None, description="Start (ISO 8601); required with end, limit or nextCursor.")
+OFFSET = Query(None, description="Items to skip (default 0).")
+RISK_LIMIT = Query(None, description="Items to return, 1-500 (default 500).")
 
 
 @segments_router.get("/segments", response_class=JSONBytes)
@@ -24,7 +27,7 @@ async def segments(request: Request) -> JSONBytes:
 
 @segments_router.get("/segments/{segmentId}/bias-history", response_class=JSONBytes)
 async def bias_history(request: Request, segmentId: str,  # noqa: N803
-                       start: str | None = Query(None, description="Start (ISO 8601); required with end, limit or nextCursor."),
+                       start: str | None = BIAS_START,
                        end: str | None = END, limit: str | None = LIMIT, nextCursor: str | None = CURSOR,  # noqa: N803
                        positionRecencyTimeframe: str | None = RECENCY) -> JSONBytes:  # noqa: N803  # fmt: skip
     """A cohort's exchange-wide perp bias over time; without parameters the last 60 days at 2 h spacing."""
@@ -49,8 +52,7 @@ async def heatmap(request: Request, openedWithin: str | None = RECENCY) -> JSONB
 
 @segments_router.get("/{segmentId}/assets/liquidation-risk", response_class=JSONBytes)
 async def liquidation_risk(request: Request, segmentId: str,  # noqa: N803
-                           offset: str | None = Query(None, description="Items to skip (default 0)."),
-                           limit: str | None = Query(None, description="Items to return, 1-500 (default 500).")) -> JSONBytes:  # fmt: skip
+                           offset: str | None = OFFSET, limit: str | None = RISK_LIMIT) -> JSONBytes:  # fmt: skip
     """Per coin, the share of the cohort's open value within 75% of its liquidation price."""
     svc = service(request)
     segment = svc.segment(segmentId)

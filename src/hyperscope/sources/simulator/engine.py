@@ -248,7 +248,7 @@ class Simulator:
         fill_table = pa.concat_tables(fills)
         if fill_table.num_rows:
             fc = pc.index_in(fill_table.column("coin"), value_set=pa.array(self.u.coins)).to_numpy()
-            notional = (fill_table.column("px").to_numpy() * fill_table.column("sz").to_numpy())
+            notional = fill_table.column("px").to_numpy() * fill_table.column("sz").to_numpy()
             traded = np.bincount(fc, weights=notional, minlength=self.u.n) / 2  # each trade has two fills
         self.volume_ring.append((time_ms, self._background_volume() + traded))
         self.volume_ring = [(t, v) for t, v in self.volume_ring if t > time_ms - DAY_MS]
@@ -420,8 +420,11 @@ class Simulator:
         new_margin = np.where(
             grown,
             old_margin + notional[cont] / lev,
-            np.where(same_side, old_margin * np.abs(end[cont]) / np.maximum(np.abs(start[cont]), 1),
-                     np.abs(end[cont]) * lot[cont] * px[cont] / lev),
+            np.where(
+                same_side,
+                old_margin * np.abs(end[cont]) / np.maximum(np.abs(start[cont]), 1),
+                np.abs(end[cont]) * lot[cont] * px[cont] / lev,
+            ),
         )
         p.iso_margin[ci] = np.where(p.iso[ci], new_margin, 0.0)
         p.funding[ci] = np.where(same_side, p.funding[ci], 0.0)
@@ -495,8 +498,11 @@ class Simulator:
         liquidated = np.concatenate([np.ones(j.size, bool), np.zeros(vault_coins.size, bool)])
         fills = self._apply(keys, delta, px, times, tid, liquidated)
         # bad debt: a liquidated wallet never ends below zero; the vault absorbs the rest
-        av = self.cash + np.bincount(self.pos.key // nc, weights=self.pos.lots * self.u.lot[self.pos.key % nc]
-                                     * self.mark[self.pos.key % nc], minlength=self.config.wallets)
+        av = self.cash + np.bincount(
+            self.pos.key // nc,
+            weights=self.pos.lots * self.u.lot[self.pos.key % nc] * self.mark[self.pos.key % nc],
+            minlength=self.config.wallets,
+        )
         wallets = np.unique(w[j])
         debt = np.maximum(-av[wallets], 0.0)
         self.cash[wallets] += debt
@@ -526,9 +532,7 @@ class Simulator:
         notional = self.config.oi_usd * u.oi_share[coin] / max(1, self.config.positions) * rng.lognormal(-1, 1.5, n)
         sz = np.maximum(1, np.round(notional / (self.mark[coin] * u.lot[coin]))) * u.lot[coin]
         tp = rng.random(n) < 0.5
-        order_type = np.where(
-            is_trigger, np.where(tp, "Take Profit Market", "Stop Market"), "Limit"
-        ).astype(object)
+        order_type = np.where(is_trigger, np.where(tp, "Take Profit Market", "Stop Market"), "Limit").astype(object)
         oid = self.next_oid + np.arange(n)
         self.next_oid += n
         age = rng.exponential(3 * DAY_MS, n).astype(np.int64)
@@ -633,9 +637,7 @@ class Simulator:
         px_text = pc.cast(pa.array(np.round(o["trigger_px"], 6)), pa.string())
         condition = pc.if_else(
             pa.array(o["is_trigger"]),
-            pc.binary_join_element_wise(
-                pa.array(np.where(o["buy"], "Price above", "Price below")), px_text, " "
-            ),
+            pc.binary_join_element_wise(pa.array(np.where(o["buy"], "Price above", "Price below")), px_text, " "),
             pa.scalar("N/A"),
         )
         return pa.table(
@@ -649,7 +651,7 @@ class Simulator:
                 "orig_sz": o["orig_sz"],
                 "timestamp": pa.array(o["timestamp"], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
                 "order_type": pa.array(o["order_type"].astype(str)),
-                "tif": pa.array(np.where(o["is_trigger"], None, "Gtc"), pa.string()),
+                "tif": pa.array(np.full(len(o["oid"]), "Gtc"), pa.string(), mask=o["is_trigger"]),
                 "reduce_only": o["reduce_only"],
                 "is_trigger": o["is_trigger"],
                 "trigger_px": o["trigger_px"],
@@ -666,8 +668,21 @@ class Simulator:
         """Write the whole simulator state to `path` (atomically: a temp file renamed into place)."""
         arrays: dict[str, Any] = {f"pos_{f}": getattr(self.pos, f) for f in _Positions.FIELDS}
         arrays |= {f"order_{k}": (v.astype(str) if v.dtype == object else v) for k, v in self.orders.items()}
-        for name in ("cash", "pnl_offset", "volume", "spot_usdc", "spot_hype", "staked_hype", "vault_equity",
-                     "oracle", "premium", "funding_rate", "mark", "mid", "activity"):
+        for name in (
+            "cash",
+            "pnl_offset",
+            "volume",
+            "spot_usdc",
+            "spot_hype",
+            "staked_hype",
+            "vault_equity",
+            "oracle",
+            "premium",
+            "funding_rate",
+            "mark",
+            "mid",
+            "activity",
+        ):
             arrays[name] = getattr(self, name)
         arrays["ring_t"] = np.array([t for t, _ in self.volume_ring], np.int64)
         arrays["ring_v"] = np.stack([v for _, v in self.volume_ring])
@@ -688,8 +703,21 @@ class Simulator:
         sim.pos = _Positions(*(data[f"pos_{f}"] for f in _Positions.FIELDS))
         sim.orders = {k[6:]: data[k] for k in data.files if k.startswith("order_")}
         sim.orders["order_type"] = sim.orders["order_type"].astype(object)
-        for name in ("cash", "pnl_offset", "volume", "spot_usdc", "spot_hype", "staked_hype", "vault_equity",
-                     "oracle", "premium", "funding_rate", "mark", "mid", "activity"):
+        for name in (
+            "cash",
+            "pnl_offset",
+            "volume",
+            "spot_usdc",
+            "spot_hype",
+            "staked_hype",
+            "vault_equity",
+            "oracle",
+            "premium",
+            "funding_rate",
+            "mark",
+            "mid",
+            "activity",
+        ):
             setattr(sim, name, data[name].copy())
         sim.volume_ring = list(zip(data["ring_t"].tolist(), list(data["ring_v"]), strict=True))
         sim.step_index, sim.time_ms = meta["step_index"], meta["time_ms"]
@@ -715,7 +743,11 @@ def _directions(start: np.ndarray, end: np.ndarray) -> pa.Array:
             np.where(s0 > 0, "Close Long", "Close Short"),
             np.where(
                 s1 == s0,
-                np.where(s0 > 0, np.where(grew, "Open Long", "Close Long"), np.where(grew, "Open Short", "Close Short")),
+                np.where(
+                    s0 > 0,
+                    np.where(grew, "Open Long", "Close Long"),
+                    np.where(grew, "Open Short", "Close Short"),
+                ),
                 np.where(s0 > 0, "Long > Short", "Short > Long"),
             ),
         ),

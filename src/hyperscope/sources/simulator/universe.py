@@ -124,22 +124,22 @@ def build_universe(rng: np.random.Generator, n_coins: int = 300) -> Universe:
     if n_tail:
         names = _tail_names(rng, n_tail, {r[0] for r in rows})
         zipf = 1.0 / np.arange(1, n_tail + 1) ** 1.15
-        shares = zipf / zipf.sum() * max(0.0, 1.0 - used)
+        tail_shares = zipf / zipf.sum() * max(0.0, 1.0 - used)
         prices = np.exp(rng.uniform(np.log(0.0005), np.log(60.0), n_tail))
         for i, name in enumerate(names):
             px = float(prices[i])
             szd = int(np.clip(np.floor(np.log10(px)) + 2, 0, 3)) if px >= 1 else 0
             lev = int(rng.choice([3, 5, 10], p=[0.4, 0.35, 0.25]))
-            rows.append((name, "main", px, lev, szd, float(shares[i]), float(rng.uniform(0.9, 1.8)), 0.5))
+            rows.append((name, "main", px, lev, szd, float(tail_shares[i]), float(rng.uniform(0.9, 1.8)), 0.5))
     rows = rows[:n_coins]
-    share = np.array([r[5] for r in rows])
+    share_arr = np.array([r[5] for r in rows])
     return Universe(
         coins=[r[0] for r in rows],
         dex=[r[1] for r in rows],
         price=np.array([r[2] for r in rows]),
         max_leverage=np.array([r[3] for r in rows], dtype=np.int32),
         sz_decimals=np.array([r[4] for r in rows], dtype=np.int32),
-        oi_share=share / share.sum(),
+        oi_share=share_arr / share_arr.sum(),
         vol=np.array([r[6] for r in rows]),
         beta=np.array([r[7] for r in rows]),
     )
