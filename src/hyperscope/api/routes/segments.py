@@ -14,6 +14,7 @@ from hyperscope.errors import BadParameter
 segments_router = APIRouter(prefix=EXTERNAL, tags=["segments"], dependencies=[Depends(require("segments"))])
 positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], dependencies=[Depends(require("positions"))])
 RECENCY = Query(None, description="Count only positions opened within: 24h, 7d, 30d or all (default).")
+OPENED_WITHIN = Query(None, description="Count only positions opened within: 24h, 7d, 30d or all (default).")
 BIAS_START = Query(None, description="Start (ISO 8601); required with end, limit or nextCursor.")
 OFFSET = Query(None, description="Items to skip (default 0).")
 RISK_LIMIT = Query(None, description="Items to return, 1-500 (default 500).")
@@ -43,7 +44,7 @@ async def bias_history(request: Request, segmentId: str,  # noqa: N803
 
 
 @positions_router.get("/positions/heatmap", response_class=JSONBytes)
-async def heatmap(request: Request, openedWithin: str | None = RECENCY) -> JSONBytes:  # noqa: N803
+async def heatmap(request: Request, openedWithin: str | None = OPENED_WITHIN) -> JSONBytes:  # noqa: N803
     """Every coin with its per-cohort values, counts and long fraction at the newest state update."""
     svc = service(request)
     tf = svc.timeframe(openedWithin, "openedWithin")

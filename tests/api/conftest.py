@@ -1,0 +1,76 @@
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from hyperscope.api import create_app
+from hyperscope.ingest import Ingestor
+from hyperscope.service import CursorCodec, KeyManager, Service
+from hyperscope.sources.simulator import Simulator, preset
+from hyperscope.store import open_store
+from tests.factories import T0
+
+HOUR = 3_600_000
+
+
+class World:
+    """A store with simulated history ingested, an app over it and keys of several kinds."""
+
+    def __init__(self, path):
+        self.store = open_store(path)
+        self.sim = Simulator(preset("tiny", seed=21), genesis_ms=T0)
+        self.ingestor = Ingestor(self.store)
+        self.updates = [self.step() for _ in range(12)]
+        self.keys = KeyManager(self.store, 100_000)
+        self.key, _ = self.keys.create("tests")
+        self.metrics_only, _ = self.keys.create("metrics-only", ["metrics"])
+        self.limited, _ = self.keys.create("limited", rate_limit=3)
+        self.revoked, record = self.keys.create("revoked")
+        self.keys.revoke(record.key_id)
+        self.service = Service(self.store, CursorCodec(b"test-secret", 3600))
+        self.app = create_app(self.service, self.keys)
+
+    def step(self):
+        update = self.sim.step(self.sim.time_ms + 900_000)
+        self.ingestor.ingest(update)
+        return update
+
+    def headers(self, key=None):
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = World(tmp_path_factory.mktemp("api") / "store.duckdb")
+    yield w
+    w.store.close()
+
+
+@pytest.fixture(scope="module")
+def client(world):
+    with TestClient(world.app) as c:
+        c.headers.update(world.headers())
+        yield c
+
+
+@pytest.fixture(scope="module")
+def live_server(world):
+    """The same app on a real socket (uvicorn in a thread)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, headers=world.headers(), timeout=10) as http:
+        yield http
+    server.should_exit = True
+    thread.join(timeout=10)
