@@ -43,8 +43,20 @@ def make_position(i: int, coin: str, size: float, **overrides: Any) -> dict[str,
 
 
 def make_fill(i: int, coin: str, side: str, sz: float, start: float, time: int, **overrides: Any) -> dict[str, Any]:
-    row = {"address": addr(i), "coin": coin, "px": 60_000.0, "sz": sz, "side": side, "time": time,
-           "start_position": start, "dir": "", "closed_pnl": 0.0, "fee": 0.0, "tid": 1, "liquidation": False}
+    row = {
+        "address": addr(i),
+        "coin": coin,
+        "px": 60_000.0,
+        "sz": sz,
+        "side": side,
+        "time": time,
+        "start_position": start,
+        "dir": "",
+        "closed_pnl": 0.0,
+        "fee": 0.0,
+        "tid": 1,
+        "liquidation": False,
+    }
     row.update(overrides)
     return row
 

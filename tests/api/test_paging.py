@@ -18,7 +18,8 @@ def test_paging_never_repeats_or_skips_while_ingesting(world, client, limit, ing
     newest = first["metrics"][0]["createdAt"]
     expected = world.store._dicts(
         f"SELECT id FROM {table} WHERE created_at >= {world.updates[0].time} AND created_at <= "
-        f"(SELECT max(created_at) FROM {table}){where} ORDER BY created_at DESC, id DESC", []
+        f"(SELECT max(created_at) FROM {table}){where} ORDER BY created_at DESC, id DESC",
+        [],
     )
     seen = [m["id"] for m in first["metrics"]]
     cursor, pages = first["nextCursor"], 0

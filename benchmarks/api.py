@@ -1,0 +1,89 @@
+"""Requests/s and p50/p99 latency of the running API, from a separate load-generating process.
+
+Starts `hyperscope serve` on a bench-scale store (built with `hyperscope backfill --scale bench --hours 24
+--data-dir DIR` beforehand) in its own process, then drives it with 64 concurrent keep-alive connections.
+
+    .venv/bin/python benchmarks/api.py --data-dir DIR [--seconds 10] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+
+async def drive(url: str, headers: dict[str, str], seconds: float, connections: int) -> list[float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                r = await client.get(url)
+                latencies.append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    raise SystemExit(f"{url}: {r.status_code} {r.text[:200]}")
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    return latencies
+
+
+def load(url: str, key: str, seconds: float, connections: int) -> None:
+    """Runs in a child process so the server and the load generator do not share an interpreter."""
+    lat = asyncio.run(drive(url, {"Authorization": f"Bearer {key}"}, seconds, connections))
+    lat.sort()
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+    print(
+        f"{url.split('/api/external')[1][:60]:60s} {len(lat) / seconds:8.0f} req/s  p50 {p(0.5):6.1f} ms  "
+        f"p99 {p(0.99):6.1f} ms  ({len(lat)} requests)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    env = {**os.environ, "HYPERSCOPE_DATA_DIR": args.data_dir, "HYPERSCOPE_PORT": str(args.port)}
+    exe = os.path.join(os.path.dirname(sys.executable), "hyperscope")
+    key = subprocess.run([exe, "keys", "create", "--name", "bench", "--rate-limit", "100000000"], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    server = subprocess.Popen([exe, "serve"], env={**env, "HYPERSCOPE_LOG_LEVEL": "WARNING"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        now = datetime.now(tz=UTC)
+        day = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        week = (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for path in ("/api/external/positions/coins", f"/api/external/position-metrics/coin/BTC?start={day}",
+                     f"/api/external/position-metrics/general?start={week}"):  # fmt: skip
+            child = subprocess.run([sys.executable, __file__, "--child", base + path, key, str(args.seconds),
+                                    str(args.connections)], capture_output=True, text=True)  # fmt: skip
+            print(child.stdout.strip() or child.stderr.strip()[-500:])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        load(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
+    else:
+        main()
