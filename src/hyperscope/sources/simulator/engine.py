@@ -28,6 +28,11 @@ DAY_MS = 24 * HOUR_MS
 LEVERAGES = np.array([1, 2, 3, 5, 10, 15, 20, 25, 40, 50], dtype=np.float64)
 LEVERAGE_WEIGHTS = np.array([8, 10, 12, 14, 12, 5, 5, 2, 1.5, 1], dtype=np.float64)
 FEE_RATE = 0.0003
+# per-wallet and per-coin arrays a checkpoint carries
+_STATE_ARRAYS = (
+    "cash", "pnl_offset", "volume", "spot_usdc", "spot_hype", "staked_hype", "vault_equity",
+    "oracle", "premium", "funding_rate", "mark", "mid", "activity",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -668,21 +673,7 @@ class Simulator:
         """Write the whole simulator state to `path` (atomically: a temp file renamed into place)."""
         arrays: dict[str, Any] = {f"pos_{f}": getattr(self.pos, f) for f in _Positions.FIELDS}
         arrays |= {f"order_{k}": (v.astype(str) if v.dtype == object else v) for k, v in self.orders.items()}
-        for name in (
-            "cash",
-            "pnl_offset",
-            "volume",
-            "spot_usdc",
-            "spot_hype",
-            "staked_hype",
-            "vault_equity",
-            "oracle",
-            "premium",
-            "funding_rate",
-            "mark",
-            "mid",
-            "activity",
-        ):
+        for name in _STATE_ARRAYS:
             arrays[name] = getattr(self, name)
         arrays["ring_t"] = np.array([t for t, _ in self.volume_ring], np.int64)
         arrays["ring_v"] = np.stack([v for _, v in self.volume_ring])
@@ -703,21 +694,7 @@ class Simulator:
         sim.pos = _Positions(*(data[f"pos_{f}"] for f in _Positions.FIELDS))
         sim.orders = {k[6:]: data[k] for k in data.files if k.startswith("order_")}
         sim.orders["order_type"] = sim.orders["order_type"].astype(object)
-        for name in (
-            "cash",
-            "pnl_offset",
-            "volume",
-            "spot_usdc",
-            "spot_hype",
-            "staked_hype",
-            "vault_equity",
-            "oracle",
-            "premium",
-            "funding_rate",
-            "mark",
-            "mid",
-            "activity",
-        ):
+        for name in _STATE_ARRAYS:
             setattr(sim, name, data[name].copy())
         sim.volume_ring = list(zip(data["ring_t"].tolist(), list(data["ring_v"]), strict=True))
         sim.step_index, sim.time_ms = meta["step_index"], meta["time_ms"]
