@@ -17,8 +17,7 @@ from hyperscope import metrics
 from hyperscope.domain.state import StateUpdate, validate
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import InvalidStateUpdate
-from hyperscope.store.base import WriteBatch
-from hyperscope.store.duckdb import DuckDBStore
+from hyperscope.store.base import Store, WriteBatch
 from hyperscope.tracking import track
 
 log = logging.getLogger("hyperscope.ingest")
@@ -42,7 +41,7 @@ class IngestResult:
 class Ingestor:
     """Feeds state updates into a store, keeping the previous open positions in memory between updates."""
 
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._open: pa.Table | None = None
         self._open_height: int | None = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import AuthError, BadParameter, NotFound
-from hyperscope.store.duckdb import DuckDBStore
+from hyperscope.store.base import Store
 
 SCOPES = ("positions", "metrics", "segments")
 
@@ -37,7 +37,7 @@ def _digest(token: str) -> str:
 
 
 class KeyManager:
-    def __init__(self, store: DuckDBStore, default_rate_limit: int = 600) -> None:
+    def __init__(self, store: Store, default_rate_limit: int = 600) -> None:
         self.store = store
         self.default_rate_limit = default_rate_limit
         self._keys: dict[str, ApiKey] = {}

@@ -14,7 +14,7 @@ from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound
 from hyperscope.metrics import TIMEFRAMES
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
-from hyperscope.store.duckdb import DuckDBStore
+from hyperscope.store.base import Store
 
 TWO_HOURS_MS = 2 * 3_600_000
 SIXTY_DAYS_MS = 60 * 86_400_000
@@ -52,7 +52,7 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 class Service:
-    def __init__(self, store: DuckDBStore, cursors: CursorCodec) -> None:
+    def __init__(self, store: Store, cursors: CursorCodec) -> None:
         self.store = store
         self.cursors = cursors
         self._coins: dict[str, str] = {}
