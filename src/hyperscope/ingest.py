@@ -44,7 +44,9 @@ class Ingestor:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._open: pa.Table | None = None
+        self._open_keys: pa.Array | None = None
         self._open_height: int | None = None
+        self._next_key: int | None = None
         self.listeners: list = []  # called with IngestResult after every stored update
 
     def ingest(self, update: StateUpdate) -> IngestResult:
@@ -62,7 +64,10 @@ class Ingestor:
             raise self._reject(update, e.message) from e
         t1 = time.perf_counter()
         previous = self._previous_open(latest.height if latest else None)
-        tracked = track(checked, previous)
+        if self._next_key is None or previous is not self._open:
+            self._next_key = self.store.next_lifecycle_key()
+        keys = self._open_keys if previous is self._open else None
+        tracked = track(checked, previous, next_key=self._next_key, previous_keys=keys)
         t2 = time.perf_counter()
         rows = metrics.compute(checked, tracked)
         t3 = time.perf_counter()
@@ -85,6 +90,7 @@ class Ingestor:
             counts=counts,
             markets=checked.markets,
             positions_open=tracked.open,
+            positions_opened=tracked.open.filter(pa.array(tracked.new)),
             positions_closed=tracked.closed,
             wallets=tracked.profiles,
             fills=checked.fills,
@@ -92,7 +98,8 @@ class Ingestor:
         )
         self.store.write_update(batch)
         t4 = time.perf_counter()
-        self._open, self._open_height = tracked.open, checked.height
+        self._open, self._open_keys, self._open_height = tracked.open, tracked.keys, checked.height
+        self._next_key = tracked.next_key
         result = IngestResult(
             height=checked.height,
             positions=counts["positions"],

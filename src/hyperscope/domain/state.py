@@ -7,7 +7,7 @@ that breaks an invariant raises `InvalidStateUpdate` naming the first broken rul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -115,6 +115,11 @@ class StateUpdate:
     orders: pa.Table | None = None
     fills: pa.Table | None = None  # fills since the previous state update, when the source has them
     source: str = "unknown"
+    # Set by `validate` so that tracking does not compute them again: per position, its row in markets
+    # and in wallets, and its "address|coin" key.
+    coin_index: np.ndarray | None = field(default=None, repr=False, compare=False)
+    wallet_index: np.ndarray | None = field(default=None, repr=False, compare=False)
+    position_keys: pa.Array | None = field(default=None, repr=False, compare=False)
 
 
 def empty(schema: pa.Schema) -> pa.Table:
@@ -126,14 +131,14 @@ def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
     if missing:
         raise InvalidStateUpdate(f"{name}: missing column(s) {', '.join(missing)}")
     columns = []
-    for field in schema:
-        column = table.column(field.name)
+    for spec in schema:
+        column = table.column(spec.name)
         try:
-            column = column.cast(field.type)
+            column = column.cast(spec.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise InvalidStateUpdate(f"{name}.{field.name}: cannot read as {field.type}: {e}") from e
-        if not field.nullable and column.null_count:
-            raise InvalidStateUpdate(f"{name}.{field.name}: {column.null_count} null value(s)")
+            raise InvalidStateUpdate(f"{name}.{spec.name}: cannot read as {spec.type}: {e}") from e
+        if not spec.nullable and column.null_count:
+            raise InvalidStateUpdate(f"{name}.{spec.name}: {column.null_count} null value(s)")
         columns.append(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
     return pa.Table.from_arrays(columns, schema=schema)
 
@@ -191,7 +196,7 @@ def validate(update: StateUpdate) -> StateUpdate:
     _finite("wallets", wallets, tuple(f.name for f in WALLETS if f.name != "address"))
 
     positions = positions.set_column(0, "address", pc.utf8_lower(positions.column("address")))
-    _check_positions(positions, markets, addresses)
+    coin_index, wallet_index, keys = _check_positions(positions, markets, addresses)
     if fills is not None:
         fills = fills.set_column(0, "address", pc.utf8_lower(fills.column("address")))
         unknown = pc.invert(pc.is_in(fills.column("coin"), value_set=markets.column("coin")))
@@ -199,12 +204,18 @@ def validate(update: StateUpdate) -> StateUpdate:
             raise InvalidStateUpdate("fills: fill on a coin that is not in markets")
     if orders is not None:
         orders = orders.set_column(0, "address", pc.utf8_lower(orders.column("address")))
-    return replace(update, markets=markets, wallets=wallets, positions=positions, orders=orders, fills=fills)
+    return replace(
+        update, markets=markets, wallets=wallets, positions=positions, orders=orders, fills=fills,
+        coin_index=coin_index, wallet_index=wallet_index, position_keys=keys,
+    )  # fmt: skip
 
 
-def _check_positions(positions: pa.Table, markets: pa.Table, addresses: pa.Array) -> None:
+def _check_positions(
+    positions: pa.Table, markets: pa.Table, addresses: pa.Array
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Check the positions; return each one's row in markets and in wallets and its "address|coin" key."""
     if positions.num_rows == 0:
-        return
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.string())
     coin_index = pc.index_in(positions.column("coin"), value_set=markets.column("coin"))
     if coin_index.null_count:
         row = int(np.argmax(coin_index.is_null().to_numpy(zero_copy_only=False)))
@@ -225,7 +236,8 @@ def _check_positions(positions: pa.Table, markets: pa.Table, addresses: pa.Array
     if not pc.all(pc.is_in(positions.column("leverage_type"), value_set=pa.array(["cross", "isolated"]))).as_py():
         raise InvalidStateUpdate("positions.leverage_type: expected 'cross' or 'isolated'")
     keys = pc.binary_join_element_wise(positions.column("address"), positions.column("coin"), "|")
-    _unique("positions", keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys, "(address, coin)")
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    _unique("positions", keys, "(address, coin)")
 
     codes = coin_index.to_numpy(zero_copy_only=False).astype(np.int64)
     n = markets.num_rows
@@ -240,3 +252,5 @@ def _check_positions(positions: pa.Table, markets: pa.Table, addresses: pa.Array
         raise InvalidStateUpdate(
             f"positions: long size {long_size[i]:.10g} != short size {short_size[i]:.10g} for {coin}"
         )
+    wallet_rows = wallet_index.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, wallet_rows, keys

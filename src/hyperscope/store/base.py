@@ -29,8 +29,9 @@ class WriteBatch:
     ingest_seconds: float
     counts: dict[str, int]  # positions, wallets, opened, closed, liquidations
     markets: pa.Table
-    positions_open: pa.Table  # replaces the open positions
-    positions_closed: pa.Table  # appended
+    positions_open: pa.Table  # every open position (replaces the previous ones)
+    positions_opened: pa.Table  # the rows of positions_open whose lifecycle this update opened
+    positions_closed: pa.Table  # lifecycles this update ended, with their final state (appended)
     wallets: pa.Table  # upserted by address
     fills: pa.Table | None
     series: dict[str, pa.Table]  # metrics table -> rows without id/height/created_at
@@ -53,6 +54,7 @@ class Store(Protocol):
     def latest(self) -> LatestUpdate | None: ...
     def has_height(self, height: int) -> bool: ...
     def load_open_positions(self) -> pa.Table: ...
+    def next_lifecycle_key(self) -> int: ...
     def write_update(self, batch: WriteBatch) -> None: ...
 
     # the read side

@@ -21,7 +21,13 @@ from hyperscope.domain.state import TS
 from hyperscope.errors import ConfigError, RetryLater
 from hyperscope.store.base import SERIES_TABLES, LatestUpdate, WriteBatch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
+STATE_COLUMNS = (
+    "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
+    "liquidation_progress", "leverage", "margin_used", "updated_at", "height", "size_segment", "pnl_segment",
+    "size_bucket",
+)  # fmt: skip
 
 
 def _to_storage(table: pa.Table) -> pa.Table:
@@ -84,11 +90,15 @@ class DuckDBStore:
             self._con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
             row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
+            if version == 1:
+                raise ConfigError(
+                    f"store {self.path} was made by a pre-release build (schema 1); remove it and backfill again"
+                )
             if version > SCHEMA_VERSION:
                 raise ConfigError(
                     f"store {self.path} has schema version {version}; this hyperscope knows up to {SCHEMA_VERSION}"
                 )
-            if version < 1:
+            if version < SCHEMA_VERSION:
                 ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
                 self._con.execute("BEGIN TRANSACTION")
                 for statement in ddl.split(";"):
@@ -130,6 +140,14 @@ class DuckDBStore:
                 column = column.cast(pa.int8())
             columns.append(column)
         return pa.Table.from_arrays(columns, names=table.column_names)
+
+    def next_lifecycle_key(self) -> int:
+        return int(
+            self._scalar(
+                "SELECT coalesce(max(k), 0) + 1 FROM (SELECT max(key) AS k FROM lifecycles "
+                "UNION ALL SELECT max(key) AS k FROM positions_closed) AS keys"
+            )
+        )
 
     # ------------------------------------------------------------ the write path
 
@@ -176,8 +194,15 @@ class DuckDBStore:
                     [batch.height],
                 )
                 self._stage("markets")
-                con.execute("DELETE FROM positions_open")
-                self._insert(con, "positions_open", batch.positions_open)
+                self._insert(con, "lifecycles", batch.positions_opened.select(LIFECYCLE_COLUMNS))
+                if batch.positions_closed.num_rows:
+                    con.register("ended", batch.positions_closed.select(["key"]))
+                    try:
+                        con.execute("DELETE FROM lifecycles WHERE key IN (SELECT key FROM ended)")
+                    finally:
+                        con.unregister("ended")
+                con.execute("DELETE FROM open_states")
+                self._insert(con, "open_states", batch.positions_open.select(STATE_COLUMNS))
                 self._insert(con, "positions_closed", batch.positions_closed)
                 self._stage("positions")
                 self._upsert_wallets(con, batch.wallets)
@@ -277,7 +302,7 @@ class DuckDBStore:
     def status(self) -> dict[str, Any]:
         counts = {
             "state_updates": self._scalar("SELECT count(*) FROM state_updates"),
-            "open_positions": self._scalar("SELECT count(*) FROM positions_open"),
+            "open_positions": self._scalar("SELECT count(*) FROM open_states"),
             "closed_positions": self._scalar("SELECT count(*) FROM positions_closed"),
             "wallets": self._scalar("SELECT count(*) FROM wallets"),
             "coins": self._scalar("SELECT count(*) FROM coins"),

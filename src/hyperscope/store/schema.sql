@@ -1,4 +1,4 @@
--- hyperscope store schema, version 1. Written in the subset DuckDB and PostgreSQL both run.
+-- hyperscope store schema, version 2. Written in the subset DuckDB and PostgreSQL both run.
 -- Every time is BIGINT epoch milliseconds (UTC).
 
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -27,18 +27,31 @@ CREATE TABLE IF NOT EXISTS coins (
     coin VARCHAR PRIMARY KEY, coin_lower VARCHAR NOT NULL, dex VARCHAR NOT NULL, last_height BIGINT NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS positions_open (
-    id VARCHAR NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, dex VARCHAR NOT NULL,
-    side VARCHAR NOT NULL, size DOUBLE PRECISION, entry_px DOUBLE PRECISION, mark_px DOUBLE PRECISION,
+-- Open positions are split so that each state update rewrites only numbers: the identity of a lifecycle
+-- (strings that never change while it is open) is written once when it opens and removed when it closes.
+CREATE TABLE IF NOT EXISTS lifecycles (
+    key BIGINT NOT NULL, id VARCHAR NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL,
+    dex VARCHAR NOT NULL, side VARCHAR NOT NULL, leverage_type VARCHAR NOT NULL, open_time BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS open_states (
+    key BIGINT NOT NULL, size DOUBLE PRECISION, entry_px DOUBLE PRECISION, mark_px DOUBLE PRECISION,
     value DOUBLE PRECISION, unrealized_pnl DOUBLE PRECISION, funding DOUBLE PRECISION,
-    liquidation_px DOUBLE PRECISION, liquidation_progress DOUBLE PRECISION, leverage_type VARCHAR,
-    leverage DOUBLE PRECISION, margin_used DOUBLE PRECISION, open_time BIGINT NOT NULL, close_time BIGINT,
-    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, height BIGINT NOT NULL,
+    liquidation_px DOUBLE PRECISION, liquidation_progress DOUBLE PRECISION, leverage DOUBLE PRECISION,
+    margin_used DOUBLE PRECISION, updated_at BIGINT NOT NULL, height BIGINT NOT NULL,
     size_segment SMALLINT, pnl_segment SMALLINT, size_bucket SMALLINT
 );
 
+CREATE VIEW positions_open AS
+SELECT l.key, l.id, l.address, l.coin, l.dex, l.side, s.size, s.entry_px, s.mark_px, s.value, s.unrealized_pnl,
+       s.funding, s.liquidation_px, s.liquidation_progress, l.leverage_type, s.leverage, s.margin_used,
+       l.open_time, CAST(NULL AS BIGINT) AS close_time, l.created_at, s.updated_at, s.height, s.size_segment,
+       s.pnl_segment, s.size_bucket
+FROM lifecycles l JOIN open_states s ON s.key = l.key;
+
 CREATE TABLE IF NOT EXISTS positions_closed (
-    id VARCHAR NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, dex VARCHAR NOT NULL,
+    key BIGINT NOT NULL, id VARCHAR NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, dex VARCHAR NOT NULL,
     side VARCHAR NOT NULL, size DOUBLE PRECISION, entry_px DOUBLE PRECISION, mark_px DOUBLE PRECISION,
     value DOUBLE PRECISION, unrealized_pnl DOUBLE PRECISION, funding DOUBLE PRECISION,
     liquidation_px DOUBLE PRECISION, liquidation_progress DOUBLE PRECISION, leverage_type VARCHAR,

@@ -22,6 +22,7 @@ from hyperscope.tracking.profiles import build_profiles, index_of
 
 OPEN_POSITION_SCHEMA = pa.schema(
     [
+        ("key", pa.int64()),  # numeric lifecycle key: the store's join key, never shown to users
         ("id", pa.string()),
         ("address", pa.string()),
         ("coin", pa.string()),
@@ -59,6 +60,9 @@ class Tracked:
     profiles: pa.Table  # PROFILE_SCHEMA
     coin_index: np.ndarray  # per open position, row in update.markets
     wallet_index: np.ndarray  # per open position, row in update.wallets
+    keys: pa.Array  # per open position, "address|coin" (the next update's previous keys)
+    new: np.ndarray  # per open position, True where this update opened the lifecycle
+    next_key: int  # the lifecycle key the next new lifecycle gets
     opened: int
     flipped: int
 
@@ -99,12 +103,23 @@ def _lookup(events: pa.Table | None, keys: pa.Array, column: str) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def track(update: StateUpdate, previous_open: pa.Table | None) -> Tracked:
-    """Carry lifecycles from the previous open positions into a (validated) state update."""
+def track(
+    update: StateUpdate,
+    previous_open: pa.Table | None,
+    *,
+    next_key: int = 1,
+    previous_keys: pa.Array | None = None,
+) -> Tracked:
+    """Carry lifecycles from the previous open positions into a (validated) state update.
+
+    New lifecycles get keys from `next_key` up. `previous_keys` ("address|coin" of `previous_open`, as the
+    previous `Tracked.keys`) saves recomputing them; so do the indexes `validate` leaves on the update.
+    """
     prev = previous_open if previous_open is not None else OPEN_POSITION_SCHEMA.empty_table()
     cur = update.positions
     now = update.time
-    cur_keys, prev_keys = _keys(cur), _keys(prev)
+    cur_keys = update.position_keys if update.position_keys is not None else _keys(cur)
+    prev_keys = previous_keys if previous_keys is not None and len(previous_keys) == len(prev) else _keys(prev)
     events = _fill_events(update.fills)
 
     size = cur.column("size").to_numpy()
@@ -144,8 +159,16 @@ def track(update: StateUpdate, previous_open: pa.Table | None) -> Tracked:
         prev_created = prev.column("created_at").cast(pa.int64()).to_numpy()
         created[continuing] = prev_created[match[continuing]]
 
-    coin_index = index_of(cur.column("coin"), update.markets.column("coin"))
-    wallet_index = index_of(cur.column("address"), update.wallets.column("address"))
+    coin_index = update.coin_index
+    if coin_index is None:
+        coin_index = index_of(cur.column("coin"), update.markets.column("coin"))
+    wallet_index = update.wallet_index
+    if wallet_index is None:
+        wallet_index = index_of(cur.column("address"), update.wallets.column("address"))
+    lifecycle_keys = np.zeros(len(cur), np.int64)
+    if len(prev):
+        lifecycle_keys[continuing] = prev.column("key").to_numpy()[match[continuing]]
+    lifecycle_keys[new] = next_key + np.arange(int(new.sum()), dtype=np.int64)
     profiles = build_profiles(update, wallet_index)
     mark = update.markets.column("mark_px").to_numpy()[coin_index]
     entry = cur.column("entry_px").to_numpy()
@@ -153,6 +176,7 @@ def track(update: StateUpdate, previous_open: pa.Table | None) -> Tracked:
     value = formulas.position_value(size, mark)
     open_rows = pa.table(
         {
+            "key": lifecycle_keys,
             "id": ids,
             "address": cur.column("address"),
             "coin": cur.column("coin"),
@@ -202,6 +226,9 @@ def track(update: StateUpdate, previous_open: pa.Table | None) -> Tracked:
         profiles=profiles,
         coin_index=coin_index,
         wallet_index=wallet_index,
+        keys=cur_keys,
+        new=new,
+        next_key=next_key + int(new.sum()),
         opened=int(new.sum()),
         flipped=int((has_prev & ~same_side).sum()),
     )
