@@ -64,11 +64,42 @@ def check_recomputation(store, height):
     assert general["perp_equity"] == pytest.approx(active, rel=1e-9)
 
 
+WINDOWS = {"24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000, "all": None}
+SIZE_AXIS = (1, 2, 3, 4, 5, 6, 7, 16)
+
+
+def check_recency_and_cohorts(store, height, now):
+    p = positions(store)
+    wallets = store._dicts("SELECT address, perp_equity, size_segment, pnl_segment FROM wallets", [])
+    equity = {w["address"]: w for w in wallets}
+    young = (p["open_time"] >= now - WINDOWS["24h"]).sum()
+    assert 0 < young < len(p["id"])  # the windows really filter
+    for name, window in WINDOWS.items():
+        recent = np.ones(len(p["id"]), bool) if window is None else p["open_time"] >= now - window
+        for row in store.rows_at("metrics_coin_segment", {"timeframe": name}, height):
+            col = "size_segment" if row["segment_id"] in SIZE_AXIS else "pnl_segment"
+            mask = recent & (p["coin"] == row["coin"]) & (p[col] == row["segment_id"])
+            assert row["position_count"] == mask.sum(), (name, row)
+            assert row["total_position_value"] == pytest.approx(p["value"][mask].sum(), rel=1e-9)
+        for row in store.rows_at("metrics_segment", {"timeframe": name}, height):
+            col = "size_segment" if row["segment_id"] in SIZE_AXIS else "pnl_segment"
+            mask = recent & (p[col] == row["segment_id"])
+            assert row["position_count"] == mask.sum(), (name, row)
+            assert row["open_value"] == pytest.approx(p["value"][mask].sum(), rel=1e-9, abs=1e-6)
+            long = p["value"][mask & (p["side"] == "long")].sum()
+            assert row["open_long_value"] == pytest.approx(long, rel=1e-9, abs=1e-6)
+            holders = set(p["address"][mask])
+            assert row["traders"] == len(holders)
+            active = sum(equity[a]["perp_equity"] for a in holders)
+            assert row["active_perp_equity"] == pytest.approx(active, rel=1e-9, abs=1e-6)
+
+
 def test_every_stored_aggregate_equals_its_recomputation(sim, ingestor, store):
     for k in range(1, 6):
         update = sim.step(T0 + k * 900_000)
         ingestor.ingest(update)
         check_recomputation(store, update.height)
+        check_recency_and_cohorts(store, update.height, update.time)
 
 
 def test_reingesting_a_height_changes_nothing(sim, ingestor, store):

@@ -86,6 +86,26 @@ def _table(keys: dict[str, np.ndarray], sums: dict[str, np.ndarray]) -> pa.Table
     return pa.table(columns)
 
 
+# timeframes from the narrowest window to "all": a position of age class c counts in timeframes c, c+1, ...
+_BY_WIDTH = ("24h", "7d", "30d", "all")
+
+
+def _age_class(open_ms: np.ndarray, now: int) -> np.ndarray:
+    """0 if opened within 24 h, 1 within 7 d, 2 within 30 d, else 3."""
+    age = now - open_ms
+    cls = np.full(len(open_ms), 3, np.int64)
+    for i, name in reversed(list(enumerate(_BY_WIDTH[:-1]))):
+        cls[age <= TIMEFRAMES[name]] = i  # type: ignore[operator]
+    return cls
+
+
+def _by_timeframe(codes: np.ndarray, cls: np.ndarray, n: int, parts: dict[str, np.ndarray]) -> list[dict]:
+    """Grouped sums for every timeframe in one pass: bin by (group, age class), then accumulate classes."""
+    sums = _grouped(codes * 4 + cls, n * 4, parts)
+    cumulative = {k: np.cumsum(v.reshape(n, 4), axis=1) for k, v in sums.items()}
+    return [{k: v[:, t] for k, v in cumulative.items()} for t in range(4)]
+
+
 def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
     """All metric rows of one state update."""
     markets = update.markets
@@ -94,6 +114,7 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
     parts = _contributions(tracked)
     coin = tracked.coin_index
     open_ms = tracked.open.column("open_time").cast(pa.int64()).to_numpy()
+    cls = _age_class(open_ms, update.time)
     size_seg = tracked.open.column("size_segment").to_numpy().astype(np.int64)
     pnl_seg = tracked.open.column("pnl_segment").to_numpy().astype(np.int64)
     bucket = tracked.open.column("size_bucket").to_numpy().astype(np.int64)
@@ -105,14 +126,11 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
     grid_coin, grid_seg = coins[grid // 17], (grid % 17).astype(np.int8)
     both_codes = np.concatenate([coin * 17 + size_seg, coin * 17 + pnl_seg])
     both_parts = {k: np.concatenate([v, v]) for k, v in parts.items()}
-    both_open = np.concatenate([open_ms, open_ms])
-    cs_tables, seg_tables = [], []
-    for name, window in TIMEFRAMES.items():
-        mask = None if window is None else both_open >= update.time - window
-        sums = _grouped(both_codes, nc * 17, both_parts, mask)
-        table = _table({"coin": grid_coin, "segment_id": grid_seg}, sums)
+    per_timeframe = _by_timeframe(both_codes, np.concatenate([cls, cls]), nc * 17, both_parts)
+    cs_tables = []
+    for t, name in enumerate(_BY_WIDTH):
+        table = _table({"coin": grid_coin, "segment_id": grid_seg}, per_timeframe[t])
         cs_tables.append(table.append_column("timeframe", pa.array([name] * table.num_rows, pa.string())))
-        seg_tables.append(_segment_rows(update, tracked, parts, window, name))
     coin_segment = pa.concat_tables(cs_tables)
 
     bgrid = np.arange(nc * 11)
@@ -144,49 +162,52 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
         coin=coin_table,
         coin_segment=coin_segment,
         coin_bucket=coin_bucket,
-        segment=pa.concat_tables(seg_tables),
+        segment=_segment_rows(tracked, parts, cls, size_seg, pnl_seg),
         perp_volume=float(markets.column("day_ntl_vlm").to_numpy().sum()),
         wallets_equity=wallets_equity,
     )
 
 
 def _segment_rows(
-    update: StateUpdate, tracked: Tracked, parts: dict[str, np.ndarray], window: int | None, name: str
+    tracked: Tracked, parts: dict[str, np.ndarray], cls: np.ndarray, size_seg: np.ndarray, pnl_seg: np.ndarray
 ) -> pa.Table:
-    """Per cohort, across all coins: open values and the perp equity of its wallets holding positions."""
-    o = tracked.open
-    mask = np.ones(o.num_rows, bool)
-    if window is not None:
-        mask = o.column("open_time").cast(pa.int64()).to_numpy() >= update.time - window
+    """Per cohort and timeframe, across all coins: open values and the perp equity of its wallets in position."""
     profiles = tracked.profiles
     nw = profiles.num_rows
-    holds = np.bincount(tracked.wallet_index[mask], minlength=nw) > 0
+    seg = np.concatenate([size_seg, pnl_seg])
+    both = {k: np.concatenate([parts[k], parts[k]]) for k in
+            ("position_count", "position_count_long", "total_position_value", "total_position_value_long")}  # fmt: skip
+    per_timeframe = _by_timeframe(seg, np.concatenate([cls, cls]), 17, both)
+    # a wallet is in position for a timeframe when its most recently opened position falls within it
+    youngest = np.full(nw, 4, np.int64)
+    np.minimum.at(youngest, tracked.wallet_index, cls)
     perp = profiles.column("perp_equity").to_numpy()
     wallet_size = profiles.column("size_segment").to_numpy().astype(np.int64)
     wallet_pnl = profiles.column("pnl_segment").to_numpy().astype(np.int64)
-    active_equity = np.bincount(wallet_size[holds], weights=perp[holds], minlength=17) + np.bincount(
-        wallet_pnl[holds], weights=perp[holds], minlength=17
-    )
-    traders = np.bincount(wallet_size[holds], minlength=17) + np.bincount(wallet_pnl[holds], minlength=17)
-    seg = np.concatenate([o.column("size_segment").to_numpy(), o.column("pnl_segment").to_numpy()]).astype(np.int64)
-    m2 = np.concatenate([mask, mask])
-    value = np.concatenate([parts["total_position_value"]] * 2)[m2]
-    value_long = np.concatenate([parts["total_position_value_long"]] * 2)[m2]
-    count = np.bincount(seg[m2], minlength=17)
-    count_long = np.bincount(seg[m2], weights=np.concatenate([parts["position_count_long"]] * 2)[m2], minlength=17)
-    open_value = np.bincount(seg[m2], weights=value, minlength=17)
-    open_long = np.bincount(seg[m2], weights=value_long, minlength=17)
     ids = np.array(SEGMENT_IDS)
-    return pa.table(
-        {
-            "segment_id": ids.astype(np.int8),
-            "timeframe": pa.array([name] * len(ids)),
-            "position_count": count[ids].astype(np.int64),
-            "position_count_long": np.rint(count_long[ids]).astype(np.int64),
-            "open_value": open_value[ids],
-            "open_long_value": open_long[ids],
-            "open_short_value": open_value[ids] - open_long[ids],
-            "active_perp_equity": active_equity[ids],
-            "traders": traders[ids].astype(np.int64),
-        }
-    )
+    tables = []
+    for t, name in enumerate(_BY_WIDTH):
+        holds = youngest <= t
+        weights = np.where(holds, perp, 0.0)
+        equity = np.bincount(wallet_size, weights=weights, minlength=17) + np.bincount(
+            wallet_pnl, weights=weights, minlength=17
+        )
+        traders = np.bincount(wallet_size[holds], minlength=17) + np.bincount(wallet_pnl[holds], minlength=17)
+        sums = per_timeframe[t]
+        value, value_long = sums["total_position_value"][ids], sums["total_position_value_long"][ids]
+        tables.append(
+            pa.table(
+                {
+                    "segment_id": ids.astype(np.int8),
+                    "timeframe": pa.array([name] * len(ids)),
+                    "position_count": np.rint(sums["position_count"][ids]).astype(np.int64),
+                    "position_count_long": np.rint(sums["position_count_long"][ids]).astype(np.int64),
+                    "open_value": value,
+                    "open_long_value": value_long,
+                    "open_short_value": value - value_long,
+                    "active_perp_equity": equity[ids],
+                    "traders": traders[ids].astype(np.int64),
+                }
+            )
+        )
+    return pa.concat_tables(tables)
