@@ -6,7 +6,7 @@ import logging
 import secrets
 import sys
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +17,14 @@ from rich.table import Table
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, ConfigError, HyperscopeError
 from hyperscope.settings import Settings
+
+if TYPE_CHECKING:  # the heavy modules load only in the commands that use them
+    from fastapi import FastAPI
+
+    from hyperscope.ingest import Ingestor, IngestResult
+    from hyperscope.service import KeyManager
+    from hyperscope.sources.simulator import Simulator
+    from hyperscope.store.base import Store
 
 app = typer.Typer(
     help="hyperscope: Hyperliquid positioning analytics.",
@@ -48,13 +56,13 @@ def _settings(**overrides: object) -> Settings:
     return settings
 
 
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
+def _open(settings: Settings) -> Store:
     from hyperscope.store import open_store
 
     return open_store(settings.db_path)
 
 
-def _simulator(settings: Settings, store):  # type: ignore[no-untyped-def]
+def _simulator(settings: Settings, store: Store) -> Simulator:
     from hyperscope.pipeline import load_or_create
     from hyperscope.sources.simulator import preset
 
@@ -70,7 +78,7 @@ def _simulator(settings: Settings, store):  # type: ignore[no-untyped-def]
     return sim
 
 
-def _catch_up(settings: Settings, store, ingestor) -> object:  # type: ignore[no-untyped-def]
+def _catch_up(settings: Settings, store: Store, ingestor: Ingestor) -> Simulator:
     """Backfill the simulated market up to now, with a progress bar."""
     from hyperscope.pipeline import backfill
 
@@ -85,21 +93,21 @@ def _catch_up(settings: Settings, store, ingestor) -> object:  # type: ignore[no
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("backfill", total=steps, info="")
 
-        def advance(done: int, total: int, result) -> None:  # type: ignore[no-untyped-def]
+        def advance(done: int, total: int, result: IngestResult) -> None:
             bar.update(task, completed=done, info=f"height {result.height}, {result.positions} positions")
 
         backfill(sim, ingestor, now_ms(), checkpoint=settings.checkpoint_path, progress=advance)
     return sim
 
 
-def _first_key(keys) -> str | None:  # type: ignore[no-untyped-def]
+def _first_key(keys: KeyManager) -> str | None:
     if keys.active_count() == 0:
         token, _ = keys.create("first-run")
         return token
     return None
 
 
-def _cursor_secret(settings: Settings, store) -> bytes:  # type: ignore[no-untyped-def]
+def _cursor_secret(settings: Settings, store: Store) -> bytes:
     if settings.cursor_secret:
         return settings.cursor_secret.encode()
     secret = store.get_meta("cursor_secret")
@@ -109,7 +117,7 @@ def _cursor_secret(settings: Settings, store) -> bytes:  # type: ignore[no-untyp
     return secret.encode()
 
 
-def _api(settings: Settings, store, ingestor=None):  # type: ignore[no-untyped-def]
+def _api(settings: Settings, store: Store, ingestor: Ingestor | None = None) -> tuple[FastAPI, KeyManager]:
     from hyperscope.api import create_app
     from hyperscope.api.observability import Metrics
     from hyperscope.service import CursorCodec, KeyManager, Service
@@ -122,7 +130,7 @@ def _api(settings: Settings, store, ingestor=None):  # type: ignore[no-untyped-d
     return create_app(service, keys, metrics), keys
 
 
-def _serve(settings: Settings, application) -> None:  # type: ignore[no-untyped-def]
+def _serve(settings: Settings, application: FastAPI) -> None:
     import uvicorn
 
     config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
@@ -130,7 +138,7 @@ def _serve(settings: Settings, application) -> None:  # type: ignore[no-untyped-
     uvicorn.Server(config).run()
 
 
-def _announce(settings: Settings, key: str | None, keys) -> None:  # type: ignore[no-untyped-def]
+def _announce(settings: Settings, key: str | None, keys: KeyManager) -> None:
     url = f"http://{settings.host}:{settings.port}"
     out.print(f"\n[bold green]hyperscope is running[/] at [bold]{url}[/]  (docs: {url}/docs)")
     if key:
@@ -236,7 +244,7 @@ def serve(
         store.close()
 
 
-def _print_status(store) -> None:  # type: ignore[no-untyped-def]
+def _print_status(store: Store) -> None:
     status = store.status()
     table = Table(title=f"hyperscope store ({status['backend']}: {status['path']})")
     table.add_column("what")
