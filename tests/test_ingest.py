@@ -160,3 +160,20 @@ def test_a_process_killed_mid_ingest_leaves_no_partial_update(tmp_path, stage):
         check_recomputation(store, height)
     finally:
         store.close()
+
+
+def test_a_wallet_missing_from_an_update_keeps_its_last_profile(store, ingestor):
+    from tests.factories import make_position, make_state, make_wallet
+
+    wallets = [make_wallet(i, perp_equity=1_000.0 * i) for i in range(1, 6)]
+    positions = [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0)]
+    first = make_state(1, positions, wallets)
+    ingestor.ingest(first)
+    later = [make_wallet(i, perp_equity=5.0) for i in (1, 2, 3, 5)]
+    second = make_state(2, positions, later)
+    ingestor.ingest(second)
+    rows = {r["address"]: r for r in store._dicts("SELECT address, perp_equity, height FROM wallets", [])}
+    assert len(rows) == 5
+    assert rows[make_wallet(4)["address"]]["perp_equity"] == 4_000.0
+    assert rows[make_wallet(4)["address"]]["height"] == first.height
+    assert rows[make_wallet(1)["address"]]["perp_equity"] == 5.0

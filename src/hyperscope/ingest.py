@@ -18,7 +18,7 @@ from hyperscope.domain.state import StateUpdate, validate
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import InvalidStateUpdate
 from hyperscope.store.base import Store, WriteBatch
-from hyperscope.tracking import track
+from hyperscope.tracking import changed_rows, track
 
 log = logging.getLogger("hyperscope.ingest")
 
@@ -47,6 +47,7 @@ class Ingestor:
         self._open_keys: pa.Array | None = None
         self._open_height: int | None = None
         self._next_key: int | None = None
+        self._profiles: pa.Table | None = None
         self.listeners: list = []  # called with IngestResult after every stored update
 
     def ingest(self, update: StateUpdate) -> IngestResult:
@@ -92,7 +93,7 @@ class Ingestor:
             positions_open=tracked.open,
             positions_opened=tracked.open.filter(pa.array(tracked.new)),
             positions_closed=tracked.closed,
-            wallets=tracked.profiles,
+            wallets=self._changed_profiles(tracked.profiles, previous is self._open),
             fills=checked.fills,
             series=_series_tables(rows),
         )
@@ -100,6 +101,7 @@ class Ingestor:
         t4 = time.perf_counter()
         self._open, self._open_keys, self._open_height = tracked.open, tracked.keys, checked.height
         self._next_key = tracked.next_key
+        self._profiles = tracked.profiles
         result = IngestResult(
             height=checked.height,
             positions=counts["positions"],
@@ -111,6 +113,11 @@ class Ingestor:
         for listener in self.listeners:
             listener(result)
         return result
+
+    def _changed_profiles(self, profiles: pa.Table, continuing: bool) -> pa.Table:
+        """Only the profiles that changed since the update held in memory (all of them after a restart)."""
+        changed = changed_rows(profiles, self._profiles if continuing else None)
+        return profiles if changed is None else profiles.filter(pa.array(changed))
 
     def _previous_open(self, latest_height: int | None) -> pa.Table | None:
         if latest_height is None:

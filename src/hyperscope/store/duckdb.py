@@ -76,8 +76,10 @@ class DuckDBStore:
 
     def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         with self._errors():
-            row = self._cursor().execute(sql, params or []).fetchone()
-        return row[0] if row else None
+            # fetchall, never fetchone: an unfinished result keeps the cursor's snapshot open, and an open
+            # snapshot stops DuckDB from reclaiming the rows each state update deletes
+            rows = self._cursor().execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
 
     def _dicts(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         with self._errors():
@@ -88,8 +90,8 @@ class DuckDBStore:
     def _migrate(self) -> None:
         with self._errors():
             self._con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-            row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            rows = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            version = int(rows[0][0]) if rows else 0
             if version == 1:
                 raise ConfigError(
                     f"store {self.path} was made by a pre-release build (schema 1); remove it and backfill again"
@@ -228,13 +230,13 @@ class DuckDBStore:
             self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
 
     def _upsert_wallets(self, con: duckdb.DuckDBPyConnection, wallets: pa.Table) -> None:
-        """Latest profile per wallet; a wallet missing from this update keeps its last known profile."""
+        """Replace the profiles of the given wallets; every other wallet keeps its last known profile."""
+        if wallets.num_rows == 0:
+            return
         con.register("incoming_wallets", _to_storage(wallets))
         try:
-            total = self._scalar("SELECT count(*) FROM wallets")
-            if total:
-                con.execute("DELETE FROM wallets WHERE address IN (SELECT address FROM incoming_wallets)")
             cols = ", ".join(wallets.column_names)
+            con.execute("DELETE FROM wallets WHERE address IN (SELECT address FROM incoming_wallets)")
             con.execute(f"INSERT INTO wallets ({cols}) SELECT {cols} FROM incoming_wallets")
         finally:
             con.unregister("incoming_wallets")
@@ -346,8 +348,8 @@ class DuckDBStore:
             row = self._con.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING key_id",
                 [when, key_id],
-            ).fetchone()
-        return row is not None
+            ).fetchall()
+        return bool(row)
 
     def close(self) -> None:
         with self._errors():

@@ -61,3 +61,23 @@ def build_profiles(update: StateUpdate, wallet_index: np.ndarray) -> pa.Table:
 def index_of(values: pa.Array | pa.ChunkedArray, universe: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Row of each value in `universe` (all values must be present)."""
     return pc.index_in(values, value_set=universe).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+_COMPARED = ("total_equity", "perp_equity", "spot_equity", "staking_equity", "vault_equity", "balance", "pnl",
+             "volume", "count_open_positions", "size_segment", "pnl_segment")  # fmt: skip
+
+
+def changed_rows(current: pa.Table, previous: pa.Table | None) -> np.ndarray | None:
+    """Which profiles differ from the previous update's, or None when the two are not row-aligned.
+
+    Sources list wallets in a stable order, so a row-by-row comparison is enough; when the address columns
+    differ the caller treats every profile as changed.
+    """
+    if previous is None or previous.num_rows != current.num_rows:
+        return None
+    if not current.column("address").equals(previous.column("address")):
+        return None
+    changed = np.zeros(current.num_rows, bool)
+    for name in _COMPARED:
+        changed |= current.column(name).to_numpy() != previous.column(name).to_numpy()
+    return changed
