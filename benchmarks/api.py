@@ -78,11 +78,17 @@ def main() -> None:
         for path in ("/api/external/positions/coins", f"/api/external/position-metrics/coin/BTC?start={day}",
                      f"/api/external/position-metrics/general?start={week}"):  # fmt: skip
             if shutil.which("wrk"):  # a C load generator measures the server, not the client
-                cmd = ["wrk", "-t2", f"-c{args.connections}", f"-d{int(args.seconds)}s", "--latency",
-                       "-H", f"Authorization: Bearer {key}", base + path]  # fmt: skip
-                text = subprocess.run(cmd, capture_output=True, text=True).stdout
-                wanted = [line.strip() for line in text.splitlines() if line.strip().startswith(("50%", "99%", "Req"))]
-                print(path, "|", " | ".join(wanted))
+                for run in ("warm-up", "run 1", "run 2", "run 3"):
+                    seconds = 2 if run == "warm-up" else int(args.seconds)
+                    cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s", "--latency",
+                           "-H", f"Authorization: Bearer {key}", base + path]  # fmt: skip
+                    text = subprocess.run(cmd, capture_output=True, text=True).stdout
+                    if run == "warm-up":
+                        continue
+                    wanted = [
+                        ln.strip() for ln in text.splitlines() if ln.strip().startswith(("50%", "99%", "Requests/"))
+                    ]
+                    print(f"{path[:70]:70s} {run}: " + " | ".join(wanted))
                 continue
             child = subprocess.run([sys.executable, __file__, "--child", base + path, key, str(args.seconds),
                                     str(args.connections)], capture_output=True, text=True)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import sys
@@ -133,6 +134,10 @@ def _api(settings: Settings, store: Store, ingestor: Ingestor | None = None) -> 
 def _serve(settings: Settings, application: FastAPI) -> None:
     import uvicorn
 
+    # Everything built so far lives as long as the server: move it out of the collector's way, so that
+    # full collections stay short and do not stall requests.
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, loop="uvloop", http="httptools")  # fmt: skip
     uvicorn.Server(config).run()

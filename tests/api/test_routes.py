@@ -173,4 +173,9 @@ def test_openapi_lists_every_route(client):
                  "/api/external/positions/heatmap", "/api/external/{segmentId}/assets/liquidation-risk",
                  "/health", "/metrics"):  # fmt: skip
         assert path in paths
+    general = paths["/api/external/position-metrics/general"]["get"]
+    documented = {p["name"]: p for p in general["parameters"]}
+    assert set(documented) == {"start", "end", "limit", "nextCursor"} and documented["start"]["required"]
+    assert general["security"] == [{"bearer": []}]
+    assert "security" not in paths["/health"]["get"]
     assert np.all([client.get("/docs").status_code == 200])

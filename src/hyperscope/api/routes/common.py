@@ -1,4 +1,8 @@
-"""Helpers every route module shares: the service, the response cache and cached JSON responses."""
+"""Helpers every route module shares: the service, cached JSON responses and query parameters.
+
+Query parameters are read from the request and documented through `openapi_extra` instead of being
+declared as function arguments: FastAPI's per-request parameter machinery costs more than the route.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,33 @@ from hyperscope.api.responses import JSONBytes
 from hyperscope.service import Service, Window
 
 EXTERNAL = "/api/external"
+
+QUERY_DOCS = {
+    "start": "Start of the window (ISO 8601; a date alone is 00:00 UTC, no zone is UTC).",
+    "end": "End of the window (ISO 8601); now when omitted.",
+    "limit": "Rows per page, 1-1000 (default 1000).",
+    "nextCursor": "The nextCursor of the previous page; keep the other parameters unchanged.",
+    "positionRecencyTimeframe": "Count only positions opened within 24h, 7d, 30d or all (default).",
+    "openedWithin": "Count only positions opened within 24h, 7d, 30d or all (default).",
+    "offset": "Items to skip (default 0).",
+}
+SERIES = ("start", "end", "limit", "nextCursor")
+
+
+def query_params(*names: str, required: tuple[str, ...] = (), **overrides: str) -> dict[str, Any]:
+    """`openapi_extra` documenting the query parameters a route reads."""
+    return {
+        "parameters": [
+            {
+                "name": n,
+                "in": "query",
+                "required": n in required,
+                "schema": {"type": "string"},
+                "description": overrides.get(n, QUERY_DOCS[n]),
+            }
+            for n in names
+        ]  # fmt: skip
+    }
 
 
 def service(request: Request) -> Service:
