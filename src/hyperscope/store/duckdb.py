@@ -7,6 +7,7 @@ translated to ours here and nowhere else.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,15 @@ class DuckDBStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                holder = re.search(r"\(PID (\d+)\)", str(e))
+                who = f" (PID {holder.group(1)})" if holder else ""
+                raise ConfigError(
+                    f"store {self.path} is in use by another process{who}: an embedded DuckDB store serves one "
+                    "process at a time, so stop `hyperscope run`/`serve` before running this command"
+                ) from e
+            raise ConfigError(f"cannot open DuckDB store {self.path}: {e}") from e
         except duckdb.Error as e:
             raise ConfigError(f"cannot open DuckDB store {self.path}: {e}") from e
         self._local = threading.local()
