@@ -50,6 +50,16 @@ class RequestMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # label lookups, resolved once
+
+    def _record(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.metrics.requests.labels(route, method, str(status)), self.metrics.latency.labels(route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,6 +88,4 @@ class RequestMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(name, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+            self._record(getattr(route, "path", "unmatched"), scope["method"], status, time.perf_counter() - started)

@@ -14,29 +14,39 @@ router = APIRouter(prefix=EXTERNAL, tags=["metrics"])
             openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
 async def coin_series(request: Request, coin: str) -> JSONBytes:
     """Open positions, value, size, funding and unrealized PnL of one coin, per state update."""
-    name = service(request).resolve_coin(coin)
-    window = series_window(request, query_key(request, name))
-    return cached(request, lambda: service(request).coin_series(name, window, query_key(request, name)))
+
+    def build() -> dict:
+        name = service(request).resolve_coin(coin)
+        key = query_key(request, name)
+        return service(request).coin_series(name, series_window(request, key), key)
+
+    return cached(request, build)
 
 
 @router.get("/position-metrics/coin/{coin}/segment/{segmentId}", response_class=JSONBytes,
             openapi_extra=query_params(*SERIES, "positionRecencyTimeframe", required=("start",)))  # fmt: skip
 async def coin_segment_series(request: Request, coin: str, segmentId: str) -> JSONBytes:  # noqa: N803
     """The coin series restricted to one cohort's wallets."""
-    svc = service(request)
-    name, segment = svc.resolve_coin(coin), svc.segment(segmentId)
-    tf = svc.timeframe(request.query_params.get("positionRecencyTimeframe"), "positionRecencyTimeframe")
-    key = query_key(request, name, segment, tf)
-    window = series_window(request, key)
-    return cached(request, lambda: svc.coin_segment_series(name, segment, tf, window, key))
+
+    def build() -> dict:
+        svc = service(request)
+        name, segment = svc.resolve_coin(coin), svc.segment(segmentId)
+        tf = svc.timeframe(request.query_params.get("positionRecencyTimeframe"), "positionRecencyTimeframe")
+        key = query_key(request, name, segment, tf)
+        return svc.coin_segment_series(name, segment, tf, series_window(request, key), key)
+
+    return cached(request, build)
 
 
 @router.get("/position-metrics/coin/{coin}/position-size-bucket/{sizeBucketId}", response_class=JSONBytes,
             openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
 async def coin_bucket_series(request: Request, coin: str, sizeBucketId: str) -> JSONBytes:  # noqa: N803
     """The coin series restricted to positions of one size bucket (1-10)."""
-    svc = service(request)
-    name, bucket = svc.resolve_coin(coin), svc.bucket(sizeBucketId)
-    key = query_key(request, name, bucket)
-    window = series_window(request, key)
-    return cached(request, lambda: svc.coin_bucket_series(name, bucket, window, key))
+
+    def build() -> dict:
+        svc = service(request)
+        name, bucket = svc.resolve_coin(coin), svc.bucket(sizeBucketId)
+        key = query_key(request, name, bucket)
+        return svc.coin_bucket_series(name, bucket, series_window(request, key), key)
+
+    return cached(request, build)

@@ -50,9 +50,16 @@ def service(request: Request) -> Service:
 
 
 def cached(request: Request, build: Callable[[], Any]) -> JSONBytes:
-    """The response for this request at the newest state update, encoded once and reused."""
-    svc = service(request)
-    key = (request.url.path, str(request.query_params), svc.latest_height())
+    """The response for this request at the newest state update, encoded once and reused.
+
+    `build` parses the parameters and queries the service, so a repeated request skips both; a failing
+    build raises and nothing is cached. A request with a nextCursor is always built (the cursor's
+    signature and expiry are checked every time).
+    """
+    scope = request.scope
+    if b"nextCursor=" in scope["query_string"]:
+        return JSONBytes(build())
+    key = (scope["path"], scope["query_string"], service(request).latest_height())
     return JSONBytes(request.app.state.cache.get_or_build(key, build))
 
 
@@ -67,4 +74,4 @@ def series_window(request: Request, query: str, *, start_required: bool = True) 
 def query_key(request: Request, *parts: object) -> str:
     """What a cursor is bound to: the route and every parameter except the cursor and the page size."""
     q = request.query_params
-    return Service.query_key(request.url.path.lower(), q.get("start"), q.get("end"), *parts)
+    return Service.query_key(request.scope["path"].lower(), q.get("start"), q.get("end"), *parts)

@@ -14,15 +14,23 @@ SERIES_DOCS = query_params(*SERIES, required=("start",))
 @router.get("/position-metrics/general", response_class=JSONBytes, tags=["metrics"], openapi_extra=SERIES_DOCS)
 async def general(request: Request) -> JSONBytes:
     """Market-wide open interest, position counts, perp equity and positions in profit, per state update."""
-    window = series_window(request, query_key(request))
-    return cached(request, lambda: service(request).general(window, query_key(request)))
+
+    def build() -> dict:
+        key = query_key(request)
+        return service(request).general(series_window(request, key), key)
+
+    return cached(request, build)
 
 
 @router.get("/metrics/perp-volume", response_class=JSONBytes, tags=["metrics"], openapi_extra=SERIES_DOCS)
 async def perp_volume(request: Request) -> JSONBytes:
     """Rolling 24 h perp volume summed over all coins, per state update."""
-    window = series_window(request, query_key(request))
-    return cached(request, lambda: service(request).perp_volume(window, query_key(request)))
+
+    def build() -> dict:
+        key = query_key(request)
+        return service(request).perp_volume(series_window(request, key), key)
+
+    return cached(request, build)
 
 
 @router.get("/positions/coins", response_class=JSONBytes, tags=["positions"])
