@@ -1,5 +1,5 @@
 """Pure functions: one tracked state update in, metric rows out (semantics.md sections 6 and 7)."""
 
-from hyperscope.metrics.aggregates import TIMEFRAMES, MetricRows, compute
+from hyperscope.metrics.aggregates import MetricRows, compute
 
-__all__ = ["TIMEFRAMES", "MetricRows", "compute"]
+__all__ = ["MetricRows", "compute"]

@@ -13,12 +13,9 @@ import pyarrow as pa
 
 from hyperscope.domain.cohorts import SEGMENT_IDS
 from hyperscope.domain.formulas import CLOSE_TO_LIQUIDATION_PROGRESS
+from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.state import StateUpdate
 from hyperscope.tracking import Tracked
-
-DAY_MS = 86_400_000
-# positionRecencyTimeframe / openedWithin: only positions opened within the window count
-TIMEFRAMES: dict[str, int | None] = {"all": None, "24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
 
 # name in the metric tables -> how one position contributes
 SUM_FIELDS = (

@@ -10,9 +10,9 @@ from typing import Any
 
 from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
 from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID
+from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound
-from hyperscope.metrics import TIMEFRAMES
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
 from hyperscope.store.base import Store
 

@@ -1,0 +1,6 @@
+"""Recency windows (`positionRecencyTimeframe`, `openedWithin`): only positions opened within count."""
+
+from __future__ import annotations
+
+DAY_MS = 86_400_000
+TIMEFRAMES: dict[str, int | None] = {"all": None, "24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
