@@ -128,7 +128,7 @@ def _api(settings: Settings, store: Store, ingestor: Ingestor | None = None) -> 
     metrics = Metrics()
     if ingestor is not None:
         ingestor.listeners.append(metrics.observe_ingest)
-    return create_app(service, keys, metrics), keys
+    return create_app(service, keys, settings.data_dir / "exports", metrics), keys
 
 
 def _serve(settings: Settings, application: FastAPI) -> None:

@@ -32,7 +32,7 @@ class World:
         self.revoked, record = self.keys.create("revoked")
         self.keys.revoke(record.key_id)
         self.service = Service(self.store, CursorCodec(b"test-secret", 3600))
-        self.app = create_app(self.service, self.keys)
+        self.app = create_app(self.service, self.keys, path.parent / "exports")
 
     def step(self):
         update = self.sim.step(self.sim.time_ms + 900_000)

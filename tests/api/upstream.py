@@ -9,11 +9,11 @@ from pathlib import Path
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "hypertracker"
 
 
-def example(doc: str, route: str) -> object:
-    """The first JSON code block of the 'Response Example' that follows `route` in `doc`."""
+def example(doc: str, route: str, marker: str = "Response Example") -> object:
+    """The first JSON code block after `marker` that follows `route` in `doc`."""
     text = (SPEC / doc).read_text()
     at = text.index(f"`{route}`")
-    at = text.index("Response Example", at)
+    at = text.index(marker, at)
     block = re.search(r"```\n(.*?)\n```", text[at:], re.S)
     assert block, route
     return json.loads(block.group(1))

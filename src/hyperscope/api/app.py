@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from hyperscope import __version__
@@ -10,10 +12,11 @@ from hyperscope.api.auth import AuthMiddleware, RateLimiter
 from hyperscope.api.observability import Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
 from hyperscope.api.routes import coins, market, segments, system
+from hyperscope.exports import LinkSigner, LocalFiles
 from hyperscope.service import KeyManager, Service
 
 
-def create_app(service: Service, keys: KeyManager, metrics: Metrics | None = None) -> FastAPI:
+def create_app(service: Service, keys: KeyManager, exports_dir: Path, metrics: Metrics | None = None) -> FastAPI:
     app = FastAPI(
         title="hyperscope",
         version=__version__,
@@ -27,6 +30,8 @@ def create_app(service: Service, keys: KeyManager, metrics: Metrics | None = Non
     app.state.limiter = RateLimiter()
     app.state.cache = ResponseCache()
     app.state.metrics = metrics or Metrics()
+    app.state.files = LocalFiles(exports_dir)
+    app.state.links = LinkSigner(service.cursors.secret)
     errors.install(app)
     for router in (market.router, coins.router, segments.router, system.router):
         app.include_router(router)

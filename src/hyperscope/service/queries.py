@@ -259,6 +259,10 @@ class Service:
         end = now_ms()
         return Window(start=end - SIXTY_DAYS_MS, end=end, limit=1000, before=None)
 
+    def open_positions(self, coin: str) -> Any:
+        """The open positions of one coin at the newest state update, joined with wallet profiles (Arrow)."""
+        return self.store.open_positions(coin)
+
     # ------------------------------------------------------------ health
 
     def health(self) -> dict[str, Any]:

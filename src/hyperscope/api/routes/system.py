@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from hyperscope.api.responses import JSONBytes
 from hyperscope.api.routes.common import service
@@ -26,3 +26,12 @@ async def prometheus(request: Request) -> Response:
         metrics.lag.set(health["lagSeconds"])
         metrics.height.set(health["height"])
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/downloads/{token}")
+async def download(request: Request, token: str) -> FileResponse:
+    """An export file behind a signed link (no key needed: the link is the credential; 403 once expired)."""
+    file_id, name = request.app.state.links.verify(token)
+    path = request.app.state.files.path(file_id)
+    media = "text/csv" if file_id.endswith(".csv") else "application/json"
+    return FileResponse(path, media_type=media, filename=name)

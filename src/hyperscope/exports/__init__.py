@@ -1,0 +1,7 @@
+"""Export files (CSV, JSON), the local folder that holds them and the signed, expiring links to them."""
+
+from hyperscope.exports.links import LinkSigner
+from hyperscope.exports.positions import OPEN_POSITION_COLUMNS, open_positions_csv
+from hyperscope.exports.storage import LocalFiles
+
+__all__ = ["OPEN_POSITION_COLUMNS", "LinkSigner", "LocalFiles", "open_positions_csv"]
