@@ -288,7 +288,7 @@ class Simulator:
         """Per-position and per-wallet margin state at the current mark."""
         p, u, nw = self.pos, self.u, self.config.wallets
         c, w = p.key % u.n, p.key // u.n
-        size = p.lots * u.lot[c]
+        size = p.lots / u.scale[c]
         mark = self.mark[c]
         notional = np.abs(size) * mark
         mmr = formulas.maintenance_rate(u.max_leverage[c])
@@ -459,14 +459,14 @@ class Simulator:
         self.pos = merged.take(np.argsort(merged.key, kind="stable"))
 
         direction = _directions(start, end)
-        size_start = start * lot
+        size_start = start / u.scale[c]
         coins = pa.array(self.u.coins).take(pa.array(c))
         return pa.table(
             {
                 "address": self.address.take(pa.array(w)),
                 "coin": coins,
                 "px": px,
-                "sz": np.abs(delta) * lot,
+                "sz": np.abs(delta) / u.scale[c],
                 "side": pa.array(np.where(delta > 0, "B", "A")),
                 "time": pa.array(times, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
                 "start_position": size_start.astype(np.float64),
@@ -535,7 +535,7 @@ class Simulator:
         # trigger orders sit on the other side: a sell stop below, a buy stop above
         trigger_px = np.where(is_trigger, self.mark[coin] * np.where(buy, 1 + away, 1 - away), 0.0)
         notional = self.config.oi_usd * u.oi_share[coin] / max(1, self.config.positions) * rng.lognormal(-1, 1.5, n)
-        sz = np.maximum(1, np.round(notional / (self.mark[coin] * u.lot[coin]))) * u.lot[coin]
+        sz = np.maximum(1, np.round(notional / (self.mark[coin] * u.lot[coin]))) / u.scale[coin]
         tp = rng.random(n) < 0.5
         order_type = np.where(is_trigger, np.where(tp, "Take Profit Market", "Stop Market"), "Limit").astype(object)
         oid = self.next_oid + np.arange(n)
@@ -544,7 +544,7 @@ class Simulator:
         return {
             "wallet": wallet.astype(np.int64), "coin": coin.astype(np.int64), "oid": oid.astype(np.int64),
             "buy": buy, "limit_px": np.where(is_trigger, trigger_px, limit_px), "sz": sz,
-            "orig_sz": sz * np.where(rng.random(n) < 0.2, rng.uniform(1, 3, n), 1.0),
+            "orig_sz": np.round(sz * u.scale[coin] * np.where(rng.random(n) < 0.2, rng.uniform(1, 3, n), 1.0)) / u.scale[coin],
             "timestamp": now_ms - age, "is_trigger": is_trigger, "trigger_px": trigger_px,
             "reduce_only": is_trigger & (rng.random(n) < 0.9), "tpsl": is_trigger & (rng.random(n) < 0.5),
             "order_type": order_type,
@@ -604,7 +604,7 @@ class Simulator:
                 "mid_px": self.mid,
                 "funding": self.funding_rate,
                 "premium": self.premium,
-                "open_interest": long_lots * u.lot,
+                "open_interest": long_lots / u.scale,
                 "day_ntl_vlm": day_volume,
                 "sz_decimals": u.sz_decimals,
                 "max_leverage": u.max_leverage,

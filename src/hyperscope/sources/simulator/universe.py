@@ -94,6 +94,12 @@ class Universe:
         return 10.0 ** (-self.sz_decimals.astype(np.float64))
 
     @property
+    def scale(self) -> np.ndarray:
+        """Lots per coin unit. Sizes are `lots / scale`: division by a power of ten gives the nearest double
+        (30.63541), where multiplying by `lot` would not (30.635409999999997)."""
+        return 10.0 ** self.sz_decimals.astype(np.float64)
+
+    @property
     def hip3(self) -> np.ndarray:
         return np.array([d != "main" for d in self.dex])
 
