@@ -100,8 +100,6 @@ FILLS = pa.schema(
     ]
 )
 
-ADDRESS_RE = r"^0x[0-9a-f]{40}$"
-
 
 @dataclass(frozen=True)
 class StateUpdate:
@@ -186,17 +184,14 @@ def validate(update: StateUpdate) -> StateUpdate:
     _finite("markets", markets, ("mark_px", "oracle_px", "mid_px"), positive=True)
     _finite("markets", markets, ("funding", "premium", "open_interest", "day_ntl_vlm"))
 
-    wallets = wallets.set_column(0, "address", pc.utf8_lower(wallets.column("address")))
-    addresses = wallets.column("address").combine_chunks()
-    bad = pc.invert(pc.match_substring_regex(addresses, ADDRESS_RE))
-    if pc.any(bad).as_py():
-        row = int(np.argmax(bad.to_numpy(zero_copy_only=False)))
-        raise InvalidStateUpdate(f"wallets.address: row {row} is {addresses[row]}, expected 0x + 40 hex digits")
-    _unique("wallets", addresses, "address")
+    addresses = _addresses("wallets.address", wallets.column("address"))
+    wallets = wallets.set_column(0, "address", addresses)
     _finite("wallets", wallets, tuple(f.name for f in WALLETS if f.name != "address"))
 
-    positions = positions.set_column(0, "address", pc.utf8_lower(positions.column("address")))
-    coin_index, wallet_index, keys = _check_positions(positions, markets, addresses)
+    position_addresses = _lowered(positions.column("address"))  # valid iff found among the wallets
+    positions = positions.set_column(0, "address", position_addresses)
+    wallet_index = _wallet_rows(addresses, position_addresses)
+    coin_index, keys = _check_positions(positions, markets)
     if fills is not None:
         fills = fills.set_column(0, "address", pc.utf8_lower(fills.column("address")))
         unknown = pc.invert(pc.is_in(fills.column("coin"), value_set=markets.column("coin")))
@@ -210,20 +205,77 @@ def validate(update: StateUpdate) -> StateUpdate:
     )  # fmt: skip
 
 
-def _check_positions(
-    positions: pa.Table, markets: pa.Table, addresses: pa.Array
-) -> tuple[np.ndarray, np.ndarray, pa.Array]:
-    """Check the positions; return each one's row in markets and in wallets and its "address|coin" key."""
+_HEX = np.zeros(256, bool)
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = True
+_UPPER = np.zeros(256, bool)
+_UPPER[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
+
+
+def _address_bytes(addresses: pa.Array) -> np.ndarray:
+    """The (n, 42) byte matrix of an array whose strings are all 42 bytes long."""
+    offsets = np.frombuffer(addresses.buffers()[1], np.int32)[addresses.offset : addresses.offset + len(addresses) + 1]
+    data = np.frombuffer(addresses.buffers()[2], np.uint8) if len(addresses) else np.zeros(0, np.uint8)
+    return data[offsets[0] : offsets[-1]].reshape(len(addresses), 42)
+
+
+def _lowered(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Addresses in lower case (checksummed or upper-case input is accepted); a no-op when already lower.
+
+    Looks at the raw bytes when every string is 42 bytes long (Arrow's Unicode-aware case test is slower
+    than lower-casing itself); anything else is simply lower-cased.
+    """
+    addresses = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(addresses):
+        return addresses
+    lengths = pc.binary_length(addresses).to_numpy(zero_copy_only=False)
+    if (lengths != 42).any() or _UPPER[_address_bytes(addresses)].any():
+        addresses = pc.utf8_lower(addresses)
+    return addresses
+
+
+def _addresses(name: str, column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Wallet addresses checked as 0x + 40 hex digits, lower-cased (a byte table, no regex)."""
+    addresses = _lowered(column)
+    lengths = pc.binary_length(addresses).to_numpy(zero_copy_only=False)
+    if len(lengths) and (lengths != 42).any():
+        row = int(np.argmax(lengths != 42))
+        raise InvalidStateUpdate(f"{name}: row {row} is {addresses[row]}, expected 0x + 40 hex digits")
+    raw = _address_bytes(addresses)
+    ok = (raw[:, 0] == ord("0")) & (raw[:, 1] == ord("x")) & _HEX[raw[:, 2:]].all(axis=1)
+    if not ok.all():
+        row = int(np.argmax(~ok))
+        raise InvalidStateUpdate(f"{name}: row {row} is {addresses[row]}, expected 0x + 40 hex digits")
+    return addresses
+
+
+def _wallet_rows(wallets: pa.Array, positions: pa.Array) -> np.ndarray:
+    """Check wallet addresses are unique and every position's wallet exists; return each position's row.
+
+    One dictionary encoding of wallets followed by positions does both: wallets are unique exactly when
+    their codes run 0..n-1, and then a position's code is its wallet's row (or >= n when it has none).
+    """
+    n = len(wallets)
+    codes = pc.dictionary_encode(pa.chunked_array([wallets, positions], pa.string())).combine_chunks()
+    indices = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    wallet_codes = indices[:n]
+    if (wallet_codes != np.arange(n)).any():
+        row = int(np.argmax(wallet_codes != np.arange(n)))
+        raise InvalidStateUpdate(f"wallets: duplicate address {wallets[row]}")
+    rows = indices[n:]
+    if (rows >= n).any():
+        row = int(np.argmax(rows >= n))
+        raise InvalidStateUpdate(f"positions: address {positions[row]} is not in wallets")
+    return rows
+
+
+def _check_positions(positions: pa.Table, markets: pa.Table) -> tuple[np.ndarray, pa.Array]:
+    """Check the positions; return each one's row in markets and its "address|coin" key."""
     if positions.num_rows == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.string())
+        return np.zeros(0, np.int64), pa.array([], pa.string())
     coin_index = pc.index_in(positions.column("coin"), value_set=markets.column("coin"))
     if coin_index.null_count:
         row = int(np.argmax(coin_index.is_null().to_numpy(zero_copy_only=False)))
         raise InvalidStateUpdate(f"positions: unknown coin {positions.column('coin')[row]} (row {row})")
-    wallet_index = pc.index_in(positions.column("address"), value_set=addresses)
-    if wallet_index.null_count:
-        row = int(np.argmax(wallet_index.is_null().to_numpy(zero_copy_only=False)))
-        raise InvalidStateUpdate(f"positions: address {positions.column('address')[row]} is not in wallets")
     dex_ok = pc.equal(positions.column("dex"), pc.take(markets.column("dex"), coin_index))
     if not pc.all(dex_ok).as_py():
         raise InvalidStateUpdate("positions: dex does not match the coin's dex in markets")
@@ -252,5 +304,4 @@ def _check_positions(
         raise InvalidStateUpdate(
             f"positions: long size {long_size[i]:.10g} != short size {short_size[i]:.10g} for {coin}"
         )
-    wallet_rows = wallet_index.to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes, wallet_rows, keys
+    return codes, keys
