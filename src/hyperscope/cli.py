@@ -145,13 +145,15 @@ def _serve(settings: Settings, application: FastAPI) -> None:
 
 def _announce(settings: Settings, key: str | None, keys: KeyManager) -> None:
     url = f"http://{settings.host}:{settings.port}"
-    out.print(f"\n[bold green]hyperscope is running[/] at [bold]{url}[/]  (docs: {url}/docs)")
+    say = out.print  # soft_wrap: a URL or key is never split across lines, whatever the terminal width
+    say(f"\n[bold green]hyperscope is running[/] at [bold]{url}[/]  (docs: {url}/docs)", soft_wrap=True)
     if key:
-        out.print(f"API key (shown once, keep it): [bold]{key}[/]")
-        out.print(f'Try: curl -H "Authorization: Bearer {key}" {url}/api/external/positions/coins')
+        say("API key (shown once, keep it):", soft_wrap=True)
+        say(f"[bold]{key}[/]", soft_wrap=True)
+        say(f'Try: curl -H "Authorization: Bearer {key}" {url}/api/external/positions/coins', soft_wrap=True)
     else:
-        out.print(f"{keys.active_count()} API key(s) exist; create one with `hyperscope keys create`.")
-    out.print("Press Ctrl-C to stop.\n")
+        say(f"{keys.active_count()} API key(s) exist; create one with `hyperscope keys create`.", soft_wrap=True)
+    say("Press Ctrl-C to stop.\n", soft_wrap=True)
 
 
 @app.command()
