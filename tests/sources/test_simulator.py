@@ -51,3 +51,15 @@ def test_checkpoint_round_trip_continues_identically(tmp_path):
     again = Simulator.load(tmp_path / "sim.npz")
     a, b = sim.step(T0 + 2 * 900_000), again.step(T0 + 2 * 900_000)
     assert a.positions.equals(b.positions) and a.wallets.equals(b.wallets)
+
+
+def test_open_interest_and_position_count_hold_their_scale_over_a_day_and_a_half():
+    config = preset("tiny", seed=9)
+    sim = Simulator(config, genesis_ms=T0)
+    for k in range(1, 145):
+        update = sim.step(T0 + k * 900_000)
+    marks = dict(zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist()))
+    coins = update.positions.column("coin").to_pylist()
+    value = np.abs(update.positions.column("size").to_numpy()) * np.array([marks[c] for c in coins])
+    assert 0.7 * config.oi_usd < value.sum() < 1.3 * config.oi_usd
+    assert 0.75 * config.positions < update.positions.num_rows < 1.35 * config.positions

@@ -311,7 +311,7 @@ class Simulator:
         acct = self._account()
         free = np.maximum(acct["av"] - acct["used"], 0.0)
         n_trades = int(rng.poisson(cfg.turnover * cfg.positions))
-        p_close = float(np.clip(0.5 + 1.5 * (n_pos - cfg.positions) / cfg.positions, 0.1, 0.9))
+        p_close = float(np.clip(0.5 + 4.0 * (n_pos - cfg.positions) / cfg.positions, 0.1, 0.9))
         n_close = int(rng.binomial(n_trades, p_close)) if n_pos else 0
         n_open = n_trades - n_close
 
@@ -330,11 +330,23 @@ class Simulator:
         seller_c = np.where(holder_side < 0, counterparty, holder)
 
         # opening trades: two wallets meet, sized by the coin's distribution and their free margin
-        co = rng.choice(nc, size=n_open, p=self.count_share)
-        buyer_o = rng.choice(cfg.wallets, size=n_open, p=self.activity)
-        seller_o = rng.choice(cfg.wallets, size=n_open, p=self.activity)
-        avg_notional = cfg.oi_usd * u.oi_share / 2 / np.maximum(1.0, cfg.positions * self.count_share / 2)
-        want = avg_notional[co] * rng.lognormal(-1.8, 1.9, n_open)
+        # feedback keeps each coin near its share of positions and of open interest (the upstream magnitudes)
+        coin_of = p.key % nc
+        count = np.bincount(coin_of, minlength=nc)
+        oi = np.bincount(coin_of, weights=acct["notional"], minlength=nc)
+        target_count = cfg.positions * self.count_share
+        count_gap = np.clip(target_count / np.maximum(count, 1), 0.5, 2.0) ** 3
+        oi_gap = np.clip(cfg.oi_usd * u.oi_share / np.maximum(oi, 1.0), 0.5, 2.0) ** 2
+        weights = self.count_share * count_gap
+        co = rng.choice(nc, size=n_open, p=weights / weights.sum())
+        # both sides of an opening trade are chosen by free margin: rich traders place the big orders. (A few
+        # dedicated makers would meet themselves many times per coin and step, and such trades are dropped.)
+        by_margin = free * (self.activity > 0)
+        by_margin = by_margin / by_margin.sum() if by_margin.sum() > 0 else self.activity
+        buyer_o = rng.choice(cfg.wallets, size=n_open, p=by_margin)
+        seller_o = rng.choice(cfg.wallets, size=n_open, p=by_margin)
+        avg_notional = cfg.oi_usd * u.oi_share / 2 / np.maximum(1.0, target_count / 2)
+        want = avg_notional[co] * oi_gap[co] * rng.lognormal(-1.8, 1.9, n_open)
         lev = self._pick_leverage(co)
         cap = np.minimum(free[buyer_o], free[seller_o]) * lev * 0.8
         open_lots = np.floor(np.minimum(want, cap) / (self.mark[co] * u.lot[co])).astype(np.int64)
