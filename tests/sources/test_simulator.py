@@ -58,7 +58,8 @@ def test_open_interest_and_position_count_hold_their_scale_over_a_day_and_a_half
     sim = Simulator(config, genesis_ms=T0)
     for k in range(1, 145):
         update = sim.step(T0 + k * 900_000)
-    marks = dict(zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist()))
+    markets = update.markets
+    marks = dict(zip(markets.column("coin").to_pylist(), markets.column("mark_px").to_pylist(), strict=True))
     coins = update.positions.column("coin").to_pylist()
     value = np.abs(update.positions.column("size").to_numpy()) * np.array([marks[c] for c in coins])
     assert 0.7 * config.oi_usd < value.sum() < 1.3 * config.oi_usd
