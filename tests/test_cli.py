@@ -1,86 +1,194 @@
-import subprocess
-import sys
+"""The commands as a user runs them: real processes, real signals, real HTTP."""
 
-from typer.testing import CliRunner
+import re
+import signal
+import time
 
-from hyperscope.cli import app
+import pytest
+
+from hyperscope.store import open_store
+from tests.process import Running, free_port, hyperscope, wal_files
+
+pytestmark = pytest.mark.slow
 
 
-def hyperscope(*args, env=None):
-    code = "from hyperscope.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["run", "--port", "-1"], "--port"),
+        (["run", "--port", "70000"], "--port"),
+        (["run", "--host", "256.1.1.1"], "--host"),
+        (["run", "--hours", "-5"], "--hours"),
+        (["run", "--hours", "1e9"], "--hours"),
+        (["run", "--cadence", "0"], "--cadence"),
+        (["run", "--interval", "0"], "--interval"),
+        (["backfill", "--scale", "huge"], "--scale"),
+        (["live", "--seed", "-3"], "--seed"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_its_flag_before_anything_starts(tmp_path, args, flag):
+    data = tmp_path / "d"
+    result = hyperscope(*args, "--data-dir", str(data))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], result.stderr
+    assert result.stdout == "" and not data.exists()  # nothing printed as running, nothing created
 
 
-def test_user_mistakes_end_with_one_line_and_no_traceback(tmp_path):
-    result = hyperscope("status", "--data-dir", str(tmp_path / "none"))
-    assert result.returncode == 2
-    assert "error: no store" in result.stderr and "Traceback" not in result.stderr
-    bad = hyperscope("backfill", "--scale", "huge", "--data-dir", str(tmp_path))
-    assert bad.returncode == 2 and "scale" in bad.stderr and "Traceback" not in bad.stderr
+def test_keys_and_status_refuse_a_folder_without_hyperscope_data(tmp_path):
+    for args in (["keys", "list"], ["keys", "create"], ["keys", "revoke", "abcd0123"], ["status"]):
+        result = hyperscope(*args, "--data-dir", str(tmp_path / "typo"))
+        assert result.returncode == 2 and "no hyperscope" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "typo").exists()  # a mistyped --data-dir never becomes a new empty store
+
+
+def test_keys_create_rejects_an_absurd_rate_limit_in_one_line(tmp_path):
+    assert hyperscope("backfill", "--scale", "tiny", "--hours", "0.5", "--data-dir", str(tmp_path)).returncode == 0
+    result = hyperscope("keys", "create", "--rate-limit", "99999999999999999999", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "rate-limit" in result.stderr
+
+
+def test_a_port_in_use_is_one_line_before_any_work(tmp_path):
+    import socket
+
+    port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        result = hyperscope("run", "--scale", "tiny", "--port", str(port), "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 2 and "already in use" in result.stderr
+    assert "running" not in result.stdout and not (tmp_path / "d").exists()
 
 
 def test_backfill_status_and_keys(tmp_path):
-    runner = CliRunner()
     data = str(tmp_path / "d")
-    result = runner.invoke(app, ["backfill", "--scale", "tiny", "--hours", "1", "--data-dir", data])
-    assert result.exit_code == 0, result.output
-    assert "state updates" in result.output and "4" in result.output
-    created = runner.invoke(app, ["keys", "create", "--name", "ci", "--data-dir", data])
-    key = created.output.strip().splitlines()[-1]
-    assert key.startswith("hs_")
-    listed = runner.invoke(app, ["keys", "list", "--data-dir", data])
+    result = hyperscope("backfill", "--scale", "tiny", "--hours", "1", "--data-dir", data)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"state updates\s*│\s*4\s*│", result.stdout), result.stdout  # 1 hour at 15 minutes
+    created = hyperscope("keys", "create", "--name", "ci", "--scope", "metrics", "--data-dir", data)
+    key = created.stdout.strip().splitlines()[-1]
+    assert created.returncode == 0 and key.startswith("hs_")
+    listed = hyperscope("keys", "list", "--data-dir", data).stdout
     key_id = key.split("_")[1]
-    assert key_id in listed.output and key not in listed.output
-    assert "revoked" in runner.invoke(app, ["keys", "revoke", key_id, "--data-dir", data]).output
+    assert key_id in listed and key not in listed and "metrics" in listed
+    assert "revoked" in hyperscope("keys", "revoke", key_id, "--data-dir", data).stdout
+    missing = hyperscope("keys", "revoke", "ffffffff", "--data-dir", data)
+    assert missing.returncode == 2 and "no API key" in missing.stderr
 
 
-def test_run_backfills_serves_and_keeps_ingesting(tmp_path):
-    import os
-    import re
-    import signal
-    import socket
-    import time
-
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "HYPERSCOPE_LOG_LEVEL": "WARNING"}
-    args = ["run", "--scale", "tiny", "--hours", "1", "--interval", "0.5", "--port", str(port),
-            "--data-dir", str(tmp_path / "d")]  # fmt: skip
-    code = "from hyperscope.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)  # fmt: skip
+def test_run_serves_keeps_ingesting_and_keys_change_while_it_runs(tmp_path):
+    data = tmp_path / "d"
+    run = Running("run", "--scale", "tiny", "--hours", "1", "--interval", "0.3", "--data-dir", str(data))
     try:
-        lines = []
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "Press Ctrl-C" in line or proc.poll() is not None:
-                break
-        text = "".join(lines)
-        key = re.search(r"^(hs_[0-9a-f]{8}_[A-Za-z0-9_-]+)$", text, re.M)  # on a line of its own
-        assert key and f"http://127.0.0.1:{port}" in text, text
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(50):
-            try:
-                first = httpx.get(f"{base}/health").json()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert first["status"] == "ok"
-        coins = httpx.get(f"{base}/api/external/positions/coins",
-                          headers={"Authorization": f"Bearer {key.group(0)}"}).json()  # fmt: skip
+        assert run.key and run.base in run.stdout
+        first = run.get("/health").json()
+        assert first["status"] == "ok" and first["ingest"]["state"] in ("running", "idle")
+        assert "path" not in str(first) and str(data) not in str(first)  # no file paths to anonymous callers
+        coins = run.get("/api/external/positions/coins", run.key).json()
         assert coins and coins[0]["totalValue"] > 0
-        time.sleep(2)
-        assert httpx.get(f"{base}/health").json()["height"] > first["height"]  # live updates keep landing
+        # a second key, made by another process while this one holds the store
+        made = hyperscope("keys", "create", "--name", "second", "--data-dir", str(data))
+        assert made.returncode == 0, made.stderr
+        second = made.stdout.strip().splitlines()[-1]
+        assert _within(3, lambda: run.get("/api/external/segments", second).status_code == 200)
+        revoked = hyperscope("keys", "revoke", second.split("_")[1], "--data-dir", str(data))
+        assert revoked.returncode == 0, revoked.stderr
+        assert _within(3, lambda: run.get("/api/external/segments", second).status_code == 401)
+        assert run.get("/api/external/segments", run.key).status_code == 200
+        assert run.get("/health").json()["height"] > first["height"]  # live updates keep landing
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            proc.stdout.close()
-            proc.stderr.close()
-    assert proc.returncode in (0, 130)
+        run.signal(signal.SIGTERM)
+        code, stderr = run.finish()
+    assert code == 0, stderr  # SIGTERM is an orderly stop
+    assert "Traceback" not in stderr and "leaked" not in stderr
+    assert wal_files(data) == []  # the store was closed, not abandoned
+
+
+def _within(seconds: float, check) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _stored_heights(data):
+    store = open_store(data / "hyperscope.duckdb")
+    try:
+        return [r["height"] for r in store._dicts("SELECT height FROM state_updates ORDER BY height", [])]
+    finally:
+        store.close()
+
+
+def test_an_interrupted_first_run_resumes_and_prints_its_key_once_ready(tmp_path):
+    data = tmp_path / "d"
+    args = ("run", "--scale", "tiny", "--hours", "40", "--interval", "0.3", "--data-dir", str(data))
+    # Ctrl-C during the first backfill: one line, exit 130, no key made yet
+    run = Running(*args, wait=False)
+    time.sleep(3)
+    run.signal(signal.SIGINT)
+    code, stderr = run.finish()
+    assert code == 130, stderr
+    assert "stopping after the current state update" in stderr
+    for noise in ("Traceback", "leaked", "Query interrupted", "RuntimeError"):
+        assert noise not in stderr, stderr
+    assert "hs_" not in run.stdout  # no key was made for a store that is not ready
+    interrupted = _stored_heights(data)
+    assert 0 < len(interrupted) < 160, len(interrupted)  # it really stopped part-way
+    # kill -9 during the resumed backfill
+    run = Running(*args, wait=False)
+    time.sleep(2.5)
+    run.proc.kill()
+    run.finish()
+    # the next start resumes, finishes the backfill, then makes and prints the first key
+    run = Running(*args)
+    try:
+        assert run.key is not None
+        assert run.get("/api/external/segments", run.key).status_code == 200
+    finally:
+        run.signal(signal.SIGTERM)
+        code, stderr = run.finish()
+    assert code == 0, stderr
+    heights = _stored_heights(data)
+    steps = {b - a for a, b in zip(heights, heights[1:], strict=False)}
+    assert steps == {10_000} and len(heights) >= 160  # every update once: no gap, no repeat, no second market
+
+
+def test_restarting_with_another_market_is_refused_in_one_line(tmp_path):
+    data = str(tmp_path / "d")
+    assert hyperscope("backfill", "--scale", "tiny", "--hours", "1", "--data-dir", data).returncode == 0
+    before = _stored_heights(tmp_path / "d")
+    for flags in (["--scale", "small"], ["--seed", "8"], ["--cadence", "600"]):
+        result = hyperscope("backfill", "--scale", "tiny", *flags, "--hours", "1", "--data-dir", data) \
+            if flags[0] != "--scale" else hyperscope("backfill", *flags, "--hours", "1", "--data-dir", data)  # fmt: skip
+        assert result.returncode == 2 and "holds the simulator" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    assert _stored_heights(tmp_path / "d") == before
+
+
+FAULTY = """
+import sys, duckdb
+from hyperscope.store import duckdb as backend
+limit = int(sys.argv.pop(1))
+original = backend.DuckDBStore.write_update
+calls = []
+def write_update(self, batch):
+    calls.append(batch.height)
+    if len(calls) > limit:
+        with self._errors():
+            raise duckdb.FatalException("simulated: database has been invalidated")
+    return original(self, batch)
+backend.DuckDBStore.write_update = write_update
+from hyperscope.cli import main; main()
+"""
+
+
+def test_a_fatal_store_error_stops_the_process_with_one_line_and_exit_1(tmp_path):
+    run = Running("6", "run", "--scale", "tiny", "--hours", "1", "--interval", "0.2", "--data-dir",
+                  str(tmp_path / "d"), code=FAULTY)  # fmt: skip
+    code, stderr = run.finish(timeout=30)
+    assert code == 1, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ingest stopped: the store failed (FatalException)"), stderr
+    assert "Traceback" not in stderr

@@ -1,13 +1,17 @@
-"""`hyperscope ...`: thin commands over the library. User mistakes end with one line and a non-zero exit."""
+"""`hyperscope ...`: thin commands over the library.
+
+User mistakes end with one line and exit 2; an ingest that stopped for good ends with one line and exit 1;
+Ctrl-C ends with one line and exit 130; SIGTERM stops in order (the state update in progress finishes,
+the store closes) and exits 0.
+"""
 
 from __future__ import annotations
 
-import gc
 import logging
-import secrets
+import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -16,15 +20,17 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from hyperscope.domain.timefmt import iso_ms, now_ms
-from hyperscope.errors import BadParameter, ConfigError, HyperscopeError
-from hyperscope.settings import Settings
+from hyperscope.errors import ConfigError, HyperscopeError
+from hyperscope.settings import Settings, describe_error
 
 if TYPE_CHECKING:  # the heavy modules load only in the commands that use them
+    import socket
+
     from fastapi import FastAPI
 
-    from hyperscope.ingest import Ingestor, IngestResult
+    from hyperscope.ingest import IngestResult
+    from hyperscope.runtime import Parts
     from hyperscope.service import KeyManager
-    from hyperscope.sources.simulator import Simulator
     from hyperscope.store.base import Store
 
 app = typer.Typer(
@@ -33,15 +39,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys (also while hyperscope runs).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
+log = logging.getLogger("hyperscope.cli")
 
 Scale = Annotated[str | None, typer.Option(help="Simulator scale: tiny, small or bench.")]
-Hours = Annotated[float | None, typer.Option(help="Hours of history to generate on an empty store.")]
-Cadence = Annotated[int | None, typer.Option(help="Market seconds between state updates.")]
-DataDir = Annotated[str | None, typer.Option(help="Where the store lives.")]
+Seed = Annotated[int | None, typer.Option(help="Simulator seed (the same seed gives the same market).")]
+Hours = Annotated[float | None, typer.Option(help="Hours of history to generate on an empty store (0-2160).")]
+Cadence = Annotated[int | None, typer.Option(help="Market seconds between state updates (60-86400).")]
+Interval = Annotated[float | None, typer.Option(help="Wall seconds between live updates (>= 0.1).")]
+Host = Annotated[str | None, typer.Option(help="Listen address (an IP address).")]
+Port = Annotated[int | None, typer.Option(help="Listen port (1-65535; 0 picks a free one).")]
+DataDir = Annotated[str | None, typer.Option(help="Where the store and the key file live.")]
+
+
+class Exit(Exception):
+    """Leave with this exit code after the store is closed (the message, if any, is already printed)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def _settings(**overrides: object) -> Settings:
@@ -49,102 +68,89 @@ def _settings(**overrides: object) -> Settings:
     try:
         settings = Settings(**values)  # type: ignore[arg-type]
     except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from e
-    if settings.scale not in ("tiny", "small", "bench"):
-        raise BadParameter("scale", f"expected tiny, small or bench, got {settings.scale!r}")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        raise ConfigError(describe_error(e)) from None
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return settings
 
 
-def _open(settings: Settings) -> Store:
-    from hyperscope.store import open_store
-
-    return open_store(settings.db_path)
-
-
-def _simulator(settings: Settings, store: Store) -> Simulator:
-    from hyperscope.pipeline import load_or_create
-    from hyperscope.sources.simulator import preset
-
-    config = preset(settings.scale, seed=settings.seed, cadence_s=settings.cadence_seconds)
-    latest = store.latest()
-    genesis = now_ms() - int(settings.backfill_hours * 3_600_000)
-    sim = load_or_create(config, settings.checkpoint_path, genesis)
-    if latest is not None and sim.time_ms < latest.time and not settings.checkpoint_path.exists():
-        raise HyperscopeError(
-            f"store {settings.db_path} already holds state updates but has no simulator checkpoint; "
-            "use a new --data-dir or remove the store"
-        )
-    return sim
-
-
-def _catch_up(settings: Settings, store: Store, ingestor: Ingestor) -> Simulator:
-    """Backfill the simulated market up to now, with a progress bar."""
-    from hyperscope.pipeline import backfill
-
-    sim = _simulator(settings, store)
-    cadence = sim.config.cadence_s * 1000
-    window = int(settings.backfill_hours * 3_600_000)
-    if now_ms() - sim.time_ms > window:  # long offline: skip ahead instead of replaying every step
-        sim.time_ms = now_ms() - window
-    steps = max(0, (now_ms() - sim.time_ms) // cadence)
-    columns = (TextColumn("[bold]backfill"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
+def _progress(label: str) -> Progress:
+    columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("backfill", total=steps, info="")
+    return Progress(*columns, console=err, transient=False)
+
+
+def _attach(parts: Parts) -> None:
+    """Bind the simulated market to the store, replaying (with a progress bar) what a checkpoint missed."""
+    assert parts.source is not None
+    genesis = now_ms() - int(parts.settings.backfill_hours * 3_600_000)
+    bar: Progress | None = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # drawn only when there is something to replay
+            bar = _progress("resume")
+            bar.start()
+            bar.add_task("resume", total=total, info="replaying the simulated market up to the store")
+        bar.update(bar.task_ids[0], completed=done)
+
+    try:
+        parts.source.attach(parts.store, genesis, progress=advance)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _catch_up(parts: Parts, stop: threading.Event) -> int:
+    """Backfill the simulated market up to now with a progress bar; stops between updates on `stop`.
+    An ingest that cannot go on is left in `parts.status` (the caller ends with its reason)."""
+    from hyperscope.pipeline import IngestFailed, backfill
+
+    assert parts.source is not None and parts.ingestor is not None
+    _attach(parts)
+    window = int(parts.settings.backfill_hours * 3_600_000)
+    with _progress("backfill") as bar:
+        task = bar.add_task("backfill", total=None, info="")
 
         def advance(done: int, total: int, result: IngestResult) -> None:
-            bar.update(task, completed=done, info=f"height {result.height}, {result.positions} positions")
+            bar.update(task, completed=done, total=total,
+                       info=f"height {result.height}, {result.positions} positions")  # fmt: skip
 
-        backfill(sim, ingestor, now_ms(), checkpoint=settings.checkpoint_path, progress=advance)
-    return sim
+        try:
+            return backfill(parts.source, parts.ingestor, now_ms(), window, stop=stop, status=parts.status,
+                            retries=parts.settings.ingest_retries, progress=advance)  # fmt: skip
+        except IngestFailed:
+            return 0
 
 
 def _first_key(keys: KeyManager) -> str | None:
-    if keys.active_count() == 0:
+    """A key for a brand-new installation; never again once any key was made (revoking all is a choice)."""
+    if keys.ever_created() == 0:
         token, _ = keys.create("first-run")
         return token
     return None
 
 
-def _cursor_secret(settings: Settings, store: Store) -> bytes:
-    if settings.cursor_secret:
-        return settings.cursor_secret.encode()
-    secret = store.get_meta("cursor_secret")
-    if secret is None:
-        secret = secrets.token_hex(32)
-        store.set_meta("cursor_secret", secret)
-    return secret.encode()
-
-
-def _api(settings: Settings, store: Store, ingestor: Ingestor | None = None) -> tuple[FastAPI, KeyManager]:
-    from hyperscope.api import create_app
+def _api(parts: Parts, *, ingesting: bool) -> FastAPI:
+    from hyperscope.api import ApiConfig, create_app
     from hyperscope.api.observability import Metrics
-    from hyperscope.service import CursorCodec, KeyManager, Service
+    from hyperscope.runtime import stale_after
 
-    keys = KeyManager(store, settings.rate_limit_per_minute)
-    service = Service(store, CursorCodec(_cursor_secret(settings, store), settings.cursor_ttl_seconds))
+    assert parts.service is not None and parts.keys is not None
+    s = parts.settings
     metrics = Metrics()
-    if ingestor is not None:
-        ingestor.listeners.append(metrics.observe_ingest)
-    return create_app(service, keys, settings.data_dir / "exports", metrics), keys
+    if parts.ingestor is not None:
+        parts.ingestor.listeners.append(metrics.observe_ingest)
+    config = ApiConfig(
+        exports_dir=s.exports_dir, stale_after_seconds=stale_after(s, ingesting=ingesting),
+        cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
+        exports_per_minute=s.exports_per_minute,
+    )  # fmt: skip
+    return create_app(parts.service, parts.keys, config, metrics, ingest=parts.status if ingesting else None)
 
 
-def _serve(settings: Settings, application: FastAPI) -> None:
-    import uvicorn
-
-    # Everything built so far lives as long as the server: move it out of the collector's way, so that
-    # full collections stay short and do not stall requests.
-    gc.collect()
-    gc.freeze()
-    config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
-                            access_log=False, loop="uvloop", http="httptools")  # fmt: skip
-    uvicorn.Server(config).run()
-
-
-def _announce(settings: Settings, key: str | None, keys: KeyManager) -> None:
-    url = f"http://{settings.host}:{settings.port}"
+def _announce(sock: socket.socket, key: str | None, keys: KeyManager) -> None:
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
     say = out.print  # soft_wrap: a URL or key is never split across lines, whatever the terminal width
     say(f"\n[bold green]hyperscope is running[/] at [bold]{url}[/]  (docs: {url}/docs)", soft_wrap=True)
     if key:
@@ -152,108 +158,161 @@ def _announce(settings: Settings, key: str | None, keys: KeyManager) -> None:
         say(f"[bold]{key}[/]", soft_wrap=True)
         say(f'Try: curl -H "Authorization: Bearer {key}" {url}/api/external/positions/coins', soft_wrap=True)
     else:
-        say(f"{keys.active_count()} API key(s) exist; create one with `hyperscope keys create`.", soft_wrap=True)
+        say(f"{keys.active_count()} active API key(s); create one with `hyperscope keys create` "
+            "(works while this runs).", soft_wrap=True)  # fmt: skip
     say("Press Ctrl-C to stop.\n", soft_wrap=True)
+
+
+def _serve_until_stopped(parts: Parts, sock: socket.socket, application: FastAPI, signals: object,
+                         key: str | None, worker: threading.Thread | None = None) -> None:  # fmt: skip
+    from hyperscope.api.server import make_server
+    from hyperscope.runtime import Signals
+
+    assert isinstance(signals, Signals) and parts.keys is not None
+    server = make_server(application)
+
+    def shut_down(*_: object) -> None:
+        server.should_exit = True
+
+    signals.callbacks.append(shut_down)
+    parts.status.on_failure.append(shut_down)
+    if worker is not None:
+        worker.start()
+    _announce(sock, key, parts.keys)
+    server.run(sockets=[sock])
+
+
+def _live_worker(parts: Parts, stop: threading.Event, max_updates: int | None = None) -> None:
+    """The live loop in a thread: whatever ends it for good is recorded in the status (and stops the server)."""
+    from hyperscope.pipeline import IngestFailed, live
+
+    assert parts.source is not None and parts.ingestor is not None
+    try:
+        live(parts.source, parts.ingestor, parts.settings.live_interval_seconds, stop, status=parts.status,
+             retries=parts.settings.ingest_retries, max_updates=max_updates)  # fmt: skip
+    except IngestFailed:
+        pass  # reason logged and recorded by the pipeline
+    except Exception as e:  # the source itself broke: nothing more will be ingested
+        log.exception("live ingest stopped")
+        parts.status.fail(f"{type(e).__name__}: {e}")
+
+
+def _finish(parts: Parts, signals: object) -> NoReturn:
+    """Close everything, then leave with the exit code the way things ended asks for."""
+    from hyperscope.runtime import Signals
+
+    assert isinstance(signals, Signals)
+    parts.close()
+    if parts.status.failed:
+        err.print(f"[red]error:[/] ingest stopped: {parts.status.reason}", soft_wrap=True)
+        raise Exit(1)
+    raise Exit(signals.code)
 
 
 @app.command()
 def run(
-    scale: Scale = None, hours: Hours = None, cadence: Cadence = None,
-    interval: Annotated[float | None, typer.Option(help="Wall seconds between live updates.")] = None,
-    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
-    data_dir: DataDir = None,
+    scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, interval: Interval = None,
+    host: Host = None, port: Port = None, data_dir: DataDir = None,
 ) -> None:  # fmt: skip
     """Everything in one process: backfill the simulated market, keep ingesting live, serve the API."""
-    from hyperscope.ingest import Ingestor
-    from hyperscope.pipeline import live
+    from hyperscope.api.server import bind
+    from hyperscope.runtime import Signals, build
 
-    settings = _settings(scale=scale, backfill_hours=hours, cadence_seconds=cadence, live_interval_seconds=interval,
-                         host=host, port=port, data_dir=data_dir)  # fmt: skip
-    store = _open(settings)
-    ingestor = Ingestor(store)
-    application, keys = _api(settings, store, ingestor)
-    key = _first_key(keys)
-    sim = _catch_up(settings, store, ingestor)
-    stop = threading.Event()
-    worker = threading.Thread(
-        target=live, args=(sim, ingestor, settings.live_interval_seconds, stop),
-        kwargs={"checkpoint": settings.checkpoint_path}, name="live-ingest", daemon=True,
-    )  # fmt: skip
-    worker.start()
-    _announce(settings, key, keys)
+    settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence,
+                         live_interval_seconds=interval, host=host, port=port, data_dir=data_dir)  # fmt: skip
+    sock = bind(settings.host, settings.port)
     try:
-        _serve(settings, application)
+        parts = build(settings, ingest=True, serve=True)
+        signals = Signals()
+        with signals.installed():
+            try:
+                _catch_up(parts, signals.stop)
+                if not signals.stop.is_set() and not parts.status.failed:
+                    key = _first_key(parts.keys)  # type: ignore[arg-type]
+                    worker = threading.Thread(target=_live_worker, args=(parts, signals.stop), name="live-ingest")
+                    try:
+                        _serve_until_stopped(parts, sock, _api(parts, ingesting=True), signals, key, worker)
+                    finally:
+                        signals.stop.set()
+                        if worker.is_alive():
+                            worker.join()
+            except BaseException:
+                parts.close()
+                raise
+            _finish(parts, signals)
     finally:
-        stop.set()
-        worker.join(timeout=30)
-        store.close()
+        sock.close()
 
 
 @app.command("backfill")
-def backfill_cmd(scale: Scale = None, hours: Hours = None, cadence: Cadence = None,
+def backfill_cmd(scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None,
                  data_dir: DataDir = None) -> None:  # fmt: skip
-    """Generate simulated history up to now (as fast as it can) and ingest it."""
-    from hyperscope.ingest import Ingestor
+    """Generate simulated history up to now (as fast as it can) and ingest it; resumes where it stopped."""
+    from hyperscope.runtime import Signals, build
 
-    settings = _settings(scale=scale, backfill_hours=hours, cadence_seconds=cadence, data_dir=data_dir)
-    store = _open(settings)
-    try:
-        _catch_up(settings, store, Ingestor(store))
-        _print_status(store)
-    finally:
-        store.close()
+    settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence, data_dir=data_dir)
+    parts = build(settings, ingest=True, serve=False)
+    signals = Signals()
+    with signals.installed():
+        try:
+            _catch_up(parts, signals.stop)
+            if not parts.status.failed:
+                _print_status(parts.store)
+        except BaseException:
+            parts.close()
+            raise
+        _finish(parts, signals)
 
 
 @app.command("live")
 def live_cmd(
-    scale: Scale = None, cadence: Cadence = None,
-    interval: Annotated[float | None, typer.Option(help="Wall seconds between updates.")] = None,
-    updates: Annotated[int | None, typer.Option(help="Stop after this many updates.")] = None,
+    scale: Scale = None, seed: Seed = None, cadence: Cadence = None, interval: Interval = None,
+    updates: Annotated[int | None, typer.Option(min=1, help="Stop after this many updates.")] = None,
     data_dir: DataDir = None,
 ) -> None:  # fmt: skip
     """Run the live ingest loop (no API): a new simulated state update every --interval seconds."""
-    from hyperscope.ingest import Ingestor
-    from hyperscope.pipeline import live
+    from hyperscope.runtime import Signals, build
 
-    settings = _settings(scale=scale, cadence_seconds=cadence, live_interval_seconds=interval, data_dir=data_dir)
-    store = _open(settings)
-    try:
-        sim = _simulator(settings, store)
-        stop = threading.Event()
+    settings = _settings(scale=scale, seed=seed, cadence_seconds=cadence, live_interval_seconds=interval,
+                         data_dir=data_dir)  # fmt: skip
+    parts = build(settings, ingest=True, serve=False)
+    signals = Signals()
+    with signals.installed():
         try:
-            n = live(sim, Ingestor(store), settings.live_interval_seconds, stop,
-                     checkpoint=settings.checkpoint_path, max_updates=updates)  # fmt: skip
-        except KeyboardInterrupt:
-            n = 0
-        out.print(f"ingested {n} live state update(s)")
-        _print_status(store)
-    finally:
-        store.close()
+            _attach(parts)
+            _live_worker(parts, signals.stop, updates)
+            _print_status(parts.store)
+        except BaseException:
+            parts.close()
+            raise
+        _finish(parts, signals)
 
 
 @app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
-    data_dir: DataDir = None,
-) -> None:
+def serve(host: Host = None, port: Port = None, data_dir: DataDir = None) -> None:
     """Serve the API over an existing store (no ingest)."""
+    from hyperscope.api.server import bind
+    from hyperscope.runtime import Signals, build
+
     settings = _settings(host=host, port=port, data_dir=data_dir)
-    if not settings.db_path.exists():
-        raise HyperscopeError(f"no store at {settings.db_path}; run `hyperscope backfill` or `hyperscope run` first")
-    store = _open(settings)
-    application, keys = _api(settings, store)
-    _announce(settings, _first_key(keys), keys)
+    sock = bind(settings.host, settings.port)
     try:
-        _serve(settings, application)
+        parts = build(settings, ingest=False, serve=True)
+        signals = Signals()
+        with signals.installed():
+            try:
+                _serve_until_stopped(parts, sock, _api(parts, ingesting=False), signals, _first_key(parts.keys))  # type: ignore[arg-type]
+            except BaseException:
+                parts.close()
+                raise
+            _finish(parts, signals)
     finally:
-        store.close()
+        sock.close()
 
 
 def _print_status(store: Store) -> None:
     status = store.status()
-    table = Table(title=f"hyperscope store ({status['backend']}: {status['path']})")
+    table = Table(title=f"hyperscope store ({status['backend']})")
     table.add_column("what")
     table.add_column("value", justify="right")
     for name, value in status["counts"].items():
@@ -270,10 +329,9 @@ def _print_status(store: Store) -> None:
 @app.command()
 def status(data_dir: DataDir = None) -> None:
     """Heights, counts and lag of the store."""
-    settings = _settings(data_dir=data_dir)
-    if not settings.db_path.exists():
-        raise HyperscopeError(f"no store at {settings.db_path}")
-    store = _open(settings)
+    from hyperscope.runtime import open_store
+
+    store = open_store(_settings(data_dir=data_dir), create=False)
     try:
         _print_status(store)
     finally:
@@ -284,62 +342,71 @@ def status(data_dir: DataDir = None) -> None:
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
     scope: Annotated[list[str] | None, typer.Option(help="positions, metrics or segments; all when omitted.")] = None,
-    rate_limit: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="Requests per minute (1-1000000).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create an API key and print it (it is shown only once)."""
-    from hyperscope.service import KeyManager
+    """Create an API key and print it (it is shown only once). Works while hyperscope runs."""
+    from hyperscope.runtime import open_keys
 
-    settings = _settings(data_dir=data_dir)
-    store = _open(settings)
+    keys = open_keys(_settings(data_dir=data_dir))
     try:
-        token, key = KeyManager(store, settings.rate_limit_per_minute).create(name, scope, rate_limit)
+        token, key = keys.create(name, scope, rate_limit)
         out.print(f"created key {key.key_id} ({key.name}, scopes {','.join(sorted(key.scopes))}, "
-                  f"{key.rate_limit}/min)")  # fmt: skip
+                  f"{key.rate_limit}/min)", soft_wrap=True)  # fmt: skip
         print(token)
     finally:
-        store.close()
+        keys.store.close()
 
 
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
     """List API keys (ids and labels; the keys themselves are never stored)."""
-    from hyperscope.service import KeyManager
+    from hyperscope.runtime import open_keys
 
-    settings = _settings(data_dir=data_dir)
-    store = _open(settings)
+    keys = open_keys(_settings(data_dir=data_dir))
     try:
         table = Table("id", "name", "scopes", "rate/min", "created", "revoked")
-        for key in KeyManager(store).list():
+        for key in keys.list():
             table.add_row(key.key_id, key.name, ",".join(sorted(key.scopes)), str(key.rate_limit),
                           iso_ms(key.created_at), iso_ms(key.revoked_at) if key.revoked_at else "")  # fmt: skip
         out.print(table)
     finally:
-        store.close()
+        keys.store.close()
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
-    """Revoke an API key by id."""
-    from hyperscope.service import KeyManager
+    """Revoke an API key by id; a running server refuses it within a second."""
+    from hyperscope.runtime import open_keys
 
-    settings = _settings(data_dir=data_dir)
-    store = _open(settings)
+    keys = open_keys(_settings(data_dir=data_dir))
     try:
-        key = KeyManager(store).revoke(key_id)
+        key = keys.revoke(key_id)
         out.print(f"revoked key {key.key_id} ({key.name})")
     finally:
-        store.close()
+        keys.store.close()
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown: everything is closed by now, and the teardown's only output
+    would be native libraries' leak reports."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main() -> None:
     try:
         app()
+    except Exit as e:
+        _leave(e.code)
     except HyperscopeError as e:
-        err.print(f"[red]error:[/] {e.message}")
-        sys.exit(2)
+        err.print(f"[red]error:[/] {e.message}", soft_wrap=True)
+        _leave(2)
     except KeyboardInterrupt:
-        sys.exit(130)
+        err.print("interrupted")
+        _leave(130)
+    _leave(0)
 
 
 if __name__ == "__main__":

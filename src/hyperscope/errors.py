@@ -10,8 +10,13 @@
     ├── Forbidden (403)              a valid key without access to this resource, or an expired link
     ├── RateLimited (429)            slow down; `retry_after` seconds
     ├── RetryLater (503)             a source or the store is busy or unreachable; try again
-    │   └── SourceUnavailable
+    │   ├── SourceUnavailable
+    │   └── StoreUnavailable         the store failed an operation that may work later (disk full, I/O)
     └── ConfigError (500)            needs an operator: bad settings, unreadable store
+        └── StoreFailed (503)        the store is broken (corrupt, invalidated); a restart or repair is needed
+
+`message` is safe to show to API clients (no file paths, no internals); `detail`, when set, is the full
+text for the logs.
 
 Third-party exceptions (duckdb, httpx, ...) are translated into these at exactly one boundary each,
 with ``raise Ours(...) from e``; routes and metrics code never see them.
@@ -24,9 +29,14 @@ class HyperscopeError(Exception):
     status: int = 500
     type: str = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
+
+    @property
+    def log_text(self) -> str:
+        return f"{self.message}: {self.detail}" if self.detail else self.message
 
 
 class InputError(HyperscopeError):
@@ -83,6 +93,15 @@ class SourceUnavailable(RetryLater):
     type = "source_unavailable"
 
 
+class StoreUnavailable(RetryLater):
+    type = "store_unavailable"
+
+
 class ConfigError(HyperscopeError):
     status = 500
     type = "config_error"
+
+
+class StoreFailed(ConfigError):
+    status = 503
+    type = "store_failed"

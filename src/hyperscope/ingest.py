@@ -17,10 +17,12 @@ from hyperscope import metrics
 from hyperscope.domain.state import StateUpdate, validate
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import InvalidStateUpdate
-from hyperscope.store.base import Store, WriteBatch
+from hyperscope.store.base import Retention, Store, WriteBatch
 from hyperscope.tracking import changed_rows, track
 
 log = logging.getLogger("hyperscope.ingest")
+
+RETENTION_EVERY_MS = 60_000  # state-update time between two retention passes
 
 
 @dataclass
@@ -41,8 +43,10 @@ class IngestResult:
 class Ingestor:
     """Feeds state updates into a store, keeping the previous open positions in memory between updates."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retention: Retention | None = None) -> None:
         self.store = store
+        self.retention = retention
+        self._retention_at: int | None = None
         self._open: pa.Table | None = None
         self._open_keys: pa.Array | None = None
         self._open_height: int | None = None
@@ -110,6 +114,13 @@ class Ingestor:
             liquidations=liquidations,
             seconds={"validate": t1 - t0, "tracking": t2 - t1, "metrics": t3 - t2, "store": t4 - t3},
         )
+        if self.retention is not None and (
+            self._retention_at is None or checked.time - self._retention_at >= RETENTION_EVERY_MS
+        ):
+            self._retention_at = checked.time
+            deleted = self.store.apply_retention(self.retention, checked.time)
+            result.seconds["retention"] = time.perf_counter() - t4
+            log.debug("retention at height %s deleted %s", checked.height, deleted)
         for listener in self.listeners:
             listener(result)
         return result

@@ -1,71 +1,175 @@
-"""The embedded default running: the simulator feeding the ingestor, as backfill or live."""
+"""A source feeding the ingestor, as backfill or live, supervised.
+
+Every state update goes through `supervised_ingest`: what may pass (the store busy, a full disk, a source
+unreachable: `RetryLater`) is retried with backoff, 1 s doubling to 60 s, up to `retries` times; a state
+update that breaks the contract is rejected whole, logged and skipped; anything else, or retries run out,
+stops ingest for good. `IngestStatus` records which of these is happening, for /health and for the
+process's exit code: a process that can no longer ingest says so and never pretends.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass, field
 
+from hyperscope.domain.state import StateUpdate
 from hyperscope.domain.timefmt import now_ms
+from hyperscope.errors import HyperscopeError, InvalidStateUpdate, RetryLater
 from hyperscope.ingest import Ingestor, IngestResult
-from hyperscope.sources.simulator import SimConfig, Simulator
+from hyperscope.sources.simulator.source import SimulatedSource
 
 log = logging.getLogger("hyperscope.pipeline")
 
+MAX_BACKOFF_SECONDS = 60.0
 
-def load_or_create(config: SimConfig, checkpoint: Path, genesis_ms: int) -> Simulator:
-    """Resume the simulator from its checkpoint when it matches the config, else start a new market."""
-    if checkpoint.exists():
-        sim = Simulator.load(checkpoint)
-        if sim.config == config:
-            return sim
-        log.warning("simulator checkpoint %s is for another config; starting a new market", checkpoint)
-    return Simulator(config, genesis_ms=genesis_ms)
+
+@dataclass
+class IngestStatus:
+    """What ingest is doing: `idle`, `running`, `retrying`, `failed` or `stopped` (read by /health)."""
+
+    state: str = "idle"
+    reason: str | None = None
+    retries: int = 0
+    rejected: int = 0
+    last_height: int | None = None
+    on_failure: list[Callable[[str], None]] = field(default_factory=list)
+
+    def ok(self, result: IngestResult) -> None:
+        self.state, self.reason, self.retries, self.last_height = "running", None, 0, result.height
+
+    def retrying(self, reason: str, attempt: int) -> None:
+        self.state, self.reason, self.retries = "retrying", reason, attempt
+
+    def fail(self, reason: str) -> None:
+        self.state, self.reason = "failed", reason
+        for callback in self.on_failure:
+            callback(reason)
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+
+class IngestFailed(Exception):
+    """Ingest stopped for good; the reason is already in IngestStatus and in the log."""
+
+
+def backoff(attempt: int) -> float:
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
+
+
+def supervised_ingest(
+    ingestor: Ingestor, update: StateUpdate, status: IngestStatus, stop: threading.Event, retries: int
+) -> IngestResult | None:
+    """Ingest one update: its result, None when it was rejected or `stop` was set; IngestFailed when ingest
+    cannot go on."""
+    attempt = 0
+    while True:
+        try:
+            result = ingestor.ingest(update)
+        except InvalidStateUpdate as e:  # already logged with its reason; the next update may be fine
+            status.rejected += 1
+            status.reason = e.message
+            return None
+        except RetryLater as e:
+            attempt += 1
+            if attempt > retries:
+                _fail(status, f"{e.message} (gave up after {retries} retries)", e)
+            delay = backoff(attempt)
+            log.warning("ingest failed (%s); retry %d of %d in %.0f s", e.log_text, attempt, retries, delay)
+            status.retrying(e.message, attempt)
+            if stop.wait(delay):
+                return None
+            continue
+        except HyperscopeError as e:
+            _fail(status, e.message, e)
+        except (MemoryError, OSError) as e:
+            _fail(status, f"{type(e).__name__}: {e}", e)
+        except Exception as e:
+            log.exception("unexpected error while ingesting")
+            _fail(status, f"unexpected {type(e).__name__}: {e}", e)
+        status.ok(result)
+        return result
+
+
+def _fail(status: IngestStatus, reason: str, error: BaseException) -> None:
+    detail = error.log_text if isinstance(error, HyperscopeError) else reason
+    log.error("ingest stopped: %s", detail)
+    status.fail(reason)
+    raise IngestFailed(reason) from error
 
 
 def backfill(
-    sim: Simulator,
+    source: SimulatedSource,
     ingestor: Ingestor,
     until_ms: int,
+    window_ms: int,
     *,
-    checkpoint: Path | None = None,
+    stop: threading.Event | None = None,
+    status: IngestStatus | None = None,
+    retries: int = 0,
     progress: Callable[[int, int, IngestResult], None] | None = None,
-) -> list[IngestResult]:
-    """Step the simulator at its cadence from its current time up to `until_ms`, ingesting each update."""
-    cadence = sim.config.cadence_s * 1000
-    times = list(range(sim.time_ms + cadence, until_ms + 1, cadence))
-    results = []
-    for i, t in enumerate(times):
-        result = ingestor.ingest(sim.step(t))
-        results.append(result)
-        if progress is not None:
-            progress(i + 1, len(times), result)
-    if checkpoint is not None and times:
-        sim.save(checkpoint)
-    return results
+) -> int:
+    """Produce and ingest the state updates up to `until_ms` as fast as possible; returns how many.
+
+    Checks `stop` between updates and checkpoints as it goes, so an interrupted backfill resumes.
+    """
+    stop = stop or threading.Event()
+    status = status or IngestStatus()
+    times = source.backfill_times(until_ms, window_ms)
+    done = 0
+    try:
+        for i, t in enumerate(times):
+            if stop.is_set():
+                break
+            update = source.step(t)
+            result = supervised_ingest(ingestor, update, status, stop, retries)
+            if result is None:
+                if stop.is_set():
+                    break
+                continue  # rejected: logged, counted, and never marked as stored
+            source.stored(update.height)
+            done += 1
+            if progress is not None:
+                progress(i + 1, len(times), result)
+    finally:
+        source.save()
+    return done
 
 
 def live(
-    sim: Simulator,
+    source: SimulatedSource,
     ingestor: Ingestor,
     interval_s: float,
     stop: threading.Event,
     *,
-    checkpoint: Path | None = None,
+    status: IngestStatus | None = None,
+    retries: int = 0,
     max_updates: int | None = None,
 ) -> int:
-    """A new state update every `interval_s` seconds of wall time, stamped with the wall clock.
+    """A new state update every `interval_s` seconds of wall time, stamped with the wall clock, until `stop`.
 
-    Each update simulates one cadence of market time, so the market moves faster than the clock.
+    Each update simulates one cadence of market time, so the market moves faster than the clock. Returns
+    the number of updates ingested; raises IngestFailed when ingest cannot go on.
     """
+    status = status or IngestStatus()
     done = 0
-    while not stop.is_set() and (max_updates is None or done < max_updates):
-        t = max(now_ms(), sim.time_ms + 1)
-        result = ingestor.ingest(sim.step(t))
-        if checkpoint is not None:
-            sim.save(checkpoint)
-        log.info("state update %s: %s positions in %.3fs", result.height, result.positions, result.total_seconds)
-        done += 1
-        stop.wait(interval_s)
+    try:
+        while not stop.is_set() and (max_updates is None or done < max_updates):
+            started = time.monotonic()
+            update = source.step(now_ms())
+            result = supervised_ingest(ingestor, update, status, stop, retries)
+            if result is not None:
+                source.stored(update.height)
+                done += 1
+                log.info("state update %s: %s positions in %.3fs", result.height, result.positions,
+                         result.total_seconds)  # fmt: skip
+            stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
+    finally:
+        source.save()
+    if status.state != "failed":
+        status.state = "stopped"
     return done

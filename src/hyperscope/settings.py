@@ -1,36 +1,137 @@
-"""One typed settings model. Every field can be set from the environment with the HYPERSCOPE_ prefix."""
+"""One typed settings model. Every field can be set from the environment with the HYPERSCOPE_ prefix.
+
+Every field is validated when the model is built, so a bad value stops a command before it touches a
+store or a port, with one line naming the setting and its flag (`describe_error`).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The command-line flag of each setting that has one, for error messages.
+FLAGS = {
+    "data_dir": "--data-dir",
+    "host": "--host",
+    "port": "--port",
+    "scale": "--scale",
+    "seed": "--seed",
+    "cadence_seconds": "--cadence",
+    "backfill_hours": "--hours",
+    "live_interval_seconds": "--interval",
+    "rate_limit_per_minute": "--rate-limit",
+}
+MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HYPERSCOPE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HYPERSCOPE_", extra="ignore", validate_default=True)
 
-    data_dir: Path = Field(Path("data"), description="Folder for the DuckDB store and simulator checkpoint.")
-    db_file: str = Field("hyperscope.duckdb", description="DuckDB file name inside data_dir.")
-    host: str = Field("127.0.0.1", description="Address the API server listens on.")
-    port: int = Field(8000, description="Port the API server listens on.")
-    scale: str = Field("small", description="Simulator scale: tiny, small (default) or bench.")
-    seed: int = Field(7, description="Simulator seed; the same seed gives the same market.")
-    cadence_seconds: int = Field(900, description="Market time between two state updates (seconds).")
-    backfill_hours: float = Field(24.0, description="History generated before going live on an empty store.")
-    live_interval_seconds: float = Field(5.0, description="Wall-clock seconds between live state updates.")
-    rate_limit_per_minute: int = Field(600, description="Default requests per minute for a new API key.")
-    cursor_ttl_seconds: int = Field(86_400, description="How long a nextCursor stays valid.")
-    cursor_secret: str | None = Field(
-        None, description="HMAC secret for cursors and links; generated and kept in the store when unset."
+    data_dir: Path = Field(Path("data"), description="Folder for the DuckDB store, the key file and checkpoints.")
+    db_file: str = Field(
+        "hyperscope.duckdb", pattern=r"^[A-Za-z0-9._-]+$", description="DuckDB file name inside data_dir."
     )
-    log_level: str = Field("INFO", description="Python logging level.")
+    host: str = Field("127.0.0.1", min_length=1, description="Address the API server listens on (an IP address).")
+    port: int = Field(8000, ge=0, le=65_535, description="Port the API server listens on (0: any free port).")
+    scale: Literal["tiny", "small", "bench"] = Field("small", description="Simulator scale: tiny, small or bench.")
+    seed: int = Field(7, ge=0, le=2**32 - 1, description="Simulator seed; the same seed gives the same market.")
+    cadence_seconds: int = Field(
+        900, ge=60, le=86_400, description="Market time between two simulated state updates (seconds)."
+    )
+    backfill_hours: float = Field(
+        24.0, ge=0, le=24 * 90, description="History generated before going live on an empty store (0-2160 hours)."
+    )
+    live_interval_seconds: float = Field(
+        5.0, ge=0.1, le=86_400, description="Wall-clock seconds between live state updates."
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=1, le=1_000_000, description="Default requests per minute for a new API key."
+    )
+    exports_per_minute: int = Field(
+        30, ge=1, le=10_000, description="Export files one API key may have built per minute (reused files are free)."
+    )
+    exports_max_mib: int = Field(
+        1024, ge=1, le=1_048_576, description="Most disk the export folder may hold (MiB); past it exports answer 503."
+    )
+    cache_max_mib: int = Field(
+        256, ge=0, le=65_536, description="Most memory the response cache may hold (MiB); 0 turns it off."
+    )
+    cursor_ttl_seconds: int = Field(86_400, ge=1, le=30 * 86_400, description="How long a nextCursor stays valid.")
+    cursor_secret: str | None = Field(
+        None,
+        min_length=16,
+        description="HMAC secret for cursors and links; generated and kept in the store when unset.",
+    )
+    stale_after_seconds: float | None = Field(
+        None, gt=0, description="Lag past which /health answers 503 'stale'; default 3 x the expected update interval."
+    )
+    ingest_retries: int = Field(
+        6, ge=0, le=100, description="Retries with backoff (1 s doubling to 60 s) of a failing state update before "
+        "ingest is declared failed and the process exits.",
+    )  # fmt: skip
+    duckdb_memory_mib: int = Field(
+        1024, ge=64, le=1_048_576, description="DuckDB's memory limit (MiB); its caches stay under it."
+    )
+    duckdb_threads: int = Field(2, ge=1, le=256, description="Threads DuckDB may use.")
+    retention_metrics_days: float = Field(
+        30, gt=0, le=36_500, description="Metric rows (every series, markets) older than this are deleted."
+    )
+    retention_full_resolution_hours: float = Field(
+        6, ge=0, le=876_000, description="Metric rows older than this keep one state update per "
+        "retention_thin_minutes; newer ones keep every state update.",
+    )  # fmt: skip
+    retention_thin_minutes: float = Field(
+        15, gt=0, le=1_440, description="Spacing of the metric rows kept past retention_full_resolution_hours."
+    )
+    retention_positions_days: float = Field(
+        7, gt=0, le=36_500, description="Closed position lifecycles whose close time is older than this are deleted."
+    )
+    retention_fills_hours: float = Field(24, gt=0, le=876_000, description="Fills older than this are deleted.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python logging level.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == "localhost":
+            return value
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"expected an IP address such as 127.0.0.1 or 0.0.0.0, got {value!r}") from None
+        return value
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / self.db_file
 
     @property
+    def keys_path(self) -> Path:
+        return self.data_dir / "keys.sqlite3"
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.data_dir / "simulator.npz"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line for the first invalid setting: its name, its flag, what was wrong and the value given."""
+    first = error.errors()[0]
+    name = ".".join(map(str, first["loc"])) or "settings"
+    flag = FLAGS.get(name)
+    label = f"{flag} ({name})" if flag else f"{name} (HYPERSCOPE_{name.upper()})"
+    if first["type"] == "value_error":  # our own validators name the value themselves
+        return f"{label}: {str(first['msg']).removeprefix('Value error, ')}"
+    return f"{label}: {first['msg']} (got {first.get('input')!r})"

@@ -7,11 +7,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from hyperscope.api import create_app
+from hyperscope.api import ApiConfig, create_app
 from hyperscope.ingest import Ingestor
 from hyperscope.service import CursorCodec, KeyManager, Service
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
+from hyperscope.store.keys import open_key_store
 from tests.factories import T0
 
 HOUR = 3_600_000
@@ -25,14 +26,15 @@ class World:
         self.sim = Simulator(preset("tiny", seed=21), genesis_ms=T0)
         self.ingestor = Ingestor(self.store)
         self.updates = [self.step() for _ in range(12)]
-        self.keys = KeyManager(self.store, 100_000)
+        self.keys = KeyManager(open_key_store(path.parent / "keys.sqlite3"), 100_000)
         self.key, _ = self.keys.create("tests")
         self.metrics_only, _ = self.keys.create("metrics-only", ["metrics"])
         self.limited, _ = self.keys.create("limited", rate_limit=3)
         self.revoked, record = self.keys.create("revoked")
         self.keys.revoke(record.key_id)
         self.service = Service(self.store, CursorCodec(b"test-secret", 3600))
-        self.app = create_app(self.service, self.keys, path.parent / "exports")
+        self.config = ApiConfig(exports_dir=path.parent / "exports", stale_after_seconds=1e12)
+        self.app = create_app(self.service, self.keys, self.config)
 
     def step(self):
         update = self.sim.step(self.sim.time_ms + 900_000)
@@ -47,6 +49,7 @@ class World:
 def world(tmp_path_factory):
     w = World(tmp_path_factory.mktemp("api") / "store.duckdb")
     yield w
+    w.keys.store.close()
     w.store.close()
 
 

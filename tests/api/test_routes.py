@@ -3,7 +3,6 @@
 import base64
 import json
 
-import numpy as np
 import pytest
 
 from hyperscope.domain.timefmt import iso_ms
@@ -42,8 +41,9 @@ def test_route_matches_upstream_shape_over_real_http(world, live_server, name):
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert upstream.same_shape(body, example) == []
-    assert body  # never an empty answer on a populated store
+    assert upstream.same_shape(body, example, nullable=upstream.NULLABLE) == []
+    rows = body if isinstance(body, list) else next(v for v in body.values() if isinstance(v, list))
+    assert len(rows) > 0  # never an empty answer on a populated store
 
 
 def test_health_and_prometheus_need_no_key(world, live_server):
@@ -178,4 +178,5 @@ def test_openapi_lists_every_route(client):
     assert set(documented) == {"start", "end", "limit", "nextCursor"} and documented["start"]["required"]
     assert general["security"] == [{"bearer": []}]
     assert "security" not in paths["/health"]["get"]
-    assert np.all([client.get("/docs").status_code == 200])
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text

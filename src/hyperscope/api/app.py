@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -9,14 +10,34 @@ from fastapi import FastAPI
 from hyperscope import __version__
 from hyperscope.api import errors
 from hyperscope.api.auth import AuthMiddleware, RateLimiter
-from hyperscope.api.observability import Metrics, RequestMiddleware
+from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
 from hyperscope.api.routes import coins, market, segments, system
-from hyperscope.exports import LinkSigner, LocalFiles
+from hyperscope.exports import Exports, LinkSigner, LocalFiles
 from hyperscope.service import KeyManager, Service
+from hyperscope.service.health import IngestState
+
+MIB = 1024 * 1024
 
 
-def create_app(service: Service, keys: KeyManager, exports_dir: Path, metrics: Metrics | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class ApiConfig:
+    """What the app needs beside the service and the keys; `from_settings` in the runtime fills it."""
+
+    exports_dir: Path
+    stale_after_seconds: float = 2700.0
+    cache_max_bytes: int = 256 * MIB
+    exports_max_bytes: int = 1024 * MIB
+    exports_per_minute: int = 30
+
+
+def create_app(
+    service: Service,
+    keys: KeyManager,
+    config: ApiConfig,
+    metrics: Metrics | None = None,
+    ingest: IngestState | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="hyperscope",
         version=__version__,
@@ -27,17 +48,22 @@ def create_app(service: Service, keys: KeyManager, exports_dir: Path, metrics: M
     )
     app.state.service = service
     app.state.keys = keys
+    app.state.config = config
+    app.state.ingest = ingest
     app.state.limiter = RateLimiter()
-    app.state.cache = ResponseCache()
+    app.state.cache = ResponseCache(config.cache_max_bytes)
     app.state.metrics = metrics or Metrics()
-    app.state.files = LocalFiles(exports_dir)
     app.state.links = LinkSigner(service.cursors.secret)
+    files = LocalFiles(config.exports_dir, config.exports_max_bytes, keep_seconds=app.state.links.ttl + 60)
+    app.state.exports = Exports(files, config.exports_per_minute)
     errors.install(app)
-    for router in (market.router, coins.router, segments.router, system.router):
+    for router in (market.metrics_router, market.positions_router, coins.router, segments.segments_router,
+                   segments.positions_router, system.router):  # fmt: skip
         app.include_router(router)
     # outermost last: every request is measured, including the ones authentication turns away
     app.add_middleware(AuthMiddleware, keys=keys, limiter=app.state.limiter)
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    app.add_middleware(HeadAsGet)
     app.openapi_schema = None
     _document_security(app)
     return app

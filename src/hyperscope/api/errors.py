@@ -28,7 +28,7 @@ def install(app: FastAPI) -> None:
                 headers={"Retry-After": str(exc.retry_after)},
             )
         if exc.status >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.log_text)
         return JSONBytes(error_body(exc.type, exc.message), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -40,8 +40,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, exc: StarletteHTTPException) -> JSONBytes:
         kinds = {404: "not_found", 405: "method_not_allowed"}
-        message = f"no route {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
-        return JSONBytes(error_body(kinds.get(exc.status_code, "http_error"), message), status_code=exc.status_code)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "GET")
+            if "GET" in allowed and "HEAD" not in allowed:  # HeadAsGet answers HEAD wherever GET is routed
+                allowed += ", HEAD"
+            exc.headers = {**(exc.headers or {}), "Allow": allowed}
+            message = f"{request.method} is not allowed here; allowed: {allowed}"
+        else:
+            message = str(exc.detail)
+        return JSONBytes(error_body(kinds.get(exc.status_code, "http_error"), message), status_code=exc.status_code,
+                         headers=exc.headers)  # fmt: skip
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONBytes:

@@ -40,6 +40,10 @@ class Metrics:
             self.ingest_seconds.labels(stage).observe(seconds)
         self.height.set(result.height)
 
+    def observe_latest(self, height: int, time_ms: int) -> None:
+        self.height.set(height)
+        self.lag.set(max(0.0, time.time() - time_ms / 1000))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -89,3 +93,24 @@ class RequestMiddleware:
         finally:
             route = scope.get("route")
             self._record(getattr(route, "path", "unmatched"), scope["method"], status, time.perf_counter() - started)
+
+
+class HeadAsGet:
+    """HEAD answers as GET would, without the body (RFC 9110): every GET route supports it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from hyperscope.domain.timefmt import now_ms, to_ms
-from hyperscope.errors import BadParameter
+from hyperscope.errors import BadParameter, NotFound
 from hyperscope.service.paging import MAX_LIMIT, CursorCodec, Window
+
+# An id in a path is a whole number written the one canonical way: ASCII digits, no sign, no leading zero,
+# no underscore, no space ("+1", "01", "1_0", " 1" and other scripts' digits are not ids).
+_ID = re.compile(r"[1-9][0-9]{0,8}")
+EARLIEST_MS = 0  # 1970-01-01T00:00:00Z
+LATEST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def path_id(text: str, what: str, hint: str) -> int:
+    """The id in a path segment, parsed strictly; NotFound (404) for anything that is not one."""
+    if not _ID.fullmatch(text):
+        raise NotFound(f"unknown {what} {text!r}; {hint}")
+    return int(text)
 
 
 def parse_time(value: str, parameter: str) -> int:
@@ -20,16 +34,21 @@ def parse_time(value: str, parameter: str) -> int:
         raise BadParameter(parameter, f"expected an ISO 8601 date or time, got {value!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return to_ms(dt)
+    try:
+        ms = to_ms(dt)
+    except (OverflowError, ValueError):
+        ms = -1
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise BadParameter(parameter, f"must be between 1970-01-01 and 9999-12-31 (UTC), got {value!r}")
+    return ms
 
 
 def parse_int(value: str | None, parameter: str, default: int, low: int, high: int) -> int:
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadParameter(parameter, f"expected a whole number, got {value!r}") from None
+    if not re.fullmatch(r"-?[0-9]{1,18}", value):
+        raise BadParameter(parameter, f"expected a whole number, got {value!r}")
+    number = int(value)
     if not low <= number <= high:
         raise BadParameter(parameter, f"must be between {low} and {high}, got {number}")
     return number

@@ -21,25 +21,60 @@ class JSONBytes(Response):
 
 
 class ResponseCache:
-    """Encoded bodies keyed by (request, latest height): data only changes when a state update lands."""
+    """Encoded bodies of the newest state update, bounded by bytes and by age.
 
-    def __init__(self, size: int = 4096, ttl_seconds: float = 60.0) -> None:
-        self.size = size
+    Data only changes when a state update lands, so a new height empties the cache at once. Entries live
+    at most `ttl_seconds` and are kept in creation order, so the oldest are dropped first, whether for
+    age or for room; an entry larger than the whole budget is served but not kept.
+    """
+
+    OVERHEAD = 256  # bytes an entry costs beyond its body (key tuple, list, floats)
+
+    def __init__(self, max_bytes: int, ttl_seconds: float = 60.0) -> None:
+        self.max_bytes = max_bytes
         self.ttl = ttl_seconds
         self._items: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
+        self._height: int | None = None
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
 
-    def get_or_build(self, key: tuple, build: Callable[[], Any]) -> bytes:
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get_or_build(self, height: int | None, key: tuple, build: Callable[[], Any]) -> bytes:
+        if height != self._height:
+            self.clear()
+            self._height = height
         now = time.monotonic()
         item = self._items.get(key)
         if item is not None and now - item[0] < self.ttl:
-            self._items.move_to_end(key)
             self.hits += 1
             return item[1]
         self.misses += 1
         body = orjson.dumps(build(), option=orjson.OPT_SERIALIZE_NUMPY)
-        self._items[key] = (now, body)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        if item is not None:
+            self._drop(key)
+        self._expire(now)
+        size = len(body) + self.OVERHEAD
+        if size <= self.max_bytes:
+            while self.bytes + size > self.max_bytes:
+                self._drop(next(iter(self._items)))
+            self._items[key] = (now, body)
+            self.bytes += size
         return body
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
+    def _drop(self, key: tuple) -> None:
+        _, body = self._items.pop(key)
+        self.bytes -= len(body) + self.OVERHEAD
+
+    def _expire(self, now: float) -> None:
+        while self._items:
+            key, (created, _) = next(iter(self._items.items()))
+            if now - created < self.ttl:
+                return
+            self._drop(key)

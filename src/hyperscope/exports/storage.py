@@ -1,31 +1,52 @@
-"""Export files in a local folder, named by random ids only (no caller-chosen path ever reaches the disk)."""
+"""Export files in a local folder, named by random ids only (no caller-chosen path ever reaches the disk).
+
+Bounded twice: by age (a file outlives the newest link to it by a minute, then goes) and by bytes (past
+`max_bytes`, a new file is refused with a 503 until old ones age out).
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
 from pathlib import Path
 
-from hyperscope.errors import NotFound
+from hyperscope.errors import NotFound, RetryLater
 
 _NAME = re.compile(r"^[0-9a-f]{32}\.(csv|json)$")
 
 
 class LocalFiles:
-    def __init__(self, root: Path, keep_seconds: int = 600) -> None:
+    def __init__(self, root: Path, max_bytes: int, keep_seconds: int = 180) -> None:
         self.root = root
+        self.max_bytes = max_bytes
         self.keep = keep_seconds
         self.root.mkdir(parents=True, exist_ok=True)
+        self.purge()
 
     def put(self, data: bytes, suffix: str) -> str:
         """Store bytes; returns the file id. Written to a temp name and renamed: never half a file."""
-        self.purge()
+        used = self.purge()
+        if used + len(data) > self.max_bytes:
+            raise RetryLater("export storage is full; try again in a few minutes")
         file_id = f"{secrets.token_hex(16)}.{suffix}"
         tmp = self.root / f".{file_id}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(self.root / file_id)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(self.root / file_id)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise RetryLater("the export could not be written; try again later", detail=str(e)) from e
         return file_id
+
+    def keep_alive(self, file_id: str) -> bool:
+        """Mark a file as just linked to again (so it outlives the new link); False if it is gone."""
+        try:
+            os.utime(self.path(file_id))
+        except (NotFound, OSError):
+            return False
+        return True
 
     def path(self, file_id: str) -> Path:
         if not _NAME.match(file_id):
@@ -35,9 +56,16 @@ class LocalFiles:
             raise NotFound("export file is gone; request the export again")
         return path
 
-    def purge(self) -> None:
-        """Remove files older than `keep_seconds` (their links expired long ago)."""
+    def purge(self) -> int:
+        """Remove files (and leftover temp files) older than `keep_seconds`; returns the bytes still held."""
         cutoff = time.time() - self.keep
-        for path in self.root.iterdir():
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
+        used = 0
+        for entry in os.scandir(self.root):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if info.st_mtime < cutoff:
+                Path(entry.path).unlink(missing_ok=True)
+            else:
+                used += info.st_size
+        return used

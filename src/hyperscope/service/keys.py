@@ -1,21 +1,28 @@
 """API keys: random, shown once, stored only as sha256 hashes, compared in constant time.
 
 A key reads `hs_<key id>_<secret>`; the key id is public (it names the key in lists and logs), the secret
-is 256 random bits, so a fast hash is enough and no salt is needed.
+is 256 random bits, so a fast hash is enough and no salt is needed. Keys live in their own file
+(store/keys.py) that other processes change too: the manager looks for their changes at most once a
+second, so a key revoked from the command line stops working within a second.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+import time
 from dataclasses import dataclass
 
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import AuthError, BadParameter, NotFound
-from hyperscope.store.base import Store
+from hyperscope.store.keys import KeyStore
 
 SCOPES = ("positions", "metrics", "segments")
+MAX_RATE_LIMIT = 1_000_000
+RELOAD_SECONDS = 1.0
+_KEY_ID = re.compile(r"^[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
@@ -37,20 +44,32 @@ def _digest(token: str) -> str:
 
 
 class KeyManager:
-    def __init__(self, store: Store, default_rate_limit: int = 600) -> None:
+    def __init__(self, store: KeyStore, default_rate_limit: int = 600) -> None:
         self.store = store
         self.default_rate_limit = default_rate_limit
         self._keys: dict[str, ApiKey] = {}
+        self._version = -1
+        self._checked = 0.0
         self.reload()
 
+    def refresh(self) -> None:
+        """Reload the keys if another process changed them; checks the file at most once a second."""
+        now = time.monotonic()
+        if now - self._checked < RELOAD_SECONDS:
+            return
+        self._checked = now
+        if self.store.version() != self._version:
+            self.reload()
+
     def reload(self) -> None:
+        self._version = self.store.version()
         self._keys = {
             row["key_id"]: ApiKey(
                 key_id=row["key_id"], name=row["name"], hash=row["hash"],
                 scopes=frozenset(row["scopes"].split(",")), rate_limit=row["rate_limit"],
                 created_at=row["created_at"], revoked_at=row["revoked_at"],
             )
-            for row in self.store.list_keys()
+            for row in self.store.rows()
         }  # fmt: skip
 
     def create(
@@ -62,13 +81,15 @@ class KeyManager:
         if unknown:
             raise BadParameter("scope", f"unknown scope(s) {', '.join(unknown)}; expected * or {', '.join(SCOPES)}")
         limit = self.default_rate_limit if rate_limit is None else rate_limit
-        if limit <= 0:
-            raise BadParameter("rate-limit", "must be a positive number of requests per minute")
+        if not 1 <= limit <= MAX_RATE_LIMIT:
+            raise BadParameter("rate-limit", f"must be 1 to {MAX_RATE_LIMIT:,} requests per minute, got {limit}")
+        if not name or len(name) > 100:
+            raise BadParameter("name", "must be 1 to 100 characters")
         key_id = secrets.token_hex(4)
         token = f"hs_{key_id}_{secrets.token_urlsafe(32)}"
         row = {"key_id": key_id, "name": name, "hash": _digest(token), "scopes": ",".join(sorted(wanted)),
                "rate_limit": limit, "created_at": now_ms()}  # fmt: skip
-        self.store.insert_key(row)
+        self.store.insert([row])
         self.reload()
         return token, self._keys[key_id]
 
@@ -76,14 +97,18 @@ class KeyManager:
         return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
 
     def revoke(self, key_id: str) -> ApiKey:
+        self.reload()
         if key_id not in self._keys:
-            raise NotFound(f"no API key with id {key_id!r}")
-        self.store.revoke_key(key_id, now_ms())
+            raise NotFound(f"no API key with id {key_id!r}; `hyperscope keys list` shows the ids")
+        self.store.revoke(key_id, now_ms())
         self.reload()
         return self._keys[key_id]
 
     def active_count(self) -> int:
         return sum(1 for k in self._keys.values() if k.revoked_at is None)
+
+    def ever_created(self) -> int:
+        return self.store.count()
 
     def authenticate(self, authorization: str | None) -> ApiKey:
         """The key named by an `Authorization: Bearer <key>` header, or AuthError."""
@@ -94,8 +119,9 @@ class KeyManager:
         if scheme.lower() != "bearer" or not token:
             raise AuthError("malformed Authorization header; expected 'Bearer <your API key>'")
         parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != "hs":
+        if len(parts) != 3 or parts[0] != "hs" or not _KEY_ID.match(parts[1]):
             raise AuthError("malformed API key")
+        self.refresh()
         key = self._keys.get(parts[1])
         presented = _digest(token)
         if key is None or not hmac.compare_digest(presented, key.hash):

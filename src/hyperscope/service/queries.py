@@ -13,6 +13,7 @@ from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID
 from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound
+from hyperscope.service.health import IngestState, health
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
 from hyperscope.store.base import Store
 
@@ -76,24 +77,20 @@ class Service:
         return coin
 
     @staticmethod
-    def segment(segment_id: str | int) -> int:
-        try:
-            value = int(segment_id)
-        except (TypeError, ValueError):
-            raise NotFound(f"unknown segment {segment_id!r}; segments are 1-16 (GET /api/external/segments)") from None
+    def segment(value: int) -> int:
         if value not in SEGMENTS_BY_ID:
             raise NotFound(f"unknown segment {value}; segments are 1-16 (GET /api/external/segments)")
         return value
 
     @staticmethod
-    def bucket(bucket_id: str | int) -> int:
-        try:
-            value = int(bucket_id)
-        except (TypeError, ValueError):
-            raise NotFound(f"unknown position size bucket {bucket_id!r}; buckets are 1-10") from None
+    def bucket(value: int) -> int:
         if value not in SIZE_BUCKETS_BY_ID:
             raise NotFound(f"unknown position size bucket {value}; buckets are 1-10")
         return value
+
+    def health(self, stale_after: float, ingest: IngestState | None) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) of /health; see service/health.py."""
+        return health(self.store.latest(), self.store.backend, stale_after, ingest)
 
     @staticmethod
     def timeframe(value: str | None, parameter: str) -> str:
@@ -262,19 +259,6 @@ class Service:
     def open_positions(self, coin: str) -> Any:
         """The open positions of one coin at the newest state update, joined with wallet profiles (Arrow)."""
         return self.store.open_positions(coin)
-
-    # ------------------------------------------------------------ health
-
-    def health(self) -> dict[str, Any]:
-        latest = self.store.latest()
-        now = now_ms()
-        return {
-            "status": "ok" if latest else "empty",
-            "height": latest.height if latest else None,
-            "time": iso_ms(latest.time) if latest else None,
-            "lagSeconds": round((now - latest.time) / 1000, 3) if latest else None,
-            "store": {"backend": self.store.backend, "path": self.store.path},
-        }
 
     @staticmethod
     def query_key(*parts: object) -> str:

@@ -38,6 +38,33 @@ class WriteBatch:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long each table family is kept, in milliseconds of state-update time.
+
+    Metric rows (every series table and markets) keep every state update for `full_resolution`, then one
+    state update per `thin_every` (the last one in each interval) until `metrics`, then none. Closed
+    lifecycles are kept `positions` after they close, fills `fills` after they happened.
+    """
+
+    metrics: int
+    full_resolution: int
+    thin_every: int
+    positions: int
+    fills: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Retention:
+        hour = 3_600_000
+        return cls(
+            metrics=int(settings.retention_metrics_days * 24 * hour),
+            full_resolution=int(settings.retention_full_resolution_hours * hour),
+            thin_every=max(1, int(settings.retention_thin_minutes * 60_000)),
+            positions=int(settings.retention_positions_days * 24 * hour),
+            fills=int(settings.retention_fills_hours * hour),
+        )
+
+
+@dataclass(frozen=True)
 class LatestUpdate:
     height: int
     time: int
@@ -56,6 +83,7 @@ class Store(Protocol):
     def load_open_positions(self) -> pa.Table: ...
     def next_lifecycle_key(self) -> int: ...
     def write_update(self, batch: WriteBatch) -> None: ...
+    def apply_retention(self, policy: Retention, now: int) -> dict[str, int]: ...
 
     # the read side
     def series(
@@ -68,11 +96,10 @@ class Store(Protocol):
     def coins(self) -> list[dict[str, Any]]: ...
     def open_positions(self, coin: str) -> pa.Table: ...
     def status(self) -> dict[str, Any]: ...
+    def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]: ...
 
-    # settings and keys
+    # settings
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
-    def insert_key(self, row: dict[str, Any]) -> None: ...
-    def list_keys(self) -> list[dict[str, Any]]: ...
-    def revoke_key(self, key_id: str, when: int) -> bool: ...
+    def legacy_keys(self) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...

@@ -19,10 +19,11 @@ import duckdb
 import pyarrow as pa
 
 from hyperscope.domain.state import TS
-from hyperscope.errors import ConfigError, RetryLater
-from hyperscope.store.base import SERIES_TABLES, LatestUpdate, WriteBatch
+from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
+from hyperscope.store.base import SERIES_TABLES, LatestUpdate, Retention, WriteBatch
 
-SCHEMA_VERSION = 2
+_TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
+SCHEMA_VERSION = 3
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (
     "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
@@ -42,12 +43,18 @@ def _to_storage(table: pa.Table) -> pa.Table:
 class DuckDBStore:
     backend = "duckdb"
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False, memory_mib: int = 1024, threads: int = 2) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # DuckDB's default memory limit is 80% of the machine; its buffer pool grows towards it and keeps
+        # what it took, so a long-running process would too. Bound it (and its threads) explicitly.
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": f"{memory_mib}MB",
+            "threads": threads,
+        }
         try:
-            self._con = duckdb.connect(self.path, read_only=read_only)
+            self._con = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.IOException as e:
             if "lock" in str(e).lower():
                 holder = re.search(r"\(PID (\d+)\)", str(e))
@@ -79,10 +86,14 @@ class DuckDBStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        """DuckDB's exceptions as ours: what may work later (I/O, disk full, memory, a conflict) is
+        StoreUnavailable; anything else means the store or this code is broken: StoreFailed."""
         try:
             yield
+        except _TRANSIENT as e:
+            raise StoreUnavailable(f"the store could not answer ({type(e).__name__}); try again", detail=str(e)) from e
         except duckdb.Error as e:
-            raise RetryLater(f"store error: {e}") from e
+            raise StoreFailed(f"the store failed ({type(e).__name__})", detail=str(e)) from e
 
     def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         with self._errors():
@@ -110,7 +121,12 @@ class DuckDBStore:
                 raise ConfigError(
                     f"store {self.path} has schema version {version}; this hyperscope knows up to {SCHEMA_VERSION}"
                 )
-            if version < SCHEMA_VERSION:
+            if version == 2:  # 3 adds the thinning mark of retention
+                self._con.execute("BEGIN TRANSACTION")
+                self._con.execute("ALTER TABLE state_updates ADD COLUMN thinned BOOLEAN DEFAULT false")
+                self._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+                self._con.execute("COMMIT")
+            elif version < SCHEMA_VERSION:
                 ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
                 self._con.execute("BEGIN TRANSACTION")
                 for statement in ddl.split(";"):
@@ -188,7 +204,8 @@ class DuckDBStore:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(
-                    "INSERT INTO state_updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, "
+                    "liquidations, ingested_at, ingest_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [batch.height, batch.time, batch.source, batch.counts["positions"], batch.counts["wallets"],
                      batch.counts["opened"], batch.counts["closed"], batch.counts["liquidations"],
                      batch.ingested_at, batch.ingest_seconds],
@@ -238,6 +255,58 @@ class DuckDBStore:
                 raise
             self._next_ids = next_ids
             self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
+
+    def apply_retention(self, policy: Retention, now: int) -> dict[str, int]:
+        """Delete what the policy no longer keeps, in one transaction; returns rows deleted per table.
+
+        Thinning works on whole state updates and whole intervals: once an interval of `thin_every` lies
+        entirely past `full_resolution`, only its last state update keeps its metric rows, so every series
+        stays complete at the heights it keeps. The newest state update is never deleted.
+        """
+        cut = (now - policy.full_resolution) // policy.thin_every * policy.thin_every
+        expired = now - policy.metrics
+        deleted: dict[str, int] = {}
+        with self._write_lock, self._errors():
+            con = self._con
+            newest = self._latest.height if self._latest else -1
+            doomed = con.execute(
+                "SELECT height FROM (SELECT height, time, row_number() OVER (PARTITION BY time // ? "
+                "ORDER BY time DESC, height DESC) AS rn FROM state_updates WHERE time < ? AND NOT thinned) AS t "
+                "WHERE rn > 1 UNION SELECT height FROM state_updates WHERE time < ? ORDER BY height",
+                [policy.thin_every, cut, expired],
+            ).fetchall()
+            heights = [h for (h,) in doomed if h != newest]
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if len(heights):
+                    con.register("doomed", pa.table({"height": pa.array(heights, pa.int64())}))
+                    try:
+                        for table in (*SERIES_TABLES, "markets"):
+                            deleted[table] = self._count(con.execute(
+                                f"DELETE FROM {table} WHERE height BETWEEN ? AND ? "
+                                "AND height IN (SELECT height FROM doomed)",
+                                [int(heights[0]), int(heights[-1])],
+                            ))  # fmt: skip
+                    finally:
+                        con.unregister("doomed")
+                con.execute("UPDATE state_updates SET thinned = true WHERE time < ? AND NOT thinned", [cut])
+                deleted["state_updates"] = self._count(
+                    con.execute("DELETE FROM state_updates WHERE time < ? AND height <> ?", [expired, newest])
+                )
+                deleted["positions_closed"] = self._count(
+                    con.execute("DELETE FROM positions_closed WHERE close_time < ?", [now - policy.positions])
+                )
+                deleted["fills"] = self._count(con.execute("DELETE FROM fills WHERE time < ?", [now - policy.fills]))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return deleted
+
+    @staticmethod
+    def _count(cur: duckdb.DuckDBPyConnection) -> int:
+        rows = cur.fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def _upsert_wallets(self, con: duckdb.DuckDBPyConnection, wallets: pa.Table) -> None:
         """Replace the profiles of the given wallets; every other wallet keeps its last known profile."""
@@ -327,44 +396,25 @@ class DuckDBStore:
         return {"backend": self.backend, "path": self.path, "counts": counts,
                 "first": first[0] if first else None, "last": last[0] if last else None}  # fmt: skip
 
-    def state_update_times(self, start: int, end: int) -> list[dict[str, Any]]:
-        return self._dicts(
-            "SELECT height, time FROM state_updates WHERE time >= ? AND time <= ? ORDER BY time DESC",
-            [start, end],
+    def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]:
+        """height -> time of the stored state updates with heights in [first_height, last_height]."""
+        rows = self._dicts(
+            "SELECT height, time FROM state_updates WHERE height BETWEEN ? AND ? ORDER BY height",
+            [first_height, last_height],
         )
+        return {r["height"]: r["time"] for r in rows}
 
-    # ------------------------------------------------------------ api keys
+    # ------------------------------------------------------------ api keys of earlier builds
 
-    def insert_key(self, row: dict[str, Any]) -> None:
-        with self._write_lock, self._errors():
-            self._con.execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    row["key_id"],
-                    row["name"],
-                    row["hash"],
-                    row["scopes"],
-                    row["rate_limit"],
-                    row["created_at"],
-                    None,
-                ],
-            )
-
-    def list_keys(self) -> list[dict[str, Any]]:
-        return self._dicts("SELECT * FROM api_keys ORDER BY created_at, key_id", [])
-
-    def revoke_key(self, key_id: str, when: int) -> bool:
-        with self._write_lock, self._errors():
-            row = self._con.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING key_id",
-                [when, key_id],
-            ).fetchall()
-        return bool(row)
+    def legacy_keys(self) -> list[dict[str, Any]]:
+        """API keys that builds before the key file kept in this store (their hashes), for a one-time import."""
+        exists = self._scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'api_keys'")
+        return self._dicts("SELECT * FROM api_keys", []) if exists else []
 
     def close(self) -> None:
         with self._errors():
             self._con.close()
 
 
-def open_store(path: Path | str, *, read_only: bool = False) -> DuckDBStore:
-    return DuckDBStore(path, read_only=read_only)
+def open_store(path: Path | str, *, read_only: bool = False, memory_mib: int = 1024, threads: int = 2) -> DuckDBStore:
+    return DuckDBStore(path, read_only=read_only, memory_mib=memory_mib, threads=threads)

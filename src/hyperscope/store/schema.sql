@@ -1,4 +1,4 @@
--- hyperscope store schema, version 2. Written in the subset DuckDB and PostgreSQL both run.
+-- hyperscope store schema, version 3. Written in the subset DuckDB and PostgreSQL both run.
 -- Every time is BIGINT epoch milliseconds (UTC).
 
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS state_updates (
     closed INTEGER NOT NULL,
     liquidations INTEGER NOT NULL,
     ingested_at BIGINT NOT NULL,
-    ingest_seconds DOUBLE PRECISION NOT NULL
+    ingest_seconds DOUBLE PRECISION NOT NULL,
+    thinned BOOLEAN DEFAULT false -- retention kept this update's metric rows past full resolution
 );
 
 CREATE TABLE IF NOT EXISTS markets (
@@ -121,9 +122,4 @@ CREATE TABLE IF NOT EXISTS metrics_wallets_equity (
     id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL,
     total DOUBLE PRECISION, perp DOUBLE PRECISION, spot DOUBLE PRECISION, staking DOUBLE PRECISION,
     vault DOUBLE PRECISION
-);
-
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, hash VARCHAR NOT NULL, scopes VARCHAR NOT NULL,
-    rate_limit INTEGER NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT
 );

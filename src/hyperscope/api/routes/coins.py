@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from hyperscope.api.auth import scoped
+from hyperscope.api.models import CoinMetricsPage, error_responses
 from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import EXTERNAL, SERIES, cached, query_key, query_params, series_window, service
+from hyperscope.api.routes.common import (
+    EXTERNAL,
+    SERIES,
+    bucket_id,
+    cached,
+    query_key,
+    query_params,
+    segment_id,
+    series_window,
+    service,
+)  # fmt: skip
 
-router = APIRouter(prefix=EXTERNAL, tags=["metrics"])
+router = APIRouter(prefix=EXTERNAL, tags=["metrics"], route_class=scoped("metrics"))
+SEGMENT_SERIES = (*SERIES, "positionRecencyTimeframe")
 
 
-@router.get("/position-metrics/coin/{coin}", response_class=JSONBytes,
-            openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
+@router.get("/position-metrics/coin/{coin}", response_class=JSONBytes, response_model=CoinMetricsPage,
+            responses=error_responses(400, 404), openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
 async def coin_series(request: Request, coin: str) -> JSONBytes:
     """Open positions, value, size, funding and unrealized PnL of one coin, per state update."""
 
@@ -20,33 +33,35 @@ async def coin_series(request: Request, coin: str) -> JSONBytes:
         key = query_key(request, name)
         return service(request).coin_series(name, series_window(request, key), key)
 
-    return cached(request, build)
+    return cached(request, build, SERIES)
 
 
 @router.get("/position-metrics/coin/{coin}/segment/{segmentId}", response_class=JSONBytes,
-            openapi_extra=query_params(*SERIES, "positionRecencyTimeframe", required=("start",)))  # fmt: skip
+            response_model=CoinMetricsPage, responses=error_responses(400, 404),
+            openapi_extra=query_params(*SEGMENT_SERIES, required=("start",)))  # fmt: skip
 async def coin_segment_series(request: Request, coin: str, segmentId: str) -> JSONBytes:  # noqa: N803
     """The coin series restricted to one cohort's wallets."""
 
     def build() -> dict:
         svc = service(request)
-        name, segment = svc.resolve_coin(coin), svc.segment(segmentId)
+        name, segment = svc.resolve_coin(coin), segment_id(svc, segmentId)
         tf = svc.timeframe(request.query_params.get("positionRecencyTimeframe"), "positionRecencyTimeframe")
         key = query_key(request, name, segment, tf)
         return svc.coin_segment_series(name, segment, tf, series_window(request, key), key)
 
-    return cached(request, build)
+    return cached(request, build, SEGMENT_SERIES)
 
 
 @router.get("/position-metrics/coin/{coin}/position-size-bucket/{sizeBucketId}", response_class=JSONBytes,
+            response_model=CoinMetricsPage, responses=error_responses(400, 404),
             openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
 async def coin_bucket_series(request: Request, coin: str, sizeBucketId: str) -> JSONBytes:  # noqa: N803
     """The coin series restricted to positions of one size bucket (1-10)."""
 
     def build() -> dict:
         svc = service(request)
-        name, bucket = svc.resolve_coin(coin), svc.bucket(sizeBucketId)
+        name, bucket = svc.resolve_coin(coin), bucket_id(svc, sizeBucketId)
         key = query_key(request, name, bucket)
         return svc.coin_bucket_series(name, bucket, series_window(request, key), key)
 
-    return cached(request, build)
+    return cached(request, build, SERIES)

@@ -1,4 +1,4 @@
-"""Helpers every route module shares: the service, cached JSON responses and query parameters.
+"""Helpers every route module shares: the service, cached JSON responses, query parameters, path ids.
 
 Query parameters are read from the request and documented through `openapi_extra` instead of being
 declared as function arguments: FastAPI's per-request parameter machinery costs more than the route.
@@ -49,18 +49,19 @@ def service(request: Request) -> Service:
     return request.app.state.service
 
 
-def cached(request: Request, build: Callable[[], Any]) -> JSONBytes:
+def cached(request: Request, build: Callable[[], Any], reads: tuple[str, ...] = ()) -> JSONBytes:
     """The response for this request at the newest state update, encoded once and reused.
 
-    `build` parses the parameters and queries the service, so a repeated request skips both; a failing
-    build raises and nothing is cached. A request with a nextCursor is always built (the cursor's
-    signature and expiry are checked every time).
+    `reads` names the query parameters the route reads: only they make a request different, so
+    `?junk=1`, `?junk=2`, ... share one entry. `build` parses the parameters and queries the service, so a
+    repeated request skips both; a failing build raises and nothing is cached. A request with a
+    nextCursor is always built (the cursor's signature and expiry are checked every time).
     """
-    scope = request.scope
-    if b"nextCursor=" in scope["query_string"]:
+    q = request.query_params
+    if "nextCursor" in reads and q.get("nextCursor"):
         return JSONBytes(build())
-    key = (scope["path"], scope["query_string"], service(request).latest_height())
-    return JSONBytes(request.app.state.cache.get_or_build(key, build))
+    key = (request.scope["path"], *(q.get(name) for name in reads))
+    return JSONBytes(request.app.state.cache.get_or_build(service(request).latest_height(), key, build))
 
 
 def series_window(request: Request, query: str, *, start_required: bool = True) -> Window:
@@ -69,6 +70,14 @@ def series_window(request: Request, query: str, *, start_required: bool = True) 
         q.get("start"), q.get("end"), q.get("limit"), q.get("nextCursor"), service(request).cursors, query,
         start_required=start_required,
     )  # fmt: skip
+
+
+def segment_id(svc: Service, text: str) -> int:
+    return svc.segment(params.path_id(text, "segment", "segments are 1-16 (GET /api/external/segments)"))
+
+
+def bucket_id(svc: Service, text: str) -> int:
+    return svc.bucket(params.path_id(text, "position size bucket", "buckets are 1-10"))
 
 
 def query_key(request: Request, *parts: object) -> str:

@@ -6,15 +6,19 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
 
+from hyperscope.api.auth import scoped
+from hyperscope.api.models import CoinList, GeneralPage, VolumePage, error_responses
 from hyperscope.api.responses import JSONBytes
 from hyperscope.api.routes.common import EXTERNAL, SERIES, cached, query_key, query_params, series_window, service
 from hyperscope.exports import open_positions_csv
 
-router = APIRouter(prefix=EXTERNAL)
+metrics_router = APIRouter(prefix=EXTERNAL, tags=["metrics"], route_class=scoped("metrics"))
+positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=scoped("positions"))
 SERIES_DOCS = query_params(*SERIES, required=("start",))
 
 
-@router.get("/position-metrics/general", response_class=JSONBytes, tags=["metrics"], openapi_extra=SERIES_DOCS)
+@metrics_router.get("/position-metrics/general", response_class=JSONBytes, response_model=GeneralPage,
+                    responses=error_responses(400), openapi_extra=SERIES_DOCS)  # fmt: skip
 async def general(request: Request) -> JSONBytes:
     """Market-wide open interest, position counts, perp equity and positions in profit, per state update."""
 
@@ -22,10 +26,11 @@ async def general(request: Request) -> JSONBytes:
         key = query_key(request)
         return service(request).general(series_window(request, key), key)
 
-    return cached(request, build)
+    return cached(request, build, SERIES)
 
 
-@router.get("/metrics/perp-volume", response_class=JSONBytes, tags=["metrics"], openapi_extra=SERIES_DOCS)
+@metrics_router.get("/metrics/perp-volume", response_class=JSONBytes, response_model=VolumePage,
+                    responses=error_responses(400), openapi_extra=SERIES_DOCS)  # fmt: skip
 async def perp_volume(request: Request) -> JSONBytes:
     """Rolling 24 h perp volume summed over all coins, per state update."""
 
@@ -33,23 +38,29 @@ async def perp_volume(request: Request) -> JSONBytes:
         key = query_key(request)
         return service(request).perp_volume(series_window(request, key), key)
 
-    return cached(request, build)
+    return cached(request, build, SERIES)
 
 
-@router.get("/positions/coins", response_class=JSONBytes, tags=["positions"])
+@positions_router.get("/positions/coins", response_class=JSONBytes, response_model=CoinList,
+                      responses=error_responses())  # fmt: skip
 async def coins(request: Request) -> JSONBytes:
     """Every coin with open positions at the newest state update, by total value descending."""
     return cached(request, service(request).coins)
 
 
-@router.get("/positions/open/coin/{coin}", tags=["positions"], status_code=302, response_class=RedirectResponse)
+@positions_router.get("/positions/open/coin/{coin}", status_code=302, response_class=RedirectResponse,
+                      responses=error_responses(404, 429, 503))  # fmt: skip
 async def open_positions(request: Request, coin: str) -> RedirectResponse:
-    """302 to a CSV of every open position of the coin at the newest state update (link valid 120 s)."""
-    name = service(request).resolve_coin(coin)
+    """302 to a CSV of every open position of the coin at the newest state update (link valid 120 s).
 
-    def export() -> str:  # built now, so the file is one state update even while new ones land
-        data = open_positions_csv(service(request).open_positions(name))
-        return request.app.state.files.put(data, "csv")
+    The file is built once per state update and shared by every request for it until the next one."""
+    svc = service(request)
+    name, height = svc.resolve_coin(coin), svc.latest_height() or 0
+    key_id = request.scope["state"]["api_key"].key_id
+
+    def export() -> str:
+        build = lambda: open_positions_csv(svc.open_positions(name))  # noqa: E731
+        return request.app.state.exports.get_or_build("open-positions", name, height, key_id, build, "csv")
 
     file_id = await run_in_threadpool(export)
     token = request.app.state.links.issue(file_id, f"{name.replace(':', '_')}-open-positions.csv")

@@ -5,30 +5,34 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from hyperscope.api import params
+from hyperscope.api.auth import scoped
+from hyperscope.api.models import BiasHistory, Heatmap, LiquidationRisk, SegmentList, error_responses
 from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import EXTERNAL, SERIES, cached, query_key, query_params, service
+from hyperscope.api.routes.common import EXTERNAL, SERIES, cached, query_key, query_params, segment_id, service
 from hyperscope.errors import BadParameter
 
-router = APIRouter(prefix=EXTERNAL)
-BIAS_DOCS = query_params(*SERIES, "positionRecencyTimeframe",
-                         start="Start (ISO 8601); required with end, limit or nextCursor.")  # fmt: skip
-RISK_DOCS = query_params("offset", "limit", limit="Items to return, 1-500 (default 500).")
+segments_router = APIRouter(prefix=EXTERNAL, tags=["segments"], route_class=scoped("segments"))
+positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=scoped("positions"))
+BIAS_READS = (*SERIES, "positionRecencyTimeframe")
+BIAS_DOCS = query_params(*BIAS_READS, start="Start (ISO 8601); required with end, limit or nextCursor.")
+RISK_READS = ("offset", "limit")
+RISK_DOCS = query_params(*RISK_READS, limit="Items to return, 1-500 (default 500).")
 
 
-@router.get("/segments", response_class=JSONBytes, tags=["segments"])
+@segments_router.get("/segments", response_class=JSONBytes, response_model=SegmentList, responses=error_responses())
 async def segments(request: Request) -> JSONBytes:
     """The 16 cohorts: id, name, category (size|pnl), criteria and emoji."""
     return cached(request, service(request).segments)
 
 
-@router.get("/segments/{segmentId}/bias-history", response_class=JSONBytes, tags=["segments"],
-            openapi_extra=BIAS_DOCS)  # fmt: skip
+@segments_router.get("/segments/{segmentId}/bias-history", response_class=JSONBytes, response_model=BiasHistory,
+                     responses=error_responses(400, 404), openapi_extra=BIAS_DOCS)  # fmt: skip
 async def bias_history(request: Request, segmentId: str) -> JSONBytes:  # noqa: N803
     """A cohort's exchange-wide perp bias over time; without parameters the last 60 days at 2 h spacing."""
 
     def build() -> dict:
         svc, q = service(request), request.query_params
-        segment = svc.segment(segmentId)
+        segment = segment_id(svc, segmentId)
         tf = svc.timeframe(q.get("positionRecencyTimeframe"), "positionRecencyTimeframe")
         start = q.get("start")
         if start is None and (q.get("end") or q.get("limit") or q.get("nextCursor")):
@@ -39,26 +43,29 @@ async def bias_history(request: Request, segmentId: str) -> JSONBytes:  # noqa: 
         window = params.window(start, q.get("end"), q.get("limit"), q.get("nextCursor"), svc.cursors, key)
         return svc.bias_history(segment, tf, window, key, sampled=False)
 
-    return cached(request, build)
+    return cached(request, build, BIAS_READS)
 
 
-@router.get("/positions/heatmap", response_class=JSONBytes, tags=["positions"],
-            openapi_extra=query_params("openedWithin"))  # fmt: skip
+@positions_router.get("/positions/heatmap", response_class=JSONBytes, response_model=Heatmap,
+                      responses=error_responses(400), openapi_extra=query_params("openedWithin"))  # fmt: skip
 async def heatmap(request: Request) -> JSONBytes:
     """Every coin with its per-cohort values, counts and long fraction at the newest state update."""
     svc = service(request)
-    return cached(request, lambda: svc.heatmap(svc.timeframe(request.query_params.get("openedWithin"), "openedWithin")))
+    build = lambda: svc.heatmap(svc.timeframe(request.query_params.get("openedWithin"), "openedWithin"))  # noqa: E731
+    return cached(request, build, ("openedWithin",))
 
 
-@router.get("/{segmentId}/assets/liquidation-risk", response_class=JSONBytes, tags=["segments"],
-            openapi_extra=RISK_DOCS)  # fmt: skip
+@segments_router.get("/{segmentId}/assets/liquidation-risk", response_class=JSONBytes,
+                     response_model=LiquidationRisk, responses=error_responses(400, 404),
+                     openapi_extra=RISK_DOCS)  # fmt: skip
 async def liquidation_risk(request: Request, segmentId: str) -> JSONBytes:  # noqa: N803
     """Per coin, the share of the cohort's open value within 75% of its liquidation price."""
 
     def build() -> dict:
         svc, q = service(request), request.query_params
+        segment = segment_id(svc, segmentId)
         skip = params.parse_int(q.get("offset"), "offset", 0, 0, 10_000_000)
         size = params.parse_int(q.get("limit"), "limit", 500, 1, 500)
-        return svc.liquidation_risk(svc.segment(segmentId), skip, size)
+        return svc.liquidation_risk(segment, skip, size)
 
-    return cached(request, build)
+    return cached(request, build, RISK_READS)

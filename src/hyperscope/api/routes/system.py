@@ -1,37 +1,43 @@
-"""Unauthenticated operational routes: /health and Prometheus /metrics."""
+"""Unauthenticated operational routes: /health, Prometheus /metrics and signed downloads."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from hyperscope.api.models import Error, Health
 from hyperscope.api.responses import JSONBytes
 from hyperscope.api.routes.common import service
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", response_class=JSONBytes)
+@router.get("/health", response_class=JSONBytes, response_model=Health,
+            responses={503: {"model": Health, "description": "empty, stale or ingest_failed"}})  # fmt: skip
 async def health(request: Request) -> JSONBytes:
-    """Newest state update (height, time), lag behind the clock and the store backend."""
-    return JSONBytes(service(request).health())
+    """200 when the newest state update is fresh and ingest runs; 503 with the reason otherwise."""
+    state = request.app.state
+    status, body = service(request).health(state.config.stale_after_seconds, state.ingest)
+    return JSONBytes(body, status_code=status)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def prometheus(request: Request) -> Response:
     """Prometheus text format: requests, latencies, ingest durations, height and lag."""
     metrics = request.app.state.metrics
-    health = service(request).health()
-    if health["lagSeconds"] is not None:
-        metrics.lag.set(health["lagSeconds"])
-        metrics.height.set(health["height"])
+    latest = service(request).store.latest()
+    if latest is not None:
+        metrics.observe_latest(latest.height, latest.time)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.get("/downloads/{token}")
+@router.get("/downloads/{token}", response_class=FileResponse,
+            responses={200: {"content": {"text/csv": {}, "application/json": {}}},
+                       403: {"model": Error, "description": "Invalid or expired link."},
+                       404: {"model": Error, "description": "The file is gone."}})  # fmt: skip
 async def download(request: Request, token: str) -> FileResponse:
     """An export file behind a signed link (no key needed: the link is the credential; 403 once expired)."""
     file_id, name = request.app.state.links.verify(token)
-    path = request.app.state.files.path(file_id)
+    path = request.app.state.exports.files.path(file_id)
     media = "text/csv" if file_id.endswith(".csv") else "application/json"
     return FileResponse(path, media_type=media, filename=name)
