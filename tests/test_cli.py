@@ -159,9 +159,8 @@ def test_restarting_with_another_market_is_refused_in_one_line(tmp_path):
     data = str(tmp_path / "d")
     assert hyperscope("backfill", "--scale", "tiny", "--hours", "1", "--data-dir", data).returncode == 0
     before = _stored_heights(tmp_path / "d")
-    for flags in (["--scale", "small"], ["--seed", "8"], ["--cadence", "600"]):
-        result = hyperscope("backfill", "--scale", "tiny", *flags, "--hours", "1", "--data-dir", data) \
-            if flags[0] != "--scale" else hyperscope("backfill", *flags, "--hours", "1", "--data-dir", data)  # fmt: skip
+    for flags in (["--scale", "small"], ["--scale", "tiny", "--seed", "8"], ["--scale", "tiny", "--cadence", "600"]):
+        result = hyperscope("backfill", *flags, "--hours", "1", "--data-dir", data)
         assert result.returncode == 2 and "holds the simulator" in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1
     assert _stored_heights(tmp_path / "d") == before
