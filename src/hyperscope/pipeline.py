@@ -62,7 +62,12 @@ def backoff(attempt: int) -> float:
 
 
 def supervised_ingest(
-    ingestor: Ingestor, update: StateUpdate, status: IngestStatus, stop: threading.Event, retries: int
+    ingestor: Ingestor,
+    update: StateUpdate,
+    status: IngestStatus,
+    stop: threading.Event,
+    retries: int,
+    delay: Callable[[int], float] = backoff,
 ) -> IngestResult | None:
     """Ingest one update: its result, None when it was rejected or `stop` was set; IngestFailed when ingest
     cannot go on."""
@@ -78,10 +83,10 @@ def supervised_ingest(
             attempt += 1
             if attempt > retries:
                 _fail(status, f"{e.message} (gave up after {retries} retries)", e)
-            delay = backoff(attempt)
-            log.warning("ingest failed (%s); retry %d of %d in %.0f s", e.log_text, attempt, retries, delay)
             status.retrying(e.message, attempt)
-            if stop.wait(delay):
+            wait = delay(attempt)
+            log.warning("ingest failed (%s); retry %d of %d in %.0f s", e.log_text, attempt, retries, wait)
+            if stop.wait(wait):
                 return None
             continue
         except HyperscopeError as e:

@@ -8,6 +8,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from hyperscope.api import ApiConfig, create_app
+from hyperscope.api.server import JSONErrorProtocol
 from hyperscope.ingest import Ingestor
 from hyperscope.service import CursorCodec, KeyManager, Service
 from hyperscope.sources.simulator import Simulator, preset
@@ -66,7 +67,8 @@ def live_server(world):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning", http=JSONErrorProtocol)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 10

@@ -95,12 +95,7 @@ class CoinSummary(BaseModel):
     countShort: int  # noqa: N815
 
 
-class CoinList(BaseModel):
-    model_config = {"json_schema_extra": {"description": "Every coin with open positions."}}
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:  # a bare JSON array
-        return {"type": "array", "items": handler(CoinSummary.__pydantic_core_schema__)}
+CoinList = list[CoinSummary]
 
 
 class Segment(BaseModel):
@@ -111,10 +106,7 @@ class Segment(BaseModel):
     emoji: str
 
 
-class SegmentList(BaseModel):
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
-        return {"type": "array", "items": handler(Segment.__pydantic_core_schema__)}
+SegmentList = list[Segment]
 
 
 class SegmentRef(BaseModel):

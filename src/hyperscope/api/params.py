@@ -11,14 +11,20 @@ from hyperscope.service.paging import MAX_LIMIT, CursorCodec, Window
 
 # An id in a path is a whole number written the one canonical way: ASCII digits, no sign, no leading zero,
 # no underscore, no space ("+1", "01", "1_0", " 1" and other scripts' digits are not ids).
-_ID = re.compile(r"[1-9][0-9]{0,8}")
+ID_PATTERN = "^[1-9][0-9]{0,8}$"
+_ID = re.compile(ID_PATTERN)
+# What `parse_time` accepts, as the OpenAPI document states it (a date, optionally a time and a zone).
+TIME_PATTERN = (
+    r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$"
+)
 EARLIEST_MS = 0  # 1970-01-01T00:00:00Z
 LATEST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def path_id(text: str, what: str, hint: str) -> int:
     """The id in a path segment, parsed strictly; NotFound (404) for anything that is not one."""
-    if not _ID.fullmatch(text):
+    if not _ID.match(text):
         raise NotFound(f"unknown {what} {text!r}; {hint}")
     return int(text)
 

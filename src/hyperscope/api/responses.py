@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 
-class JSONBytes(Response):
-    media_type = "application/json"
+class JSONBytes(JSONResponse):
+    """JSON encoded once with orjson (bytes pass through as they are). A JSONResponse, so that FastAPI
+    documents the route's response model in the OpenAPI document."""
 
     def render(self, content: Any) -> bytes:
         if isinstance(content, bytes):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 
 from hyperscope.api.auth import scoped
@@ -12,6 +14,7 @@ from hyperscope.api.routes.common import (
     SERIES,
     bucket_id,
     cached,
+    path_id_param,
     query_key,
     query_params,
     segment_id,
@@ -21,6 +24,8 @@ from hyperscope.api.routes.common import (
 
 router = APIRouter(prefix=EXTERNAL, tags=["metrics"], route_class=scoped("metrics"))
 SEGMENT_SERIES = (*SERIES, "positionRecencyTimeframe")
+SEGMENT_ID = Annotated[str, path_id_param("Cohort id, 1-16 (GET /api/external/segments).")]
+BUCKET_ID = Annotated[str, path_id_param("Position size bucket id, 1-10.")]
 
 
 @router.get("/position-metrics/coin/{coin}", response_class=JSONBytes, response_model=CoinMetricsPage,
@@ -39,7 +44,7 @@ async def coin_series(request: Request, coin: str) -> JSONBytes:
 @router.get("/position-metrics/coin/{coin}/segment/{segmentId}", response_class=JSONBytes,
             response_model=CoinMetricsPage, responses=error_responses(400, 404),
             openapi_extra=query_params(*SEGMENT_SERIES, required=("start",)))  # fmt: skip
-async def coin_segment_series(request: Request, coin: str, segmentId: str) -> JSONBytes:  # noqa: N803
+async def coin_segment_series(request: Request, coin: str, segmentId: SEGMENT_ID) -> JSONBytes:  # noqa: N803
     """The coin series restricted to one cohort's wallets."""
 
     def build() -> dict:
@@ -55,7 +60,7 @@ async def coin_segment_series(request: Request, coin: str, segmentId: str) -> JS
 @router.get("/position-metrics/coin/{coin}/position-size-bucket/{sizeBucketId}", response_class=JSONBytes,
             response_model=CoinMetricsPage, responses=error_responses(400, 404),
             openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
-async def coin_bucket_series(request: Request, coin: str, sizeBucketId: str) -> JSONBytes:  # noqa: N803
+async def coin_bucket_series(request: Request, coin: str, sizeBucketId: BUCKET_ID) -> JSONBytes:  # noqa: N803
     """The coin series restricted to positions of one size bucket (1-10)."""
 
     def build() -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import Path, Request
 
 from hyperscope.api import params
 from hyperscope.api.responses import JSONBytes
@@ -27,9 +27,20 @@ QUERY_DOCS = {
     "offset": "Items to skip (default 0).",
 }
 SERIES = ("start", "end", "limit", "nextCursor")
+TIME = {"type": "string", "pattern": params.TIME_PATTERN, "example": "2026-02-10T12:00:00Z"}
+TIMEFRAME = {"type": "string", "enum": ["24h", "7d", "30d", "all"]}
+QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "start": TIME,
+    "end": TIME,
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "nextCursor": {"type": "string", "minLength": 1},
+    "positionRecencyTimeframe": TIMEFRAME,
+    "openedWithin": TIMEFRAME,
+    "offset": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+}
 
 
-def query_params(*names: str, required: tuple[str, ...] = (), **overrides: str) -> dict[str, Any]:
+def query_params(*names: str, required: tuple[str, ...] = (), schemas: dict | None = None, **docs: str) -> dict:
     """`openapi_extra` documenting the query parameters a route reads."""
     return {
         "parameters": [
@@ -37,12 +48,17 @@ def query_params(*names: str, required: tuple[str, ...] = (), **overrides: str) 
                 "name": n,
                 "in": "query",
                 "required": n in required,
-                "schema": {"type": "string"},
-                "description": overrides.get(n, QUERY_DOCS[n]),
+                "schema": (schemas or {}).get(n, QUERY_SCHEMAS[n]),
+                "description": docs.get(n, QUERY_DOCS[n]),
             }
             for n in names
         ]  # fmt: skip
     }
+
+
+def path_id_param(description: str) -> Any:
+    """A path parameter holding an id: documented with the one form `params.path_id` accepts."""
+    return Path(description=description, json_schema_extra={"pattern": params.ID_PATTERN})
 
 
 def service(request: Request) -> Service:

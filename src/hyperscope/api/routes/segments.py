@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 
 from hyperscope.api import params
 from hyperscope.api.auth import scoped
 from hyperscope.api.models import BiasHistory, Heatmap, LiquidationRisk, SegmentList, error_responses
 from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import EXTERNAL, SERIES, cached, query_key, query_params, segment_id, service
+from hyperscope.api.routes.common import (
+    EXTERNAL,
+    SERIES,
+    cached,
+    path_id_param,
+    query_key,
+    query_params,
+    segment_id,
+    service,
+)  # fmt: skip
 from hyperscope.errors import BadParameter
 
 segments_router = APIRouter(prefix=EXTERNAL, tags=["segments"], route_class=scoped("segments"))
@@ -16,7 +27,9 @@ positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=sc
 BIAS_READS = (*SERIES, "positionRecencyTimeframe")
 BIAS_DOCS = query_params(*BIAS_READS, start="Start (ISO 8601); required with end, limit or nextCursor.")
 RISK_READS = ("offset", "limit")
-RISK_DOCS = query_params(*RISK_READS, limit="Items to return, 1-500 (default 500).")
+RISK_DOCS = query_params(*RISK_READS, limit="Items to return, 1-500 (default 500).",
+                         schemas={"limit": {"type": "integer", "minimum": 1, "maximum": 500}})  # fmt: skip
+SEGMENT_ID = Annotated[str, path_id_param("Cohort id, 1-16 (GET /api/external/segments).")]
 
 
 @segments_router.get("/segments", response_class=JSONBytes, response_model=SegmentList, responses=error_responses())
@@ -27,7 +40,7 @@ async def segments(request: Request) -> JSONBytes:
 
 @segments_router.get("/segments/{segmentId}/bias-history", response_class=JSONBytes, response_model=BiasHistory,
                      responses=error_responses(400, 404), openapi_extra=BIAS_DOCS)  # fmt: skip
-async def bias_history(request: Request, segmentId: str) -> JSONBytes:  # noqa: N803
+async def bias_history(request: Request, segmentId: SEGMENT_ID) -> JSONBytes:  # noqa: N803
     """A cohort's exchange-wide perp bias over time; without parameters the last 60 days at 2 h spacing."""
 
     def build() -> dict:
@@ -58,7 +71,7 @@ async def heatmap(request: Request) -> JSONBytes:
 @segments_router.get("/{segmentId}/assets/liquidation-risk", response_class=JSONBytes,
                      response_model=LiquidationRisk, responses=error_responses(400, 404),
                      openapi_extra=RISK_DOCS)  # fmt: skip
-async def liquidation_risk(request: Request, segmentId: str) -> JSONBytes:  # noqa: N803
+async def liquidation_risk(request: Request, segmentId: SEGMENT_ID) -> JSONBytes:  # noqa: N803
     """Per coin, the share of the cohort's open value within 75% of its liquidation price."""
 
     def build() -> dict:
