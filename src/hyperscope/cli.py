@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the heavy modules load only in the commands that use them
     from fastapi import FastAPI
 
     from hyperscope.ingest import IngestResult
-    from hyperscope.runtime import Parts
+    from hyperscope.runtime import Parts, Signals
     from hyperscope.service import KeyManager
     from hyperscope.store.base import Store
 
@@ -79,8 +79,9 @@ def _progress(label: str) -> Progress:
     return Progress(*columns, console=err, transient=False)
 
 
-def _attach(parts: Parts) -> None:
-    """Bind the simulated market to the store, replaying (with a progress bar) what a checkpoint missed."""
+def _attach(parts: Parts, signals: Signals) -> None:
+    """Bind the simulated market to the store, replaying (with a progress bar) what a checkpoint missed.
+    A replay writes nothing, so a stop request during one leaves at once."""
     assert parts.source is not None
     genesis = now_ms() - int(parts.settings.backfill_hours * 3_600_000)
     bar: Progress | None = None
@@ -92,6 +93,8 @@ def _attach(parts: Parts) -> None:
             bar.start()
             bar.add_task("resume", total=total, info="replaying the simulated market up to the store")
         bar.update(bar.task_ids[0], completed=done)
+        if signals.stop.is_set():
+            raise Exit(signals.code)
 
     try:
         parts.source.attach(parts.store, genesis, progress=advance)
@@ -100,13 +103,14 @@ def _attach(parts: Parts) -> None:
             bar.stop()
 
 
-def _catch_up(parts: Parts, stop: threading.Event) -> int:
+def _catch_up(parts: Parts, signals: Signals) -> int:
     """Backfill the simulated market up to now with a progress bar; stops between updates on `stop`.
     An ingest that cannot go on is left in `parts.status` (the caller ends with its reason)."""
     from hyperscope.pipeline import IngestFailed, backfill
 
     assert parts.source is not None and parts.ingestor is not None
-    _attach(parts)
+    _attach(parts, signals)
+    stop = signals.stop
     window = int(parts.settings.backfill_hours * 3_600_000)
     with _progress("backfill") as bar:
         task = bar.add_task("backfill", total=None, info="")
@@ -163,12 +167,11 @@ def _announce(sock: socket.socket, key: str | None, keys: KeyManager) -> None:
     say("Press Ctrl-C to stop.\n", soft_wrap=True)
 
 
-def _serve_until_stopped(parts: Parts, sock: socket.socket, application: FastAPI, signals: object,
+def _serve_until_stopped(parts: Parts, sock: socket.socket, application: FastAPI, signals: Signals,
                          key: str | None, worker: threading.Thread | None = None) -> None:  # fmt: skip
     from hyperscope.api.server import make_server
-    from hyperscope.runtime import Signals
 
-    assert isinstance(signals, Signals) and parts.keys is not None
+    assert parts.keys is not None
     server = make_server(application)
 
     def shut_down(*_: object) -> None:
@@ -197,11 +200,8 @@ def _live_worker(parts: Parts, stop: threading.Event, max_updates: int | None = 
         parts.status.fail(f"{type(e).__name__}: {e}")
 
 
-def _finish(parts: Parts, signals: object) -> NoReturn:
+def _finish(parts: Parts, signals: Signals) -> NoReturn:
     """Close everything, then leave with the exit code the way things ended asks for."""
-    from hyperscope.runtime import Signals
-
-    assert isinstance(signals, Signals)
     parts.close()
     if parts.status.failed:
         err.print(f"[red]error:[/] ingest stopped: {parts.status.reason}", soft_wrap=True)
@@ -226,7 +226,7 @@ def run(
         signals = Signals()
         with signals.installed():
             try:
-                _catch_up(parts, signals.stop)
+                _catch_up(parts, signals)
                 if not signals.stop.is_set() and not parts.status.failed:
                     key = _first_key(parts.keys)  # type: ignore[arg-type]
                     worker = threading.Thread(target=_live_worker, args=(parts, signals.stop), name="live-ingest")
@@ -255,7 +255,7 @@ def backfill_cmd(scale: Scale = None, seed: Seed = None, hours: Hours = None, ca
     signals = Signals()
     with signals.installed():
         try:
-            _catch_up(parts, signals.stop)
+            _catch_up(parts, signals)
             if not parts.status.failed:
                 _print_status(parts.store)
         except BaseException:
@@ -279,7 +279,7 @@ def live_cmd(
     signals = Signals()
     with signals.installed():
         try:
-            _attach(parts)
+            _attach(parts, signals)
             _live_worker(parts, signals.stop, updates)
             _print_status(parts.store)
         except BaseException:

@@ -31,6 +31,10 @@ class Metrics:
         )
         self.lag = Gauge("hyperscope_state_update_lag_seconds", "Seconds since the newest state update's time",
                          registry=self.registry)  # fmt: skip
+        self.cache_entries = Gauge("hyperscope_response_cache_entries", "Responses held by the response cache",
+                                   registry=self.registry)  # fmt: skip
+        self.cache_bytes = Gauge("hyperscope_response_cache_bytes", "Bytes held by the response cache",
+                                 registry=self.registry)  # fmt: skip
 
     def observe_ingest(self, result: Any) -> None:
         if result.skipped:

@@ -28,6 +28,9 @@ async def prometheus(request: Request) -> Response:
     latest = service(request).store.latest()
     if latest is not None:
         metrics.observe_latest(latest.height, latest.time)
+    cache = request.app.state.cache
+    metrics.cache_entries.set(len(cache))
+    metrics.cache_bytes.set(cache.bytes)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
 
