@@ -43,11 +43,11 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=3.0, help="hours of live-paced state-update time")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds of state-update time per update")
     args = parser.parse_args()
-    settings = Settings()
+    settings = Settings(scale=args.scale)
     policy = Retention.from_settings(settings)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "growth.duckdb"
-        store = open_store(path, memory_mib=settings.duckdb_memory_mib)
+        store = open_store(path, memory_mib=settings.duckdb_memory)
         ingestor = Ingestor(store, policy)
         t0 = 1_767_225_600_000
         sim = Simulator(preset(args.scale), genesis_ms=t0)

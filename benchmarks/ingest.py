@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 
 from hyperscope.ingest import Ingestor
+from hyperscope.settings import Settings
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 
@@ -22,11 +23,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", default="bench")
     parser.add_argument("--updates", type=int, default=8)
+    parser.add_argument("--duckdb-memory-mib", type=int, default=Settings(scale="bench").duckdb_memory)
     args = parser.parse_args()
     proc = psutil.Process()
     t0 = 1_767_225_600_000
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(Path(tmp) / "bench.duckdb")
+        store = open_store(Path(tmp) / "bench.duckdb", memory_mib=args.duckdb_memory_mib)
         ingestor = Ingestor(store)
         sim = Simulator(preset(args.scale), genesis_ms=t0)
         peak = proc.memory_info().rss
@@ -50,7 +52,7 @@ def main() -> None:
         store.close()
     print(f"\nsteady-state ingest per update: median {statistics.median(totals):.3f}s, max {max(totals):.3f}s")
     for stage in stages[0]:
-        print(f"  {stage:9s} median {statistics.median(s[stage] for s in stages):.3f}s")
+        print(f"  {stage:9s} median {statistics.median(s.get(stage, 0.0) for s in stages):.3f}s")
     print(f"peak RSS {peak / 2**30:.2f} GiB")
 
 

@@ -39,7 +39,7 @@ def open_store(settings: Settings, *, create: bool) -> Store:
             f"no hyperscope store in {settings.data_dir}; check --data-dir, or create one with "
             "`hyperscope run` or `hyperscope backfill`"
         )
-    return open_duckdb(settings.db_path, memory_mib=settings.duckdb_memory_mib, threads=settings.duckdb_threads)
+    return open_duckdb(settings.db_path, memory_mib=settings.duckdb_memory, threads=settings.duckdb_threads)
 
 
 def open_keys(settings: Settings, store: Store | None = None) -> KeyManager:
@@ -95,11 +95,16 @@ class Parts:
     status: IngestStatus = field(default_factory=lambda: _status())
 
     def close(self) -> None:
-        if self.source is not None:
-            self.source.save()
-        if self.keys is not None:
-            self.keys.store.close()
-        self.store.close()
+        """Checkpoint and close everything; a part that fails to close is logged, never masks how we ended."""
+        from hyperscope.errors import HyperscopeError
+
+        steps = [self.source.save] if self.source is not None else []
+        steps += [self.keys.store.close] if self.keys is not None else []
+        for step in (*steps, self.store.close):
+            try:
+                step()
+            except (HyperscopeError, OSError) as e:
+                log.error("while closing: %s", e.log_text if isinstance(e, HyperscopeError) else e)
 
 
 def _status() -> IngestStatus:

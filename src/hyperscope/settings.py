@@ -73,9 +73,10 @@ class Settings(BaseSettings):
         6, ge=0, le=100, description="Retries with backoff (1 s doubling to 60 s) of a failing state update before "
         "ingest is declared failed and the process exits.",
     )  # fmt: skip
-    duckdb_memory_mib: int = Field(
-        1024, ge=64, le=1_048_576, description="DuckDB's memory limit (MiB); its caches stay under it."
-    )
+    duckdb_memory_mib: int | None = Field(
+        None, ge=64, le=1_048_576, description="DuckDB's memory limit (MiB); its block cache stays under it. "
+        "Default: 256 at tiny and small scale, 1024 at bench scale.",
+    )  # fmt: skip
     duckdb_threads: int = Field(2, ge=1, le=256, description="Threads DuckDB may use.")
     retention_metrics_days: float = Field(
         30, gt=0, le=36_500, description="Metric rows (every series, markets) older than this are deleted."
@@ -108,6 +109,14 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"expected an IP address such as 127.0.0.1 or 0.0.0.0, got {value!r}") from None
         return value
+
+    @property
+    def duckdb_memory(self) -> int:
+        """DuckDB keeps every block it reads cached up to this limit; without one, a long run's memory
+        grows with its store (measured: RSS followed the file from 0.5 to 1.2 GB in an hour of live)."""
+        if self.duckdb_memory_mib is not None:
+            return self.duckdb_memory_mib
+        return 1024 if self.scale == "bench" else 256
 
     @property
     def db_path(self) -> Path:

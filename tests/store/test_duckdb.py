@@ -34,3 +34,24 @@ def test_a_store_from_a_newer_hyperscope_is_refused(tmp_path):
     store.close()
     with pytest.raises(ConfigError, match="schema version 99"):
         open_store(tmp_path / "s.duckdb")
+
+
+def test_a_store_of_schema_2_is_migrated_in_place(tmp_path, sim):
+    from hyperscope.ingest import Ingestor
+    from hyperscope.store import open_store
+    from tests.factories import T0
+
+    path = tmp_path / "old.duckdb"
+    store = open_store(path)
+    Ingestor(store).ingest(sim.step(T0 + 900_000))
+    store._con.execute("ALTER TABLE state_updates DROP COLUMN thinned")  # what the previous build made
+    store._con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    store.close()
+    store = open_store(path)
+    try:
+        assert store.get_meta("schema_version") == "3"
+        assert store._dicts("SELECT thinned FROM state_updates", []) == [{"thinned": False}]
+        Ingestor(store).ingest(sim.step(T0 + 2 * 900_000))  # and it takes new state updates
+        assert store.status()["counts"]["state_updates"] == 2
+    finally:
+        store.close()

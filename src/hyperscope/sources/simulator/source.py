@@ -38,6 +38,7 @@ class SimulatedSource:
         self.checkpoint_path = checkpoint
         self._sim: Simulator | None = None
         self._stored_height: int | None = None
+        self._saved_height: int | None = None
         self._unsaved = 0
         self._saved_at = time.monotonic()
 
@@ -164,9 +165,12 @@ class SimulatedSource:
             self.save()
 
     def save(self) -> None:
-        """Checkpoint, but only a state the store has: never ahead of it."""
+        """Checkpoint, but only a state the store has (never ahead of it), and only once per state."""
         if self._sim is None or self._stored_height != self._height(self._sim):
             return
+        if self._saved_height == self._stored_height and self.checkpoint_path.exists():
+            return
         self._sim.save(self.checkpoint_path)
+        self._saved_height = self._stored_height
         self._unsaved = 0
         self._saved_at = time.monotonic()
