@@ -38,23 +38,23 @@ def error_responses(*extra: int) -> dict[int | str, dict[str, Any]]:
 
 class _Row(BaseModel):
     id: int
-    createdAt: str  # noqa: N815
+    createdAt: str
 
 
 class GeneralRow(_Row):
     count: int
-    countLong: int  # noqa: N815
-    countShort: int  # noqa: N815
-    openInterest: float  # noqa: N815
-    openInterestLong: float  # noqa: N815
-    openInterestShort: float  # noqa: N815
-    perpEquity: float  # noqa: N815
-    countInProfit: int  # noqa: N815
+    countLong: int
+    countShort: int
+    openInterest: float
+    openInterestLong: float
+    openInterestShort: float
+    perpEquity: float
+    countInProfit: int
 
 
 class GeneralPage(BaseModel):
     metrics: list[GeneralRow]
-    nextCursor: str | None  # noqa: N815
+    nextCursor: str | None
 
 
 class VolumeRow(_Row):
@@ -63,50 +63,39 @@ class VolumeRow(_Row):
 
 class VolumePage(BaseModel):
     metrics: list[VolumeRow]
-    nextCursor: str | None  # noqa: N815
+    nextCursor: str | None
 
 
 class CoinRow(_Row):
     coin: str
-    segmentId: int | None = None  # noqa: N815
-    sizeBucketId: int | None = None  # noqa: N815
-    positionCount: int  # noqa: N815
-    positionCountLong: int  # noqa: N815
-    totalPositionValue: float  # noqa: N815
-    totalPositionValueLong: float  # noqa: N815
-    totalFunding: float  # noqa: N815
-    totalUnrealizedPnl: float  # noqa: N815
-    totalPositionSize: float  # noqa: N815
-    totalPositionSizeLong: float  # noqa: N815
+    segmentId: int | None = None
+    sizeBucketId: int | None = None
+    positionCount: int
+    positionCountLong: int
+    totalPositionValue: float
+    totalPositionValueLong: float
+    totalFunding: float
+    totalUnrealizedPnl: float
+    totalPositionSize: float
+    totalPositionSizeLong: float
 
 
 class CoinMetricsPage(BaseModel):
     metrics: list[CoinRow]
-    nextCursor: str | None  # noqa: N815
+    nextCursor: str | None
 
 
 class CoinSummary(BaseModel):
     coin: str
-    totalValue: float  # noqa: N815
-    totalValueLong: float  # noqa: N815
-    totalValueShort: float  # noqa: N815
+    totalValue: float
+    totalValueLong: float
+    totalValueShort: float
     count: int
-    countLong: int  # noqa: N815
-    countShort: int  # noqa: N815
+    countLong: int
+    countShort: int
 
 
 CoinList = list[CoinSummary]
-
-
-class Segment(BaseModel):
-    id: int
-    name: str
-    category: str
-    criteria: dict[str, float | None]
-    emoji: str
-
-
-SegmentList = list[Segment]
 
 
 class SegmentRef(BaseModel):
@@ -116,39 +105,43 @@ class SegmentRef(BaseModel):
     criteria: dict[str, float | None]
 
 
+class Segment(SegmentRef):
+    emoji: str
+
+
+SegmentList = list[Segment]
+
+
 class BiasHistory(BaseModel):
     segment: SegmentRef
-    nextCursor: str | None  # noqa: N815
-    positionRecencyTimeframe: str  # noqa: N815
+    nextCursor: str | None
+    positionRecencyTimeframe: str
     start: str
     end: str
-    pageStart: str | None  # noqa: N815
-    pageEnd: str | None  # noqa: N815
-    historySnapshotStructure: list[str]  # noqa: N815
+    pageStart: str | None
+    pageEnd: str | None
+    historySnapshotStructure: list[str]
     history: list[list[str | float | None]] = Field(
         description="One row per snapshot, in the order of historySnapshotStructure."
     )
 
 
-class HeatmapSegment(BaseModel):
-    segmentId: int  # noqa: N815
-    totalValue: float  # noqa: N815
-    totalLongValue: float  # noqa: N815
-    totalShortValue: float  # noqa: N815
+class _Totals(BaseModel):
+    totalValue: float
+    totalLongValue: float
+    totalShortValue: float
     count: int
-    countLong: int  # noqa: N815
-    countShort: int  # noqa: N815
+    countLong: int
+    countShort: int
+
+
+class HeatmapSegment(_Totals):
+    segmentId: int
     bias: float | None
 
 
-class HeatmapCoin(BaseModel):
+class HeatmapCoin(_Totals):
     coin: str
-    totalValue: float  # noqa: N815
-    totalLongValue: float  # noqa: N815
-    totalShortValue: float  # noqa: N815
-    count: int
-    countLong: int  # noqa: N815
-    countShort: int  # noqa: N815
     segments: list[HeatmapSegment]
 
 
@@ -158,13 +151,13 @@ class Heatmap(BaseModel):
 
 class RiskItem(BaseModel):
     coin: str
-    totalValue: float  # noqa: N815
-    riskValue: float  # noqa: N815
-    percentRisk: float  # noqa: N815
+    totalValue: float
+    riskValue: float
+    percentRisk: float
 
 
 class LiquidationRisk(BaseModel):
-    totalCount: int  # noqa: N815
+    totalCount: int
     items: list[RiskItem]
 
 
@@ -179,7 +172,7 @@ class Health(BaseModel):
     status: str = Field(description="ok (200); empty, stale or ingest_failed (503)")
     height: int | None
     time: str | None
-    lagSeconds: float | None  # noqa: N815
-    staleAfterSeconds: float  # noqa: N815
+    lagSeconds: float | None
+    staleAfterSeconds: float
     ingest: IngestHealth | None = Field(description="null when this process does not ingest")
     store: dict[str, str]
