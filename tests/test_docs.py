@@ -17,6 +17,15 @@ def test_every_setting_is_documented_in_the_readme_and_has_a_description():
         assert field.description, f"setting {name} has no description"
 
 
+def test_every_literal_default_in_the_readme_is_the_code_s_default():
+    table = README[README.index("## Configuration") :]
+    rows = re.findall(r"^\| `([a-z_]+)` \| `([^`]+)` \|", table, re.M)
+    assert len(rows) >= 15
+    for name, default in rows:
+        actual = Settings.model_fields[name].default
+        assert default == str(actual) or float(default) == actual, (name, default, actual)
+
+
 def test_the_readme_starts_with_the_two_commands():
     first_block = README[README.index("```") : README.index("```", README.index("```") + 3)]
     assert re.findall(r"^(scripts/\w+)", first_block.split("\n", 1)[1], re.M) == ["scripts/run", "scripts/test"]

@@ -82,16 +82,16 @@ class Settings(BaseSettings):
         30, gt=0, le=36_500, description="Metric rows (every series, markets) older than this are deleted."
     )
     retention_full_resolution_hours: float = Field(
-        6, ge=0, le=876_000, description="Metric rows older than this keep one state update per "
+        1, ge=0, le=876_000, description="Metric rows older than this keep one state update per "
         "retention_thin_minutes; newer ones keep every state update.",
     )  # fmt: skip
     retention_thin_minutes: float = Field(
         15, gt=0, le=1_440, description="Spacing of the metric rows kept past retention_full_resolution_hours."
     )
     retention_positions_days: float = Field(
-        7, gt=0, le=36_500, description="Closed position lifecycles whose close time is older than this are deleted."
+        1, gt=0, le=36_500, description="Closed position lifecycles whose close time is older than this are deleted."
     )
-    retention_fills_hours: float = Field(24, gt=0, le=876_000, description="Fills older than this are deleted.")
+    retention_fills_hours: float = Field(2, gt=0, le=876_000, description="Fills older than this are deleted.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python logging level.")
 
     @field_validator("log_level", mode="before")
