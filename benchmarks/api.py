@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     env = {**os.environ, "HYPERSCOPE_DATA_DIR": args.data_dir, "HYPERSCOPE_PORT": str(args.port)}
     exe = os.path.join(os.path.dirname(sys.executable), "hyperscope")
-    key = subprocess.run([exe, "keys", "create", "--name", "bench", "--rate-limit", "100000000"], env=env,
+    key = subprocess.run([exe, "keys", "create", "--name", "bench", "--rate-limit", "1000000"], env=env,
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
     server = subprocess.Popen([exe, "serve"], env={**env, "HYPERSCOPE_LOG_LEVEL": "WARNING"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
