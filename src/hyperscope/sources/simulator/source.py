@@ -14,16 +14,32 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from hyperscope.domain.state import StateUpdate
 from hyperscope.errors import ConfigError
 from hyperscope.sources.simulator.engine import Simulator, preset
-from hyperscope.store.base import Store
 
 log = logging.getLogger("hyperscope.sources.simulator")
 
 CHECKPOINT_EVERY = 20  # updates between checkpoints: what a crash costs is a replay of at most this many
 CHECKPOINT_SECONDS = 60.0
+
+
+class Newest(Protocol):
+    @property
+    def height(self) -> int: ...
+    @property
+    def time(self) -> int: ...
+
+
+class Ledger(Protocol):
+    """What resuming needs to know of the store it feeds (the store implements it; sources never import it)."""
+
+    def latest(self) -> Newest | None: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]: ...
 
 
 class SimulatedSource:
@@ -57,7 +73,7 @@ class SimulatedSource:
 
     # ------------------------------------------------------------ binding to a store
 
-    def attach(self, store: Store, genesis_ms: int, progress: Callable[[int, int], None] | None = None) -> int:
+    def attach(self, store: Ledger, genesis_ms: int, progress: Callable[[int, int], None] | None = None) -> int:
         """Resume at the store's newest state update; returns how many updates were replayed to get there."""
         latest = store.latest()
         if latest is None:  # a new store: a new market (a checkpoint left without its store is not ours)
@@ -84,7 +100,7 @@ class SimulatedSource:
             self.save()
         return replayed
 
-    def _check_identity(self, store: Store) -> None:
+    def _check_identity(self, store: Ledger) -> None:
         stored = store.get_meta("source")
         if stored is None:  # a store from a build that did not record it: the checkpoint's config tells
             checkpoint = Simulator.load(self.checkpoint_path) if self.checkpoint_path.exists() else None
@@ -123,7 +139,7 @@ class SimulatedSource:
             return None
         return sim
 
-    def _replay(self, sim: Simulator, store: Store, until: int, progress: Callable[[int, int], None] | None) -> int:
+    def _replay(self, sim: Simulator, store: Ledger, until: int, progress: Callable[[int, int], None] | None) -> int:
         start = self._height(sim)
         if start >= until:
             return 0
