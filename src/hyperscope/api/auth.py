@@ -11,8 +11,6 @@ never guessed from the URL's text.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -24,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hyperscope.api.errors import error_body
 from hyperscope.errors import AuthError, Forbidden, HyperscopeError, RateLimited
-from hyperscope.service.keys import SCOPES, ApiKey, KeyManager
+from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows
 
 EXTERNAL = "/api/external/"
 
@@ -55,30 +53,16 @@ def scoped(scope: str) -> type[APIRoute]:
 
 
 class RateLimiter:
-    """Requests per key per minute in fixed one-minute windows. Used on the event loop only: no lock.
-    Holds one entry per key seen in the current minute."""
+    """Requests per key per minute. Used on the event loop only."""
+
+    REFUSAL = "rate limit of {limit} requests per minute exceeded; retry in {retry} s"
 
     def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
-        self._minute = 0
+        self._windows = MinuteWindows()
 
     def hit(self, key: ApiKey) -> tuple[int, int, int]:
         """Count one request; returns (limit, remaining, seconds until reset) or raises RateLimited."""
-        now = time.time()
-        window = int(now // 60)
-        if window != self._minute:  # a new minute: every older window is over
-            self._windows.clear()
-            self._minute = window
-        start, count = self._windows.get(key.key_id, (window, 0))
-        if start != window:
-            start, count = window, 0
-        reset = max(1, math.ceil((window + 1) * 60 - now))
-        if count >= key.rate_limit:
-            raise RateLimited(
-                f"rate limit of {key.rate_limit} requests per minute exceeded; retry in {reset} s", retry_after=reset
-            )
-        self._windows[key.key_id] = (start, count + 1)
-        return key.rate_limit, key.rate_limit - count - 1, reset
+        return self._windows.hit(key.key_id, key.rate_limit, self.REFUSAL)
 
 
 class AuthMiddleware:

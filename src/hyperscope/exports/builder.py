@@ -7,22 +7,23 @@ two requests for the same file build it once.
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 from collections.abc import Callable
 
-from hyperscope.errors import RateLimited
 from hyperscope.exports.storage import LocalFiles
+from hyperscope.service.keys import MinuteWindows
 
 
 class Exports:
+    REFUSAL = ("this API key may have {limit} export files built per minute; retry in {retry} s "
+               "(a file already built for the current state update is free)")  # fmt: skip
+
     def __init__(self, files: LocalFiles, per_minute: int) -> None:
         self.files = files
         self.per_minute = per_minute
         self._lock = threading.Lock()
         self._built: dict[tuple[str, str], tuple[int, str]] = {}  # (kind, subject) -> (height, file id)
-        self._counts: dict[str, tuple[int, int]] = {}  # key id -> (minute, files built in it)
+        self._windows = MinuteWindows()  # files built per key per minute
 
     def get_or_build(
         self, kind: str, subject: str, height: int, key_id: str, build: Callable[[], bytes], suffix: str
@@ -32,23 +33,7 @@ class Exports:
             built = self._built.get((kind, subject))
             if built is not None and built[0] == height and self.files.keep_alive(built[1]):
                 return built[1]
-            self._count(key_id)
+            self._windows.hit(key_id, self.per_minute, self.REFUSAL)
             file_id = self.files.put(build(), suffix)
             self._built[(kind, subject)] = (height, file_id)
             return file_id
-
-    def _count(self, key_id: str) -> None:
-        now = time.time()
-        minute = int(now // 60)
-        start, count = self._counts.get(key_id, (minute, 0))
-        if start != minute:
-            start, count = minute, 0
-        if count >= self.per_minute:
-            retry = max(1, math.ceil((minute + 1) * 60 - now))
-            raise RateLimited(
-                f"this API key may have {self.per_minute} export files built per minute; retry in {retry} s "
-                "(a file already built for the current state update is free)",
-                retry_after=retry,
-            )
-        self._counts = {k: v for k, v in self._counts.items() if v[0] == minute}
-        self._counts[key_id] = (start, count + 1)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
 from dataclasses import dataclass
 
 from hyperscope.domain.timefmt import now_ms
-from hyperscope.errors import AuthError, BadParameter, NotFound
+from hyperscope.errors import AuthError, BadParameter, NotFound, RateLimited
 from hyperscope.store.keys import KeyStore
 
 SCOPES = ("positions", "metrics", "segments")
@@ -129,3 +130,27 @@ class KeyManager:
         if key.revoked_at is not None:
             raise AuthError("this API key has been revoked")
         return key
+
+
+class MinuteWindows:
+    """Counts per key in fixed one-minute windows, for request rate limits and export-building limits.
+    Holds only the current minute's keys. Not locked: each user calls it from one thread or under its lock."""
+
+    def __init__(self) -> None:
+        self._minute = 0
+        self._counts: dict[str, int] = {}
+
+    def hit(self, key_id: str, limit: int, refusal: str) -> tuple[int, int, int]:
+        """Count one; returns (limit, remaining, seconds until reset), or raises RateLimited with `refusal`
+        (formatted with `limit` and `retry`) when the key already used its `limit` this minute."""
+        now = time.time()
+        minute = int(now // 60)
+        if minute != self._minute:  # a new minute: every older window is over
+            self._counts.clear()
+            self._minute = minute
+        count = self._counts.get(key_id, 0)
+        reset = max(1, math.ceil((minute + 1) * 60 - now))
+        if count >= limit:
+            raise RateLimited(refusal.format(limit=limit, retry=reset), retry_after=reset)
+        self._counts[key_id] = count + 1
+        return limit, limit - count - 1, reset
