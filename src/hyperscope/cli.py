@@ -53,6 +53,24 @@ Interval = Annotated[float | None, typer.Option(help="Wall seconds between live 
 Host = Annotated[str | None, typer.Option(help="Listen address (an IP address).")]
 Port = Annotated[int | None, typer.Option(help="Listen port (1-65535; 0 picks a free one).")]
 DataDir = Annotated[str | None, typer.Option(help="Where the store and the key file live.")]
+SourceKind = Annotated[str | None, typer.Option("--source", help="simulator (default), node, replay or info.")]
+NodeData = Annotated[str | None, typer.Option(help="The node's data folder (~/hl/data) for --source node.")]
+Folder = Annotated[str | None, typer.Argument(help="The folder to replay (--source replay) or watch (--source node).",
+                                              show_default=False)]  # fmt: skip
+CatchUp = Annotated[str | None, typer.Option(help="--source node after downtime: oldest (every snapshot) or newest.")]
+InfoUrl = Annotated[str | None, typer.Option(help="--source info: the info server (local node or public API).")]
+WatchList = Annotated[str | None, typer.Option(help="--source info: addresses to follow (text or leaderboard file).")]
+Leaderboard = Annotated[str | None, typer.Option(help="A stats leaderboard file: wallets' all-time PnL and volume.")]
+
+
+def _source_options(source: str | None, folder: str | None, node_data: str | None, catch_up: str | None = None,
+                    info_url: str | None = None, watch_list: str | None = None,
+                    leaderboard: str | None = None) -> dict[str, object]:  # fmt: skip
+    """Settings of the source flags; a positional folder is the node data folder."""
+    if folder is not None and node_data is not None and folder != node_data:
+        raise ConfigError("give the node's data folder once: as the argument or as --node-data")
+    return {"source": source, "node_data": folder or node_data, "catch_up": catch_up, "info_url": info_url,
+            "watch_list": watch_list, "leaderboard": leaderboard}  # fmt: skip
 
 
 class Exit(Exception):
@@ -80,10 +98,9 @@ def _progress(label: str) -> Progress:
 
 
 def _attach(parts: Parts, signals: Signals) -> None:
-    """Bind the simulated market to the store, replaying (with a progress bar) what a checkpoint missed.
+    """Bind the source to the store, replaying (with a progress bar) what a checkpoint missed.
     A replay writes nothing, so a stop request during one leaves at once."""
     assert parts.source is not None
-    genesis = now_ms() - int(parts.settings.backfill_hours * 3_600_000)
     bar: Progress | None = None
 
     def advance(done: int, total: int) -> None:
@@ -91,27 +108,26 @@ def _attach(parts: Parts, signals: Signals) -> None:
         if bar is None:  # drawn only when there is something to replay
             bar = _progress("resume")
             bar.start()
-            bar.add_task("resume", total=total, info="replaying the simulated market up to the store")
+            bar.add_task("resume", total=total, info="replaying the source up to the store")
         bar.update(bar.task_ids[0], completed=done)
         if signals.stop.is_set():
             raise Exit(signals.code)
 
     try:
-        parts.source.attach(parts.store, genesis, progress=advance)
+        parts.source.attach(parts.store, progress=advance)
     finally:
         if bar is not None:
             bar.stop()
 
 
 def _catch_up(parts: Parts, signals: Signals) -> int:
-    """Backfill the simulated market up to now with a progress bar; stops between updates on `stop`.
+    """Ingest the source's backlog with a progress bar; stops between updates on `stop`.
     An ingest that cannot go on is left in `parts.status` (the caller ends with its reason)."""
     from hyperscope.pipeline import IngestFailed, backfill
 
     assert parts.source is not None and parts.ingestor is not None
     _attach(parts, signals)
     stop = signals.stop
-    window = int(parts.settings.backfill_hours * 3_600_000)
     with _progress("backfill") as bar:
         task = bar.add_task("backfill", total=None, info="")
 
@@ -120,7 +136,7 @@ def _catch_up(parts: Parts, signals: Signals) -> int:
                        info=f"height {result.height}, {result.positions} positions")  # fmt: skip
 
         try:
-            return backfill(parts.source, parts.ingestor, now_ms(), window, stop=stop, status=parts.status,
+            return backfill(parts.source, parts.ingestor, stop=stop, status=parts.status,
                             retries=parts.settings.ingest_retries, progress=advance)  # fmt: skip
         except IngestFailed:
             return 0
@@ -191,8 +207,8 @@ def _live_worker(parts: Parts, stop: threading.Event, max_updates: int | None = 
 
     assert parts.source is not None and parts.ingestor is not None
     try:
-        live(parts.source, parts.ingestor, parts.settings.live_interval_seconds, stop, status=parts.status,
-             retries=parts.settings.ingest_retries, max_updates=max_updates)  # fmt: skip
+        live(parts.source, parts.ingestor, stop, status=parts.status, retries=parts.settings.ingest_retries,
+             max_updates=max_updates)  # fmt: skip
     except IngestFailed:
         pass  # reason logged and recorded by the pipeline
     except Exception as e:  # the source itself broke: nothing more will be ingested
@@ -211,15 +227,19 @@ def _finish(parts: Parts, signals: Signals) -> NoReturn:
 
 @app.command()
 def run(
+    folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, catch_up: CatchUp = None,
+    info_url: InfoUrl = None, watch_list: WatchList = None, leaderboard: Leaderboard = None,
     scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, interval: Interval = None,
     host: Host = None, port: Port = None, data_dir: DataDir = None,
 ) -> None:  # fmt: skip
-    """Everything in one process: backfill the simulated market, keep ingesting live, serve the API."""
+    """Everything in one process: ingest what the source has, keep ingesting live, serve the API."""
     from hyperscope.api.server import bind
     from hyperscope.runtime import Signals, build
 
     settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence,
-                         live_interval_seconds=interval, host=host, port=port, data_dir=data_dir)  # fmt: skip
+                         live_interval_seconds=interval, host=host, port=port, data_dir=data_dir,
+                         **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
+                                           leaderboard))  # fmt: skip
     sock = bind(settings.host, settings.port)
     try:
         parts = build(settings, ingest=True, serve=True)
@@ -245,12 +265,18 @@ def run(
 
 
 @app.command("backfill")
-def backfill_cmd(scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None,
-                 data_dir: DataDir = None) -> None:  # fmt: skip
-    """Generate simulated history up to now (as fast as it can) and ingest it; resumes where it stopped."""
+def backfill_cmd(
+    folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, leaderboard: Leaderboard = None,
+    info_url: InfoUrl = None, watch_list: WatchList = None,
+    scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, data_dir: DataDir = None,
+) -> None:  # fmt: skip
+    """Ingest everything the source has up to now, as fast as it can (simulated history, or every snapshot of
+    a node folder with --source replay DIR); resumes where it stopped."""
     from hyperscope.runtime import Signals, build
 
-    settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence, data_dir=data_dir)
+    settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence, data_dir=data_dir,
+                         **_source_options(source, folder, node_data, info_url=info_url, watch_list=watch_list,
+                                           leaderboard=leaderboard))  # fmt: skip
     parts = build(settings, ingest=True, serve=False)
     signals = Signals()
     with signals.installed():
@@ -266,15 +292,18 @@ def backfill_cmd(scale: Scale = None, seed: Seed = None, hours: Hours = None, ca
 
 @app.command("live")
 def live_cmd(
+    folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, catch_up: CatchUp = None,
+    info_url: InfoUrl = None, watch_list: WatchList = None, leaderboard: Leaderboard = None,
     scale: Scale = None, seed: Seed = None, cadence: Cadence = None, interval: Interval = None,
     updates: Annotated[int | None, typer.Option(min=1, help="Stop after this many updates.")] = None,
     data_dir: DataDir = None,
 ) -> None:  # fmt: skip
-    """Run the live ingest loop (no API): a new simulated state update every --interval seconds."""
+    """Run the live ingest loop (no API): each state update as the source makes it due."""
     from hyperscope.runtime import Signals, build
 
     settings = _settings(scale=scale, seed=seed, cadence_seconds=cadence, live_interval_seconds=interval,
-                         data_dir=data_dir)  # fmt: skip
+                         data_dir=data_dir, **_source_options(source, folder, node_data, catch_up, info_url,
+                                                              watch_list, leaderboard))  # fmt: skip
     parts = build(settings, ingest=True, serve=False)
     signals = Signals()
     with signals.installed():
@@ -324,6 +353,35 @@ def _print_status(store: Store) -> None:
         table.add_row("lag", f"{(now_ms() - last['time']) / 1000:,.1f} s")
         table.add_row("last ingest (before write)", f"{last['ingest_seconds']:.3f} s")
     out.print(table)
+
+
+@app.command()
+def simulate(
+    write_node_dir: Annotated[str, typer.Option(help="Write the market as a node's data folder here (new or empty).")],
+    scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None,
+) -> None:  # fmt: skip
+    """Write simulated history as a Hyperliquid node's files (snapshots, fills, ledger events, market data),
+    for `hyperscope backfill --source replay DIR`."""
+    from pathlib import Path
+
+    from hyperscope.sources.simulator.nodewriter import write_node_dir as write
+    from hyperscope.sources.simulator.source import SimulatedSource
+
+    settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence)
+    root = Path(write_node_dir)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ConfigError(f"--write-node-dir: {root} exists and is not an empty folder")
+    root.mkdir(parents=True, exist_ok=True)
+    source = SimulatedSource(settings.scale, settings.seed, settings.cadence_seconds, root / ".checkpoint.npz",
+                             history_ms=int(settings.backfill_hours * 3_600_000))  # fmt: skip
+    with _progress("simulate") as bar:
+        task = bar.add_task("simulate", total=None, info=f"writing {root}")
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        written = write(root, source, advance)
+    out.print(f"wrote {written} snapshots of the simulated market to {root}", soft_wrap=True)
 
 
 @app.command()

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hyperscope.domain.state import StateUpdate
-from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import HyperscopeError, InvalidStateUpdate, RetryLater
 from hyperscope.ingest import Ingestor, IngestResult
-from hyperscope.sources.simulator.source import SimulatedSource
+from hyperscope.sources.base import Source
 
 log = logging.getLogger("hyperscope.pipeline")
 
@@ -100,6 +98,34 @@ def supervised_ingest(
         return result
 
 
+def produce(
+    make: Callable[[], StateUpdate | None], status: IngestStatus, stop: threading.Event, retries: int,
+    delay: Callable[[int], float] = backoff,
+) -> StateUpdate | None:
+    """Ask the source for an update: None when it rejected what it read (logged and counted, as a bad update
+    is) or `stop` was set; a source that cannot be reached is retried like the store; IngestFailed when
+    ingest cannot go on."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            return make()
+        except InvalidStateUpdate as e:  # the source logged what and where
+            status.rejected += 1
+            status.reason = e.message
+            return None
+        except RetryLater as e:
+            attempt += 1
+            if attempt > retries:
+                _fail(status, f"{e.message} (gave up after {retries} retries)", e)
+            status.retrying(e.message, attempt)
+            wait = delay(attempt)
+            log.warning("source unavailable (%s); retry %d of %d in %.0f s", e.log_text, attempt, retries, wait)
+            stop.wait(wait)
+        except HyperscopeError as e:
+            _fail(status, e.message, e)
+    return None
+
+
 def _fail(status: IngestStatus, reason: str, error: BaseException) -> None:
     detail = error.log_text if isinstance(error, HyperscopeError) else reason
     log.error("ingest stopped: %s", detail)
@@ -108,71 +134,68 @@ def _fail(status: IngestStatus, reason: str, error: BaseException) -> None:
 
 
 def backfill(
-    source: SimulatedSource,
+    source: Source,
     ingestor: Ingestor,
-    until_ms: int,
-    window_ms: int,
     *,
     stop: threading.Event | None = None,
     status: IngestStatus | None = None,
     retries: int = 0,
     progress: Callable[[int, int, IngestResult], None] | None = None,
 ) -> int:
-    """Produce and ingest the state updates up to `until_ms` as fast as possible; returns how many.
+    """Ingest the source's backlog (everything already due) as fast as possible; returns how many updates.
 
     Checks `stop` between updates and checkpoints as it goes, so an interrupted backfill resumes.
     """
     stop = stop or threading.Event()
     status = status or IngestStatus()
-    times = source.backfill_times(until_ms, window_ms)
+    backlog = source.backlog()
     done = 0
     try:
-        for i, t in enumerate(times):
-            if stop.is_set():
-                break
-            update = source.step(t)
-            result = supervised_ingest(ingestor, update, status, stop, retries)
-            if result is None:
+        for i, step in enumerate(backlog):
+            update = produce(step, status, stop, retries)
+            if update is None:
                 if stop.is_set():
                     break
-                continue  # rejected: logged, counted, and never marked as stored
-            source.stored(update.height)
-            done += 1
-            if progress is not None:
-                progress(i + 1, len(times), result)
+                continue
+            result = supervised_ingest(ingestor, update, status, stop, retries)
+            if result is not None:  # None: rejected (logged, counted, never marked as stored) or stopping
+                source.stored(update.height)
+                done += 1
+                if progress is not None:
+                    progress(i + 1, backlog.total, result)
+            if stop.is_set():
+                break
     finally:
         source.save()
     return done
 
 
 def live(
-    source: SimulatedSource,
+    source: Source,
     ingestor: Ingestor,
-    interval_s: float,
     stop: threading.Event,
     *,
     status: IngestStatus | None = None,
     retries: int = 0,
     max_updates: int | None = None,
 ) -> int:
-    """A new state update every `interval_s` seconds of wall time, stamped with the wall clock, until `stop`.
+    """Ingest each state update as the source makes it due, until `stop`.
 
-    Each update simulates one cadence of market time, so the market moves faster than the clock. Returns
-    the number of updates ingested; raises IngestFailed when ingest cannot go on.
+    Returns the number of updates ingested; raises IngestFailed when ingest cannot go on.
     """
     status = status or IngestStatus()
     done = 0
     try:
         while not stop.is_set() and (max_updates is None or done < max_updates):
-            started = time.monotonic()
-            update = source.step(now_ms())
+            update = produce(lambda: source.next_update(stop), status, stop, retries)
+            if update is None:
+                continue
             result = supervised_ingest(ingestor, update, status, stop, retries)
             if result is not None:
                 source.stored(update.height)
                 done += 1
                 log.info("state update %s: %s positions in %.3fs", result.height, result.positions,
                          result.total_seconds)  # fmt: skip
-            stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
     finally:
         source.save()
     if status.state != "failed":

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from hyperscope.ingest import Ingestor
     from hyperscope.pipeline import IngestStatus
     from hyperscope.service import KeyManager, Service
-    from hyperscope.sources.simulator.source import SimulatedSource
+    from hyperscope.sources.base import Source
     from hyperscope.store.base import Store
 
 log = logging.getLogger("hyperscope.runtime")
@@ -91,7 +91,7 @@ class Parts:
     keys: KeyManager | None = None
     service: Service | None = None
     ingestor: Ingestor | None = None
-    source: SimulatedSource | None = None
+    source: Source | None = None
     status: IngestStatus = field(default_factory=lambda: _status())
 
     def close(self) -> None:
@@ -120,12 +120,9 @@ def build(settings: Settings, *, ingest: bool, serve: bool) -> Parts:
     try:
         if ingest:
             from hyperscope.ingest import Ingestor
-            from hyperscope.sources.simulator.source import SimulatedSource
 
             parts.ingestor = Ingestor(store, Retention.from_settings(settings))
-            parts.source = SimulatedSource(
-                settings.scale, settings.seed, settings.cadence_seconds, settings.checkpoint_path
-            )
+            parts.source = make_source(settings)
         if serve:
             from hyperscope.service import CursorCodec, Service
 
@@ -135,6 +132,25 @@ def build(settings: Settings, *, ingest: bool, serve: bool) -> Parts:
         store.close()
         raise
     return parts
+
+
+def make_source(settings: Settings) -> Source:
+    """The source the settings name, not yet attached to a store."""
+    if settings.source == "simulator":
+        from hyperscope.sources.simulator.source import SimulatedSource
+
+        return SimulatedSource(
+            settings.scale, settings.seed, settings.cadence_seconds, settings.checkpoint_path,
+            history_ms=int(settings.backfill_hours * 3_600_000), interval_s=settings.live_interval_seconds,
+        )  # fmt: skip
+    if settings.source in ("node", "replay"):
+        from hyperscope.sources.hyperliquid.node import NodeSource
+
+        assert settings.node_data is not None  # checked by Settings
+        return NodeSource.from_settings(settings)
+    from hyperscope.sources.hyperliquid.info import InfoSource
+
+    return InfoSource.from_settings(settings)
 
 
 def stale_after(settings: Settings, *, ingesting: bool) -> float:

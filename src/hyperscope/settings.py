@@ -10,7 +10,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The command-line flag of each setting that has one, for error messages.
@@ -24,6 +24,13 @@ FLAGS = {
     "backfill_hours": "--hours",
     "live_interval_seconds": "--interval",
     "rate_limit_per_minute": "--rate-limit",
+    "source": "--source",
+    "node_data": "--node-data",
+    "info_url": "--info-url",
+    "market_info_url": "--market-info-url",
+    "catch_up": "--catch-up",
+    "watch_list": "--watch-list",
+    "leaderboard": "--leaderboard",
 }
 MIB = 1024 * 1024
 
@@ -37,6 +44,39 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", min_length=1, description="Address the API server listens on (an IP address).")
     port: int = Field(8000, ge=0, le=65_535, description="Port the API server listens on (0: any free port).")
+    source: Literal["simulator", "node", "info", "replay"] = Field(
+        "simulator", description="Where state updates come from: the embedded simulated market, a Hyperliquid "
+        "node's snapshot files (node), a folder of them ingested as fast as possible (replay), or an info "
+        "server (info: the node's local one, or the public API over a watch list).",
+    )  # fmt: skip
+    node_data: Path | None = Field(
+        None, description="The node's data folder (~/hl/data) for --source node, or the folder to replay for "
+        "--source replay.",
+    )  # fmt: skip
+    catch_up: Literal["oldest", "newest"] = Field(
+        "oldest", description="After downtime, --source node ingests every snapshot it missed (oldest) or "
+        "skips to the newest one.",
+    )  # fmt: skip
+    info_url: str = Field(
+        "http://localhost:3001/info", description="Info server for --source info: the node's local one "
+        "(--serve-info) or https://api.hyperliquid.xyz/info with a watch list.",
+    )  # fmt: skip
+    market_info_url: str | None = Field(
+        "https://api.hyperliquid.xyz/info", description="Where --source node fetches mark prices, funding and "
+        "premiums (metaAndAssetCtxs); unset: oracle prices only.",
+    )  # fmt: skip
+    info_weight_per_minute: int = Field(
+        1200, ge=1, le=1_000_000, description="Request weight per minute the info client allows itself (the "
+        "public API grants 1200 per IP).",
+    )  # fmt: skip
+    watch_list: Path | None = Field(
+        None, description="Addresses to follow with the public API (--source info): a text file, one 0x address "
+        "per line, or a stats leaderboard JSON file.",
+    )  # fmt: skip
+    leaderboard: Path | None = Field(
+        None, description="A stats leaderboard JSON file: all-time PnL and volume of wallets when first seen by "
+        "a node source (otherwise they count from the first snapshot hyperscope reads).",
+    )  # fmt: skip
     scale: Literal["tiny", "small", "bench"] = Field("small", description="Simulator scale: tiny, small or bench.")
     seed: int = Field(7, ge=0, le=2**32 - 1, description="Simulator seed; the same seed gives the same market.")
     cadence_seconds: int = Field(
@@ -110,6 +150,14 @@ class Settings(BaseSettings):
             raise ValueError(f"expected an IP address such as 127.0.0.1 or 0.0.0.0, got {value!r}") from None
         return value
 
+    @field_validator("node_data")
+    @classmethod
+    def _node_folder(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        source = info.data.get("source")
+        if source in ("node", "replay") and value is None:
+            raise ValueError(f"--source {source} needs the node's data folder: --node-data DIR (or DIR as argument)")
+        return value
+
     @property
     def duckdb_memory(self) -> int:
         """DuckDB keeps every block it reads cached up to this limit; without one, a long run's memory
@@ -129,6 +177,10 @@ class Settings(BaseSettings):
     @property
     def checkpoint_path(self) -> Path:
         return self.data_dir / "simulator.npz"
+
+    @property
+    def source_checkpoint_path(self) -> Path:
+        return self.data_dir / "source.npz"
 
     @property
     def exports_dir(self) -> Path:

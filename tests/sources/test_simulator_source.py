@@ -14,11 +14,12 @@ from tests.factories import T0
 
 STEP = 900_000
 UNTIL = T0 + 12 * STEP
-WINDOW = 10**12
 
 
-def source(tmp_path, seed=5):
-    return SimulatedSource("tiny", seed, 900, tmp_path / "simulator.npz")
+def source(tmp_path, seed=5, until=UNTIL, genesis=T0, scale="tiny", cadence=900):
+    """A source whose clock says `until`, so that a new market begins at `genesis`."""
+    return SimulatedSource(scale, seed, cadence, tmp_path / "simulator.npz", history_ms=until - genesis,
+                           clock=lambda: until)  # fmt: skip
 
 
 def rows(store, table, order):
@@ -42,8 +43,8 @@ def uninterrupted(tmp_path_factory):
     path = tmp_path_factory.mktemp("whole")
     store = open_store(path / "s.duckdb")
     src = source(path)
-    src.attach(store, T0)
-    backfill(src, Ingestor(store), UNTIL, WINDOW)
+    src.attach(store)
+    backfill(src, Ingestor(store))
     yield snapshot(store)
     store.close()
 
@@ -52,17 +53,17 @@ def interrupted_after(path, n):
     """Backfill that stops after `n` updates, as Ctrl-C does (the checkpoint is saved on the way out)."""
     store = open_store(path / "s.duckdb")
     src, stop = source(path), threading.Event()
-    src.attach(store, T0)
-    backfill(src, Ingestor(store), UNTIL, WINDOW, stop=stop,
+    src.attach(store)
+    backfill(src, Ingestor(store), stop=stop,
              progress=lambda done, total, result: stop.set() if done == n else None)  # fmt: skip
     store.close()
 
 
 def resume(path):
     store = open_store(path / "s.duckdb")
-    src = source(path)
-    replayed = src.attach(store, T0 + 999)  # a later start: the stored genesis must win
-    backfill(src, Ingestor(store), UNTIL, WINDOW)
+    src = source(path, genesis=T0 + 999)  # a later start: the stored genesis must win
+    replayed = src.attach(store)
+    backfill(src, Ingestor(store))
     result = snapshot(store)
     store.close()
     return replayed, result
@@ -83,13 +84,16 @@ def test_a_crash_before_the_first_checkpoint_rebuilds_the_market_from_its_start(
 
 def test_a_stale_checkpoint_is_replayed_forward_not_waited_out(tmp_path, uninterrupted):
     interrupted_after(tmp_path, 3)
-    shutil.copy(tmp_path / "simulator.npz", tmp_path / "old.npz")
+    checkpoint = ("simulator.npz", "simulator.wallets.npz")
+    for name in checkpoint:
+        shutil.copy(tmp_path / name, tmp_path / f"old-{name}")
     store = open_store(tmp_path / "s.duckdb")
-    src = source(tmp_path)
-    src.attach(store, T0)
-    backfill(src, Ingestor(store), T0 + 8 * STEP, WINDOW)  # the store moves on to 8 updates ...
+    src = source(tmp_path, until=T0 + 8 * STEP)
+    src.attach(store)
+    backfill(src, Ingestor(store))  # the store moves on to 8 updates ...
     store.close()
-    shutil.copy(tmp_path / "old.npz", tmp_path / "simulator.npz")  # ... and an old checkpoint comes back
+    for name in checkpoint:  # ... and an old checkpoint comes back
+        shutil.copy(tmp_path / f"old-{name}", tmp_path / name)
     replayed, resumed = resume(tmp_path)
     assert replayed == 5 and resumed == uninterrupted
 
@@ -108,9 +112,9 @@ def test_a_store_refuses_another_market(tmp_path, scale, seed, cadence):
     interrupted_after(tmp_path, 2)
     store = open_store(tmp_path / "s.duckdb")
     try:
-        other = SimulatedSource(scale, seed, cadence, tmp_path / "simulator.npz")
+        other = source(tmp_path, seed=seed, scale=scale, cadence=cadence)
         with pytest.raises(ConfigError, match="holds the simulator scale=tiny seed=5 cadence=900s") as raised:
-            other.attach(store, T0)
+            other.attach(store)
         assert f"scale={scale} seed={seed} cadence={cadence}s" in raised.value.message
         assert store.status()["counts"]["state_updates"] == 2
     finally:

@@ -113,6 +113,9 @@ class StateUpdate:
     orders: pa.Table | None = None
     fills: pa.Table | None = None  # fills since the previous state update, when the source has them
     source: str = "unknown"
+    # True when the update covers only some wallets (a watch list): a coin's long and short sizes need not
+    # match, so that invariant is not checked.
+    partial: bool = False
     # Set by `validate` so that tracking does not compute them again: per position, its row in markets
     # and in wallets, and its "address|coin" key.
     coin_index: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -191,7 +194,7 @@ def validate(update: StateUpdate) -> StateUpdate:
     position_addresses = _lowered(positions.column("address"))  # valid iff found among the wallets
     positions = positions.set_column(0, "address", position_addresses)
     wallet_index = _wallet_rows(addresses, position_addresses)
-    coin_index, keys = _check_positions(positions, markets)
+    coin_index, keys = _check_positions(positions, markets, balanced=not update.partial)
     if fills is not None:
         fills = fills.set_column(0, "address", pc.utf8_lower(fills.column("address")))
         unknown = pc.invert(pc.is_in(fills.column("coin"), value_set=markets.column("coin")))
@@ -268,7 +271,7 @@ def _wallet_rows(wallets: pa.Array, positions: pa.Array) -> np.ndarray:
     return rows
 
 
-def _check_positions(positions: pa.Table, markets: pa.Table) -> tuple[np.ndarray, pa.Array]:
+def _check_positions(positions: pa.Table, markets: pa.Table, balanced: bool = True) -> tuple[np.ndarray, pa.Array]:
     """Check the positions; return each one's row in markets and its "address|coin" key."""
     if positions.num_rows == 0:
         return np.zeros(0, np.int64), pa.array([], pa.string())
@@ -292,6 +295,8 @@ def _check_positions(positions: pa.Table, markets: pa.Table) -> tuple[np.ndarray
     _unique("positions", keys, "(address, coin)")
 
     codes = coin_index.to_numpy(zero_copy_only=False).astype(np.int64)
+    if not balanced:
+        return codes, keys
     n = markets.num_rows
     long_size = np.bincount(codes, weights=np.where(size > 0, size, 0.0), minlength=n)
     short_size = np.bincount(codes, weights=np.where(size < 0, -size, 0.0), minlength=n)

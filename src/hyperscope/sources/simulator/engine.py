@@ -134,6 +134,7 @@ class Simulator:
         ]
         self.next_oid = 100_000_000
         self.next_tid = 1
+        self.last_deposits: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0))
         self.orders: dict[str, np.ndarray] = self._new_orders(int(cfg.order_ratio * cfg.positions), now_ms)
 
     def _genesis_positions(self, now_ms: int) -> _Positions:
@@ -227,6 +228,8 @@ class Simulator:
         self.spot_hype *= 0.3 * perp_total / max(self.spot_hype.sum() * px, 1.0)
         self.staked_hype *= 3.5 * perp_total / max(self.staked_hype.sum() * px, 1.0)
         self.vault_equity *= 0.2 * perp_total / max(self.vault_equity.sum(), 1.0)
+        self.vault_equity[0] = 0.0
+        self.cash[0] += self.vault_equity.sum()  # wallet 0 is also the vault: it holds its followers' money
         self._hype = hype
 
     def _background_volume(self) -> np.ndarray:
@@ -530,6 +533,7 @@ class Simulator:
         rng, nw = self.rng, self.config.wallets
         who = rng.integers(1, nw, max(1, nw // 400))
         amount = rng.lognormal(7, 1.8, who.size)
+        self.last_deposits = (who, amount)
         np.add.at(self.cash, who, amount)
         np.add.at(self.pnl_offset, who, -amount)
 

@@ -11,13 +11,21 @@ or a stale checkpoint all end the same way: a replay, with a progress callback, 
 from __future__ import annotations
 
 import logging
+import threading
+from functools import partial
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from hyperscope.domain.state import StateUpdate
+from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import ConfigError
+import orjson
+
+from hyperscope.sources.base import Backlog, Ledger, Progress
+from hyperscope.sources.hyperliquid.build import Anchors, WalletBook, build_update
+from hyperscope.sources.hyperliquid.contexts import from_recording
+from hyperscope.sources.simulator import nodeview
 from hyperscope.sources.simulator.engine import Simulator, preset
 
 log = logging.getLogger("hyperscope.sources.simulator")
@@ -26,33 +34,29 @@ CHECKPOINT_EVERY = 20  # updates between checkpoints: what a crash costs is a re
 CHECKPOINT_SECONDS = 60.0
 
 
-class Newest(Protocol):
-    @property
-    def height(self) -> int: ...
-    @property
-    def time(self) -> int: ...
-
-
-class Ledger(Protocol):
-    """What resuming needs to know of the store it feeds (the store implements it; sources never import it)."""
-
-    def latest(self) -> Newest | None: ...
-    def get_meta(self, key: str) -> str | None: ...
-    def set_meta(self, key: str, value: str) -> None: ...
-    def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]: ...
-
-
 class SimulatedSource:
-    """The embedded default source. Call `attach(store)` once, then `step(time_ms)` per state update."""
+    """The embedded default source (a `Source`): one market time step per state update.
+
+    A new store's market begins `history_ms` before `clock()`, and the backlog fills that history; live,
+    a new update is due every `interval_s` wall seconds, stamped with the clock.
+    """
 
     kind = "simulator"
 
-    def __init__(self, scale: str, seed: int, cadence_s: int, checkpoint: Path) -> None:
+    def __init__(
+        self, scale: str, seed: int, cadence_s: int, checkpoint: Path, *, history_ms: int = 86_400_000,
+        interval_s: float = 5.0, clock: Callable[[], int] = now_ms,
+    ) -> None:  # fmt: skip
         self.config = preset(scale, seed=seed, cadence_s=cadence_s)
         self.identity = f"simulator scale={scale} seed={seed} cadence={cadence_s}s"
         self.cadence_ms = cadence_s * 1000
         self.checkpoint_path = checkpoint
+        self.history_ms = history_ms
+        self.interval_s = interval_s
+        self.clock = clock
+        self._next_due = time.monotonic()
         self._sim: Simulator | None = None
+        self._book = WalletBook()
         self._stored_height: int | None = None
         self._saved_height: int | None = None
         self._unsaved = 0
@@ -73,15 +77,15 @@ class SimulatedSource:
 
     # ------------------------------------------------------------ binding to a store
 
-    def attach(self, store: Ledger, genesis_ms: int, progress: Callable[[int, int], None] | None = None) -> int:
+    def attach(self, store: Ledger, progress: Progress | None = None) -> int:
         """Resume at the store's newest state update; returns how many updates were replayed to get there."""
         latest = store.latest()
         if latest is None:  # a new store: a new market (a checkpoint left without its store is not ours)
+            sim = self.begin()
             store.set_meta("source", self.identity)
-            store.set_meta("simulator_genesis_ms", str(genesis_ms))
+            store.set_meta("simulator_genesis_ms", str(sim.time_ms))
             self.checkpoint_path.unlink(missing_ok=True)
-            self._sim = Simulator(self.config, genesis_ms=genesis_ms)
-            self._stored_height = self._height(self._sim)
+            self.book_path.unlink(missing_ok=True)
             return 0
         self._check_identity(store)
         sim = self._load_checkpoint(latest.height)
@@ -92,7 +96,7 @@ class SimulatedSource:
                     f"the store in {self.checkpoint_path.parent} holds state updates but neither a simulator "
                     "checkpoint nor the market's start time; use a new --data-dir"
                 )
-            sim = Simulator(self.config, genesis_ms=int(genesis))
+            sim = self._genesis(int(genesis))
         replayed = self._replay(sim, store, latest.height, progress)
         self._sim, self._stored_height = sim, latest.height
         if replayed:
@@ -117,13 +121,39 @@ class SimulatedSource:
                 f"{self.identity}: use the same --scale, --seed and --cadence, or a new --data-dir"
             )
 
+    @property
+    def book_path(self) -> Path:
+        return self.checkpoint_path.with_name(self.checkpoint_path.stem + ".wallets.npz")
+
+    def begin(self) -> Simulator:
+        """A new market beginning `history_ms` before the clock, on the cadence grid (so that two runs in
+        the same cadence window make the same market at the same times)."""
+        genesis_ms = (self.clock() - self.history_ms) // self.cadence_ms * self.cadence_ms
+        self._sim = self._genesis(genesis_ms)
+        self._stored_height = self._height(self._sim)
+        return self._sim
+
+    def _genesis(self, genesis_ms: int) -> Simulator:
+        """A new market, and what a node's files would say of its past: open times and HYPE staked."""
+        sim = Simulator(self.config, genesis_ms=genesis_ms)
+        self._book = WalletBook()
+        self._book.learn_opens(nodeview.genesis_fills(sim))
+        self._book.stake(nodeview.genesis_staking(sim))
+        return sim
+
     def _load_checkpoint(self, store_height: int) -> Simulator | None:
-        if not self.checkpoint_path.exists():
+        if not self.checkpoint_path.exists() or not self.book_path.exists():
             return None
         try:
             sim = Simulator.load(self.checkpoint_path)
+            self._book = WalletBook()
+            book_height = self._book.load(self.book_path)
         except (OSError, ValueError, KeyError) as e:
             log.warning("simulator checkpoint %s is unreadable (%s); rebuilding the market", self.checkpoint_path, e)
+            return None
+        if book_height != self._height(sim):
+            log.warning("simulator checkpoint and wallet book disagree (heights %d, %d); rebuilding the market",
+                        self._height(sim), book_height)  # fmt: skip
             return None
         if sim.config != self.config:
             raise ConfigError(
@@ -139,7 +169,7 @@ class SimulatedSource:
             return None
         return sim
 
-    def _replay(self, sim: Simulator, store: Ledger, until: int, progress: Callable[[int, int], None] | None) -> int:
+    def _replay(self, sim: Simulator, store: Ledger, until: int, progress: Progress | None) -> int:
         start = self._height(sim)
         if start >= until:
             return 0
@@ -153,7 +183,7 @@ class SimulatedSource:
                 f"(retention deleted it?) and the checkpoint is older; use a new --data-dir"
             )
         for i, height in enumerate(wanted):
-            sim.step(times[height])
+            self._advance(sim, times[height])
             if progress is not None:
                 progress(i + 1, len(wanted))
         return len(wanted)
@@ -166,12 +196,38 @@ class SimulatedSource:
         After a long time offline the market skips ahead to `window_ms` before `until_ms` instead of
         replaying every missed step.
         """
-        if until_ms - self.sim.time_ms > window_ms:
-            self.sim.time_ms = until_ms - window_ms
+        if until_ms - self.sim.time_ms > window_ms:  # on the cadence grid, as a new market begins
+            self.sim.time_ms = max(self.sim.time_ms, (until_ms - window_ms) // self.cadence_ms * self.cadence_ms)
         return list(range(self.sim.time_ms + self.cadence_ms, until_ms + 1, self.cadence_ms))
 
+    def backlog(self) -> Backlog:
+        """Market history up to the clock: after a long time offline, only the last `history_ms` of it."""
+        times = self.backfill_times(self.clock(), max(self.history_ms, self.cadence_ms))
+        return Backlog(len(times), [partial(self.step, t) for t in times])
+
+    def next_update(self, stop: threading.Event) -> StateUpdate | None:
+        """One cadence of market time every `interval_s` wall seconds, stamped with the clock."""
+        if stop.wait(max(0.0, self._next_due - time.monotonic())):
+            return None
+        self._next_due = time.monotonic() + self.interval_s
+        return self.step(self.clock())
+
+    def health(self) -> dict[str, object]:
+        return {"kind": self.kind, "coverage": "all wallets", "market_data": "simulated"}
+
     def step(self, time_ms: int) -> StateUpdate:
-        return self.sim.step(max(time_ms, self.sim.time_ms + 1))
+        return self._advance(self.sim, max(time_ms, self.sim.time_ms + 1))
+
+    def _advance(self, sim: Simulator, time_ms: int) -> StateUpdate:
+        """One market step, turned into a state update the way a node source makes one (`nodeview`)."""
+        engine = sim.step(time_ms)
+        if sim.step_index == 1:  # the first snapshot anyone sees: wallets' all-time values so far
+            pnl, volume = nodeview.anchors(sim)
+            self._book.anchors = Anchors(pnl, volume)
+        height = self._height(sim)
+        contexts = from_recording(orjson.loads(orjson.dumps(nodeview.market_record(sim))))
+        return build_update(nodeview.snapshot(sim, height), contexts, self._book, fills=engine.fills,
+                            flows=nodeview.deposits(sim), orders=engine.orders, source="simulator")  # fmt: skip
 
     def stored(self, height: int) -> None:
         """The state update of `height` is in the store (or was already): checkpoint when one is due."""
@@ -187,6 +243,7 @@ class SimulatedSource:
         if self._saved_height == self._stored_height and self.checkpoint_path.exists():
             return
         self._sim.save(self.checkpoint_path)
+        self._book.save(self.book_path, self._stored_height)
         self._saved_height = self._stored_height
         self._unsaved = 0
         self._saved_at = time.monotonic()

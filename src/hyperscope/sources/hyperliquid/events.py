@@ -1,0 +1,248 @@
+"""Fills and misc events the node writes batched by block (`--batch-by-block`, sources.md section 1.6).
+
+Files: `{data}/node_fills_by_block/hourly/{YYYYMMDD}/{H}` and `{data}/misc_events_by_block/hourly/...`, one
+block per line: `{"local_time", "block_time", "block_number", "events": [...]}`. Files roll over by
+processing time, so a block of hour H may sit in the file of hour H+1: a `BlockStream` therefore reads the
+files in order as one stream and hands out blocks by block number, never by file name. Only complete
+lines are read (the node may be writing the last one), and the stream remembers where it stopped.
+
+Fill events are `[user, fill]` in the API's fill format; misc events are externally tagged
+(`{"inner": {"LedgerUpdate": ...}}`). What hyperscope takes from them:
+- fills: perp volume, liquidations and position open times (columns of the FILLS schema);
+- ledger updates: USDC moved into or out of a wallet's perp account (deposits, withdrawals, transfers,
+  vault deposits), so that PnL is not confused with money moved;
+- CDeposit / CWithdrawal: HYPE moved into or out of staking.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from hyperscope.domain.state import FILLS
+from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot
+
+log = logging.getLogger("hyperscope.sources.hyperliquid")
+
+FILLS_DIR = "node_fills_by_block"
+MISC_DIR = "misc_events_by_block"
+
+
+def hourly_files(root: Path) -> list[Path]:
+    """`{root}/hourly/{YYYYMMDD}/{H}` in time order (hours are not zero-padded, so sort by number)."""
+    base = root / "hourly"
+    if not base.is_dir():
+        return []
+    found = []
+    for day in base.iterdir():
+        if not (day.is_dir() and day.name.isdigit() and len(day.name) == 8):
+            continue
+        for hour in day.iterdir():
+            if hour.is_file() and hour.name.isdigit():
+                found.append((day.name, int(hour.name), hour))
+    return [path for _, _, path in sorted(found)]
+
+
+@dataclass
+class Block:
+    number: int
+    time_ms: int
+    events: list[Any]
+    file: str = ""  # where its line starts, to resume at it
+    offset: int = 0
+
+
+def _block_time(text: Any) -> int:
+    """`block_time` such as "2026-03-31T08:59:59.852527297" (UTC) -> epoch ms."""
+    whole, _, fraction = str(text).rstrip("Z").partition(".")
+    moment = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc)
+    return int(moment.timestamp()) * 1000 + int((fraction + "000")[:3])
+
+
+@dataclass
+class BlockStream:
+    """The blocks of one event kind, in file order, from a remembered (file, offset) on."""
+
+    root: Path
+    file: str | None = None  # path relative to root of the file being read
+    offset: int = 0
+    pending: list[Block] = field(default_factory=list)
+    last_block: int = 0
+
+    def _files_from_cursor(self) -> list[Path]:
+        files = hourly_files(self.root)
+        if self.file is None:
+            return files
+        names = [str(p.relative_to(self.root)) for p in files]
+        if self.file not in names:  # pruned away: start at the next file in time order
+            later = [p for p, n in zip(files, names, strict=True) if n > self.file]
+            self.file, self.offset = None, 0
+            return later
+        return files[names.index(self.file):]
+
+    def _read_more(self) -> Iterator[Block]:
+        for path in self._files_from_cursor():
+            name = str(path.relative_to(self.root))
+            if name != self.file:
+                self.file, self.offset = name, 0
+            with open(path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+            end = data.rfind(b"\n") + 1  # complete lines only
+            at = 0
+            for number, line in enumerate(data[:end].split(b"\n")[:-1]):
+                start, at = at, at + len(line) + 1
+                if not line.strip():
+                    continue
+                try:
+                    raw = orjson.loads(line)
+                    block = Block(int(raw["block_number"]), _block_time(raw["block_time"]), raw["events"], name,
+                                  self.offset + start)  # fmt: skip
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                    raise InvalidSnapshot(f"{name}: line {number + 1} after byte {self.offset} is not a block "
+                                          f"({type(e).__name__}: {e!s:.60})") from e  # fmt: skip
+                yield block
+            self.offset += end
+
+    def until(self, height: int) -> tuple[list[Block], bool]:
+        """Blocks numbered <= `height` not handed out yet, and whether the stream has reached `height` (a
+        block past it was seen; otherwise the node may still be writing the rest)."""
+        if not any(b.number > height for b in self.pending):
+            self.pending.extend(self._read_more())
+        taken = [b for b in self.pending if b.number <= height]
+        self.pending = [b for b in self.pending if b.number > height]
+        if taken:
+            self.last_block = max(self.last_block, taken[-1].number)
+        reached = bool(self.pending) or self.last_block >= height
+        return taken, reached
+
+    def state(self) -> dict[str, Any]:
+        """Where to resume: at the first block read but not handed out yet."""
+        if self.pending:
+            return {"file": self.pending[0].file, "offset": self.pending[0].offset, "last_block": self.last_block}
+        return {"file": self.file, "offset": self.offset, "last_block": self.last_block}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.file, self.offset, self.last_block = state.get("file"), int(state.get("offset", 0)), int(
+            state.get("last_block", 0))  # fmt: skip
+        self.pending = []
+
+
+# ------------------------------------------------------------------ fills
+
+
+def _f(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not finite")
+    return number
+
+
+def fills_table(blocks: list[Block], perp_coins: set[str]) -> pa.Table:
+    """The perp fills of `blocks` as a FILLS table (spot fills, `@107` or `PURR/USDC`, are left out)."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in FILLS}
+    for block in blocks:
+        for i, event in enumerate(block.events):
+            try:
+                user, fill = event
+                coin = fill["coin"]
+                if coin not in perp_coins:
+                    continue
+                liquidation = fill.get("liquidation")
+                cols["address"].append(user)
+                cols["coin"].append(coin)
+                cols["px"].append(_f(fill["px"]))
+                cols["sz"].append(_f(fill["sz"]))
+                cols["side"].append(fill["side"])
+                cols["time"].append(int(fill["time"]))
+                cols["start_position"].append(_f(fill["startPosition"]))
+                cols["dir"].append(fill.get("dir") or "")
+                cols["closed_pnl"].append(_f(fill.get("closedPnl", 0)))
+                cols["fee"].append(_f(fill.get("fee", 0)))
+                cols["tid"].append(int(fill["tid"]))
+                cols["liquidation"].append(
+                    isinstance(liquidation, dict) and liquidation.get("liquidatedUser", user) == user
+                )
+            except (KeyError, TypeError, ValueError) as e:
+                raise InvalidSnapshot(f"fills: block {block.number} event {i} is not [user, fill] "
+                                      f"({type(e).__name__}: {e!s:.60})") from e  # fmt: skip
+    arrays = {name: pa.array(values) for name, values in cols.items()}
+    arrays["time"] = pa.array(np.array(cols["time"], np.int64)).cast(FILLS.field("time").type)
+    return pa.table({f.name: arrays[f.name].cast(f.type) for f in FILLS}, schema=FILLS)
+
+
+# ------------------------------------------------------------------ misc events
+
+
+@dataclass
+class Flows:
+    """Money moved in `blocks`: USDC into (+) or out of (-) perp accounts, HYPE into or out of staking."""
+
+    usdc_user: list[str] = field(default_factory=list)
+    usdc: list[float] = field(default_factory=list)
+    staking_user: list[str] = field(default_factory=list)
+    staking: list[float] = field(default_factory=list)
+    funding_events: int = 0
+
+    def move(self, user: Any, amount: float) -> None:
+        if isinstance(user, str) and amount:
+            self.usdc_user.append(user.lower())
+            self.usdc.append(amount)
+
+
+def _ledger(flows: Flows, users: list[Any], delta: dict[str, Any]) -> None:
+    kind = delta.get("type")
+    first = users[0] if users else delta.get("user")
+    if kind == "deposit":
+        flows.move(first, _f(delta["usdc"]))
+    elif kind == "withdraw":
+        flows.move(first, -_f(delta["usdc"]))
+    elif kind == "accountClassTransfer":
+        amount = _f(delta["usdc"])
+        flows.move(first, amount if delta.get("toPerp") else -amount)
+    elif kind in ("internalTransfer", "subAccountTransfer"):
+        amount = _f(delta["usdc"])
+        flows.move(delta.get("user", first), -amount)
+        flows.move(delta.get("destination"), amount)
+    elif kind == "send":
+        amount = _f(delta.get("usdcValue", delta.get("amount", 0)))
+        if delta.get("sourceDex", "spot") != "spot":
+            flows.move(delta.get("user", first), -amount)
+        if delta.get("destinationDex", "spot") != "spot":
+            flows.move(delta.get("destination"), amount)
+    elif kind == "vaultDeposit":
+        flows.move(delta.get("user", first), -_f(delta["usdc"]))
+    elif kind == "vaultWithdraw":
+        flows.move(delta.get("user", first), _f(delta.get("netWithdrawnUsd", delta.get("requestedUsd", 0))))
+
+
+def flows_of(blocks: list[Block]) -> Flows:
+    flows = Flows()
+    for block in blocks:
+        for i, event in enumerate(block.events):
+            try:
+                inner = event["inner"]
+                (tag, body), = inner.items()
+                if tag == "LedgerUpdate":
+                    _ledger(flows, body.get("users") or [], body["delta"])
+                elif tag == "CDeposit":
+                    flows.staking_user.append(body["user"].lower())
+                    flows.staking.append(_f(body["amount"]))
+                elif tag == "CWithdrawal":
+                    flows.staking_user.append(body["user"].lower())
+                    flows.staking.append(-_f(body["amount"]))
+                elif tag == "Funding":
+                    flows.funding_events += 1
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise InvalidSnapshot(f"misc events: block {block.number} event {i} is malformed "
+                                      f"({type(e).__name__}: {e!s:.60})") from e  # fmt: skip
+    return flows

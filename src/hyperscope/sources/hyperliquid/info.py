@@ -1,0 +1,337 @@
+"""The Info API (`POST /info`): one client for a node's local server and the public API, and `--source info`.
+
+The client keeps to a weight budget on its own side (sources.md section 2.1: 1200 weight per minute per
+IP; `clearinghouseState` and the other light requests weigh 2, `userRole` 60, everything else 20), waiting
+for budget rather than being refused. A 429, a 5xx or a broken connection is retried with backoff (1 s
+doubling, 4 times) and then reported as `SourceUnavailable`; any other 4xx for one wallet skips that wallet.
+
+`--source info` builds each state update from a sweep of per-wallet requests, largest wallets first:
+`clearinghouseState` per (wallet, dex), `spotClearinghouseState`, and against a local server also
+`userVaultEquities` and `delegatorSummary`. The values the node computes itself (liquidation price, margin
+used, funding) are taken as they are. Which wallets:
+- next to a node (`--node-data`): every `users_with_positions` of its newest snapshot, plus a watch list;
+- the public API: the watch list only (a text file of addresses, or a stats leaderboard file). Such an update
+  covers only the watched wallets, so a coin's long and short sizes need not match; the update says so
+  (`partial`), and so do /health and the API docs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from hyperscope.domain.state import MARKETS, POSITIONS, TS, WALLETS, StateUpdate
+from hyperscope.domain.timefmt import now_ms
+from hyperscope.errors import ConfigError, SourceUnavailable
+from hyperscope.sources.base import Backlog, Ledger, Progress, claim
+from hyperscope.sources.hyperliquid.build import MAIN_DEX, Anchors, WalletBook
+from hyperscope.sources.hyperliquid.contexts import (
+    MarketContexts, add_perp_contexts, add_spot_contexts, from_recording, perp_dex_names,
+)  # fmt: skip
+from hyperscope.sources.hyperliquid.events import Flows
+from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, users_with_positions
+
+if TYPE_CHECKING:
+    from hyperscope.settings import Settings
+
+log = logging.getLogger("hyperscope.sources.hyperliquid")
+
+LIGHT = {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}
+PUBLIC_API = "https://api.hyperliquid.xyz/info"
+
+
+def weight(request: dict[str, Any]) -> int:
+    kind = request.get("type")
+    return 2 if kind in LIGHT else 60 if kind == "userRole" else 20
+
+
+class WeightBudget:
+    """A token bucket of `per_minute` weight, refilled continuously; `take` waits until there is enough."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        self.per_minute = per_minute
+        self.clock, self.sleep = clock, sleep
+        self.tokens = float(per_minute)
+        self.at = clock()
+        self.waited = 0.0
+
+    def take(self, amount: int) -> None:
+        amount = min(amount, self.per_minute)
+        while True:
+            now = self.clock()
+            self.tokens = min(self.per_minute, self.tokens + (now - self.at) * self.per_minute / 60.0)
+            self.at = now
+            if self.tokens >= amount:
+                self.tokens -= amount
+                return
+            wait = (amount - self.tokens) * 60.0 / self.per_minute
+            self.waited += wait
+            self.sleep(wait)
+
+
+class InfoRejected(Exception):
+    """The server refused one request (a 4xx other than 429): skip what it was for."""
+
+
+class InfoClient:
+    def __init__(self, url: str, weight_per_minute: int = 1200, *, timeout: float = 10.0, retries: int = 4,
+                 budget: WeightBudget | None = None, sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        self.url = url
+        self.budget = budget or WeightBudget(weight_per_minute)
+        self.retries = retries
+        self.sleep = sleep
+        self.http = httpx.Client(timeout=timeout, headers={"Content-Type": "application/json"})
+        self.requests = 0
+        self.weight_used = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def post(self, request: dict[str, Any]) -> Any:
+        w = weight(request)
+        attempt = 0
+        while True:
+            self.budget.take(w)
+            self.requests += 1
+            self.weight_used += w
+            try:
+                response = self.http.post(self.url, content=orjson.dumps(request))
+            except httpx.HTTPError as e:
+                problem = f"{type(e).__name__}: {e}"
+            else:
+                if response.status_code == 200:
+                    try:
+                        return orjson.loads(response.content)
+                    except orjson.JSONDecodeError as e:
+                        raise SourceUnavailable(f"info server answered {request['type']} with non-JSON") from e
+                if response.status_code != 429 and response.status_code < 500:
+                    raise InfoRejected(f"{request['type']}: HTTP {response.status_code} {response.text[:120]}")
+                problem = f"HTTP {response.status_code}"
+            attempt += 1
+            if attempt > self.retries:
+                raise SourceUnavailable(f"info server {self.url}: {problem} (after {self.retries} retries)")
+            self.sleep(min(60.0, 2.0 ** (attempt - 1)))
+
+
+def fetch_market(client: InfoClient) -> dict[str, Any]:
+    """`perpDexs`, `metaAndAssetCtxs` per dex and `spotMetaAndAssetCtxs`, as one recording (contexts.py)."""
+    dexes = client.post({"type": "perpDexs"})
+    per_dex = [[dex, client.post({"type": "metaAndAssetCtxs", "dex": dex})] for dex in perp_dex_names(dexes)]
+    spot = client.post({"type": "spotMetaAndAssetCtxs"})
+    return {"origin": f"Info API {client.url}", "perpDexs": dexes, "metaAndAssetCtxs": per_dex,
+            "spotMetaAndAssetCtxs": spot}  # fmt: skip
+
+
+def read_watch_list(path: Path) -> list[str]:
+    """A text file with one 0x address per line (# comments allowed), or a stats leaderboard JSON file,
+    largest account value first."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"--watch-list: cannot read {path}: {e.strerror}") from e
+    if raw.lstrip().startswith(b"{"):
+        rows = orjson.loads(raw).get("leaderboardRows") or []
+        rows = sorted(rows, key=lambda r: -float(r.get("accountValue") or 0))
+        addresses = [r.get("ethAddress", "") for r in rows]
+    else:
+        addresses = [line.split("#")[0].strip() for line in raw.decode(errors="replace").splitlines()]
+    found = [a.lower() for a in addresses if a]
+    bad = [a for a in found if len(a) != 42 or not a.startswith("0x")]
+    if bad:
+        raise ConfigError(f"--watch-list: {bad[0]!r} in {path} is not a 0x address")
+    return list(dict.fromkeys(found))
+
+
+def _f(value: Any) -> float:
+    return float(value) if value not in (None, "") else 0.0
+
+
+@dataclass
+class Sweep:
+    """The rows of one sweep, filled wallet by wallet."""
+
+    positions: dict[str, list[Any]] = field(default_factory=lambda: {f.name: [] for f in POSITIONS})
+    wallets: dict[str, list[Any]] = field(default_factory=lambda: {f.name: [] for f in WALLETS})
+    skipped: int = 0
+
+
+class InfoSource:
+    """`--source info` (see the module docstring)."""
+
+    kind = "info"
+
+    def __init__(self, client: InfoClient, addresses: Callable[[], list[str]], *, local: bool,
+                 market: InfoClient | None = None, interval_s: float = 60.0, anchors: Anchors | None = None) -> None:  # fmt: skip
+        self.client = client
+        self.market = market or client
+        self.addresses = addresses
+        self.local = local
+        self.interval_s = interval_s
+        self.identity = f"Hyperliquid info server {client.url}"
+        self.book = WalletBook(anchors)
+        self.last_height = 0
+        self.progress: Progress | None = None
+        self.covered = 0
+        self.skipped = 0
+        self._next_due = time.monotonic()
+        self._equity: dict[str, float] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InfoSource:
+        local = not settings.info_url.startswith(PUBLIC_API.rsplit("/", 1)[0])
+        watch = read_watch_list(settings.watch_list) if settings.watch_list else []
+        node = settings.node_data
+        if not local and not watch:
+            raise ConfigError("--source info with the public API needs --watch-list (it cannot list wallets)")
+
+        def addresses() -> list[str]:
+            found = list(watch)
+            if node is not None:
+                from hyperscope.sources.hyperliquid.node import snapshot_files
+
+                files = snapshot_files(node)
+                if files:
+                    found += users_with_positions(files[max(files)])
+            return list(dict.fromkeys(found))
+
+        client = InfoClient(settings.info_url, settings.info_weight_per_minute if not local else 1_000_000)
+        market = InfoClient(settings.market_info_url, settings.info_weight_per_minute) if (
+            local and settings.market_info_url) else None  # fmt: skip
+        anchors = Anchors.from_leaderboard(orjson.loads(settings.leaderboard.read_bytes())) if settings.leaderboard \
+            else None  # fmt: skip
+        return cls(client, addresses, local=local, market=market, interval_s=settings.live_interval_seconds,
+                   anchors=anchors)  # fmt: skip
+
+    def attach(self, store: Ledger, progress: Progress | None = None) -> int:
+        claim(store, self.identity, "the data folder", "use the same --info-url")
+        latest = store.latest()
+        self.last_height = latest.height if latest is not None else 0
+        return 0
+
+    def backlog(self) -> Backlog:
+        return Backlog(1, [self.sweep])
+
+    def next_update(self, stop: threading.Event) -> StateUpdate | None:
+        if stop.wait(max(0.0, self._next_due - time.monotonic())):
+            return None
+        return self.sweep(stop)
+
+    def stored(self, height: int) -> None:
+        self.last_height = height
+
+    def save(self) -> None:
+        pass  # nothing to resume: each sweep is a whole new picture
+
+    def health(self) -> dict[str, object]:
+        return {"kind": self.kind, "server": self.client.url,
+                "coverage": "wallets with positions on the node" if self.local else
+                f"watched wallets only ({self.covered}); long and short need not match",
+                "wallets_skipped": self.skipped, "market_data": f"Info API {self.market.url}"}  # fmt: skip
+
+    # ------------------------------------------------------------ a sweep
+
+    def sweep(self, stop: threading.Event | None = None) -> StateUpdate:
+        started = time.monotonic()
+        record = fetch_market(self.market)
+        contexts = from_recording(record)
+        dexes = [d for d in perp_dex_names(record["perpDexs"])]
+        addresses = sorted(self.addresses(), key=lambda a: -self._equity.get(a, 0.0))  # largest wallets first
+        rows = Sweep()
+        hype = contexts.token_prices.get(contexts.token_index.get("HYPE", -1), 0.0)
+        for i, address in enumerate(addresses):
+            if stop is not None and stop.is_set():
+                break
+            try:
+                self._wallet(rows, address, dexes, contexts, hype)
+            except InfoRejected as e:
+                rows.skipped += 1
+                log.warning("skipped %s: %s", address, e)
+            if self.progress is not None:
+                self.progress(i + 1, len(addresses))
+        self.covered, self.skipped = len(rows.wallets["address"]), rows.skipped
+        self._next_due = started + self.interval_s
+        return self._update(rows, contexts)
+
+    def _wallet(self, rows: Sweep, address: str, dexes: list[str], contexts: MarketContexts, hype: float) -> None:
+        perp = balance = 0.0
+        for dex in dexes:
+            state = self.client.post({"type": "clearinghouseState", "user": address, "dex": dex})
+            try:
+                summary = state["marginSummary"]
+                perp += _f(summary["accountValue"])
+                balance += _f(summary["totalRawUsd"])
+                for item in state.get("assetPositions") or []:
+                    self._position(rows, address, dex, item["position"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise InvalidSnapshot(f"clearinghouseState of {address} (dex {dex!r}) is malformed: {e}") from e
+        spot_state = self.client.post({"type": "spotClearinghouseState", "user": address})
+        spot = sum(_f(b.get("total")) * contexts.token_prices.get(int(b.get("token", -1)), 0.0)
+                   for b in spot_state.get("balances") or [])  # fmt: skip
+        vault = staking = 0.0
+        if self.local:
+            vault = sum(_f(v.get("equity")) for v in self.client.post({"type": "userVaultEquities", "user": address}))
+            staked = self.client.post({"type": "delegatorSummary", "user": address})
+            staking = (_f(staked.get("delegated")) + _f(staked.get("undelegated"))
+                       + _f(staked.get("totalPendingWithdrawal"))) * hype  # fmt: skip
+        self._equity[address] = perp
+        w = rows.wallets
+        for name, value in (("address", address), ("perp_equity", perp), ("spot_equity", spot),
+                            ("staking_equity", staking), ("vault_equity", vault), ("balance", balance)):  # fmt: skip
+            w[name].append(value)
+
+    @staticmethod
+    def _position(rows: Sweep, address: str, dex: str, p: dict[str, Any]) -> None:
+        size = _f(p["szi"])
+        if size == 0:
+            return
+        lev = p.get("leverage") or {}
+        liq = p.get("liquidationPx")
+        r = rows.positions
+        r["address"].append(address)
+        r["coin"].append(p["coin"] if (not dex or ":" in p["coin"]) else f"{dex}:{p['coin']}")
+        r["dex"].append(dex or MAIN_DEX)
+        r["size"].append(size)
+        r["entry_px"].append(_f(p["entryPx"]))
+        r["leverage_type"].append("isolated" if lev.get("type") == "isolated" else "cross")
+        r["leverage"].append(float(lev.get("value", 1)))
+        r["liquidation_px"].append(float(liq) if liq not in (None, "") else None)
+        r["margin_used"].append(_f(p.get("marginUsed")))
+        r["funding"].append(-_f((p.get("cumFunding") or {}).get("sinceOpen")))
+        r["open_time_hint"].append(None)
+
+    def _update(self, rows: Sweep, contexts: MarketContexts) -> StateUpdate:
+        time_ms = now_ms()
+        markets = pa.table({
+            "coin": list(contexts.coins), "dex": [c.split(":", 1)[0] if ":" in c else MAIN_DEX for c in contexts.coins],
+            "mark_px": [c.mark_px for c in contexts.coins.values()],
+            "oracle_px": [c.oracle_px if c.oracle_px is not None else c.mark_px for c in contexts.coins.values()],
+            "mid_px": [c.mid_px for c in contexts.coins.values()], "funding": [c.funding for c in contexts.coins.values()],
+            "premium": [c.premium for c in contexts.coins.values()],
+            "open_interest": [c.open_interest or 0.0 for c in contexts.coins.values()],
+            "day_ntl_vlm": [c.day_ntl_vlm for c in contexts.coins.values()],
+            "sz_decimals": [c.sz_decimals if c.sz_decimals is not None else 6 for c in contexts.coins.values()], "max_leverage": [c.max_leverage or 1 for c in contexts.coins.values()],
+        }, schema=MARKETS)  # fmt: skip
+        w = rows.wallets
+        addresses = pa.array(w["address"], pa.string())
+        perp = np.array(w["perp_equity"], np.float64)
+        pnl, volume, _ = self.book.wallet_columns(addresses, perp, None, Flows())
+        wallets = pa.table({**{k: w[k] for k in ("address", "perp_equity", "spot_equity", "staking_equity",
+                                                 "vault_equity", "balance")}, "pnl": pnl, "volume": volume},
+                           schema=WALLETS)  # fmt: skip
+        positions = pa.table({k: v for k, v in rows.positions.items() if k != "open_time_hint"}
+                             | {"open_time_hint": pa.nulls(len(rows.positions["address"]), TS)},
+                             schema=POSITIONS)  # fmt: skip
+        self.last_height = max(self.last_height + 1, time_ms // 1000)
+        return StateUpdate(height=self.last_height, time=time_ms, markets=markets, wallets=wallets,
+                           positions=positions, source="info", partial=not self.local)  # fmt: skip

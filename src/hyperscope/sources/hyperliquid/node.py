@@ -1,0 +1,282 @@
+"""State updates from a Hyperliquid node's files: `--source node` (watching) and `--source replay` (a folder).
+
+Each named snapshot `periodic_abci_states/{date}/{height}.rmp` is one state update (never the
+`abci_state.rmp` link: the node swaps it mid-dump; a named file that exists is complete). With it go:
+- the fills and misc events of the blocks since the previous snapshot (`events.py`); for the first
+  snapshot, the 10,000 blocks before it; older blocks only teach open times and HYPE staked;
+- market data: recorded responses in `{folder}/hyperscope/market/{height}.json` when there are some (a
+  replay), else, watching a live node, `metaAndAssetCtxs` fetched from the Info API at once (and recorded
+  under the data folder, kept 48 h); when that cannot be reached, the snapshot's oracle prices stand in
+  for marks and /health says so.
+
+`replay` ingests every snapshot in the folder as fast as it can; `node` catches up (oldest first, or only
+the newest with `--catch-up newest`), then polls for new snapshots. The checkpoint (`source.npz` plus
+`source.json`) holds the wallet book and where the event streams stopped, saved with the store's height,
+never ahead of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from functools import partial
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from hyperscope.domain.state import StateUpdate
+from hyperscope.errors import ConfigError
+from hyperscope.sources.base import Backlog, Ledger, Progress, claim
+from hyperscope.sources.hyperliquid.build import Anchors, WalletBook, build_update
+from hyperscope.sources.hyperliquid.contexts import MarketContexts, from_recording
+from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, Flows, fills_table, flows_of
+from hyperscope.sources.hyperliquid.nodefiles import RECORDS_DIR, SNAPSHOTS_DIR, write_json
+from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, height_of, read_snapshot
+
+if TYPE_CHECKING:
+    from hyperscope.settings import Settings
+    from hyperscope.sources.hyperliquid.info import InfoClient
+
+log = logging.getLogger("hyperscope.sources.hyperliquid")
+
+BLOCKS_PER_SNAPSHOT = 10_000
+RECORDINGS_KEPT_SECONDS = 48 * 3600
+
+
+def snapshot_files(root: Path) -> dict[int, Path]:
+    """Every named `{height}.rmp` under `periodic_abci_states/`, by height."""
+    base = root / SNAPSHOTS_DIR
+    found: dict[int, Path] = {}
+    if base.is_dir():
+        for day in base.iterdir():
+            if day.is_dir():
+                for path in day.iterdir():
+                    height = height_of(path)
+                    if height is not None and path.is_file():
+                        found[height] = path
+    return dict(sorted(found.items()))
+
+
+class NodeSource:
+    """A `Source` over a node's data folder (see the module docstring)."""
+
+    def __init__(
+        self, root: Path, checkpoint: Path, *, watch: bool, catch_up: str = "oldest",
+        market: InfoClient | None = None, records: Path | None = None, anchors: Anchors | None = None,
+        poll_seconds: float = 1.0, fills_wait_seconds: float = 30.0,
+    ) -> None:  # fmt: skip
+        self.root = root
+        self.kind = "node" if watch else "replay"
+        self.identity = f"Hyperliquid node data in {root.resolve()}"
+        self.checkpoint_path = checkpoint
+        self.watch = watch
+        self.catch_up = catch_up
+        self.market = market
+        self.records = records
+        self.poll_seconds = poll_seconds
+        self.fills_wait_seconds = fills_wait_seconds
+        self.book = WalletBook(anchors)
+        self.fills = BlockStream(root / FILLS_DIR)
+        self.misc = BlockStream(root / MISC_DIR)
+        self.last_height: int | None = None  # of the newest snapshot turned into an update
+        self._stored: int | None = None
+        self._saved: int | None = None
+        self.market_origin = "none yet"
+        self.rejected: dict[str, Any] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NodeSource:
+        from hyperscope.sources.hyperliquid.info import InfoClient
+
+        root = settings.node_data
+        if root is None or not root.is_dir():
+            raise ConfigError(f"--node-data: {root} is not a folder")
+        watch = settings.source == "node"
+        if not watch and not (root / SNAPSHOTS_DIR).is_dir():
+            raise ConfigError(f"--node-data: {root} has no {SNAPSHOTS_DIR}/ folder (is it a node's data folder?)")
+        anchors = None
+        leaderboard = settings.leaderboard or (root / RECORDS_DIR / "leaderboard.json")
+        if leaderboard.is_file():
+            try:
+                anchors = Anchors.from_leaderboard(orjson.loads(leaderboard.read_bytes()))
+            except (orjson.JSONDecodeError, InvalidSnapshot) as e:
+                raise ConfigError(f"--leaderboard: {leaderboard} is not a stats leaderboard file ({e})") from e
+        elif settings.leaderboard is not None:
+            raise ConfigError(f"--leaderboard: {leaderboard} does not exist")
+        market = None
+        if watch and settings.market_info_url:
+            market = InfoClient(settings.market_info_url, settings.info_weight_per_minute)
+        return cls(root, settings.source_checkpoint_path, watch=watch, catch_up=settings.catch_up, market=market,
+                   records=settings.data_dir / "market", anchors=anchors)  # fmt: skip
+
+    # ------------------------------------------------------------ binding and checkpoints
+
+    @property
+    def _state_path(self) -> Path:
+        return self.checkpoint_path.with_suffix(".json")
+
+    def attach(self, store: Ledger, progress: Progress | None = None) -> int:
+        claim(store, self.identity, str(self.checkpoint_path.parent), "point --node-data at the same folder")
+        latest = store.latest()
+        if latest is None:
+            self.checkpoint_path.unlink(missing_ok=True)
+            self._state_path.unlink(missing_ok=True)
+            return 0
+        self._stored = latest.height
+        if self._load(latest.height):
+            return 0
+        # no checkpoint at the store's height: go on after it; PnL and volume restart from first sight
+        log.warning("no checkpoint of the node source at height %d; wallets' PnL and volume are anchored again "
+                    "at the next snapshot", latest.height)  # fmt: skip
+        self.last_height = latest.height
+        self._skip_blocks(latest.height)
+        return 0
+
+    def _load(self, height: int) -> bool:
+        try:
+            state = json.loads(self._state_path.read_text())
+            if state.get("height") != height or not self.checkpoint_path.exists():
+                return False
+            if self.book.load(self.checkpoint_path) != height:
+                return False
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("node source checkpoint unreadable (%s); starting after the store's newest update", e)
+            self.book = WalletBook(self.book.anchors)
+            return False
+        self.fills.restore(state["fills"])
+        self.misc.restore(state["misc"])
+        self.last_height = height
+        return True
+
+    def _skip_blocks(self, height: int) -> None:
+        for stream in (self.fills, self.misc):
+            stream.until(height)
+
+    def stored(self, height: int) -> None:
+        self._stored = height
+        self.save()
+
+    def save(self) -> None:
+        """Checkpoint the book and the streams, only as of the update the store holds."""
+        if self._stored is None or self._stored != self.last_height or self._saved == self._stored:
+            return
+        self.book.save(self.checkpoint_path, self._stored)
+        state = {"height": self._stored, "fills": self.fills.state(), "misc": self.misc.state()}
+        tmp = self._state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self._state_path)
+        self._saved = self._stored
+
+    # ------------------------------------------------------------ producing updates
+
+    def _due(self) -> list[tuple[int, Path]]:
+        files = [(h, p) for h, p in snapshot_files(self.root).items() if self.last_height is None or h > self.last_height]
+        if self.watch and self.catch_up == "newest" and len(files) > 1:
+            log.info("skipping %d older snapshot(s): --catch-up newest", len(files) - 1)
+            files = files[-1:]
+        return files
+
+    def backlog(self) -> Backlog:
+        due = self._due()
+        return Backlog(len(due), [partial(self._update, h, p) for h, p in due])
+
+    def next_update(self, stop: threading.Event) -> StateUpdate | None:
+        """The next snapshot to land (polled every `poll_seconds`)."""
+        while not stop.is_set():
+            due = self._due()
+            if due:
+                return self._update(*due[0])
+            stop.wait(self.poll_seconds)
+        return None
+
+    def _update(self, height: int, path: Path) -> StateUpdate:
+        """Turn one snapshot into a state update; a bad one is rejected whole (InvalidSnapshot, logged)."""
+        try:
+            snapshot = read_snapshot(path, height)
+            first = self.last_height is None
+            start = height - BLOCKS_PER_SNAPSHOT if first else self.last_height
+            if first:  # blocks before the first snapshot's own: open times and staking only
+                older_fills, _ = self.fills.until(start)
+                older_misc, _ = self.misc.until(start)
+                self.book.stake(flows_of(older_misc))
+                contexts = self._contexts(height, snapshot.time_ms)
+                self.book.learn_opens(fills_table(older_fills, set(contexts.coins) or _all_coins(snapshot)))
+            else:
+                contexts = self._contexts(height, snapshot.time_ms)
+            coins = {c for house in snapshot.clearinghouses for c in house.coins}
+            fill_blocks = self._blocks(self.fills, height)
+            misc_blocks = self._blocks(self.misc, height)
+            fills = fills_table(fill_blocks, coins) if self.fills.file is not None else None
+            flows = flows_of(misc_blocks)
+            update = build_update(snapshot, contexts, self.book, fills=fills, flows=flows, source=self.kind)
+        except InvalidSnapshot as e:
+            log.error("rejected %s: %s", path, e.message)
+            self.rejected = {"height": height, "reason": e.message}
+            self.last_height = height  # never retried: the next snapshot is a whole new state
+            raise
+        self.last_height = height
+        return update
+
+    def _blocks(self, stream: BlockStream, height: int) -> list[Any]:
+        blocks, reached = stream.until(height)
+        deadline = time.monotonic() + (self.fills_wait_seconds if self.watch else 0.0)
+        while not reached and stream.file is not None and time.monotonic() < deadline:
+            time.sleep(0.2)  # the node writes the snapshot's last blocks after the snapshot itself
+            more, reached = stream.until(height)
+            blocks += more
+        if not reached and stream.file is not None and self.watch:
+            log.warning("%s: no block up to %d after %.0f s; going on without the rest",
+                        stream.root.name, height, self.fills_wait_seconds)  # fmt: skip
+        return blocks
+
+    def _contexts(self, height: int, time_ms: int) -> MarketContexts:
+        recorded = self.root / RECORDS_DIR / "market" / f"{height}.json"
+        if recorded.is_file():
+            try:
+                contexts = from_recording(orjson.loads(recorded.read_bytes()))
+            except orjson.JSONDecodeError as e:
+                raise InvalidSnapshot(f"market data recording {recorded.name} is not JSON: {e}") from e
+        elif self.market is not None:
+            contexts = self._fetch(height, time_ms)
+        else:
+            contexts = MarketContexts()
+        self.market_origin = contexts.origin
+        return contexts
+
+    def _fetch(self, height: int, time_ms: int) -> MarketContexts:
+        from hyperscope.errors import RetryLater
+        from hyperscope.sources.hyperliquid.info import fetch_market
+
+        assert self.market is not None
+        try:
+            record = fetch_market(self.market)
+        except RetryLater as e:
+            log.warning("market data unavailable for snapshot %d (%s); using oracle prices", height, e.log_text)
+            return MarketContexts(origin=f"oracle prices only: the Info API could not be reached ({e.message})")
+        if self.records is not None:
+            write_json(self.records / f"{height}.json", record | {"time": time_ms})
+            self._prune_records()
+        return from_recording(record)
+
+    def _prune_records(self) -> None:
+        assert self.records is not None
+        cutoff = time.time() - RECORDINGS_KEPT_SECONDS
+        for path in self.records.glob("*.json"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                pass
+
+    def health(self) -> dict[str, object]:
+        return {
+            "kind": self.kind, "coverage": "all wallets", "folder": str(self.root), "last_snapshot": self.last_height,
+            "market_data": self.market_origin, "last_rejected": self.rejected,
+        }  # fmt: skip
+
+
+def _all_coins(snapshot: Any) -> set[str]:
+    return {c for house in snapshot.clearinghouses for c in house.coins}

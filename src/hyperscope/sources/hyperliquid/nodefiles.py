@@ -1,0 +1,196 @@
+"""Where a node keeps its files, and writing files in the node's formats.
+
+Layout under a node's data folder (`~/hl/data`):
+
+    periodic_abci_states/{YYYYMMDD}/{height}.rmp     state snapshots (MessagePack)
+    node_fills_by_block/hourly/{YYYYMMDD}/{H}        fills, one block per line
+    misc_events_by_block/hourly/{YYYYMMDD}/{H}       ledger updates, funding, staking, one block per line
+
+plus what hyperscope itself records next to them, in the Info API's own response shapes:
+
+    hyperscope/market/{height}.json                  perpDexs, metaAndAssetCtxs per dex, spotMetaAndAssetCtxs
+    hyperscope/leaderboard.json                      a stats leaderboard file (all-time PnL and volume)
+
+The writer is what `hyperscope simulate --write-node-dir` uses, and what the tests use to build fixtures of
+the exact upstream shapes. Every file is written to a temporary name and renamed, as a node does, so a file
+that exists is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import orjson
+import pyarrow as pa
+
+from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR
+from hyperscope.sources.hyperliquid.snapshot import LEV_CROSS, LEV_ISOLATED, Snapshot
+
+SNAPSHOTS_DIR = "periodic_abci_states"
+RECORDS_DIR = "hyperscope"
+
+
+def day_of(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, timezone.utc).strftime("%Y%m%d")
+
+
+def block_time(time_ms: int) -> str:
+    """The node's `block_time` text: UTC, nanosecond digits."""
+    moment = datetime.fromtimestamp(time_ms // 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{time_ms % 1000:03d}000000"
+
+
+def snapshot_path(root: Path, height: int, time_ms: int) -> Path:
+    return root / SNAPSHOTS_DIR / day_of(time_ms) / f"{height}.rmp"
+
+
+def market_record_path(root: Path, height: int) -> Path:
+    return root / RECORDS_DIR / "market" / f"{height}.json"
+
+
+def _publish(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    _publish(path, orjson.dumps(value))
+
+
+# ------------------------------------------------------------------ snapshots
+
+
+def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
+    house = snapshot.clearinghouses[index]
+    address = snapshot.addresses
+    meta = {
+        "universe": [
+            {"name": coin, "szDecimals": int(d), "marginTableId": int(t)}
+            | ({"marginMode": "strictIsolated"} if strict else {})
+            for coin, d, t, strict in zip(house.coins, house.sz_decimals, house.margin_table, house.strict_isolated,
+                                          strict=True)  # fmt: skip
+        ],
+        "marginTableIdToMarginTable": [
+            [table_id, {"description": "", "margin_tiers": [
+                {"lower_bound": round(t.lower_bound * 1e6), "max_leverage": t.max_leverage, "maintenance_deduction": 0}
+                for t in tiers]}]  # fmt: skip
+            for table_id, tiers in sorted(house.margin_tables.items())
+        ],
+        "collateralToken": 0,
+    }
+    oracle = {"pxs": [[{"px": int(px)}] if px > 0 else [] for px in house.oracle_raw]}
+    held: dict[int, list[Any]] = {}
+    offset = 0 if index == 0 else 100_000 + 10_000 * index  # HIP-3 positions are keyed by full asset id
+    for k in range(house.pos_size.size):
+        kind = house.pos_lev_kind[k]
+        position: dict[str, Any] = {"s": int(house.pos_size[k]), "e": int(house.pos_cost[k]),
+                                    "f": {"a": 0, "o": int(house.pos_funding[k]), "c": 0}}  # fmt: skip
+        if kind == LEV_CROSS:
+            position["l"] = {"C": int(house.pos_leverage[k])}
+        elif kind == LEV_ISOLATED:
+            position["l"] = {"I": {"l": int(house.pos_leverage[k]), "u": int(house.pos_iso_raw[k])}}
+        held.setdefault(int(house.pos_account[k]), []).append([offset + int(house.pos_coin[k]), position])
+    states = []
+    for row, (user, cash) in enumerate(zip(house.user.tolist(), house.raw_usd.tolist(), strict=True)):
+        state: dict[str, Any] = {"u": cash, "S": {"s": cash, "r": cash}}
+        if row in held:
+            state["p"] = {"p": held[row]}
+        states.append([address[user], state])
+    return {
+        "meta": meta,
+        "user_states": {"users_with_positions": [address[house.user[r]] for r in sorted(held)],
+                        "user_to_state": states},  # fmt: skip
+        "oracle": oracle,
+        "total_net_deposit": 0,
+    }
+
+
+def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = ()) -> bytes:
+    """The snapshot as the node writes it; `filler` items go into `exchange.perp_dexs`, before `locus`,
+    the way order books precede it in real files (the reader must skip them)."""
+    spot: dict[int, list[Any]] = {}
+    for user, token, total in zip(snapshot.spot_user.tolist(), snapshot.spot_token.tolist(),
+                                  snapshot.spot_total.tolist(), strict=True):  # fmt: skip
+        spot.setdefault(user, []).append([token, {"t": total, "h": 0}])
+    vaults: dict[int, list[Any]] = {}
+    for vault, user, fraction in zip(snapshot.vault.tolist(), snapshot.vault_user.tolist(),
+                                     snapshot.vault_fraction.tolist(), strict=True):  # fmt: skip
+        vaults.setdefault(vault, []).append([snapshot.addresses[user], {"o": {"f": fraction, "b": 0}}])
+    state = {
+        "exchange": {
+            "perp_dexs": list(filler),
+            "locus": {
+                "ctx": {"height": snapshot.height, "time": block_time(snapshot.time_ms)},
+                "cls": [_clearinghouse(snapshot, i) for i in range(len(snapshot.clearinghouses))],
+                "scl": {"user_states": [[snapshot.addresses[u], {"b": b}] for u, b in spot.items()]},
+                "vlt": [[snapshot.addresses[v], {"user_states": s}] for v, s in vaults.items()],
+            },
+            "partial_liquidation_cooldown": 30.0,
+        }
+    }
+    return msgpack.packb(state, use_bin_type=True)
+
+
+def write_snapshot(root: Path, snapshot: Snapshot) -> Path:
+    path = snapshot_path(root, snapshot.height, snapshot.time_ms)
+    _publish(path, encode_snapshot(snapshot))
+    return path
+
+
+# ------------------------------------------------------------------ blocks
+
+
+def _number(value: float) -> str:
+    """A decimal string that reads back as exactly the same double."""
+    return repr(float(value))
+
+
+def fill_events(fills: pa.Table) -> list[list[Any]]:
+    """FILLS rows as the node's `[user, fill]` events (API fill format)."""
+    rows = fills.to_pydict()
+    events = []
+    times = fills.column("time").cast(pa.int64()).to_pylist()
+    for i in range(fills.num_rows):
+        fill = {
+            "coin": rows["coin"][i], "px": _number(rows["px"][i]), "sz": _number(rows["sz"][i]),
+            "side": rows["side"][i], "time": times[i], "startPosition": _number(rows["start_position"][i]),
+            "dir": rows["dir"][i], "closedPnl": _number(rows["closed_pnl"][i]), "hash": "0x" + "0" * 64,
+            "oid": 0, "crossed": True, "fee": _number(rows["fee"][i]), "tid": rows["tid"][i], "feeToken": "USDC",
+            "twapId": None,
+        }  # fmt: skip
+        if rows["liquidation"][i]:
+            fill["liquidation"] = {"liquidatedUser": rows["address"][i], "markPx": _number(rows["px"][i]),
+                                   "method": "market"}  # fmt: skip
+        events.append([rows["address"][i], fill])
+    return events
+
+
+def deposit_events(users: list[str], amounts: list[float], time_ms: int) -> list[dict[str, Any]]:
+    return [{"time": block_time(time_ms), "hash": "0x" + "0" * 64,
+             "inner": {"LedgerUpdate": {"users": [u], "delta": {"type": "deposit", "usdc": _number(a)}}}}
+            for u, a in zip(users, amounts, strict=True)]  # fmt: skip
+
+
+def staking_events(users: list[str], amounts: list[float], time_ms: int) -> list[dict[str, Any]]:
+    return [{"time": block_time(time_ms), "hash": "0x" + "0" * 64,
+             "inner": {"CDeposit": {"user": u, "amount": _number(a)}}}
+            for u, a in zip(users, amounts, strict=True)]  # fmt: skip
+
+
+def append_block(root: Path, kind: str, number: int, time_ms: int, events: list[Any]) -> None:
+    """Append one block line to the hourly file of `time_ms` (`kind` is FILLS_DIR or MISC_DIR)."""
+    assert kind in (FILLS_DIR, MISC_DIR)
+    moment = datetime.fromtimestamp(time_ms / 1000, timezone.utc)
+    path = root / kind / "hourly" / moment.strftime("%Y%m%d") / str(moment.hour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"local_time": block_time(time_ms), "block_time": block_time(time_ms), "block_number": number,
+            "events": events}  # fmt: skip
+    with open(path, "ab") as f:
+        f.write(orjson.dumps(line) + b"\n")
