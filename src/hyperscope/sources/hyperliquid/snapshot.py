@@ -393,7 +393,7 @@ class _Reader:
                     paid = funding.get(b"o", 0) if funding else 0
                     append_position((account, asset % 10_000, size, p[b"e"], kind, leverage, iso_raw, paid))
             except (ValueError, TypeError, KeyError, AttributeError) as e:
-                self.path.append(f"user_to_state[{i}]")
+                self.path.append(f"[{i}]")
                 raise self.fail(f"unexpected user state ({type(e).__name__}: {e!s:.80})") from e
         if cash_col and not all(type(c) is int for c in cash_col[-n:]):
             raise self.fail("a user's cash (u) is not an integer")
@@ -423,7 +423,7 @@ class _Reader:
                             tokens.append(_int(token, "token"))
                             totals.append(_int(total, "t"))
                 except (ValueError, TypeError, KeyError, AttributeError) as e:
-                    self.path.append(f"user_states[{i}]")
+                    self.path.append(f"[{i}]")
                     raise self.fail(f"unexpected spot balance ({type(e).__name__}: {e!s:.80})") from e
 
     def vault_shares(self) -> None:

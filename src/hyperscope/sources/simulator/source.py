@@ -126,9 +126,9 @@ class SimulatedSource:
         return self.checkpoint_path.with_name(self.checkpoint_path.stem + ".wallets.npz")
 
     def begin(self) -> Simulator:
-        """A new market beginning `history_ms` before the clock, on the cadence grid (so that two runs in
-        the same cadence window make the same market at the same times)."""
-        genesis_ms = (self.clock() - self.history_ms) // self.cadence_ms * self.cadence_ms
+        """A new market beginning `history_ms` before the clock (the market's course does not depend on
+        when it begins: only its timestamps do)."""
+        genesis_ms = self.clock() - self.history_ms
         self._sim = self._genesis(genesis_ms)
         self._stored_height = self._height(self._sim)
         return self._sim
@@ -196,8 +196,8 @@ class SimulatedSource:
         After a long time offline the market skips ahead to `window_ms` before `until_ms` instead of
         replaying every missed step.
         """
-        if until_ms - self.sim.time_ms > window_ms:  # on the cadence grid, as a new market begins
-            self.sim.time_ms = max(self.sim.time_ms, (until_ms - window_ms) // self.cadence_ms * self.cadence_ms)
+        if until_ms - self.sim.time_ms > window_ms:
+            self.sim.time_ms = until_ms - window_ms
         return list(range(self.sim.time_ms + self.cadence_ms, until_ms + 1, self.cadence_ms))
 
     def backlog(self) -> Backlog:
