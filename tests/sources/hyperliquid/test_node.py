@@ -1,0 +1,62 @@
+"""Watching a node's folder: named snapshots only, as they land; catching up oldest first or newest only."""
+
+import os
+import threading
+import time
+
+from hyperscope.ingest import Ingestor
+from hyperscope.pipeline import live
+from hyperscope.sources.hyperliquid.node import NodeSource, snapshot_files
+from hyperscope.store import open_store
+from tests.sources.hyperliquid.conftest import abci_state, write_rmp
+
+
+def state_at(height):
+    state = abci_state()
+    state["exchange"]["locus"]["ctx"]["height"] = height
+    state["exchange"]["locus"]["ctx"]["time"] = 1774947600000 + (height - 941000000) * 60
+    return state
+
+
+def test_only_named_complete_snapshots_count(tmp_path):
+    write_rmp(tmp_path, state_at(941000000))
+    day = tmp_path / "periodic_abci_states" / "20260331"
+    os.link(day / "941000000.rmp", day / "abci_state.rmp")  # the node's moving link
+    (day / "941010000.rmp.tmp").write_bytes(b"\x80")
+    (day / ".941020000.rmp").write_bytes(b"\x80")
+    assert list(snapshot_files(tmp_path)) == [941000000]
+
+
+def test_a_watching_source_ingests_each_snapshot_as_it_lands(tmp_path):
+    folder = tmp_path / "hl"
+    write_rmp(folder, state_at(941000000))
+    store = open_store(tmp_path / "s.duckdb")
+    source = NodeSource(folder, tmp_path / "source.npz", watch=True, poll_seconds=0.05, fills_wait_seconds=0)
+    source.attach(store)
+    stop = threading.Event()
+    worker = threading.Thread(target=live, args=(source, Ingestor(store), stop), kwargs={"max_updates": 3})
+    worker.start()
+    for height in (941010000, 941020000):
+        time.sleep(0.3)
+        write_rmp(folder, state_at(height), height=height)
+    worker.join(timeout=20)
+    stop.set()
+    assert [r["height"] for r in store._dicts("SELECT height FROM state_updates ORDER BY height", [])] == [
+        941000000, 941010000, 941020000]
+    assert source.health()["last_snapshot"] == 941020000 and "oracle" in source.health()["market_data"]
+    store.close()
+    # a restart resumes after the stored height: nothing is ingested twice
+    store = open_store(tmp_path / "s.duckdb")
+    again = NodeSource(folder, tmp_path / "source.npz", watch=True)
+    again.attach(store)
+    assert again.backlog().total == 0
+    store.close()
+
+
+def test_catch_up_newest_skips_the_backlog(tmp_path):
+    for height in (941000000, 941010000, 941020000):
+        write_rmp(tmp_path, state_at(height), height=height)
+    newest = NodeSource(tmp_path, tmp_path / "a.npz", watch=True, catch_up="newest")
+    assert [step().height for step in newest.backlog()] == [941020000]
+    oldest = NodeSource(tmp_path, tmp_path / "b.npz", watch=True)
+    assert oldest.backlog().total == 3
