@@ -135,6 +135,10 @@ def _catch_up(parts: Parts, signals: Signals) -> int:
             bar.update(task, completed=done, total=total,
                        info=f"height {result.height}, {result.positions} positions")  # fmt: skip
 
+        if hasattr(parts.source, "progress"):  # a source whose one update is a long sweep shows it too
+            sweep = bar.add_task("sweep", total=None, info="wallets")
+            parts.source.progress = lambda done, total: bar.update(sweep, completed=done, total=total)
+
         try:
             return backfill(parts.source, parts.ingestor, stop=stop, status=parts.status,
                             retries=parts.settings.ingest_retries, progress=advance)  # fmt: skip

@@ -34,6 +34,7 @@ class IngestStatus:
     rejected: int = 0
     last_height: int | None = None
     on_failure: list[Callable[[str], None]] = field(default_factory=list)
+    describe_source: Callable[[], dict[str, object]] | None = None  # the source's own account, for /health
 
     def ok(self, result: IngestResult) -> None:
         self.state, self.reason, self.retries, self.last_height = "running", None, 0, result.height
@@ -99,7 +100,10 @@ def supervised_ingest(
 
 
 def produce(
-    make: Callable[[], StateUpdate | None], status: IngestStatus, stop: threading.Event, retries: int,
+    make: Callable[[], StateUpdate | None],
+    status: IngestStatus,
+    stop: threading.Event,
+    retries: int,
     delay: Callable[[int], float] = backoff,
 ) -> StateUpdate | None:
     """Ask the source for an update: None when it rejected what it read (logged and counted, as a bad update

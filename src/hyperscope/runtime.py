@@ -123,6 +123,7 @@ def build(settings: Settings, *, ingest: bool, serve: bool) -> Parts:
 
             parts.ingestor = Ingestor(store, Retention.from_settings(settings))
             parts.source = make_source(settings)
+            parts.status.describe_source = parts.source.health
         if serve:
             from hyperscope.service import CursorCodec, Service
 

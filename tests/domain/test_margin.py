@@ -8,7 +8,9 @@ import pytest
 
 from hyperscope.domain.margin import Book, MarginTable, maintenance, margins
 
-EXAMPLE = json.loads((Path(__file__).parents[1] / "data" / "hyperliquid" / "clearinghouse_isolated_eth.json").read_text())
+EXAMPLE = json.loads(
+    (Path(__file__).parents[1] / "data" / "hyperliquid" / "clearinghouse_isolated_eth.json").read_text()
+)
 
 
 def test_the_docs_isolated_eth_example_is_reproduced():

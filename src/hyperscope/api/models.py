@@ -176,3 +176,7 @@ class Health(BaseModel):
     staleAfterSeconds: float
     ingest: IngestHealth | None = Field(description="null when this process does not ingest")
     store: dict[str, str]
+    source: dict[str, Any] | None = Field(
+        None, description="what feeds this process (null when it does not ingest): kind, which wallets it covers "
+        "(a watch list covers only some: then a coin's long and short need not match), where market data came from",
+    )  # fmt: skip

@@ -43,7 +43,9 @@ class MarginTable:
         return np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def maintenance(notional: np.ndarray, table: np.ndarray, tables: dict[int, MarginTable]) -> tuple[np.ndarray, np.ndarray]:
+def maintenance(
+    notional: np.ndarray, table: np.ndarray, tables: dict[int, MarginTable]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per position, the maintenance rate and deduction of its tier at `notional` (a loop over tables)."""
     rate = np.empty(notional.size)
     deduction = np.empty(notional.size)

@@ -11,6 +11,7 @@ No file paths: they stay in the logs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from hyperscope.domain.timefmt import iso_ms, now_ms
@@ -24,6 +25,7 @@ class IngestState(Protocol):
     reason: str | None
     retries: int
     rejected: int
+    describe_source: Callable[[], dict[str, Any]] | None
 
 
 def health(
@@ -49,5 +51,6 @@ def health(
         if ingest is None
         else {"state": ingest.state, "reason": ingest.reason, "retries": ingest.retries, "rejected": ingest.rejected},
         "store": {"backend": backend},
+        "source": ingest.describe_source() if ingest is not None and ingest.describe_source is not None else None,
     }
     return (200 if status == "ok" else 503), body

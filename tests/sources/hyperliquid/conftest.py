@@ -51,7 +51,8 @@ def abci_state(main_users=None, hip3_users=None, books=3):
         [C, {"u": 0}],
     ]  # fmt: skip
     hip3_users = hip3_users if hip3_users is not None else [
-        [A, {"u": 0, "p": {"p": [[110000, {"s": 20000, "e": 8_000_000_000, "l": {"I": {"l": 10, "u": -7_200_000_000}}}]]}}],
+        [A, {"u": 0, "p": {"p": [[110000, {"s": 20000, "e": 8_000_000_000,
+                                           "l": {"I": {"l": 10, "u": -7_200_000_000}}}]]}}],
         [C, {"u": 0, "p": {"p": [[110000, {"s": -20000, "e": 8_400_000_000}]]}}],  # no "l": HIP-3 defaults to isolated
     ]  # fmt: skip
     book = {"halfs": [[], []], "oid_to_key": [], "book_orders": [

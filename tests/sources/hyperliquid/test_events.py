@@ -1,12 +1,12 @@
 """Fills and misc events by block, market data responses, and the leaderboard file, in their upstream shapes."""
 
 import pytest
+from tests.sources.hyperliquid.conftest import DATA, load
 
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, add_perp_contexts, perp_dex_names
 from hyperscope.sources.hyperliquid.events import FILLS_DIR, BlockStream, fills_table, flows_of
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot
-from tests.sources.hyperliquid.conftest import DATA, load
 
 LINES = (DATA / "node_fills_by_block.ndjson").read_bytes().splitlines(keepends=True)
 
@@ -65,9 +65,13 @@ def test_opening_fills_teach_open_times_and_closed_keys_are_forgotten(tmp_path):
     book.learn_opens(fills_table(blocks, {"BTC", "ETH", "xyz:GOLD"}))
     import pyarrow as pa
 
-    keys = pa.array(["0x2222222222222222222222222222222222222222|xyz:GOLD",
-                     "0x4444444444444444444444444444444444444444|BTC",  # a flip opens a new position
-                     "0x1111111111111111111111111111111111111111|xyz:GOLD"])  # a close opens nothing
+    keys = pa.array(
+        [
+            "0x2222222222222222222222222222222222222222|xyz:GOLD",
+            "0x4444444444444444444444444444444444444444|BTC",  # a flip opens a new position
+            "0x1111111111111111111111111111111111111111|xyz:GOLD",
+        ]
+    )  # a close opens nothing
     hints = book.hints(keys).cast(pa.int64()).to_pylist()
     assert hints == [1774947599852, 1774947599990, None]
     assert len(book.open_keys) == 2
@@ -76,7 +80,8 @@ def test_opening_fills_teach_open_times_and_closed_keys_are_forgotten(tmp_path):
 def test_a_malformed_fill_is_rejected_naming_its_block(tmp_path):
     root = fills_folder(tmp_path)
     (root / "hourly" / "20260331" / "10").write_bytes(
-        b'{"block_time":"2026-03-31T10:00:00.0","block_number":941006700,"events":[["0x1",{"coin":"BTC"}]]}\n')
+        b'{"block_time":"2026-03-31T10:00:00.0","block_number":941006700,"events":[["0x1",{"coin":"BTC"}]]}\n'
+    )
     blocks, _ = BlockStream(root).until(941006700)
     with pytest.raises(InvalidSnapshot, match="block 941006700 event 0"):
         fills_table(blocks, {"BTC"})
@@ -89,7 +94,11 @@ def test_misc_events_give_perp_flows_and_staking(tmp_path):
     blocks, _ = BlockStream(tmp_path / "misc_events_by_block").until(2**40)
     flows = flows_of(blocks)
     two, one = "0x" + "22" * 20, "0x" + "11" * 20
-    assert list(zip(flows.usdc_user, flows.usdc, strict=True)) == [(two, 1000.5), (two, -200.0), (one, 50.0)]  # spot sends: none
+    assert list(zip(flows.usdc_user, flows.usdc, strict=True)) == [
+        (two, 1000.5),
+        (two, -200.0),
+        (one, 50.0),
+    ]  # spot sends: none
     assert flows.staking_user == [one] and flows.staking == [0.00982529] and flows.funding_events == 1
 
 
@@ -99,7 +108,9 @@ def test_perp_dexs_in_both_casings_and_contexts_aligned_by_index():
     ctx = MarketContexts()
     add_perp_contexts(ctx, "", load("meta_and_ctxs_main.json"))
     add_perp_contexts(ctx, "xyz", load("meta_and_ctxs_xyz.json"))
-    assert ctx.coins["BTC"].mark_px == 60011.0 and ctx.coins["ETH"].premium is None and ctx.coins["MATIC"].mid_px is None
+    assert (
+        ctx.coins["BTC"].mark_px == 60011.0 and ctx.coins["ETH"].premium is None and ctx.coins["MATIC"].mid_px is None
+    )
     assert ctx.coins["xyz:GOLD"].funding == 0.00000625 and ctx.coins["ETH"].sz_decimals == 4
     meta, ctxs = load("meta_and_ctxs_main.json")
     with pytest.raises(InvalidSnapshot, match="do not align"):

@@ -3,14 +3,14 @@
 import threading
 
 import pytest
+from tests.sources.hyperliquid.conftest import B_TEXT, DATA, A, C
+from tests.sources.hyperliquid.infoserver import InfoServer, position_state
 
 from hyperscope.domain.state import validate
 from hyperscope.errors import InvalidStateUpdate, SourceUnavailable
 from hyperscope.sources.hyperliquid.info import InfoClient, InfoSource, WeightBudget, fetch_market, read_watch_list
 from hyperscope.sources.hyperliquid.node import NodeSource
 from hyperscope.sources.hyperliquid.snapshot import users_with_positions
-from tests.sources.hyperliquid.conftest import A, B_TEXT, C, DATA
-from tests.sources.hyperliquid.infoserver import InfoServer, position_state
 
 
 @pytest.fixture
@@ -74,9 +74,15 @@ def test_a_sweep_of_a_local_server_takes_the_nodes_own_values(server, rmp):
     server.users[(A, "")] = position_state("ETH", "2.5", "2000.0", "6250.25", "1500.5", "10000.0")
     server.users[(B_TEXT, "")] = position_state("ETH", "-2.5", "2040.0", "6250.25", None, "7000.0")
     server.users[(A, "xyz")] = position_state("GOLD", "2.0", "4000.0", "8200.4", "3700.0", "-7200.0", cross=False)
-    server.users[(C.lower(), "xyz")] = position_state("GOLD", "-2.0", "4200.0", "8200.4", "4500.0", "9000.0", cross=False)
-    server.spot[A] = {"balances": [{"coin": "USDC", "token": 0, "hold": "0.0", "total": "150.0", "entryNtl": "0.0"},
-                                   {"coin": "HYPE", "token": 150, "hold": "0.0", "total": "20.0", "entryNtl": "0.0"}]}
+    server.users[(C.lower(), "xyz")] = position_state(
+        "GOLD", "-2.0", "4200.0", "8200.4", "4500.0", "9000.0", cross=False
+    )
+    server.spot[A] = {
+        "balances": [
+            {"coin": "USDC", "token": 0, "hold": "0.0", "total": "150.0", "entryNtl": "0.0"},
+            {"coin": "HYPE", "token": 150, "hold": "0.0", "total": "20.0", "entryNtl": "0.0"},
+        ]
+    }
     server.vaults[A] = [{"vaultAddress": B_TEXT, "equity": "742.5", "lockedUntilTimestamp": 0}]
     server.staking[A] = {"delegated": "10.0", "undelegated": "1.0", "totalPendingWithdrawal": "1.0",
                          "nPendingWithdrawals": 1}  # fmt: skip
@@ -119,7 +125,9 @@ def test_a_watching_node_source_fetches_and_records_market_data(server, rmp, tmp
     source = NodeSource(rmp.parents[2], tmp_path / "source.npz", watch=True, market=InfoClient(server.url),
                         records=records, fills_wait_seconds=0)  # fmt: skip
     update = source.next_update(threading.Event())
-    marks = dict(zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist(), strict=True))
+    marks = dict(
+        zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist(), strict=True)
+    )
     assert marks["ETH"] == 2500.1 and (records / "941000000.json").is_file()
     assert "Info API" in source.health()["market_data"]
 

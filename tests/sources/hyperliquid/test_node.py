@@ -4,11 +4,12 @@ import os
 import threading
 import time
 
+from tests.sources.hyperliquid.conftest import abci_state, write_rmp
+
 from hyperscope.ingest import Ingestor
 from hyperscope.pipeline import live
 from hyperscope.sources.hyperliquid.node import NodeSource, snapshot_files
 from hyperscope.store import open_store
-from tests.sources.hyperliquid.conftest import abci_state, write_rmp
 
 
 def state_at(height):
@@ -42,7 +43,10 @@ def test_a_watching_source_ingests_each_snapshot_as_it_lands(tmp_path):
     worker.join(timeout=20)
     stop.set()
     assert [r["height"] for r in store._dicts("SELECT height FROM state_updates ORDER BY height", [])] == [
-        941000000, 941010000, 941020000]
+        941000000,
+        941010000,
+        941020000,
+    ]
     assert source.health()["last_snapshot"] == 941020000 and "oracle" in source.health()["market_data"]
     store.close()
     # a restart resumes after the stored height: nothing is ingested twice

@@ -4,6 +4,8 @@ simulator served; and a replay resumes, rejects bad snapshots whole, and refuses
 import shutil
 
 import pytest
+from tests.factories import T0
+from tests.sources.test_simulator_source import snapshot
 
 from hyperscope.errors import ConfigError
 from hyperscope.ingest import Ingestor
@@ -13,8 +15,6 @@ from hyperscope.sources.hyperliquid.node import NodeSource, snapshot_files
 from hyperscope.sources.simulator.nodewriter import write_node_dir
 from hyperscope.sources.simulator.source import SimulatedSource
 from hyperscope.store import open_store
-from tests.factories import T0
-from tests.sources.test_simulator_source import snapshot
 
 HOURS = 3
 UNTIL = T0 + HOURS * 3_600_000

@@ -3,15 +3,20 @@
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+from tests.sources.hyperliquid.conftest import B_TEXT, A, C, abci_state, load, write_rmp
 
 from hyperscope.domain.state import validate
 from hyperscope.sources.hyperliquid.build import WalletBook, build_update
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, add_perp_contexts, add_spot_contexts
 from hyperscope.sources.hyperliquid.events import Flows
 from hyperscope.sources.hyperliquid.snapshot import (
-    LEV_CROSS, LEV_DEFAULT, LEV_ISOLATED, InvalidSnapshot, read_snapshot, users_with_positions,
+    LEV_CROSS,
+    LEV_DEFAULT,
+    LEV_ISOLATED,
+    InvalidSnapshot,
+    read_snapshot,
+    users_with_positions,
 )  # fmt: skip
-from tests.sources.hyperliquid.conftest import A, B_TEXT, C, abci_state, load, write_rmp
 
 
 def test_the_snapshot_decodes_with_the_documented_scales(rmp):
@@ -67,7 +72,9 @@ def test_a_snapshot_becomes_a_valid_state_update_with_node_margin_math(rmp):
 
 def test_without_market_data_the_oracle_price_stands_in_for_the_mark(rmp):
     update = validate(build_update(read_snapshot(rmp), MarketContexts(), WalletBook(), fills=None, flows=Flows()))
-    marks = dict(zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist(), strict=True))
+    marks = dict(
+        zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist(), strict=True)
+    )
     assert marks == {"BTC": 60000.0, "ETH": 2500.0, "xyz:GOLD": 4100.0}
     assert pc.all(pc.equal(update.markets.column("funding"), 0.0)).as_py()
 
@@ -106,7 +113,9 @@ def test_a_truncated_file_is_rejected(tmp_path):
 def test_sizes_that_do_not_balance_are_rejected_by_the_contract(tmp_path):
     state = abci_state()
     state["exchange"]["locus"]["cls"][0]["user_states"]["user_to_state"][1][1]["p"]["p"][0][1]["s"] = -24000
-    update = build_update(read_snapshot(write_rmp(tmp_path, state)), contexts(), WalletBook(), fills=None, flows=Flows())
+    update = build_update(
+        read_snapshot(write_rmp(tmp_path, state)), contexts(), WalletBook(), fills=None, flows=Flows()
+    )
     with pytest.raises(Exception, match="long size 2.5 != short size 2.4 for ETH"):
         validate(update)
 
@@ -115,8 +124,9 @@ def test_a_position_on_a_coin_without_any_price_is_rejected(tmp_path):
     state = abci_state()
     state["exchange"]["locus"]["cls"][0]["oracle"]["pxs"][1] = []
     with pytest.raises(InvalidSnapshot, match="positions on ETH"):
-        build_update(read_snapshot(write_rmp(tmp_path, state)), MarketContexts(), WalletBook(), fills=None,
-                     flows=Flows())
+        build_update(
+            read_snapshot(write_rmp(tmp_path, state)), MarketContexts(), WalletBook(), fills=None, flows=Flows()
+        )
 
 
 def test_a_file_named_for_one_height_holding_another_is_rejected(tmp_path):

@@ -158,9 +158,9 @@ class WalletBook:
         """Write the book as of state update `height` (atomically)."""
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(
-            tmp, height=np.array(height), address=np.array(self.address.to_pylist(), dtype=object).astype(str), pnl_offset=self.pnl_offset,
-            volume=self.volume, staked=self.staked, open_keys=np.array(self.open_keys.to_pylist(), dtype=str),
-            open_ms=self.open_ms,
+            tmp, height=np.array(height), address=np.array(self.address.to_pylist(), dtype=str),
+            pnl_offset=self.pnl_offset, volume=self.volume, staked=self.staked,
+            open_keys=np.array(self.open_keys.to_pylist(), dtype=str), open_ms=self.open_ms,
         )  # fmt: skip
         tmp.replace(path)
 
@@ -188,7 +188,7 @@ def _markets(snapshot: Snapshot, contexts: MarketContexts) -> tuple[pa.Table, li
         positions = np.zeros(len(house.coins))
         long = house.pos_size > 0
         np.add.at(positions, house.pos_coin[long], house.pos_size[long].astype(np.float64))
-        open_interest = positions / 10.0 ** house.sz_decimals
+        open_interest = positions / 10.0**house.sz_decimals
         at = np.full(len(house.coins), -1, np.int64)
         for j, coin in enumerate(house.coins):
             ctx = contexts.coins.get(coin)
@@ -240,8 +240,10 @@ def build_update(
     mark = markets.column("mark_px").to_numpy()
     addresses = pa.array(snapshot.addresses, pa.string())
 
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "user", "market", "size", "entry", "leverage", "isolated", "iso_raw", "table", "account", "funding")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in ("user", "market", "size", "entry", "leverage", "isolated", "iso_raw", "table", "account", "funding")
+    }
     tables: dict[int, MarginTable] = {}
     account_user, account_raw = [], []
     n_accounts = 0
@@ -258,7 +260,8 @@ def build_update(
         table_ids = house.margin_table[coin] + 1_000_000 * house.index  # tables are per dex
         for table_id, tiers in house.margin_tables.items():
             tables[table_id + 1_000_000 * house.index] = MarginTable(
-                np.array([t.lower_bound for t in tiers]), np.array([float(t.max_leverage) for t in tiers]))
+                np.array([t.lower_bound for t in tiers]), np.array([float(t.max_leverage) for t in tiers])
+            )
         max_lev = np.array([float(house.margin_tables[int(t)][0].max_leverage) for t in house.margin_table])[coin] \
             if n else np.zeros(0)  # fmt: skip
         kind = house.pos_lev_kind
@@ -318,14 +321,14 @@ def _wallets(
     users = np.concatenate(account_user) if account_user else np.zeros(0, np.int64)
     perp = np.bincount(users, weights=account_value, minlength=n)
     balance = np.bincount(users, weights=cash, minlength=n)
-    spot = np.zeros(n)
+    spot: np.ndarray = np.zeros(n)
     if snapshot.spot_user.size:
         price = np.array([contexts.token_prices.get(int(t), 0.0) for t in np.unique(snapshot.spot_token)])
         decimals = np.array([contexts.token_decimals.get(int(t), 8) for t in np.unique(snapshot.spot_token)])
         which = np.searchsorted(np.unique(snapshot.spot_token), snapshot.spot_token)
         spot = np.bincount(snapshot.spot_user, weights=snapshot.spot_total / 10.0 ** decimals[which] * price[which],
                            minlength=n)  # fmt: skip
-    vault = np.zeros(n)
+    vault: np.ndarray = np.zeros(n)
     if snapshot.vault.size:
         vault = np.bincount(snapshot.vault_user, weights=snapshot.vault_fraction * np.maximum(perp[snapshot.vault], 0),
                             minlength=n)  # fmt: skip

@@ -20,7 +20,7 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ class Block:
 def _block_time(text: Any) -> int:
     """`block_time` such as "2026-03-31T08:59:59.852527297" (UTC) -> epoch ms."""
     whole, _, fraction = str(text).rstrip("Z").partition(".")
-    moment = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc)
+    moment = datetime.fromisoformat(whole).replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1000 + int((fraction + "000")[:3])
 
 
@@ -87,14 +87,14 @@ class BlockStream:
             later = [p for p, n in zip(files, names, strict=True) if n > self.file]
             self.file, self.offset = None, 0
             return later
-        return files[names.index(self.file):]
+        return files[names.index(self.file) :]
 
     def _read_more(self) -> Iterator[Block]:
         for path in self._files_from_cursor():
             name = str(path.relative_to(self.root))
             if name != self.file:
                 self.file, self.offset = name, 0
-            with open(path, "rb") as f:
+            with path.open("rb") as f:
                 f.seek(self.offset)
                 data = f.read()
             end = data.rfind(b"\n") + 1  # complete lines only
@@ -231,7 +231,7 @@ def flows_of(blocks: list[Block]) -> Flows:
         for i, event in enumerate(block.events):
             try:
                 inner = event["inner"]
-                (tag, body), = inner.items()
+                ((tag, body),) = inner.items()
                 if tag == "LedgerUpdate":
                     _ledger(flows, body.get("users") or [], body["delta"])
                 elif tag == "CDeposit":

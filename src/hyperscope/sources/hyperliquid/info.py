@@ -36,7 +36,9 @@ from hyperscope.errors import ConfigError, SourceUnavailable
 from hyperscope.sources.base import Backlog, Ledger, Progress, claim
 from hyperscope.sources.hyperliquid.build import MAIN_DEX, Anchors, WalletBook
 from hyperscope.sources.hyperliquid.contexts import (
-    MarketContexts, add_perp_contexts, add_spot_contexts, from_recording, perp_dex_names,
+    MarketContexts,
+    from_recording,
+    perp_dex_names,
 )  # fmt: skip
 from hyperscope.sources.hyperliquid.events import Flows
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, users_with_positions
@@ -171,8 +173,10 @@ class InfoSource:
 
     kind = "info"
 
-    def __init__(self, client: InfoClient, addresses: Callable[[], list[str]], *, local: bool,
-                 market: InfoClient | None = None, interval_s: float = 60.0, anchors: Anchors | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, client: InfoClient, addresses: Callable[[], list[str]], *, local: bool,
+        market: InfoClient | None = None, interval_s: float = 60.0, anchors: Anchors | None = None,
+    ) -> None:  # fmt: skip
         self.client = client
         self.market = market or client
         self.addresses = addresses
@@ -312,15 +316,16 @@ class InfoSource:
 
     def _update(self, rows: Sweep, contexts: MarketContexts) -> StateUpdate:
         time_ms = now_ms()
+        ctx = list(contexts.coins.values())
         markets = pa.table({
-            "coin": list(contexts.coins), "dex": [c.split(":", 1)[0] if ":" in c else MAIN_DEX for c in contexts.coins],
-            "mark_px": [c.mark_px for c in contexts.coins.values()],
-            "oracle_px": [c.oracle_px if c.oracle_px is not None else c.mark_px for c in contexts.coins.values()],
-            "mid_px": [c.mid_px for c in contexts.coins.values()], "funding": [c.funding for c in contexts.coins.values()],
-            "premium": [c.premium for c in contexts.coins.values()],
-            "open_interest": [c.open_interest or 0.0 for c in contexts.coins.values()],
-            "day_ntl_vlm": [c.day_ntl_vlm for c in contexts.coins.values()],
-            "sz_decimals": [c.sz_decimals if c.sz_decimals is not None else 6 for c in contexts.coins.values()], "max_leverage": [c.max_leverage or 1 for c in contexts.coins.values()],
+            "coin": list(contexts.coins),
+            "dex": [c.split(":", 1)[0] if ":" in c else MAIN_DEX for c in contexts.coins],
+            "mark_px": [c.mark_px for c in ctx],
+            "oracle_px": [c.oracle_px if c.oracle_px is not None else c.mark_px for c in ctx],
+            "mid_px": [c.mid_px for c in ctx], "funding": [c.funding for c in ctx], "premium": [c.premium for c in ctx],
+            "open_interest": [c.open_interest or 0.0 for c in ctx], "day_ntl_vlm": [c.day_ntl_vlm for c in ctx],
+            "sz_decimals": [c.sz_decimals if c.sz_decimals is not None else 6 for c in ctx],
+            "max_leverage": [c.max_leverage or 1 for c in ctx],
         }, schema=MARKETS)  # fmt: skip
         w = rows.wallets
         addresses = pa.array(w["address"], pa.string())

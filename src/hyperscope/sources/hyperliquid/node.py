@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from functools import partial
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from hyperscope.errors import ConfigError
 from hyperscope.sources.base import Backlog, Ledger, Progress, claim
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook, build_update
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, from_recording
-from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, Flows, fills_table, flows_of
+from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, fills_table, flows_of
 from hyperscope.sources.hyperliquid.nodefiles import RECORDS_DIR, SNAPSHOTS_DIR, write_json
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, height_of, read_snapshot
 
@@ -173,7 +173,9 @@ class NodeSource:
     # ------------------------------------------------------------ producing updates
 
     def _due(self) -> list[tuple[int, Path]]:
-        files = [(h, p) for h, p in snapshot_files(self.root).items() if self.last_height is None or h > self.last_height]
+        files = [
+            (h, p) for h, p in snapshot_files(self.root).items() if self.last_height is None or h > self.last_height
+        ]
         if self.watch and self.catch_up == "newest" and len(files) > 1:
             log.info("skipping %d older snapshot(s): --catch-up newest", len(files) - 1)
             files = files[-1:]
@@ -196,17 +198,15 @@ class NodeSource:
         """Turn one snapshot into a state update; a bad one is rejected whole (InvalidSnapshot, logged)."""
         try:
             snapshot = read_snapshot(path, height)
-            first = self.last_height is None
-            start = height - BLOCKS_PER_SNAPSHOT if first else self.last_height
-            if first:  # blocks before the first snapshot's own: open times and staking only
-                older_fills, _ = self.fills.until(start)
-                older_misc, _ = self.misc.until(start)
+            if self.last_height is None:  # blocks before the first snapshot's own: open times and staking only
+                older_fills, _ = self.fills.until(height - BLOCKS_PER_SNAPSHOT)
+                older_misc, _ = self.misc.until(height - BLOCKS_PER_SNAPSHOT)
                 self.book.stake(flows_of(older_misc))
                 contexts = self._contexts(height, snapshot.time_ms)
                 self.book.learn_opens(fills_table(older_fills, set(contexts.coins) or _all_coins(snapshot)))
             else:
                 contexts = self._contexts(height, snapshot.time_ms)
-            coins = {c for house in snapshot.clearinghouses for c in house.coins}
+            coins = _all_coins(snapshot)
             fill_blocks = self._blocks(self.fills, height)
             misc_blocks = self._blocks(self.misc, height)
             fills = fills_table(fill_blocks, coins) if self.fills.file is not None else None
@@ -273,7 +273,7 @@ class NodeSource:
 
     def health(self) -> dict[str, object]:
         return {
-            "kind": self.kind, "coverage": "all wallets", "folder": str(self.root), "last_snapshot": self.last_height,
+            "kind": self.kind, "coverage": "all wallets", "last_snapshot": self.last_height,
             "market_data": self.market_origin, "last_rejected": self.rejected,
         }  # fmt: skip
 

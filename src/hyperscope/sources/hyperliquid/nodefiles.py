@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,12 @@ RECORDS_DIR = "hyperscope"
 
 
 def day_of(time_ms: int) -> str:
-    return datetime.fromtimestamp(time_ms / 1000, timezone.utc).strftime("%Y%m%d")
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y%m%d")
 
 
 def block_time(time_ms: int) -> str:
     """The node's `block_time` text: UTC, nanosecond digits."""
-    moment = datetime.fromtimestamp(time_ms // 1000, timezone.utc)
+    moment = datetime.fromtimestamp(time_ms // 1000, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{time_ms % 1000:03d}000000"
 
 
@@ -74,13 +74,25 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
         "universe": [
             {"name": coin, "szDecimals": int(d), "marginTableId": int(t)}
             | ({"marginMode": "strictIsolated"} if strict else {})
-            for coin, d, t, strict in zip(house.coins, house.sz_decimals, house.margin_table, house.strict_isolated,
-                                          strict=True)  # fmt: skip
+            for coin, d, t, strict in zip(
+                house.coins, house.sz_decimals, house.margin_table, house.strict_isolated, strict=True
+            )  # fmt: skip
         ],
         "marginTableIdToMarginTable": [
-            [table_id, {"description": "", "margin_tiers": [
-                {"lower_bound": round(t.lower_bound * 1e6), "max_leverage": t.max_leverage, "maintenance_deduction": 0}
-                for t in tiers]}]  # fmt: skip
+            [
+                table_id,
+                {
+                    "description": "",
+                    "margin_tiers": [
+                        {
+                            "lower_bound": round(t.lower_bound * 1e6),
+                            "max_leverage": t.max_leverage,
+                            "maintenance_deduction": 0,
+                        }
+                        for t in tiers
+                    ],
+                },
+            ]  # fmt: skip
             for table_id, tiers in sorted(house.margin_tables.items())
         ],
         "collateralToken": 0,
@@ -105,8 +117,10 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
         states.append([address[user], state])
     return {
         "meta": meta,
-        "user_states": {"users_with_positions": [address[house.user[r]] for r in sorted(held)],
-                        "user_to_state": states},  # fmt: skip
+        "user_states": {
+            "users_with_positions": [address[house.user[r]] for r in sorted(held)],
+            "user_to_state": states,
+        },  # fmt: skip
         "oracle": oracle,
         "total_net_deposit": 0,
     }
@@ -187,10 +201,10 @@ def staking_events(users: list[str], amounts: list[float], time_ms: int) -> list
 def append_block(root: Path, kind: str, number: int, time_ms: int, events: list[Any]) -> None:
     """Append one block line to the hourly file of `time_ms` (`kind` is FILLS_DIR or MISC_DIR)."""
     assert kind in (FILLS_DIR, MISC_DIR)
-    moment = datetime.fromtimestamp(time_ms / 1000, timezone.utc)
+    moment = datetime.fromtimestamp(time_ms / 1000, UTC)
     path = root / kind / "hourly" / moment.strftime("%Y%m%d") / str(moment.hour)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = {"local_time": block_time(time_ms), "block_time": block_time(time_ms), "block_number": number,
             "events": events}  # fmt: skip
-    with open(path, "ab") as f:
+    with path.open("ab") as f:
         f.write(orjson.dumps(line) + b"\n")

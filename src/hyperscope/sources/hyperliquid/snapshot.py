@@ -21,7 +21,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -68,7 +68,7 @@ class Clearinghouse:
 
     @property
     def dex(self) -> str:
-        """"" for the main dex; for HIP-3 the `dex` of its `dex:coin` names."""
+        """ "" for the main dex; for HIP-3 the `dex` of its `dex:coin` names."""
         if self.index == 0:
             return ""
         for coin in self.coins:
@@ -119,13 +119,21 @@ def read_snapshot(path: Path, height: int | None = None, mtime_fallback: bool = 
     height = height if height is not None else height_of(path)
     if height is None:
         raise InvalidSnapshot(f"{path.name}: not a {{height}}.rmp snapshot file")
-    with open(path, "rb") as f, _gc_paused():
+    with path.open("rb") as f, _gc_paused():
         reader = _Reader(f, height)
         try:
             snapshot = reader.read()
         except InvalidSnapshot:
             raise
-        except (msgpack.UnpackException, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as e:
+        except (
+            msgpack.UnpackException,
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            OverflowError,
+        ) as e:
             raise InvalidSnapshot(f"snapshot {height}: unreadable at {reader.where()}: {type(e).__name__}: {e}") from e
     if snapshot.time_ms <= 0:
         if not mtime_fallback:
@@ -162,7 +170,7 @@ def _time_ms(value: Any) -> int:
         return value if value > 10**11 else value * 1000
     text = _text(value).rstrip("Z")
     whole, _, fraction = text.partition(".")
-    moment = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc)
+    moment = datetime.fromisoformat(whole).replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1000 + int((fraction + "000")[:3] or 0)
 
 
@@ -452,7 +460,7 @@ def users_with_positions(path: Path) -> list[str]:
     user states themselves (the address universe of `--source info` next to a node)."""
     height = height_of(path) or 0
     found: dict[bytes, None] = {}
-    with open(path, "rb") as f, _gc_paused():
+    with path.open("rb") as f, _gc_paused():
         reader = _Reader(f, height)
         u = reader.unpacker
         try:

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR
 from hyperscope.sources.hyperliquid.nodefiles import (
-    RECORDS_DIR, append_block, deposit_events, fill_events, market_record_path, staking_events, write_json,
+    RECORDS_DIR,
+    append_block,
+    deposit_events,
+    fill_events,
+    market_record_path,
+    staking_events,
+    write_json,
     write_snapshot,
 )  # fmt: skip
 from hyperscope.sources.simulator import nodeview

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import partial
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+
+import orjson
 
 from hyperscope.domain.state import StateUpdate
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import ConfigError
-import orjson
-
 from hyperscope.sources.base import Backlog, Ledger, Progress
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook, build_update
 from hyperscope.sources.hyperliquid.contexts import from_recording
@@ -88,8 +88,10 @@ class SimulatedSource:
             self.book_path.unlink(missing_ok=True)
             return 0
         self._check_identity(store)
-        sim = self._load_checkpoint(latest.height)
-        if sim is None:
+        loaded = self._load_checkpoint(latest.height)
+        if loaded is not None:
+            sim = loaded
+        else:
             genesis = store.get_meta("simulator_genesis_ms")
             if genesis is None:
                 raise ConfigError(
