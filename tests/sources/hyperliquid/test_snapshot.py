@@ -25,7 +25,7 @@ def test_the_snapshot_decodes_with_the_documented_scales(rmp):
     main, hip3 = snap.clearinghouses
     assert main.coins == ["BTC", "ETH"] and hip3.coins == ["xyz:GOLD"] and hip3.dex == "xyz" and main.dex == ""
     assert main.oracle_px().tolist() == [60000.0, 2500.0] and hip3.oracle_px().tolist() == [4100.0]
-    assert [snap.addresses[u] for u in main.user] == [A, B_TEXT, C.lower()]  # text, 20 bytes, upper case
+    assert [snap.addresses[int(u)].as_py() for u in main.user] == [A, B_TEXT, C.lower()]  # text, 20 bytes, upper case
     assert main.pos_size.tolist() == [25000, -25000]  # the size-0 leverage preference is skipped
     assert main.pos_lev_kind.tolist() == [LEV_CROSS, LEV_DEFAULT] and main.pos_leverage[0] == 20
     assert hip3.pos_coin.tolist() == [0, 0]  # full asset id 110000 -> row 0

@@ -238,7 +238,9 @@ def build_update(
     if fills is not None:
         book.learn_opens(fills)
     mark = markets.column("mark_px").to_numpy()
-    addresses = pa.array(snapshot.addresses, pa.string())
+    addresses = (
+        snapshot.addresses if isinstance(snapshot.addresses, pa.Array) else pa.array(snapshot.addresses, pa.string())
+    )
 
     parts: dict[str, list[np.ndarray]] = {
         k: []

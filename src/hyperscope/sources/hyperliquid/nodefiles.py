@@ -69,7 +69,7 @@ def write_json(path: Path, value: Any) -> None:
 
 def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
     house = snapshot.clearinghouses[index]
-    address = snapshot.addresses
+    address = _address_list(snapshot)
     meta = {
         "universe": [
             {"name": coin, "szDecimals": int(d), "marginTableId": int(t)}
@@ -126,9 +126,15 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
     }
 
 
+def _address_list(snapshot: Snapshot) -> list[str]:
+    a = snapshot.addresses
+    return a.to_pylist() if isinstance(a, pa.Array) else list(a)
+
+
 def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = ()) -> bytes:
     """The snapshot as the node writes it; `filler` items go into `exchange.perp_dexs`, before `locus`,
     the way order books precede it in real files (the reader must skip them)."""
+    addresses = _address_list(snapshot)
     spot: dict[int, list[Any]] = {}
     for user, token, total in zip(snapshot.spot_user.tolist(), snapshot.spot_token.tolist(),
                                   snapshot.spot_total.tolist(), strict=True):  # fmt: skip
@@ -136,15 +142,15 @@ def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = ()) -> bytes:
     vaults: dict[int, list[Any]] = {}
     for vault, user, fraction in zip(snapshot.vault.tolist(), snapshot.vault_user.tolist(),
                                      snapshot.vault_fraction.tolist(), strict=True):  # fmt: skip
-        vaults.setdefault(vault, []).append([snapshot.addresses[user], {"o": {"f": fraction, "b": 0}}])
+        vaults.setdefault(vault, []).append([addresses[user], {"o": {"f": fraction, "b": 0}}])
     state = {
         "exchange": {
             "perp_dexs": list(filler),
             "locus": {
                 "ctx": {"height": snapshot.height, "time": block_time(snapshot.time_ms)},
                 "cls": [_clearinghouse(snapshot, i) for i in range(len(snapshot.clearinghouses))],
-                "scl": {"user_states": [[snapshot.addresses[u], {"b": b}] for u, b in spot.items()]},
-                "vlt": [[snapshot.addresses[v], {"user_states": s}] for v, s in vaults.items()],
+                "scl": {"user_states": [[addresses[u], {"b": b}] for u, b in spot.items()]},
+                "vlt": [[addresses[v], {"user_states": s}] for v, s in vaults.items()],
             },
             "partial_liquidation_cooldown": 30.0,
         }

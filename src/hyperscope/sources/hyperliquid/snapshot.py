@@ -27,6 +27,8 @@ from typing import Any, BinaryIO
 
 import msgpack
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hyperscope.errors import InvalidStateUpdate
 
@@ -85,7 +87,7 @@ class Clearinghouse:
 class Snapshot:
     height: int
     time_ms: int
-    addresses: list[str]
+    addresses: pa.Array | list[str]  # lower-case 0x text; rows are what the columns below index
     clearinghouses: list[Clearinghouse]
     spot_user: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     spot_token: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -174,6 +176,156 @@ def _time_ms(value: Any) -> int:
     return int(moment.timestamp()) * 1000 + int((fraction + "000")[:3] or 0)
 
 
+CHUNK = 256  # user states handled together; small enough that their objects stay in cache
+
+_NIBBLE = np.full(256, 255, np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+# two hex characters (read as one little-endian uint16) -> their byte value, or 256 when not hex
+_PAIR = (_NIBBLE.astype(np.uint16)[np.arange(65536) & 0xFF] << 4) | _NIBBLE.astype(np.uint16)[np.arange(65536) >> 8]
+_PAIR[(_NIBBLE[np.arange(65536) & 0xFF] == 255) | (_NIBBLE[np.arange(65536) >> 8] == 255)] = 256
+
+
+class _Addresses:
+    """Every address occurrence, kept as bytes blobs (not one Python object each: holding millions of them
+    slows the unpacking itself), resolved at the end in bulk: text and 20-byte forms to 20 raw bytes, one
+    hash-based dictionary encoding, and the distinct ones back to lower-case `0x` text."""
+
+    def __init__(self) -> None:
+        self.blobs: list[bytes] = []
+        self.lengths: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, chunk: list[Any]) -> int:
+        """Add a chunk of raw addresses; returns the first one's occurrence id (ids are consecutive)."""
+        first = self.count
+        self.blobs.append(b"".join(chunk))  # TypeError when one is not bytes
+        self.lengths.append(np.fromiter(map(len, chunk), np.int64, len(chunk)))
+        self.count += len(chunk)
+        return first
+
+    def raw20(self) -> tuple[np.ndarray, int]:
+        """(n, 20) uint8 of every occurrence, and the first invalid occurrence (-1 when all are valid)."""
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+        data = b"".join(self.blobs)
+        n = lengths.size
+        if n and (lengths == 42).all():
+            text = np.frombuffer(data, np.uint8).reshape(n, 42)
+        elif n and (lengths == 20).all():
+            return np.frombuffer(data, np.uint8).reshape(n, 20), -1
+        else:  # mixed forms (rare): one at a time
+            ends = np.cumsum(lengths).tolist()
+            out = np.zeros((n, 20), np.uint8)
+            bad = (lengths != 20) & (lengths != 42)
+            long = np.nonzero(lengths == 42)[0]
+            for i in np.nonzero(lengths == 20)[0].tolist():
+                out[i] = np.frombuffer(data[ends[i] - 20 : ends[i]], np.uint8)
+            if long.size:
+                text = np.stack([np.frombuffer(data[ends[i] - 42 : ends[i]], np.uint8) for i in long.tolist()])
+                parsed, first_bad = self._parse(text)
+                out[long] = parsed
+                if first_bad >= 0:
+                    bad[long[first_bad]] = True
+            invalid = np.nonzero(bad)[0]
+            return out, int(invalid[0]) if invalid.size else -1
+        return self._parse(text)
+
+    @staticmethod
+    def _parse(text: np.ndarray) -> tuple[np.ndarray, int]:
+        """(n, 42) `0x` + hex text (either case) -> (n, 20) bytes, and the first row that is not (-1: none)."""
+        values = _PAIR[np.ascontiguousarray(text[:, 2:]).view("<u2")]
+        ok = (text[:, 0] == ord("0")) & ((text[:, 1] == ord("x")) | (text[:, 1] == ord("X"))) & (values < 256).all(1)
+        return values.astype(np.uint8), (int(np.argmax(~ok)) if not ok.all() else -1)
+
+    def uniform(self) -> tuple[int, bytes] | None:
+        """(width, data) when every occurrence has the same form (42-byte text or 20 bytes), else None."""
+        if not self.lengths:
+            return None
+        lengths = np.concatenate(self.lengths)
+        for width in (42, 20):
+            if (lengths == width).all():
+                return width, b"".join(self.blobs)
+        return None
+
+    def piece(self, i: int) -> bytes:
+        lengths = np.concatenate(self.lengths)
+        end = int(np.cumsum(lengths)[i])
+        return b"".join(self.blobs)[end - int(lengths[i]) : end]
+
+
+def _encode(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-width rows -> (each row's index among the distinct ones, the distinct rows in first-seen order)."""
+    n, width = rows.shape
+    keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(rows))])
+    encoded = pc.dictionary_encode(keys)
+    distinct = encoded.dictionary
+    data = np.frombuffer(distinct.buffers()[1], np.uint8)[distinct.offset * width :][: len(distinct) * width]
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), data.reshape(-1, width)
+
+
+def _has_upper(data: bytes) -> bool:
+    return any(c in data for c in (b"A", b"B", b"C", b"D", b"E", b"F"))
+
+
+def _hex_array(raw: np.ndarray) -> pa.Array:
+    """(m, 20) address bytes -> an Arrow string array of lower-case `0x` + 40 hex digits, without Python objects."""
+    m = raw.shape[0]
+    text = np.empty((m, 42), np.uint8)
+    text[:, 0], text[:, 1] = ord("0"), ord("x")
+    text[:, 2::2], text[:, 3::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
+    offsets = pa.py_buffer((np.arange(m + 1, dtype=np.int32) * 42).tobytes())
+    return pa.Array.from_buffers(pa.string(), m, [None, offsets, pa.py_buffer(text.tobytes())])
+
+
+def _positions(account: int, held: Any) -> list[tuple[int, ...]]:
+    """The open positions of one user state's `p.p` as raw columns (size-0 entries only set leverage)."""
+    out = []
+    for asset, p in held:
+        size = p[b"s"]
+        if size == 0:
+            continue
+        cost = p[b"e"]
+        if type(size) is not int or type(cost) is not int or type(asset) is not int:
+            raise ValueError(f"asset {asset!r:.20}, size {size!r:.30} or entry cost {cost!r:.30} is not an integer")
+        lev = p.get(b"l")
+        if lev is None:
+            kind, leverage, iso_raw = LEV_DEFAULT, 0, 0
+        elif b"C" in lev:
+            kind, leverage, iso_raw = LEV_CROSS, lev[b"C"], 0
+        else:
+            iso = lev[b"I"]
+            kind, leverage, iso_raw = LEV_ISOLATED, iso[b"l"], iso.get(b"u", 0)
+        funding = p.get(b"f")
+        out.append(
+            (account, asset % 10_000, size, cost, kind, leverage, iso_raw, funding.get(b"o", 0) if funding else 0)
+        )
+    return out
+
+
+def _first_bad(chunk: list[Any], spot: bool = False) -> int:
+    """The index of the first element of a chunk that does not have the expected shape."""
+    for k, pair in enumerate(chunk):
+        try:
+            address, state = pair
+            if type(address) is not bytes:
+                raise TypeError
+            if not spot and type(state.get(b"u", 0)) is not int:
+                raise TypeError
+            if spot:
+                for token, balance in state.get(b"b") or ():
+                    total = balance[b"t"] if type(balance) is dict else balance
+                    if type(token) is not int or type(total) is not int:
+                        raise ValueError
+            else:
+                state.get(b"u", 0)
+                if state.get(b"p"):
+                    _positions(0, state[b"p"][b"p"])
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+            return k
+    return 0
+
+
 class _Reader:
     """The walk over one file; `self.path` is kept up to date for error messages."""
 
@@ -182,8 +334,8 @@ class _Reader:
                                          read_size=READ_BUFFER)  # fmt: skip
         self.height = height
         self.path: list[str] = []
-        self.address_index: dict[bytes, int] = {}
-        self.addresses: list[bytes] = []
+        self.found = _Addresses()  # every address occurrence; resolved in bulk by `_resolve`
+        self.sections: list[tuple[int, str, bool]] = []  # (first occurrence, path, one address per element)
         self.time_ms = 0
         self.clearinghouses: list[Clearinghouse] = []
         self.spot: tuple[list[int], list[int], list[int]] = ([], [], [])
@@ -196,12 +348,36 @@ class _Reader:
         return InvalidSnapshot(f"snapshot {self.height}: {message} at {self.where()}")
 
     def intern(self, raw: Any) -> int:
-        address = _address(raw)
-        index = self.address_index.get(address)
-        if index is None:
-            index = self.address_index[address] = len(self.addresses)
-            self.addresses.append(address)
-        return index
+        """An occurrence id for one address (resolved to the address's row by `_resolve`)."""
+        return self.found.add([raw])
+
+    def _resolve(self) -> tuple[pa.Array, np.ndarray]:
+        """The distinct addresses (in order of first appearance) and each occurrence's row: one hash-based
+        dictionary encoding of the occurrences as they are, then only the distinct ones are parsed."""
+        if not self.found.count:
+            return pa.array([], pa.string()), np.zeros(0, np.int64)
+        same = self.found.uniform()
+        if same is not None:
+            width, data = same
+            indices, distinct = _encode(np.frombuffer(data, np.uint8).reshape(-1, width))
+            if width == 42:
+                distinct, bad = _Addresses._parse(distinct)
+                if bad >= 0:
+                    self._bad_address(int(np.argmax(indices == bad)))
+                if (distinct.shape[0] > 1) and _has_upper(data):  # one address in two cases: one row
+                    again, distinct = _encode(distinct)
+                    indices = again[indices]
+        else:
+            raw, bad = self.found.raw20()
+            if bad >= 0:
+                self._bad_address(bad)
+            indices, distinct = _encode(raw)
+        return _hex_array(distinct), indices
+
+    def _bad_address(self, i: int) -> None:
+        start, path, exact = max((m for m in self.sections if m[0] <= i), default=(0, "", False))
+        where = f"{path}[{i - start}]" if exact else path
+        raise InvalidSnapshot(f"snapshot {self.height}: {self.found.piece(i)!r:.60} is not an address at {where}")
 
     # ------------------------------------------------------------ walking
 
@@ -246,13 +422,15 @@ class _Reader:
             raise self.fail("data after the end of the state")
         if not self.clearinghouses:
             raise self.fail("no clearinghouse (exchange.locus.cls)")
+        addresses, row = self._resolve()
+        for house in self.clearinghouses:
+            house.user = row[house.user]
         spot_user, spot_token, spot_total = (np.array(c, np.int64) for c in self.spot)
         vault, vault_user, fraction = self.vaults
         return Snapshot(
-            height=self.height, time_ms=self.time_ms,
-            addresses=[a.decode() for a in self.addresses], clearinghouses=self.clearinghouses,
-            spot_user=spot_user, spot_token=spot_token, spot_total=spot_total,
-            vault=np.array(vault, np.int64), vault_user=np.array(vault_user, np.int64),
+            height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
+            spot_user=row[spot_user], spot_token=spot_token, spot_total=spot_total,
+            vault=row[np.array(vault, np.int64)], vault_user=row[np.array(vault_user, np.int64)],
             vault_fraction=np.array(fraction, np.float64),
         )  # fmt: skip
 
@@ -283,7 +461,7 @@ class _Reader:
         u = self.unpacker
         meta: dict[bytes, Any] | None = None
         oracle: Any = None
-        users: tuple[list[int], list[int]] = ([], [])
+        users: tuple[list[int], list[np.ndarray]] = ([], [])
         positions: list[tuple[int, ...]] = []
         for key in self.entries("a clearinghouse"):
             if key == b"meta":
@@ -306,7 +484,8 @@ class _Reader:
         house.oracle_raw = self.oracle(oracle, len(house.coins))
         self.path.pop()
         cols = np.array(positions, np.int64).reshape(-1, 8)
-        house.user, house.raw_usd = np.array(users[0], np.int64), np.array(users[1], np.int64)
+        cash = np.concatenate(users[1]).astype(np.int64) if users[1] else np.zeros(0, np.int64)
+        house.user, house.raw_usd = np.array(users[0], np.int64), cash
         (house.pos_account, house.pos_coin, house.pos_size, house.pos_cost, kind,
          house.pos_leverage, house.pos_iso_raw, house.pos_funding) = (cols[:, i].copy() for i in range(8))  # fmt: skip
         house.pos_lev_kind = kind.astype(np.int8)
@@ -367,44 +546,34 @@ class _Reader:
                 raw[j] = _int(first[b"px"] if isinstance(first, dict) else first, f"oracle.pxs[{j}]")
         return raw
 
-    def user_states(self, users: tuple[list[int], list[int]], positions: list[tuple[int, ...]]) -> None:
-        """`user_to_state`: [[address, {"u": cash, "p": {"p": [[asset, position], ...]}}], ...]."""
+    def user_states(self, users: tuple[list[int], list[np.ndarray]], positions: list[tuple[int, ...]]) -> None:
+        """`user_to_state`: [[address, {"u": cash, "p": {"p": [[asset, position], ...]}}], ...].
+
+        Unpacked one user state at a time but handled a chunk at a time with comprehensions (most users hold
+        no position); a chunk that does not fit is walked element by element to name the one that broke."""
         u = self.unpacker
         user_col, cash_col = users
-        append_user, append_cash, append_position = user_col.append, cash_col.append, positions.append
+        found = self.found
         n = self.array("user_to_state")
-        for i in range(n):
-            pair = u.unpack()
+        self.sections.append((found.count, self.where(), True))
+        done = 0
+        while done < n:
+            chunk = [u.unpack() for _ in range(min(CHUNK, n - done))]
             try:
-                address, state = pair
-                account = len(user_col)
-                append_user(self.intern(address))
-                append_cash(state.get(b"u", 0))
-                held = state.get(b"p")
-                if not held:
-                    continue
-                for asset, p in held[b"p"]:
-                    size = p[b"s"]
-                    if size == 0:
-                        continue  # a leverage preference only
-                    if type(size) is not int or type(p[b"e"]) is not int:
-                        raise ValueError(f"size {size!r:.30} or entry cost {p[b'e']!r:.30} is not an integer")
-                    lev = p.get(b"l")
-                    if lev is None:
-                        kind, leverage, iso_raw = LEV_DEFAULT, 0, 0
-                    elif b"C" in lev:
-                        kind, leverage, iso_raw = LEV_CROSS, lev[b"C"], 0
-                    else:
-                        iso = lev[b"I"]
-                        kind, leverage, iso_raw = LEV_ISOLATED, iso[b"l"], iso.get(b"u", 0)
-                    funding = p.get(b"f")
-                    paid = funding.get(b"o", 0) if funding else 0
-                    append_position((account, asset % 10_000, size, p[b"e"], kind, leverage, iso_raw, paid))
-            except (ValueError, TypeError, KeyError, AttributeError) as e:
-                self.path.append(f"[{i}]")
+                first_account = len(user_col)
+                first_id = found.add([pair[0] for pair in chunk])
+                cash = np.array([pair[1].get(b"u", 0) for pair in chunk])
+                if cash.dtype.kind != "i":
+                    raise ValueError(f"a user's cash (u) is not an integer ({cash.dtype})")
+                cash_col.append(cash)
+                user_col.extend(range(first_id, first_id + len(chunk)))
+                for k, held in [(k, pair[1][b"p"]) for k, pair in enumerate(chunk) if b"p" in pair[1]]:
+                    if held:
+                        positions.extend(_positions(first_account + k, held[b"p"]))
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+                self.path.append(f"[{done + _first_bad(chunk)}]")
                 raise self.fail(f"unexpected user state ({type(e).__name__}: {e!s:.80})") from e
-        if cash_col and not all(type(c) is int for c in cash_col[-n:]):
-            raise self.fail("a user's cash (u) is not an integer")
+            done += len(chunk)
 
     # ------------------------------------------------------------ spot and vaults
 
@@ -416,29 +585,37 @@ class _Reader:
             if key != b"user_states":
                 u.skip()
                 continue
-            for i in range(self.array("scl.user_states")):
-                pair = u.unpack()
+            n = self.array("scl.user_states")
+            self.sections.append((self.found.count, self.where(), False))  # users without balances: none
+            done = 0
+            while done < n:
+                chunk = [u.unpack() for _ in range(min(CHUNK, n - done))]
                 try:
-                    address, state = pair
-                    balances = state.get(b"b") or []
-                    if not balances:
-                        continue
-                    who = self.intern(address)
-                    for token, balance in balances:
-                        total = balance[b"t"] if isinstance(balance, dict) else balance
-                        if total:
-                            users.append(who)
-                            tokens.append(_int(token, "token"))
-                            totals.append(_int(total, "t"))
-                except (ValueError, TypeError, KeyError, AttributeError) as e:
-                    self.path.append(f"[{i}]")
+                    rows = [(pair[0], token, balance[b"t"] if type(balance) is dict else balance)
+                            for pair in chunk for token, balance in (pair[1].get(b"b") or ())]  # fmt: skip
+                    rows = [r for r in rows if r[2]]
+                    if rows and (np.array([r[1] for r in rows]).dtype.kind != "i"
+                                 or np.array([r[2] for r in rows]).dtype.kind != "i"):  # fmt: skip
+                        raise ValueError("a token or total is not an integer")
+                except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+                    self.path.append(f"[{done + _first_bad(chunk, spot=True)}]")
                     raise self.fail(f"unexpected spot balance ({type(e).__name__}: {e!s:.80})") from e
+                try:
+                    first = self.found.add([r[0] for r in rows])
+                except TypeError as e:
+                    raise self.fail(f"an address is not text or bytes ({e})") from e
+                users.extend(range(first, first + len(rows)))
+                tokens.extend([r[1] for r in rows])
+                totals.extend([r[2] for r in rows])
+                done += len(chunk)
 
     def vault_shares(self) -> None:
         """`locus.vlt`: [[vault, {"user_states": [[user, {"o": {"f": fraction, ...}}], ...]}], ...]."""
         u = self.unpacker
         vaults, users, fractions = self.vaults
-        for i in range(self.array("vlt")):
+        count = self.array("vlt")
+        self.sections.append((self.found.count, self.where(), False))
+        for i in range(count):
             pair = u.unpack()
             try:
                 vault_address, vault = pair
