@@ -59,7 +59,7 @@ def test_fills_become_perp_fill_rows(tmp_path):
     assert rows[0]["start_position"] == -80.25 and rows[0]["px"] == 4100.5 and rows[0]["closed_pnl"] == 0.3135
 
 
-def test_opening_fills_teach_open_times_and_closed_keys_are_forgotten(tmp_path):
+def test_opening_fills_teach_open_times(tmp_path):
     blocks, _ = BlockStream(fills_folder(tmp_path)).until(941006640)
     book = WalletBook()
     book.learn_opens(fills_table(blocks, {"BTC", "ETH", "xyz:GOLD"}))
@@ -74,7 +74,6 @@ def test_opening_fills_teach_open_times_and_closed_keys_are_forgotten(tmp_path):
     )  # a close opens nothing
     hints = book.hints(keys).cast(pa.int64()).to_pylist()
     assert hints == [1774947599852, 1774947599990, None]
-    assert len(book.open_keys) == 2
 
 
 def test_a_malformed_fill_is_rejected_naming_its_block(tmp_path):
@@ -124,3 +123,23 @@ def test_leaderboard_windows_are_found_by_name():
     anchors = Anchors.from_leaderboard(load("leaderboard.json"))
     assert anchors.pnl == {"0x" + "11" * 20: 2500000.25, "0x" + "44" * 20: -15000.0}  # no allTime window: skipped
     assert anchors.volume["0x" + "11" * 20] == 123456789.0
+
+
+def test_the_open_times_of_closed_positions_are_forgotten_in_bulk():
+    import numpy as np
+    import pyarrow as pa
+
+    from hyperscope.domain.state import FILLS
+
+    n = 30_000
+    fills = pa.table({
+        "address": [f"0x{i:040x}" for i in range(n)], "coin": ["BTC"] * n, "px": np.ones(n), "sz": np.ones(n),
+        "side": ["B"] * n, "time": pa.array(np.arange(n)).cast(FILLS.field("time").type), "start_position": np.zeros(n),
+        "dir": ["Open Long"] * n, "closed_pnl": np.zeros(n), "fee": np.zeros(n), "tid": np.arange(n),
+        "liquidation": np.zeros(n, bool),
+    }, schema=FILLS)  # fmt: skip
+    book = WalletBook()
+    book.learn_opens(fills)
+    still_open = pa.array([f"0x{7:040x}|BTC"])
+    assert book.hints(still_open).cast(pa.int64()).to_pylist() == [7]
+    assert len(book.open_keys) == 1  # bounded by the open positions, not by every position ever opened

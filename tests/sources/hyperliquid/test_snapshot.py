@@ -137,3 +137,18 @@ def test_a_file_named_for_one_height_holding_another_is_rejected(tmp_path):
 def test_vault_fraction_times_a_negative_vault_is_zero(rmp):
     update = build_update(read_snapshot(rmp), contexts(), WalletBook(), fills=None, flows=Flows())
     assert np.all(update.wallets.column("vault_equity").to_numpy() >= 0)
+
+
+def test_a_helper_process_reads_the_spot_balances_of_big_files_with_the_same_result(rmp):
+    one, two = read_snapshot(rmp, parallel=False), read_snapshot(rmp, parallel=True)
+    spot = lambda s: sorted(zip((s.addresses[int(u)].as_py() for u in s.spot_user), s.spot_token.tolist(),  # noqa: E731
+                                s.spot_total.tolist(), strict=True))  # fmt: skip
+    assert spot(one) == spot(two) and len(spot(one)) == 2
+    assert set(one.addresses.to_pylist()) == set(two.addresses.to_pylist())
+
+
+def test_a_bad_spot_balance_read_by_the_helper_is_rejected_with_its_path(tmp_path):
+    state = abci_state()
+    state["exchange"]["locus"]["scl"]["user_states"][0][1]["b"][0][1]["t"] = "1.0"
+    with pytest.raises(InvalidSnapshot, match="scl.user_states"):
+        read_snapshot(write_rmp(tmp_path, state), parallel=True)

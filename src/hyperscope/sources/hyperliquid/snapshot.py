@@ -18,6 +18,7 @@ when absent the market default applies. Entries with size 0 only hold a leverage
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hyperscope.errors import InvalidStateUpdate
+
+log = logging.getLogger("hyperscope.sources.hyperliquid")
 
 LEV_DEFAULT, LEV_CROSS, LEV_ISOLATED = 0, 1, 2
 READ_BUFFER = 8 * 1024 * 1024
@@ -116,27 +119,36 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def read_snapshot(path: Path, height: int | None = None, mtime_fallback: bool = True) -> Snapshot:
-    """Stream-decode one `.rmp` file (see the module docstring)."""
+PARALLEL_FROM_BYTES = 64 * 1024 * 1024  # files this big read their spot balances in a second process
+_UNREADABLE = (msgpack.UnpackException, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+def read_snapshot(
+    path: Path, height: int | None = None, mtime_fallback: bool = True, parallel: bool | None = None
+) -> Snapshot:
+    """Stream-decode one `.rmp` file (see the module docstring).
+
+    A big file is read by two processes at once: this one walks the clearinghouses while a helper process
+    walks to `locus.scl` and decodes the spot balances (the two largest sections; two cores, half the time).
+    If the helper fails, the spot balances are read here after all.
+    """
     height = height if height is not None else height_of(path)
     if height is None:
         raise InvalidSnapshot(f"{path.name}: not a {{height}}.rmp snapshot file")
+    if parallel is None:
+        parallel = path.stat().st_size >= PARALLEL_FROM_BYTES
+    helper = _SpotHelper.start(path, height) if parallel else None
     with path.open("rb") as f, _gc_paused():
-        reader = _Reader(f, height)
+        reader = _Reader(f, height, skip_spot=helper is not None)
         try:
-            snapshot = reader.read()
+            snapshot = reader.read(helper)
         except InvalidSnapshot:
             raise
-        except (
-            msgpack.UnpackException,
-            ValueError,
-            TypeError,
-            KeyError,
-            IndexError,
-            AttributeError,
-            OverflowError,
-        ) as e:
+        except _UNREADABLE as e:
             raise InvalidSnapshot(f"snapshot {height}: unreadable at {reader.where()}: {type(e).__name__}: {e}") from e
+        finally:
+            if helper is not None:
+                helper.close()
     if snapshot.time_ms <= 0:
         if not mtime_fallback:
             raise InvalidSnapshot(f"snapshot {height}: no time at exchange.locus.ctx.time")
@@ -280,7 +292,7 @@ def _hex_array(raw: np.ndarray) -> pa.Array:
 
 def _positions(account: int, held: Any) -> list[tuple[int, ...]]:
     """The open positions of one user state's `p.p` as raw columns (size-0 entries only set leverage)."""
-    out = []
+    out: list[tuple[int, ...]] = []
     for asset, p in held:
         size = p[b"s"]
         if size == 0:
@@ -326,15 +338,85 @@ def _first_bad(chunk: list[Any], spot: bool = False) -> int:
     return 0
 
 
+def _spot_worker(path: str, height: int, conn: Any) -> None:
+    """In the helper process: read the spot balances and send them (or the reason they do not fit)."""
+    gc.disable()
+    try:
+        with open(path, "rb") as f:  # noqa: PTH123
+            reader = _Reader(f, height, only_spot=True)
+            try:
+                reader.spot_only()
+            except InvalidSnapshot:
+                raise
+            except _UNREADABLE as e:
+                raise InvalidSnapshot(
+                    f"snapshot {height}: unreadable at {reader.where()}: {type(e).__name__}: {e}"
+                ) from e
+        blobs, lengths, users, tokens, totals, sections = reader.spot_parts()
+        conn.send(("ok", sections, len(lengths), len(users)))
+        for part in (blobs, lengths.tobytes(), users.tobytes(), tokens.tobytes(), totals.tobytes()):
+            conn.send_bytes(part)
+    except InvalidSnapshot as e:
+        conn.send(("invalid", e.message))
+    finally:
+        conn.close()
+
+
+class _SpotHelper:
+    """A helper process reading `locus.scl` while this one reads the rest."""
+
+    def __init__(self, path: Path, process: Any, conn: Any) -> None:
+        self.path, self.process, self.conn = path, process, conn
+
+    @classmethod
+    def start(cls, path: Path, height: int) -> _SpotHelper | None:
+        import multiprocessing
+
+        try:
+            context = multiprocessing.get_context("spawn")  # no fork: the parent may run threads
+            parent, child = context.Pipe(duplex=False)
+            process = context.Process(target=_spot_worker, args=(str(path), height, child), daemon=True)
+            process.start()
+            child.close()
+        except OSError as e:
+            log.warning("could not start a helper process (%s); reading the snapshot in one", e)
+            return None
+        return cls(path, process, parent)
+
+    def result(self) -> tuple[Any, ...] | str | None:
+        """The spot parts, the reason they were rejected (str), or None when the helper failed."""
+        try:
+            head = self.conn.recv()
+            if head[0] == "invalid":
+                return str(head[1])
+            _, sections, n_addresses, n_rows = head
+            blobs = self.conn.recv_bytes()
+            lengths = np.frombuffer(self.conn.recv_bytes(), np.int64)
+            users, tokens, totals = (np.frombuffer(self.conn.recv_bytes(), np.int64) for _ in range(3))
+        except (EOFError, OSError, ValueError) as e:
+            log.warning("spot helper process: %s", e)
+            return None
+        if lengths.size != n_addresses or users.size != n_rows:
+            return None
+        return blobs, lengths, users, tokens, totals, [tuple(x) for x in sections]
+
+    def close(self) -> None:
+        self.conn.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
 class _Reader:
     """The walk over one file; `self.path` is kept up to date for error messages."""
 
-    def __init__(self, f: BinaryIO, height: int) -> None:
+    def __init__(self, f: BinaryIO, height: int, skip_spot: bool = False, only_spot: bool = False) -> None:
         self.unpacker = msgpack.Unpacker(f, raw=True, strict_map_key=False, max_buffer_size=2**31 - 1,
                                          read_size=READ_BUFFER)  # fmt: skip
         self.height = height
         self.path: list[str] = []
         self.found = _Addresses()  # every address occurrence; resolved in bulk by `_resolve`
+        self.skip_spot, self.only_spot = skip_spot, only_spot
         self.sections: list[tuple[int, str, bool]] = []  # (first occurrence, path, one address per element)
         self.time_ms = 0
         self.clearinghouses: list[Clearinghouse] = []
@@ -403,7 +485,7 @@ class _Reader:
         except msgpack.UnpackValueError as e:
             raise self.fail(f"expected an array for {name}") from e
 
-    def read(self) -> Snapshot:
+    def read(self, helper: _SpotHelper | None = None) -> Snapshot:
         u = self.unpacker
         for key in self.entries("the file"):
             if key == b"exchange":
@@ -422,6 +504,8 @@ class _Reader:
             raise self.fail("data after the end of the state")
         if not self.clearinghouses:
             raise self.fail("no clearinghouse (exchange.locus.cls)")
+        if helper is not None:
+            self.take_spot(helper)
         addresses, row = self._resolve()
         for house in self.clearinghouses:
             house.user = row[house.user]
@@ -437,13 +521,18 @@ class _Reader:
     def locus(self) -> None:
         u = self.unpacker
         for key in self.entries("locus"):
-            if key == b"cls":
+            if self.only_spot and key != b"scl":
+                u.skip()
+            elif key == b"cls":
                 for i in range(self.array("cls")):
                     self.path.append(f"[{i}]")
                     self.clearinghouses.append(self.clearinghouse(i))
                     self.path.pop()
             elif key == b"scl":
-                self.spot_balances()
+                if self.skip_spot:
+                    u.skip()  # the helper process reads them
+                else:
+                    self.spot_balances()
             elif key == b"vlt":
                 self.vault_shares()
             elif key == b"ctx":
@@ -608,6 +697,48 @@ class _Reader:
                 tokens.extend([r[1] for r in rows])
                 totals.extend([r[2] for r in rows])
                 done += len(chunk)
+
+    def take_spot(self, helper: _SpotHelper) -> None:
+        """Add the helper's spot balances (or read them here when the helper could not)."""
+        result = helper.result()
+        if result is None:
+            log.warning("snapshot %d: the spot helper process failed; reading spot balances here", self.height)
+            with open(helper.path, "rb") as f:  # noqa: PTH123
+                other = _Reader(f, self.height, only_spot=True)
+                other.spot_only()
+            blobs, lengths, users, tokens, totals, sections = other.spot_parts()
+        else:
+            if isinstance(result, str):
+                raise InvalidSnapshot(result)
+            blobs, lengths, users, tokens, totals, sections = result
+        offset = self.found.count
+        self.found.blobs.append(blobs)
+        self.found.lengths.append(lengths)
+        self.found.count += lengths.size
+        self.sections += [(start + offset, path, exact) for start, path, exact in sections]
+        spot_users, spot_tokens, spot_totals = self.spot
+        spot_users.extend((users + offset).tolist())
+        spot_tokens.extend(tokens.tolist())
+        spot_totals.extend(totals.tolist())
+
+    def spot_only(self) -> None:
+        """The walk of the helper: only `exchange.locus.scl`."""
+        u = self.unpacker
+        for key in self.entries("the file"):
+            if key != b"exchange":
+                u.skip()
+                continue
+            for key2 in self.entries("exchange"):
+                if key2 == b"locus":
+                    self.locus()
+                else:
+                    u.skip()
+
+    def spot_parts(self) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str, bool]]]:
+        users, tokens, totals = self.spot
+        lengths = np.concatenate(self.found.lengths) if self.found.lengths else np.zeros(0, np.int64)
+        return (b"".join(self.found.blobs), lengths, np.array(users, np.int64), np.array(tokens, np.int64),
+                np.array(totals, np.int64), self.sections)  # fmt: skip
 
     def vault_shares(self) -> None:
         """`locus.vlt`: [[vault, {"user_states": [[user, {"o": {"f": fraction, ...}}], ...]}], ...]."""

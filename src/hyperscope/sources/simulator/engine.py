@@ -241,6 +241,10 @@ class Simulator:
 
     def step(self, time_ms: int) -> StateUpdate:
         """Advance one cadence of market time and return the state update stamped `time_ms`."""
+        return self._state_update(time_ms, self.advance(time_ms))
+
+    def advance(self, time_ms: int) -> pa.Table:
+        """Advance one cadence of market time to `time_ms`; returns the fills made on the way."""
         if time_ms <= self.time_ms:
             raise ValueError(f"time must move forward: {time_ms} <= {self.time_ms}")
         prev_ms = self.time_ms
@@ -260,7 +264,7 @@ class Simulator:
             traded = np.bincount(fc, weights=notional, minlength=self.u.n) / 2  # each trade has two fills
         self.volume_ring.append((time_ms, self._background_volume() + traded))
         self.volume_ring = [(t, v) for t, v in self.volume_ring if t > time_ms - DAY_MS]
-        return self._state_update(time_ms, fill_table)
+        return fill_table
 
     def _move_prices(self) -> None:
         rng, u = self.rng, self.u
@@ -649,12 +653,12 @@ class Simulator:
             markets=markets,
             wallets=wallets,
             positions=positions,
-            orders=self._orders_table(),
+            orders=self.orders_table(),
             fills=fills,
             source="simulator",
         )
 
-    def _orders_table(self) -> pa.Table:
+    def orders_table(self) -> pa.Table:
         o = self.orders
         coins = pa.array(self.u.coins).take(pa.array(o["coin"]))
         px_text = pc.cast(pa.array(np.round(o["trigger_px"], 6)), pa.string())

@@ -222,14 +222,14 @@ class SimulatedSource:
 
     def _advance(self, sim: Simulator, time_ms: int) -> StateUpdate:
         """One market step, turned into a state update the way a node source makes one (`nodeview`)."""
-        engine = sim.step(time_ms)
+        fills = sim.advance(time_ms)
         if sim.step_index == 1:  # the first snapshot anyone sees: wallets' all-time values so far
             pnl, volume = nodeview.anchors(sim)
             self._book.anchors = Anchors(pnl, volume)
         height = self._height(sim)
         contexts = from_recording(orjson.loads(orjson.dumps(nodeview.market_record(sim))))
-        return build_update(nodeview.snapshot(sim, height), contexts, self._book, fills=engine.fills,
-                            flows=nodeview.deposits(sim), orders=engine.orders, source="simulator")  # fmt: skip
+        return build_update(nodeview.snapshot(sim, height), contexts, self._book, fills=fills,
+                            flows=nodeview.deposits(sim), source="simulator")  # fmt: skip
 
     def stored(self, height: int) -> None:
         """The state update of `height` is in the store (or was already): checkpoint when one is due."""
