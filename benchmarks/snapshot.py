@@ -180,7 +180,9 @@ def measure(path: Path, record: Path | None) -> None:
                 print(f"  {update.positions.num_rows:,} positions, {update.wallets.num_rows:,} wallets, "
                       f"{update.markets.num_rows} coins", flush=True)  # fmt: skip
         store.close()
-    print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    helper = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(f"  peak RSS {own:.2f} GiB" + (f", spot helper process {helper:.2f} GiB" if helper else ""))
 
 
 def run(label: str, path: Path, record: Path | None) -> None:

@@ -257,7 +257,9 @@ class _Addresses:
         lengths = np.concatenate(self.lengths)
         for width in (42, 20):
             if (lengths == width).all():
-                return width, b"".join(self.blobs)
+                data = b"".join(self.blobs)
+                self.blobs = [data]  # one copy, not two
+                return width, data
         return None
 
     def piece(self, i: int) -> bytes:
@@ -421,6 +423,7 @@ class _Reader:
         self.time_ms = 0
         self.clearinghouses: list[Clearinghouse] = []
         self.spot: tuple[list[int], list[int], list[int]] = ([], [], [])
+        self.spot_parts_taken: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # from the helper
         self.vaults: tuple[list[int], list[int], list[float]] = ([], [], [])
 
     def where(self) -> str:
@@ -479,6 +482,33 @@ class _Reader:
             yield key
             self.path.pop()
 
+    def skip(self, depth: int = 6) -> None:
+        """Skip the value at the cursor without holding it whole in the read buffer: maps and long arrays
+        are walked, so the buffer holds one element at a time (skipping a 400 MB subtree in one piece would
+        buffer all of it)."""
+        u = self.unpacker
+        if depth == 0:
+            u.skip()
+            return
+        try:
+            n = u.read_map_header()
+        except ValueError:
+            try:
+                n = u.read_array_header()
+            except ValueError:
+                u.skip()
+                return
+            if n > 1000:  # long lists hold small things: skip them one by one
+                for _ in range(n):
+                    u.skip()
+            else:
+                for _ in range(n):
+                    self.skip(depth - 1)
+            return
+        for _ in range(n):
+            u.skip()
+            self.skip(depth - 1)
+
     def array(self, name: str) -> int:
         try:
             return self.unpacker.read_array_header()
@@ -493,9 +523,9 @@ class _Reader:
                     if key2 == b"locus":
                         self.locus()
                     else:
-                        u.skip()
+                        self.skip()
             else:
-                u.skip()
+                self.skip()
         try:
             u.unpack()
         except msgpack.OutOfData:
@@ -510,6 +540,10 @@ class _Reader:
         for house in self.clearinghouses:
             house.user = row[house.user]
         spot_user, spot_token, spot_total = (np.array(c, np.int64) for c in self.spot)
+        for users, tokens, totals in self.spot_parts_taken:
+            spot_user = np.concatenate([spot_user, users])
+            spot_token = np.concatenate([spot_token, tokens])
+            spot_total = np.concatenate([spot_total, totals])
         vault, vault_user, fraction = self.vaults
         return Snapshot(
             height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
@@ -522,7 +556,7 @@ class _Reader:
         u = self.unpacker
         for key in self.entries("locus"):
             if self.only_spot and key != b"scl":
-                u.skip()
+                self.skip()
             elif key == b"cls":
                 for i in range(self.array("cls")):
                     self.path.append(f"[{i}]")
@@ -530,7 +564,7 @@ class _Reader:
                     self.path.pop()
             elif key == b"scl":
                 if self.skip_spot:
-                    u.skip()  # the helper process reads them
+                    self.skip()  # the helper process reads them
                 else:
                     self.spot_balances()
             elif key == b"vlt":
@@ -542,7 +576,7 @@ class _Reader:
                 if isinstance(ctx, dict) and isinstance(ctx.get(b"height"), int) and ctx[b"height"] != self.height:
                     raise self.fail(f"file is named for height {self.height} but holds height {ctx[b'height']}")
             else:
-                u.skip()
+                self.skip()
 
     # ------------------------------------------------------------ a clearinghouse
 
@@ -550,7 +584,8 @@ class _Reader:
         u = self.unpacker
         meta: dict[bytes, Any] | None = None
         oracle: Any = None
-        users: tuple[list[int], list[np.ndarray]] = ([], [])
+        users: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self._accounts = 0
         positions: list[tuple[int, ...]] = []
         for key in self.entries("a clearinghouse"):
             if key == b"meta":
@@ -562,9 +597,9 @@ class _Reader:
                     if key2 == b"user_to_state":
                         self.user_states(users, positions)
                     else:
-                        u.skip()
+                        self.skip()
             else:
-                u.skip()
+                self.skip()
         if not isinstance(meta, dict):
             raise self.fail("no meta in clearinghouse")
         self.path.append("meta")
@@ -574,7 +609,7 @@ class _Reader:
         self.path.pop()
         cols = np.array(positions, np.int64).reshape(-1, 8)
         cash = np.concatenate(users[1]).astype(np.int64) if users[1] else np.zeros(0, np.int64)
-        house.user, house.raw_usd = np.array(users[0], np.int64), cash
+        house.user, house.raw_usd = (np.concatenate(users[0]) if users[0] else np.zeros(0, np.int64)), cash
         (house.pos_account, house.pos_coin, house.pos_size, house.pos_cost, kind,
          house.pos_leverage, house.pos_iso_raw, house.pos_funding) = (cols[:, i].copy() for i in range(8))  # fmt: skip
         house.pos_lev_kind = kind.astype(np.int8)
@@ -635,7 +670,7 @@ class _Reader:
                 raw[j] = _int(first[b"px"] if isinstance(first, dict) else first, f"oracle.pxs[{j}]")
         return raw
 
-    def user_states(self, users: tuple[list[int], list[np.ndarray]], positions: list[tuple[int, ...]]) -> None:
+    def user_states(self, users: tuple[list[np.ndarray], list[np.ndarray]], positions: list[tuple[int, ...]]) -> None:
         """`user_to_state`: [[address, {"u": cash, "p": {"p": [[asset, position], ...]}}], ...].
 
         Unpacked one user state at a time but handled a chunk at a time with comprehensions (most users hold
@@ -649,13 +684,14 @@ class _Reader:
         while done < n:
             chunk = [u.unpack() for _ in range(min(CHUNK, n - done))]
             try:
-                first_account = len(user_col)
+                first_account = self._accounts
                 first_id = found.add([pair[0] for pair in chunk])
                 cash = np.array([pair[1].get(b"u", 0) for pair in chunk])
                 if cash.dtype.kind != "i":
                     raise ValueError(f"a user's cash (u) is not an integer ({cash.dtype})")
                 cash_col.append(cash)
-                user_col.extend(range(first_id, first_id + len(chunk)))
+                user_col.append(np.arange(first_id, first_id + len(chunk), dtype=np.int64))
+                self._accounts += len(chunk)
                 for k, held in [(k, pair[1][b"p"]) for k, pair in enumerate(chunk) if b"p" in pair[1]]:
                     if held:
                         positions.extend(_positions(first_account + k, held[b"p"]))
@@ -669,10 +705,9 @@ class _Reader:
     def spot_balances(self) -> None:
         """`locus.scl.user_states`: [[address, {"b": [[token, {"t": total}], ...]}], ...]."""
         u = self.unpacker
-        users, tokens, totals = self.spot
         for key in self.entries("scl"):
             if key != b"user_states":
-                u.skip()
+                self.skip()
                 continue
             n = self.array("scl.user_states")
             self.sections.append((self.found.count, self.where(), False))  # users without balances: none
@@ -693,9 +728,10 @@ class _Reader:
                     first = self.found.add([r[0] for r in rows])
                 except TypeError as e:
                     raise self.fail(f"an address is not text or bytes ({e})") from e
-                users.extend(range(first, first + len(rows)))
-                tokens.extend([r[1] for r in rows])
-                totals.extend([r[2] for r in rows])
+                self.spot_parts_taken.append((
+                    np.arange(first, first + len(rows), dtype=np.int64),
+                    np.array([r[1] for r in rows], np.int64), np.array([r[2] for r in rows], np.int64),
+                ))  # fmt: skip
                 done += len(chunk)
 
     def take_spot(self, helper: _SpotHelper) -> None:
@@ -716,29 +752,26 @@ class _Reader:
         self.found.lengths.append(lengths)
         self.found.count += lengths.size
         self.sections += [(start + offset, path, exact) for start, path, exact in sections]
-        spot_users, spot_tokens, spot_totals = self.spot
-        spot_users.extend((users + offset).tolist())
-        spot_tokens.extend(tokens.tolist())
-        spot_totals.extend(totals.tolist())
+        self.spot_parts_taken.append((users + offset, tokens, totals))
 
     def spot_only(self) -> None:
         """The walk of the helper: only `exchange.locus.scl`."""
-        u = self.unpacker
         for key in self.entries("the file"):
             if key != b"exchange":
-                u.skip()
+                self.skip()
                 continue
             for key2 in self.entries("exchange"):
                 if key2 == b"locus":
                     self.locus()
                 else:
-                    u.skip()
+                    self.skip()
 
     def spot_parts(self) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str, bool]]]:
-        users, tokens, totals = self.spot
+        parts = self.spot_parts_taken
+        users, tokens, totals = ([np.zeros(0, np.int64)] + [p[k] for p in parts] for k in range(3))
         lengths = np.concatenate(self.found.lengths) if self.found.lengths else np.zeros(0, np.int64)
-        return (b"".join(self.found.blobs), lengths, np.array(users, np.int64), np.array(tokens, np.int64),
-                np.array(totals, np.int64), self.sections)  # fmt: skip
+        return (b"".join(self.found.blobs), lengths, np.concatenate(users), np.concatenate(tokens),
+                np.concatenate(totals), self.sections)  # fmt: skip
 
     def vault_shares(self) -> None:
         """`locus.vlt`: [[vault, {"user_states": [[user, {"o": {"f": fraction, ...}}], ...]}], ...]."""
@@ -774,26 +807,26 @@ def users_with_positions(path: Path) -> list[str]:
         try:
             for key in reader.entries("the file"):
                 if key != b"exchange":
-                    u.skip()
+                    reader.skip()
                     continue
                 for key2 in reader.entries("exchange"):
                     if key2 != b"locus":
-                        u.skip()
+                        reader.skip()
                         continue
                     for key3 in reader.entries("locus"):
                         if key3 != b"cls":
-                            u.skip()
+                            reader.skip()
                             continue
                         for _ in range(reader.array("cls")):
                             for key4 in reader.entries("a clearinghouse"):
                                 if key4 != b"user_states":
-                                    u.skip()
+                                    reader.skip()
                                     continue
                                 for key5 in reader.entries("user_states"):
                                     if key5 == b"users_with_positions":
                                         found.update((_address(a), None) for a in u.unpack())
                                     else:
-                                        u.skip()
+                                        reader.skip()
         except (msgpack.UnpackException, ValueError, TypeError) as e:
             raise InvalidSnapshot(f"snapshot {height}: unreadable at {reader.where()}: {e}") from e
     return [a.decode() for a in found]
