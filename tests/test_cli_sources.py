@@ -53,6 +53,7 @@ def test_run_over_a_replayed_folder_serves_the_api(tmp_path):
         assert coins and all(float(c["totalValue"]) >= 0 for c in coins)
         health = run.get("/health").json()
         assert health["source"]["kind"] == "replay" and health["source"]["market_data"] == "simulator"
+        assert health["status"] == "ok" and health["staleAfterSeconds"] is None  # history is never stale
     finally:
         run.signal(signal.SIGTERM)
         code, stderr = run.finish()

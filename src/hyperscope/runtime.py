@@ -154,10 +154,18 @@ def make_source(settings: Settings) -> Source:
     return InfoSource.from_settings(settings)
 
 
-def stale_after(settings: Settings, *, ingesting: bool) -> float:
-    """Lag past which /health says stale: the setting, else 3 x the expected wall time between updates."""
+NODE_SNAPSHOT_SECONDS = 1200  # a node writes a snapshot every 10,000 blocks: 12-20 minutes
+
+
+def stale_after(settings: Settings, *, ingesting: bool) -> float | None:
+    """Lag past which /health says stale: the setting, else 3 x the expected wall time between updates
+    (a node's snapshots, an info sweep, the simulator's interval); None for a replay, which is history."""
     if settings.stale_after_seconds is not None:
         return settings.stale_after_seconds
+    if ingesting and settings.source == "replay":
+        return None
+    if ingesting and settings.source in ("node", "info"):
+        return 3.0 * max(NODE_SNAPSHOT_SECONDS, settings.live_interval_seconds)
     interval = settings.live_interval_seconds if ingesting else settings.cadence_seconds
     return max(3 * interval, 15.0)
 

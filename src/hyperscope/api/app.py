@@ -25,7 +25,7 @@ class ApiConfig:
     """What the app needs beside the service and the keys; `from_settings` in the runtime fills it."""
 
     exports_dir: Path
-    stale_after_seconds: float = 2700.0
+    stale_after_seconds: float | None = 2700.0  # None: never stale (a replay of history)
     cache_max_bytes: int = 256 * MIB
     exports_max_bytes: int = 1024 * MIB
     exports_per_minute: int = 30

@@ -173,7 +173,7 @@ class Health(BaseModel):
     height: int | None
     time: str | None
     lagSeconds: float | None
-    staleAfterSeconds: float
+    staleAfterSeconds: float | None = Field(description="null: never stale (a replay of history)")
     ingest: IngestHealth | None = Field(description="null when this process does not ingest")
     store: dict[str, str]
     source: dict[str, Any] | None = Field(

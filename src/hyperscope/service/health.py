@@ -29,7 +29,7 @@ class IngestState(Protocol):
 
 
 def health(
-    latest: LatestUpdate | None, backend: str, stale_after: float, ingest: IngestState | None
+    latest: LatestUpdate | None, backend: str, stale_after: float | None, ingest: IngestState | None
 ) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body)."""
     lag = round((now_ms() - latest.time) / 1000, 3) if latest else None
@@ -37,7 +37,7 @@ def health(
         status = "ingest_failed"
     elif latest is None:
         status = "empty"
-    elif lag is not None and lag > stale_after:
+    elif lag is not None and stale_after is not None and lag > stale_after:
         status = "stale"
     else:
         status = "ok"

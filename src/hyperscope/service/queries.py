@@ -88,7 +88,7 @@ class Service:
             raise NotFound(f"unknown position size bucket {value}; buckets are 1-10")
         return value
 
-    def health(self, stale_after: float, ingest: IngestState | None) -> tuple[int, dict[str, Any]]:
+    def health(self, stale_after: float | None, ingest: IngestState | None) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body) of /health; see service/health.py."""
         return health(self.store.latest(), self.store.backend, stale_after, ingest)
 
