@@ -108,7 +108,8 @@ class NodeSource:
             raise ConfigError(f"--leaderboard: {leaderboard} does not exist")
         market = None
         if watch and settings.market_info_url:
-            market = InfoClient(settings.market_info_url, settings.info_weight_per_minute)
+            # market data must not hold a snapshot back for long: one retry, then oracle prices
+            market = InfoClient(settings.market_info_url, settings.info_weight_per_minute, timeout=5.0, retries=1)
         return cls(root, settings.source_checkpoint_path, watch=watch, catch_up=settings.catch_up, market=market,
                    records=settings.data_dir / "market", anchors=anchors)  # fmt: skip
 
