@@ -278,6 +278,12 @@ def _encode(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), data.reshape(-1, width)
 
 
+def _keys(rows: np.ndarray) -> pa.Array:
+    """(m, 20) address bytes as an Arrow fixed-size binary array (no copy)."""
+    rows = np.ascontiguousarray(rows)
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(20), rows.shape[0], [None, pa.py_buffer(rows)])
+
+
 def _has_upper(data: bytes) -> bool:
     return any(c in data for c in (b"A", b"B", b"C", b"D", b"E", b"F"))
 
@@ -436,33 +442,33 @@ class _Reader:
         """An occurrence id for one address (resolved to the address's row by `_resolve`)."""
         return self.found.add([raw])
 
-    def _resolve(self) -> tuple[pa.Array, np.ndarray]:
-        """The distinct addresses (in order of first appearance) and each occurrence's row: one hash-based
-        dictionary encoding of the occurrences as they are, then only the distinct ones are parsed."""
-        if not self.found.count:
-            return pa.array([], pa.string()), np.zeros(0, np.int64)
-        same = self.found.uniform()
+    def _resolve(self, found: _Addresses, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Each occurrence's row among the distinct addresses, and the distinct ones as (m, 20) bytes in order
+        of first appearance: one hash-based dictionary encoding of the occurrences as they are, then only the
+        distinct ones are parsed. `offset` is the first occurrence's id (for error messages)."""
+        if not found.count:
+            return np.zeros(0, np.int64), np.zeros((0, 20), np.uint8)
+        same = found.uniform()
         if same is not None:
             width, data = same
             indices, distinct = _encode(np.frombuffer(data, np.uint8).reshape(-1, width))
             if width == 42:
                 distinct, bad = _Addresses._parse(distinct)
                 if bad >= 0:
-                    self._bad_address(int(np.argmax(indices == bad)))
+                    self._bad_address(found, int(np.argmax(indices == bad)), offset)
                 if (distinct.shape[0] > 1) and _has_upper(data):  # one address in two cases: one row
                     again, distinct = _encode(distinct)
                     indices = again[indices]
-        else:
-            raw, bad = self.found.raw20()
-            if bad >= 0:
-                self._bad_address(bad)
-            indices, distinct = _encode(raw)
-        return _hex_array(distinct), indices
+            return indices, distinct
+        raw, bad = found.raw20()
+        if bad >= 0:
+            self._bad_address(found, bad, offset)
+        return _encode(raw)
 
-    def _bad_address(self, i: int) -> None:
-        start, path, exact = max((m for m in self.sections if m[0] <= i), default=(0, "", False))
-        where = f"{path}[{i - start}]" if exact else path
-        raise InvalidSnapshot(f"snapshot {self.height}: {self.found.piece(i)!r:.60} is not an address at {where}")
+    def _bad_address(self, found: _Addresses, i: int, offset: int) -> None:
+        start, path, exact = max((m for m in self.sections if m[0] <= i + offset), default=(0, "", False))
+        where = f"{path}[{i + offset - start}]" if exact else path
+        raise InvalidSnapshot(f"snapshot {self.height}: {found.piece(i)!r:.60} is not an address at {where}")
 
     # ------------------------------------------------------------ walking
 
@@ -534,9 +540,20 @@ class _Reader:
             raise self.fail("data after the end of the state")
         if not self.clearinghouses:
             raise self.fail("no clearinghouse (exchange.locus.cls)")
+        own, distinct = self._resolve(self.found)
+        addresses = _hex_array(distinct)  # while the helper, if any, is still at work
+        row = own
         if helper is not None:
-            self.take_spot(helper)
-        addresses, row = self._resolve()
+            offset = self.found.count
+            found, users, tokens, totals = self.take_spot(helper, offset)
+            theirs, their_distinct = self._resolve(found, offset)
+            at = pc.index_in(_keys(their_distinct), value_set=_keys(distinct)).fill_null(-1)
+            at = at.to_numpy(zero_copy_only=False).astype(np.int64)
+            new = at < 0
+            final = np.where(new, len(distinct) + np.cumsum(new) - 1, at)
+            addresses = pa.concat_arrays([addresses, _hex_array(their_distinct[new])])
+            row = np.concatenate([own, final[theirs]])
+            self.spot_parts_taken.append((users + offset, tokens, totals))
         for house in self.clearinghouses:
             house.user = row[house.user]
         spot_user, spot_token, spot_total = (np.array(c, np.int64) for c in self.spot)
@@ -734,8 +751,9 @@ class _Reader:
                 ))  # fmt: skip
                 done += len(chunk)
 
-    def take_spot(self, helper: _SpotHelper) -> None:
-        """Add the helper's spot balances (or read them here when the helper could not)."""
+    def take_spot(self, helper: _SpotHelper, offset: int) -> tuple[_Addresses, np.ndarray, np.ndarray, np.ndarray]:
+        """The helper's spot balances (or read here when the helper could not): their address occurrences
+        (ids from `offset` on) and the rows (occurrence, token, total)."""
         result = helper.result()
         if result is None:
             log.warning("snapshot %d: the spot helper process failed; reading spot balances here", self.height)
@@ -747,12 +765,10 @@ class _Reader:
             if isinstance(result, str):
                 raise InvalidSnapshot(result)
             blobs, lengths, users, tokens, totals, sections = result
-        offset = self.found.count
-        self.found.blobs.append(blobs)
-        self.found.lengths.append(lengths)
-        self.found.count += lengths.size
+        found = _Addresses()
+        found.blobs, found.lengths, found.count = [blobs], [lengths], int(lengths.size)
         self.sections += [(start + offset, path, exact) for start, path, exact in sections]
-        self.spot_parts_taken.append((users + offset, tokens, totals))
+        return found, users, tokens, totals
 
     def spot_only(self) -> None:
         """The walk of the helper: only `exchange.locus.scl`."""
