@@ -138,3 +138,13 @@ def test_without_the_info_api_a_node_source_uses_oracle_prices_and_says_so(rmp, 
     update = source.next_update(threading.Event())
     assert update.markets.column("mark_px").to_pylist()[:2] == [60000.0, 2500.0]
     assert source.health()["market_data"].startswith("oracle prices only")
+
+
+def test_next_to_a_node_the_wallets_of_recent_fills_are_swept_too(server, rmp):
+    from hyperscope.sources.hyperliquid.info import recent_traders
+    from tests.sources.hyperliquid.test_events import fills_folder
+
+    node = rmp.parents[2]
+    fills_folder(node)
+    traders = recent_traders(node)
+    assert traders == ["0x" + c * 20 for c in ("33", "44", "11", "22")]  # the newest hour's file: blocks 632, 633

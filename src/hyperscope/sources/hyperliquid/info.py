@@ -155,6 +155,23 @@ def read_watch_list(path: Path) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def recent_traders(node: Path) -> list[str]:
+    """Wallets in the node's newest fills file (they may hold positions opened since the last snapshot)."""
+    from hyperscope.sources.hyperliquid.events import FILLS_DIR, hourly_files
+
+    files = hourly_files(node / FILLS_DIR)
+    if not files:
+        return []
+    users: dict[str, None] = {}
+    for line in files[-1].read_bytes().splitlines():
+        try:
+            block = orjson.loads(line)
+            users.update((str(event[0]).lower(), None) for event in block["events"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+            continue  # a line being written, or not a block: the next sweep reads it
+    return [u for u in users if len(u) == 42 and u.startswith("0x")]
+
+
 def _f(value: Any) -> float:
     return float(value) if value not in (None, "") else 0.0
 
@@ -207,6 +224,7 @@ class InfoSource:
                 files = snapshot_files(node)
                 if files:
                     found += users_with_positions(files[max(files)])
+                found += recent_traders(node)
             return list(dict.fromkeys(found))
 
         client = InfoClient(settings.info_url, settings.info_weight_per_minute if not local else 1_000_000)
