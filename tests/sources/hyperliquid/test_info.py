@@ -141,8 +141,9 @@ def test_without_the_info_api_a_node_source_uses_oracle_prices_and_says_so(rmp, 
 
 
 def test_next_to_a_node_the_wallets_of_recent_fills_are_swept_too(server, rmp):
-    from hyperscope.sources.hyperliquid.info import recent_traders
     from tests.sources.hyperliquid.test_events import fills_folder
+
+    from hyperscope.sources.hyperliquid.info import recent_traders
 
     node = rmp.parents[2]
     fills_folder(node)
