@@ -61,16 +61,17 @@ CatchUp = Annotated[str | None, typer.Option(help="--source node after downtime:
 InfoUrl = Annotated[str | None, typer.Option(help="--source info: the info server (local node or public API).")]
 WatchList = Annotated[str | None, typer.Option(help="--source info: addresses to follow (text or leaderboard file).")]
 Leaderboard = Annotated[str | None, typer.Option(help="A stats leaderboard file: wallets' all-time PnL and volume.")]
+MarketUrl = Annotated[str | None, typer.Option(help="Where node and info sources fetch marks and funding (Info API).")]
 
 
 def _source_options(source: str | None, folder: str | None, node_data: str | None, catch_up: str | None = None,
                     info_url: str | None = None, watch_list: str | None = None,
-                    leaderboard: str | None = None) -> dict[str, object]:  # fmt: skip
+                    leaderboard: str | None = None, market_info_url: str | None = None) -> dict[str, object]:  # fmt: skip
     """Settings of the source flags; a positional folder is the node data folder."""
     if folder is not None and node_data is not None and folder != node_data:
         raise ConfigError("give the node's data folder once: as the argument or as --node-data")
     return {"source": source, "node_data": folder or node_data, "catch_up": catch_up, "info_url": info_url,
-            "watch_list": watch_list, "leaderboard": leaderboard}  # fmt: skip
+            "watch_list": watch_list, "leaderboard": leaderboard, "market_info_url": market_info_url}  # fmt: skip
 
 
 class Exit(Exception):
@@ -136,7 +137,7 @@ def _catch_up(parts: Parts, signals: Signals) -> int:
                        info=f"height {result.height}, {result.positions} positions")  # fmt: skip
 
         if hasattr(parts.source, "progress"):  # a source whose one update is a long sweep shows it too
-            sweep = bar.add_task("sweep", total=None, info="wallets")
+            sweep = bar.add_task("sweep", total=None, info="(wallets of the sweep)")
             parts.source.progress = lambda done, total: bar.update(sweep, completed=done, total=total)
 
         try:
@@ -233,6 +234,7 @@ def _finish(parts: Parts, signals: Signals) -> NoReturn:
 def run(
     folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, catch_up: CatchUp = None,
     info_url: InfoUrl = None, watch_list: WatchList = None, leaderboard: Leaderboard = None,
+    market_info_url: MarketUrl = None,
     scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, interval: Interval = None,
     host: Host = None, port: Port = None, data_dir: DataDir = None,
 ) -> None:  # fmt: skip
@@ -243,7 +245,7 @@ def run(
     settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence,
                          live_interval_seconds=interval, host=host, port=port, data_dir=data_dir,
                          **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
-                                           leaderboard))  # fmt: skip
+                                           leaderboard, market_info_url))  # fmt: skip
     sock = bind(settings.host, settings.port)
     try:
         parts = build(settings, ingest=True, serve=True)
@@ -271,7 +273,7 @@ def run(
 @app.command("backfill")
 def backfill_cmd(
     folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, leaderboard: Leaderboard = None,
-    info_url: InfoUrl = None, watch_list: WatchList = None,
+    info_url: InfoUrl = None, watch_list: WatchList = None, market_info_url: MarketUrl = None,
     scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, data_dir: DataDir = None,
 ) -> None:  # fmt: skip
     """Ingest everything the source has up to now, as fast as it can (simulated history, or every snapshot of
@@ -280,7 +282,7 @@ def backfill_cmd(
 
     settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence, data_dir=data_dir,
                          **_source_options(source, folder, node_data, info_url=info_url, watch_list=watch_list,
-                                           leaderboard=leaderboard))  # fmt: skip
+                                           leaderboard=leaderboard, market_info_url=market_info_url))  # fmt: skip
     parts = build(settings, ingest=True, serve=False)
     signals = Signals()
     with signals.installed():
@@ -298,6 +300,7 @@ def backfill_cmd(
 def live_cmd(
     folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, catch_up: CatchUp = None,
     info_url: InfoUrl = None, watch_list: WatchList = None, leaderboard: Leaderboard = None,
+    market_info_url: MarketUrl = None,
     scale: Scale = None, seed: Seed = None, cadence: Cadence = None, interval: Interval = None,
     updates: Annotated[int | None, typer.Option(min=1, help="Stop after this many updates.")] = None,
     data_dir: DataDir = None,
@@ -307,7 +310,7 @@ def live_cmd(
 
     settings = _settings(scale=scale, seed=seed, cadence_seconds=cadence, live_interval_seconds=interval,
                          data_dir=data_dir, **_source_options(source, folder, node_data, catch_up, info_url,
-                                                              watch_list, leaderboard))  # fmt: skip
+                                                              watch_list, leaderboard, market_info_url))  # fmt: skip
     parts = build(settings, ingest=True, serve=False)
     signals = Signals()
     with signals.installed():

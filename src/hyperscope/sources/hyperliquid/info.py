@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from hyperscope.settings import Settings
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would drown the log
 
 LIGHT = {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}
 PUBLIC_API = "https://api.hyperliquid.xyz/info"
@@ -228,7 +229,7 @@ class InfoSource:
             return list(dict.fromkeys(found))
 
         client = InfoClient(settings.info_url, settings.info_weight_per_minute if not local else 1_000_000)
-        market = InfoClient(settings.market_info_url, settings.info_weight_per_minute) if (
+        market = InfoClient(settings.market_info_url, settings.info_weight_per_minute, timeout=5.0, retries=1) if (
             local and settings.market_info_url) else None  # fmt: skip
         anchors = Anchors.from_leaderboard(orjson.loads(settings.leaderboard.read_bytes())) if settings.leaderboard \
             else None  # fmt: skip
