@@ -64,9 +64,11 @@ Leaderboard = Annotated[str | None, typer.Option(help="A stats leaderboard file:
 MarketUrl = Annotated[str | None, typer.Option(help="Where node and info sources fetch marks and funding (Info API).")]
 
 
-def _source_options(source: str | None, folder: str | None, node_data: str | None, catch_up: str | None = None,
-                    info_url: str | None = None, watch_list: str | None = None,
-                    leaderboard: str | None = None, market_info_url: str | None = None) -> dict[str, object]:  # fmt: skip
+def _source_options(
+    source: str | None, folder: str | None, node_data: str | None, catch_up: str | None = None,
+    info_url: str | None = None, watch_list: str | None = None, leaderboard: str | None = None,
+    market_info_url: str | None = None,
+) -> dict[str, object]:  # fmt: skip
     """Settings of the source flags; a positional folder is the node data folder."""
     if folder is not None and node_data is not None and folder != node_data:
         raise ConfigError("give the node's data folder once: as the argument or as --node-data")
