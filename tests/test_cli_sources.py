@@ -1,5 +1,6 @@
 """The source commands as a user runs them: simulate a node folder, replay it, serve it over HTTP."""
 
+import re
 import signal
 
 from tests.process import Running, hyperscope
@@ -58,3 +59,22 @@ def test_run_over_a_replayed_folder_serves_the_api(tmp_path):
         run.signal(signal.SIGTERM)
         code, stderr = run.finish()
     assert code == 0, stderr
+
+
+def test_backfill_from_an_info_server_on_the_loopback_interface(tmp_path):
+    from tests.sources.hyperliquid.infoserver import InfoServer, position_state
+
+    server = InfoServer()
+    a, b = "0x" + "01" * 20, "0x" + "02" * 20
+    server.users[(a, "")] = position_state("ETH", "2.5", "2000.0", "6250.25", "1500.5", "10000.0")
+    server.users[(b, "")] = position_state("ETH", "-2.5", "2040.0", "6250.25", None, "7000.0")
+    watch = tmp_path / "watch.txt"
+    watch.write_text(f"{a}\n{b}\n")
+    try:
+        result = hyperscope("backfill", "--source", "info", "--info-url", server.url, "--market-info-url", server.url,
+                            "--watch-list", str(watch), "--data-dir", str(tmp_path / "d"))  # fmt: skip
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"open positions\s*│\s*2\s*│", result.stdout), result.stdout
+    assert "HTTP Request" not in result.stderr  # no log line per request
