@@ -80,12 +80,7 @@ def supervised_ingest(
             return None
         except RetryLater as e:
             attempt += 1
-            if attempt > retries:
-                _fail(status, f"{e.message} (gave up after {retries} retries)", e)
-            status.retrying(e.message, attempt)
-            wait = delay(attempt)
-            log.warning("ingest failed (%s); retry %d of %d in %.0f s", e.log_text, attempt, retries, wait)
-            if stop.wait(wait):
+            if _wait_to_retry("ingest failed", e, attempt, status, stop, retries, delay):
                 return None
             continue
         except HyperscopeError as e:
@@ -119,15 +114,28 @@ def produce(
             return None
         except RetryLater as e:
             attempt += 1
-            if attempt > retries:
-                _fail(status, f"{e.message} (gave up after {retries} retries)", e)
-            status.retrying(e.message, attempt)
-            wait = delay(attempt)
-            log.warning("source unavailable (%s); retry %d of %d in %.0f s", e.log_text, attempt, retries, wait)
-            stop.wait(wait)
+            _wait_to_retry("source unavailable", e, attempt, status, stop, retries, delay)
         except HyperscopeError as e:
             _fail(status, e.message, e)
     return None
+
+
+def _wait_to_retry(
+    what: str,
+    error: RetryLater,
+    attempt: int,
+    status: IngestStatus,
+    stop: threading.Event,
+    retries: int,
+    delay: Callable[[int], float],
+) -> bool:
+    """Wait before retry `attempt` (IngestFailed once retries run out); True when `stop` was set meanwhile."""
+    if attempt > retries:
+        _fail(status, f"{error.message} (gave up after {retries} retries)", error)
+    status.retrying(error.message, attempt)
+    wait = delay(attempt)
+    log.warning("%s (%s); retry %d of %d in %.0f s", what, error.log_text, attempt, retries, wait)
+    return stop.wait(wait)
 
 
 def _fail(status: IngestStatus, reason: str, error: BaseException) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -521,17 +521,21 @@ class _Reader:
         except msgpack.UnpackValueError as e:
             raise self.fail(f"expected an array for {name}") from e
 
+    def to_locus(self, at_locus: Callable[[], None]) -> None:
+        """Walk the file, skipping everything but `exchange.locus`, where `at_locus` reads on."""
+        for key in self.entries("the file"):
+            if key != b"exchange":
+                self.skip()
+                continue
+            for key2 in self.entries("exchange"):
+                if key2 == b"locus":
+                    at_locus()
+                else:
+                    self.skip()
+
     def read(self, helper: _SpotHelper | None = None) -> Snapshot:
         u = self.unpacker
-        for key in self.entries("the file"):
-            if key == b"exchange":
-                for key2 in self.entries("exchange"):
-                    if key2 == b"locus":
-                        self.locus()
-                    else:
-                        self.skip()
-            else:
-                self.skip()
+        self.to_locus(self.locus)
         try:
             u.unpack()
         except msgpack.OutOfData:
@@ -771,16 +775,8 @@ class _Reader:
         return found, users, tokens, totals
 
     def spot_only(self) -> None:
-        """The walk of the helper: only `exchange.locus.scl`."""
-        for key in self.entries("the file"):
-            if key != b"exchange":
-                self.skip()
-                continue
-            for key2 in self.entries("exchange"):
-                if key2 == b"locus":
-                    self.locus()
-                else:
-                    self.skip()
+        """The walk of the helper: only `exchange.locus.scl` (`locus` skips the rest with `only_spot`)."""
+        self.to_locus(self.locus)
 
     def spot_parts(self) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str, bool]]]:
         parts = self.spot_parts_taken
@@ -820,29 +816,25 @@ def users_with_positions(path: Path) -> list[str]:
     with path.open("rb") as f, _gc_paused():
         reader = _Reader(f, height)
         u = reader.unpacker
-        try:
-            for key in reader.entries("the file"):
-                if key != b"exchange":
+
+        def at_locus() -> None:
+            for key in reader.entries("locus"):
+                if key != b"cls":
                     reader.skip()
                     continue
-                for key2 in reader.entries("exchange"):
-                    if key2 != b"locus":
-                        reader.skip()
-                        continue
-                    for key3 in reader.entries("locus"):
-                        if key3 != b"cls":
+                for _ in range(reader.array("cls")):
+                    for key2 in reader.entries("a clearinghouse"):
+                        if key2 != b"user_states":
                             reader.skip()
                             continue
-                        for _ in range(reader.array("cls")):
-                            for key4 in reader.entries("a clearinghouse"):
-                                if key4 != b"user_states":
-                                    reader.skip()
-                                    continue
-                                for key5 in reader.entries("user_states"):
-                                    if key5 == b"users_with_positions":
-                                        found.update((_address(a), None) for a in u.unpack())
-                                    else:
-                                        reader.skip()
+                        for key3 in reader.entries("user_states"):
+                            if key3 == b"users_with_positions":
+                                found.update((_address(a), None) for a in u.unpack())
+                            else:
+                                reader.skip()
+
+        try:
+            reader.to_locus(at_locus)
         except (msgpack.UnpackException, ValueError, TypeError) as e:
             raise InvalidSnapshot(f"snapshot {height}: unreadable at {reader.where()}: {e}") from e
     return [a.decode() for a in found]
