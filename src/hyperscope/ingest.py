@@ -11,18 +11,22 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from hyperscope import metrics
 from hyperscope.domain.state import StateUpdate, validate
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import InvalidStateUpdate
-from hyperscope.store.base import Retention, Store, WriteBatch
+from hyperscope.store.base import OrderWrite, Retention, Store, WriteBatch
 from hyperscope.tracking import changed_rows, track
+from hyperscope.tracking.orders import order_changes
 
 log = logging.getLogger("hyperscope.ingest")
 
 RETENTION_EVERY_MS = 60_000  # state-update time between two retention passes
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 
 
 @dataclass
@@ -52,6 +56,11 @@ class Ingestor:
         self._open_height: int | None = None
         self._next_key: int | None = None
         self._profiles: pa.Table | None = None
+        self._order_keys: np.ndarray | None = None  # span keys of the open orders (None: load from the store)
+        self._orders_at: tuple[int, int] | None = None  # (height, time) of the newest update with orders
+        self._marked: pa.Table | None = None  # the wallets' (address, pnl, volume) at their last mark
+        self._pending_order_keys: np.ndarray | None = None
+        self._pending_marked: pa.Table | None = None
         self.listeners: list = []  # called with IngestResult after every stored update
 
     def ingest(self, update: StateUpdate) -> IngestResult:
@@ -100,8 +109,15 @@ class Ingestor:
             wallets=self._changed_profiles(tracked.profiles, previous is self._open),
             fills=checked.fills,
             series=_series_tables(rows),
+            orders=self._order_write(checked),
+            marks=self._marks(tracked.profiles, checked.time, latest.time if latest else None),
         )
         self.store.write_update(batch)
+        # what the next update is compared with moves on only once this one is stored
+        if batch.orders is not None:
+            self._order_keys, self._orders_at = self._pending_order_keys, (checked.height, checked.time)
+        if batch.marks is not None:
+            self._marked = self._pending_marked
         t4 = time.perf_counter()
         self._open, self._open_keys, self._open_height = tracked.open, tracked.keys, checked.height
         self._next_key = tracked.next_key
@@ -124,6 +140,29 @@ class Ingestor:
         for listener in self.listeners:
             listener(result)
         return result
+
+    def _order_write(self, update: StateUpdate) -> OrderWrite | None:
+        """The order spans an update with an order table opens and ends (None when it has none)."""
+        if update.orders is None:
+            return None
+        if self._order_keys is None:
+            self._order_keys, self._orders_at = self.store.open_order_spans()
+        changes = order_changes(update.orders, self._order_keys)
+        self._pending_order_keys = changes.keys
+        height, time = self._orders_at if self._orders_at else (None, None)
+        return OrderWrite(opened=changes.opened, ended=changes.ended, ended_height=height, ended_time=time)
+
+    def _marks(self, profiles: pa.Table, time_ms: int, previous_ms: int | None) -> pa.Table | None:
+        """Wallet PnL and volume marks at the first update of an hour: the changed wallets, or every wallet at
+        the first update of a UTC day or after a restart (the leaderboards' baselines)."""
+        if previous_ms is not None and time_ms // HOUR_MS == previous_ms // HOUR_MS and self._marked is not None:
+            return None
+        current = profiles.select(["address", "pnl", "volume"])
+        full = self._marked is None or previous_ms is None or time_ms // DAY_MS != previous_ms // DAY_MS
+        changed = None if full else changed_rows(current, self._marked, ("pnl", "volume"))
+        rows = current if changed is None else current.filter(pa.array(changed))
+        self._pending_marked = current
+        return rows.append_column("full_mark", pa.array(np.full(rows.num_rows, changed is None)))
 
     def _changed_profiles(self, profiles: pa.Table, continuing: bool) -> pa.Table:
         """Only the profiles that changed since the update held in memory (all of them after a restart)."""

@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         1, gt=0, le=36_500, description="Closed position lifecycles whose close time is older than this are deleted."
     )
     retention_fills_hours: float = Field(2, gt=0, le=876_000, description="Fills older than this are deleted.")
+    retention_orders_days: float = Field(
+        7, gt=0, le=36_500, description="5-minute order snapshots older than this are deleted (and refused)."
+    )
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", description="Absolute base URL of the API as clients "
+        "reach it (e.g. https://hs.example.com); download links start with it. Default: the request's own host.",
+    )  # fmt: skip
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python logging level.")
 
     @field_validator("log_level", mode="before")

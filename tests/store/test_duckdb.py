@@ -36,22 +36,38 @@ def test_a_store_from_a_newer_hyperscope_is_refused(tmp_path):
         open_store(tmp_path / "s.duckdb")
 
 
-def test_a_store_of_schema_2_is_migrated_in_place(tmp_path, sim):
+# what the builds of each older schema version lacked, newest first
+_LATER = {
+    3: ["ALTER TABLE state_updates DROP COLUMN has_orders", "DROP TABLE order_spans", "DROP TABLE wallet_marks",
+        *[f"ALTER TABLE positions_closed DROP COLUMN {c}" for c in ("mid_px", "premium", "sz_decimals",
+                                                                      "max_leverage")]],
+    2: ["ALTER TABLE state_updates DROP COLUMN thinned"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     from hyperscope.ingest import Ingestor
     from hyperscope.store import open_store
+    from hyperscope.store.duckdb import SCHEMA_VERSION
     from tests.factories import T0
 
     path = tmp_path / "old.duckdb"
     store = open_store(path)
     Ingestor(store).ingest(sim.step(T0 + 900_000))
-    store._con.execute("ALTER TABLE state_updates DROP COLUMN thinned")  # what the previous build made
-    store._con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    for older in range(SCHEMA_VERSION - 1, version - 1, -1):
+        for statement in _LATER[older]:
+            store._con.execute(statement)
+    store._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
     store.close()
     store = open_store(path)
     try:
-        assert store.get_meta("schema_version") == "3"
-        assert store._dicts("SELECT thinned FROM state_updates", []) == [{"thinned": False}]
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert store._dicts("SELECT thinned, has_orders FROM state_updates", []) == [
+            {"thinned": False, "has_orders": False}
+        ]
         Ingestor(store).ingest(sim.step(T0 + 2 * 900_000))  # and it takes new state updates
         assert store.status()["counts"]["state_updates"] == 2
+        assert store._scalar("SELECT count(*) FROM wallet_marks") > 0
     finally:
         store.close()

@@ -23,9 +23,11 @@ def unrealized_pnl(side: np.ndarray, size: np.ndarray, mark: np.ndarray, entry: 
 def liquidation_progress(side: np.ndarray, entry: np.ndarray, mark: np.ndarray, liquidation: np.ndarray) -> np.ndarray:
     """Percent of the entry->liquidation distance already travelled, clamped to [0, 100].
 
-    Long: 100*(entry-mark)/(entry-liq); short: 100*(mark-entry)/(liq-entry). 0 where there is no
-    liquidation price (NaN) or where entry equals the liquidation price.
+    Long: 100*(entry-mark)/(entry-liq); short: 100*(mark-entry)/(liq-entry). With no liquidation price
+    (NaN) a long uses liq = 0, as upstream's sample row does (entry 78350, mark 67819 -> 13.44097), and a
+    short gives 0; so does entry equal to the liquidation price.
     """
+    liquidation = np.where(np.isnan(liquidation) & (side > 0), 0.0, liquidation)
     distance = side * (entry - liquidation)
     travelled = side * (entry - mark)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -52,6 +54,23 @@ def liquidation_price(
     return np.where(np.isfinite(liq) & (liq > 0), liq, np.nan)
 
 
+def coin_values(
+    coin: np.ndarray, size: np.ndarray, is_long: np.ndarray, mark: np.ndarray, sz_decimals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per coin, (value of all positions, value of longs), summed in whole lots then priced once.
+
+    Sizes are whole multiples of the coin's lot (10**-szDecimals), so summing lots is exact and a coin whose
+    long size equals its short size gets a long value exactly half its total (not equal up to rounding, as
+    summing `size * mark` per position in float would give). `coin` indexes `mark` and `sz_decimals`.
+    """
+    scale = 10.0 ** np.asarray(sz_decimals, np.float64)
+    lots = np.rint(np.abs(size) * scale[coin])
+    n = len(mark)
+    all_lots = np.bincount(coin, weights=lots, minlength=n)
+    long_lots = np.bincount(coin, weights=lots * is_long, minlength=n)
+    return all_lots * mark / scale, long_lots * mark / scale
+
+
 def long_fraction(value_long: np.ndarray, value: np.ndarray) -> np.ndarray:
     """Per-coin/cohort/bucket `bias`: long value over total value; NaN where value is 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -62,6 +81,12 @@ def perp_bias(value_long: np.ndarray, value_short: np.ndarray, active_equity: np
     """Cohort `perpBias`: (long - short) / active perp equity; NaN where the equity is not positive."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(active_equity > 0, (value_long - value_short) / active_equity, np.nan)
+
+
+def exposure_ratio(value: np.ndarray, active_equity: np.ndarray) -> np.ndarray:
+    """Cohort `exposureRatio`: open value / active perp equity; NaN where the equity is not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(active_equity > 0, value / active_equity, np.nan)
 
 
 def hourly_funding_rate(premium: np.ndarray, interest_8h: float = 0.0001) -> np.ndarray:

@@ -40,7 +40,7 @@ WALLETS = pa.schema(
         pa.field("spot_equity", pa.float64(), nullable=False),
         pa.field("staking_equity", pa.float64(), nullable=False),
         pa.field("vault_equity", pa.float64(), nullable=False),
-        pa.field("balance", pa.float64(), nullable=False),  # perp cash balance (totalRawUsd)
+        pa.field("balance", pa.float64(), nullable=False),  # totalRawUsd; not served (balance = perp equity)
         pa.field("pnl", pa.float64(), nullable=False),  # all-time perp PnL
         pa.field("volume", pa.float64(), nullable=False),  # all-time perp volume
     ]

@@ -19,6 +19,12 @@ OPEN_POSITION_COLUMNS = (
 )  # fmt: skip
 
 
+def no_liquidation_as_zero(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Liquidation prices with 0.0 where none exists (null or NaN), as upstream writes them."""
+    values = pc.fill_null(column, np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.where(np.isfinite(values), values, 0.0)
+
+
 def open_positions_csv(rows: pa.Table) -> bytes:
     """CSV bytes from the store's open positions joined with wallet profiles (`Store.open_positions`)."""
     cross = pc.equal(rows.column("leverage_type"), "cross").to_numpy(zero_copy_only=False)
@@ -36,7 +42,7 @@ def open_positions_csv(rows: pa.Table) -> bytes:
             "entryPrice": rows.column("entry_px"),
             "unrealizedPnl": rows.column("unrealized_pnl"),
             "funding": rows.column("funding"),
-            "liquidationPrice": rows.column("liquidation_px"),
+            "liquidationPrice": no_liquidation_as_zero(rows.column("liquidation_px")),
             "liquidationProgress": rows.column("liquidation_progress"),
             "crossLeverage": np.where(cross, leverage, 0.0),
             "isolatedLeverage": np.where(cross, 0.0, leverage),

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from hyperscope.domain.cohorts import SEGMENT_IDS
+from hyperscope.domain import formulas
 from hyperscope.domain.formulas import CLOSE_TO_LIQUIDATION_PROGRESS
 from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.state import StateUpdate
@@ -117,6 +118,10 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
     bucket = tracked.open.column("size_bucket").to_numpy().astype(np.int64)
 
     by_coin = _grouped(coin, nc, parts)
+    by_coin["total_position_value"], by_coin["total_position_value_long"] = formulas.coin_values(
+        coin, tracked.open.column("size").to_numpy(), parts["position_count_long"],
+        markets.column("mark_px").to_numpy(), markets.column("sz_decimals").to_numpy(),
+    )  # fmt: skip
     coin_table = _table({"coin": coins}, by_coin)
 
     grid = np.arange(nc * 17)
@@ -141,9 +146,10 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
         "count": int(len(coin)),
         "count_long": int(parts["position_count_long"].sum()),
         "count_short": int(len(coin) - parts["position_count_long"].sum()),
-        "open_interest": float(parts["total_position_value"].sum()),
-        "open_interest_long": float(parts["total_position_value_long"].sum()),
-        "open_interest_short": float(parts["total_position_value"].sum() - parts["total_position_value_long"].sum()),
+        # from the per-coin sums, so that long equals short exactly when every coin balances
+        "open_interest": float(by_coin["total_position_value"].sum()),
+        "open_interest_long": float(by_coin["total_position_value_long"].sum()),
+        "open_interest_short": float(by_coin["total_position_value"].sum() - by_coin["total_position_value_long"].sum()),
         "perp_equity": float(perp[active].sum()),
         "count_in_profit": int(parts["count_in_profit"].sum()),
     }

@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
+from hyperscope.domain import formulas
 from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
 from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID
 from hyperscope.domain.recency import TIMEFRAMES
@@ -44,12 +47,22 @@ BIAS_STRUCTURE = ["timestamp", "bias", "exposureRatio", "openValue", "openLongVa
                   "activePerpEquity"]  # fmt: skip
 
 
-def _num(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+def _served(x: float) -> float | None:
+    """A formula's result as served: NaN (no defined value) becomes null."""
+    return None if math.isnan(x) else float(x)
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return a / b if b else None
+def long_fraction(value_long: float, value: float) -> float | None:
+    """`bias` of a coin, cohort, bucket or heatmap row (formulas.long_fraction), null when value is 0."""
+    return _served(formulas.long_fraction(np.float64(value_long), np.float64(value)).item())
+
+
+def perp_bias(value_long: float, value_short: float, equity: float) -> float | None:
+    return _served(formulas.perp_bias(np.float64(value_long), np.float64(value_short), np.float64(equity)).item())
+
+
+def exposure_ratio(value: float, equity: float) -> float | None:
+    return _served(formulas.exposure_ratio(np.float64(value), np.float64(equity)).item())
 
 
 class Service:
@@ -178,7 +191,7 @@ class Service:
                 "segmentId": r["segment_id"], "totalValue": total, "totalLongValue": long,
                 "totalShortValue": total - long, "count": r["position_count"],
                 "countLong": r["position_count_long"], "countShort": r["position_count"] - r["position_count_long"],
-                "bias": _ratio(long, total),
+                "bias": long_fraction(long, total),
             }  # fmt: skip
             entry = coins.setdefault(r["coin"], {"coin": r["coin"], "segments": []})
             entry["segments"].append(seg)
@@ -231,8 +244,8 @@ class Service:
         history = [
             [
                 iso_ms(r["created_at"]),
-                _ratio(r["open_long_value"] - r["open_short_value"], r["active_perp_equity"]),
-                _ratio(r["open_value"], r["active_perp_equity"]),
+                perp_bias(r["open_long_value"], r["open_short_value"], r["active_perp_equity"]),
+                exposure_ratio(r["open_value"], r["active_perp_equity"]),
                 r["open_value"],
                 r["open_long_value"],
                 r["open_short_value"],
@@ -256,9 +269,19 @@ class Service:
         end = now_ms()
         return Window(start=end - SIXTY_DAYS_MS, end=end, limit=1000, before=None)
 
+    def markets_of(self, coin: str) -> list[str]:
+        """The markets a coin's open-positions file covers: a main-dex coin across Hyperliquid (its own
+        market and every HIP-3 dex's market of the same base, e.g. BTC and hyna:BTC), a HIP-3 coin alone."""
+        if ":" in coin:
+            return [coin]
+        self.resolve_coin(coin)
+        same_base = [c for c in self._coins.values() if c.partition(":")[2] == coin]
+        return [coin, *sorted(same_base)]
+
     def open_positions(self, coin: str) -> Any:
-        """The open positions of one coin at the newest state update, joined with wallet profiles (Arrow)."""
-        return self.store.open_positions(coin)
+        """The open positions of a coin's markets (`markets_of`) at the newest state update, joined with
+        wallet profiles (Arrow)."""
+        return self.store.open_positions(self.markets_of(coin))
 
     @staticmethod
     def query_key(*parts: object) -> str:

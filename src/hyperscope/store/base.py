@@ -35,6 +35,18 @@ class WriteBatch:
     wallets: pa.Table  # upserted by address
     fills: pa.Table | None
     series: dict[str, pa.Table]  # metrics table -> rows without id/height/created_at
+    orders: OrderWrite | None = None  # None: this update carried no order table (no snapshot)
+    marks: pa.Table | None = None  # wallet_marks rows (address, pnl, volume, full_mark) stamped `time`
+
+
+@dataclass(frozen=True)
+class OrderWrite:
+    """The order spans one state update opened, and those it ended (last held at `ended_height`)."""
+
+    opened: pa.Table
+    ended: Any  # numpy int64 span keys
+    ended_height: int | None
+    ended_time: int | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,8 @@ class Retention:
 
     Metric rows (every series table and markets) keep every state update for `full_resolution`, then one
     state update per `thin_every` (the last one in each interval) until `metrics`, then none. Closed
-    lifecycles are kept `positions` after they close, fills `fills` after they happened.
+    lifecycles are kept `positions` after they close, fills `fills` after they happened, order spans
+    `orders` after they ended (with the state updates that hold their snapshots).
     """
 
     metrics: int
@@ -51,6 +64,7 @@ class Retention:
     thin_every: int
     positions: int
     fills: int
+    orders: int = 7 * 86_400_000
 
     @classmethod
     def from_settings(cls, settings: Any) -> Retention:
@@ -61,6 +75,7 @@ class Retention:
             thin_every=max(1, int(settings.retention_thin_minutes * 60_000)),
             positions=int(settings.retention_positions_days * 24 * hour),
             fills=int(settings.retention_fills_hours * hour),
+            orders=int(settings.retention_orders_days * 24 * hour),
         )
 
 
@@ -94,7 +109,7 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]: ...
     def rows_at(self, table: str, where: dict[str, Any], height: int) -> list[dict[str, Any]]: ...
     def coins(self) -> list[dict[str, Any]]: ...
-    def open_positions(self, coin: str) -> pa.Table: ...
+    def open_positions(self, coins: list[str]) -> pa.Table: ...
     def status(self) -> dict[str, Any]: ...
     def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]: ...
 

@@ -16,20 +16,37 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from hyperscope.domain.state import TS
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
-from hyperscope.store.base import SERIES_TABLES, LatestUpdate, Retention, WriteBatch
+from hyperscope.store.base import SERIES_TABLES, LatestUpdate, OrderWrite, Retention, WriteBatch
 
 _TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+DAY_MS = 86_400_000
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (
     "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
     "liquidation_progress", "leverage", "margin_used", "updated_at", "height", "size_segment", "pnl_segment",
     "size_bucket",
 )  # fmt: skip
+
+
+CLOSED_MARKET_COLUMNS = ("mid_px DOUBLE", "premium DOUBLE", "sz_decimals INTEGER", "max_leverage INTEGER")
+
+
+def _upgrades() -> dict[int, list[str]]:
+    """version -> the statements that take a store from it to the next version (run in one transaction)."""
+    ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
+    new_tables = [s for s in ddl.split(";") if "order_spans (" in s or "wallet_marks (" in s]
+    return {
+        2: ["ALTER TABLE state_updates ADD COLUMN thinned BOOLEAN DEFAULT false"],  # retention's thinning
+        # order snapshots, period leaderboards, market fields of closed positions
+        3: ["ALTER TABLE state_updates ADD COLUMN has_orders BOOLEAN DEFAULT false",
+            *[f"ALTER TABLE positions_closed ADD COLUMN {c}" for c in CLOSED_MARKET_COLUMNS], *new_tables],
+    }  # fmt: skip
 
 
 def _to_storage(table: pa.Table) -> pa.Table:
@@ -121,9 +138,12 @@ class DuckDBStore:
                 raise ConfigError(
                     f"store {self.path} has schema version {version}; this hyperscope knows up to {SCHEMA_VERSION}"
                 )
-            if version == 2:  # 3 adds the thinning mark of retention
+            if 2 <= version < SCHEMA_VERSION:
                 self._con.execute("BEGIN TRANSACTION")
-                self._con.execute("ALTER TABLE state_updates ADD COLUMN thinned BOOLEAN DEFAULT false")
+                upgrades = _upgrades()
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in upgrades[step]:
+                        self._con.execute(statement)
                 self._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
                 self._con.execute("COMMIT")
             elif version < SCHEMA_VERSION:
@@ -205,10 +225,10 @@ class DuckDBStore:
             try:
                 con.execute(
                     "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, "
-                    "liquidations, ingested_at, ingest_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "liquidations, ingested_at, ingest_seconds, has_orders) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [batch.height, batch.time, batch.source, batch.counts["positions"], batch.counts["wallets"],
                      batch.counts["opened"], batch.counts["closed"], batch.counts["liquidations"],
-                     batch.ingested_at, batch.ingest_seconds],
+                     batch.ingested_at, batch.ingest_seconds, batch.orders is not None],
                 )  # fmt: skip
                 n = batch.markets.num_rows
                 markets = batch.markets.add_column(0, "time", pa.array([batch.time] * n, pa.int64()))
@@ -232,8 +252,15 @@ class DuckDBStore:
                         con.unregister("ended")
                 con.execute("DELETE FROM open_states")
                 self._insert(con, "open_states", batch.positions_open.select(STATE_COLUMNS))
-                self._insert(con, "positions_closed", batch.positions_closed)
+                self._insert_closed(con, batch.positions_closed, batch.height)
                 self._stage("positions")
+                if batch.orders is not None:
+                    self._write_orders(con, batch.orders, batch.height)
+                if batch.marks is not None and batch.marks.num_rows:
+                    n_marks = batch.marks.num_rows
+                    self._insert(con, "wallet_marks", batch.marks.add_column(
+                        0, "time", pa.array(np.full(n_marks, batch.time, np.int64))))  # fmt: skip
+                self._stage("orders")
                 self._upsert_wallets(con, batch.wallets)
                 self._stage("wallets")
                 if batch.fills is not None and batch.fills.num_rows:
@@ -255,6 +282,47 @@ class DuckDBStore:
                 raise
             self._next_ids = next_ids
             self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
+
+    def _insert_closed(self, con: duckdb.DuckDBPyConnection, closed: pa.Table, height: int) -> None:
+        """Closed lifecycles with the market fields (mid, premium, decimals, max leverage) at their close."""
+        if closed.num_rows == 0:
+            return
+        con.register("incoming_closed", _to_storage(closed))
+        try:
+            cols = ", ".join(closed.column_names)
+            picked = ", ".join(f"c.{c}" for c in closed.column_names)
+            con.execute(
+                f"INSERT INTO positions_closed ({cols}, mid_px, premium, sz_decimals, max_leverage) "
+                f"SELECT {picked}, m.mid_px, m.premium, m.sz_decimals, m.max_leverage FROM incoming_closed c "
+                "LEFT JOIN markets m ON m.height = ? AND m.coin = c.coin",
+                [height],
+            )
+        finally:
+            con.unregister("incoming_closed")
+
+    def _write_orders(self, con: duckdb.DuckDBPyConnection, orders: OrderWrite, height: int) -> None:
+        if len(orders.ended) and orders.ended_height is not None:
+            con.register("ended_spans", pa.table({"span": pa.array(orders.ended, pa.int64())}))
+            try:
+                con.execute(
+                    "UPDATE order_spans SET last_height = ?, last_time = ? WHERE last_height IS NULL "
+                    "AND span IN (SELECT span FROM ended_spans)",
+                    [orders.ended_height, orders.ended_time],
+                )
+            finally:
+                con.unregister("ended_spans")
+        opened = orders.opened
+        if opened.num_rows:
+            opened = opened.append_column("first_height", pa.array(np.full(opened.num_rows, height, np.int64)))
+            self._insert(con, "order_spans", opened)
+
+    def open_order_spans(self) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Span keys of the orders open at the newest update with orders, and that update's (height, time)."""
+        with self._errors():
+            keys = self._cursor().execute("SELECT span FROM order_spans WHERE last_height IS NULL").fetchnumpy()
+        rows = self._dicts("SELECT height, time FROM state_updates WHERE has_orders ORDER BY height DESC LIMIT 1", [])
+        at = (rows[0]["height"], rows[0]["time"]) if rows else None
+        return np.asarray(keys["span"], np.int64), at
 
     def apply_retention(self, policy: Retention, now: int) -> dict[str, int]:
         """Delete what the policy no longer keeps, in one transaction; returns rows deleted per table.
@@ -297,6 +365,13 @@ class DuckDBStore:
                     con.execute("DELETE FROM positions_closed WHERE close_time < ?", [now - policy.positions])
                 )
                 deleted["fills"] = self._count(con.execute("DELETE FROM fills WHERE time < ?", [now - policy.fills]))
+                deleted["order_spans"] = self._count(
+                    con.execute("DELETE FROM order_spans WHERE last_time < ?", [now - policy.orders])
+                )
+                deleted["wallet_marks"] = self._count(con.execute(
+                    "DELETE FROM wallet_marks WHERE time < ? OR (time < ? AND NOT full_mark)",
+                    [now - policy.metrics - DAY_MS, now - 2 * DAY_MS],
+                ))  # fmt: skip
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -367,17 +442,17 @@ class DuckDBStore:
     def coins(self) -> list[dict[str, Any]]:
         return self._dicts("SELECT coin, coin_lower, dex, last_height FROM coins ORDER BY coin", [])
 
-    def open_positions(self, coin: str) -> pa.Table:
-        """Open positions of one coin joined with their wallet profiles (the CSV export's rows)."""
+    def open_positions(self, coins: list[str]) -> pa.Table:
+        """Open positions of the given coins joined with their wallet profiles (the CSV export's rows)."""
         sql = (
             "SELECT p.*, w.total_equity AS profile_total_equity, w.perp_equity AS profile_perp_equity, "
             "w.count_open_positions AS profile_count_open_positions, w.pnl AS profile_pnl, "
             "w.balance AS profile_balance, w.pnl_segment AS profile_pnl_segment, "
             "w.size_segment AS profile_size_segment FROM positions_open p JOIN wallets w ON w.address = p.address "
-            "WHERE p.coin = ? ORDER BY p.value DESC, p.id"
+            "WHERE p.coin IN (SELECT unnest(?)) ORDER BY p.value DESC, p.id"
         )
         with self._errors():
-            result: pa.Table = self._cursor().sql(sql, params=[coin]).to_arrow_table()
+            result: pa.Table = self._cursor().sql(sql, params=[list(coins)]).to_arrow_table()
         return result
 
     def status(self) -> dict[str, Any]:

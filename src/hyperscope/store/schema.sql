@@ -1,4 +1,4 @@
--- hyperscope store schema, version 3. Written in the subset DuckDB and PostgreSQL both run.
+-- hyperscope store schema, version 4. Written in the subset DuckDB and PostgreSQL both run.
 -- Every time is BIGINT epoch milliseconds (UTC).
 
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS state_updates (
     liquidations INTEGER NOT NULL,
     ingested_at BIGINT NOT NULL,
     ingest_seconds DOUBLE PRECISION NOT NULL,
-    thinned BOOLEAN DEFAULT false -- retention kept this update's metric rows past full resolution
+    thinned BOOLEAN DEFAULT false, -- retention kept this update's metric rows past full resolution
+    has_orders BOOLEAN DEFAULT false -- this update carried every open order (an order snapshot)
 );
 
 CREATE TABLE IF NOT EXISTS markets (
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS positions_closed (
     liquidation_px DOUBLE PRECISION, liquidation_progress DOUBLE PRECISION, leverage_type VARCHAR,
     leverage DOUBLE PRECISION, margin_used DOUBLE PRECISION, open_time BIGINT NOT NULL, close_time BIGINT,
     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, height BIGINT NOT NULL,
-    size_segment SMALLINT, pnl_segment SMALLINT, size_bucket SMALLINT
+    size_segment SMALLINT, pnl_segment SMALLINT, size_bucket SMALLINT,
+    mid_px DOUBLE PRECISION, premium DOUBLE PRECISION, sz_decimals INTEGER, max_leverage INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS wallets (
@@ -122,4 +124,23 @@ CREATE TABLE IF NOT EXISTS metrics_wallets_equity (
     id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL,
     total DOUBLE PRECISION, perp DOUBLE PRECISION, spot DOUBLE PRECISION, staking DOUBLE PRECISION,
     vault DOUBLE PRECISION
+);
+
+-- Open orders, stored as spans: one row per order version (oid, size and prices) with the heights of the
+-- first and last state update that held it (last_height null while it is still open). The orders at a
+-- state update are the spans that cover its height, so a snapshot costs nothing to store beyond changes.
+CREATE TABLE IF NOT EXISTS order_spans (
+    span BIGINT NOT NULL, oid BIGINT NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, side VARCHAR NOT NULL,
+    limit_px DOUBLE PRECISION, sz DOUBLE PRECISION, orig_sz DOUBLE PRECISION, timestamp BIGINT NOT NULL,
+    order_type VARCHAR, tif VARCHAR, reduce_only BOOLEAN, is_trigger BOOLEAN, trigger_px DOUBLE PRECISION,
+    trigger_condition VARCHAR, is_position_tpsl BOOLEAN, cloid VARCHAR,
+    first_height BIGINT NOT NULL, last_height BIGINT, last_time BIGINT
+);
+
+-- Each wallet's all-time perp PnL and volume at the first state update of every hour (only wallets whose
+-- figures changed since their previous mark, every wallet at the first one of a UTC day): the baselines of
+-- the period leaderboards. Past two days only the daily full marks are kept.
+CREATE TABLE IF NOT EXISTS wallet_marks (
+    time BIGINT NOT NULL, address VARCHAR NOT NULL, pnl DOUBLE PRECISION, volume DOUBLE PRECISION,
+    full_mark BOOLEAN NOT NULL -- every wallet (the first mark of a UTC day), not only the changed ones
 );

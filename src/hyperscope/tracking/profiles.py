@@ -45,7 +45,7 @@ def build_profiles(update: StateUpdate, wallet_index: np.ndarray) -> pa.Table:
             "spot_equity": w.column("spot_equity"),
             "staking_equity": w.column("staking_equity"),
             "vault_equity": w.column("vault_equity"),
-            "balance": w.column("balance"),
+            "balance": perp,  # semantics.md section 3: balance is the perp account value
             "pnl": w.column("pnl"),
             "volume": w.column("volume"),
             "count_open_positions": counts,
@@ -67,7 +67,7 @@ _COMPARED = ("total_equity", "perp_equity", "spot_equity", "staking_equity", "va
              "volume", "count_open_positions", "size_segment", "pnl_segment")  # fmt: skip
 
 
-def changed_rows(current: pa.Table, previous: pa.Table | None) -> np.ndarray | None:
+def changed_rows(current: pa.Table, previous: pa.Table | None, compared: tuple[str, ...] = _COMPARED) -> np.ndarray | None:
     """Which profiles differ from the previous update's, or None when the two are not row-aligned.
 
     Sources list wallets in a stable order, so a row-by-row comparison is enough; when the address columns
@@ -78,6 +78,6 @@ def changed_rows(current: pa.Table, previous: pa.Table | None) -> np.ndarray | N
     if not current.column("address").equals(previous.column("address")):
         return None
     changed = np.zeros(current.num_rows, bool)
-    for name in _COMPARED:
+    for name in compared:
         changed |= current.column(name).to_numpy() != previous.column(name).to_numpy()
     return changed

@@ -99,6 +99,10 @@ class Simulator:
         self.time_ms = genesis_ms
         self._genesis(genesis_ms)
 
+    @property
+    def steps_per_day(self) -> int:
+        return max(1, DAY_MS // (self.config.cadence_s * 1000))
+
     # ----------------------------------------------------------------- setup
 
     def _genesis(self, now_ms: int) -> None:
@@ -128,9 +132,8 @@ class Simulator:
         self.cash = np.zeros(nw)
         self._fund_wallets(now_ms)
         bg = self._background_volume()
-        steps_per_day = max(1, DAY_MS // (cfg.cadence_s * 1000))
         self.volume_ring: list[tuple[int, np.ndarray]] = [
-            (now_ms - k * cfg.cadence_s * 1000, bg) for k in range(steps_per_day)
+            (now_ms - k * cfg.cadence_s * 1000, bg) for k in range(self.steps_per_day)
         ]
         self.next_oid = 100_000_000
         self.next_tid = 1
@@ -262,8 +265,10 @@ class Simulator:
             fc = pc.index_in(fill_table.column("coin"), value_set=pa.array(self.u.coins)).to_numpy()
             notional = fill_table.column("px").to_numpy() * fill_table.column("sz").to_numpy()
             traded = np.bincount(fc, weights=notional, minlength=self.u.n) / 2  # each trade has two fills
+        # The rolling 24 h volume covers 24 h of market time, i.e. the last day's worth of steps: live
+        # updates may be stamped seconds apart while each one simulates a whole cadence.
         self.volume_ring.append((time_ms, self._background_volume() + traded))
-        self.volume_ring = [(t, v) for t, v in self.volume_ring if t > time_ms - DAY_MS]
+        self.volume_ring = self.volume_ring[-self.steps_per_day :]
         return fill_table
 
     def _move_prices(self) -> None:

@@ -30,6 +30,7 @@ from hyperscope.sources.simulator.engine import Simulator, preset
 
 log = logging.getLogger("hyperscope.sources.simulator")
 
+ORDER_SNAPSHOT_MS = 300_000
 CHECKPOINT_EVERY = 20  # updates between checkpoints: what a crash costs is a replay of at most this many
 CHECKPOINT_SECONDS = 60.0
 
@@ -222,14 +223,17 @@ class SimulatedSource:
 
     def _advance(self, sim: Simulator, time_ms: int) -> StateUpdate:
         """One market step, turned into a state update the way a node source makes one (`nodeview`)."""
+        before = sim.time_ms
         fills = sim.advance(time_ms)
         if sim.step_index == 1:  # the first snapshot anyone sees: wallets' all-time values so far
             pnl, volume = nodeview.anchors(sim)
             self._book.anchors = Anchors(pnl, volume)
         height = self._height(sim)
         contexts = from_recording(orjson.loads(orjson.dumps(nodeview.market_record(sim))))
+        # every open order, whenever the update crosses a 5-minute boundary (an order snapshot is due)
+        orders = sim.orders_table() if before // ORDER_SNAPSHOT_MS != time_ms // ORDER_SNAPSHOT_MS else None
         return build_update(nodeview.snapshot(sim, height), contexts, self._book, fills=fills,
-                            flows=nodeview.deposits(sim), source="simulator")  # fmt: skip
+                            flows=nodeview.deposits(sim), orders=orders, source="simulator")  # fmt: skip
 
     def stored(self, height: int) -> None:
         """The state update of `height` is in the store (or was already): checkpoint when one is due."""
