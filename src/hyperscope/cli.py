@@ -53,6 +53,8 @@ Interval = Annotated[float | None, typer.Option(help="Wall seconds between live 
 Host = Annotated[str | None, typer.Option(help="Listen address (an IP address).")]
 Port = Annotated[int | None, typer.Option(help="Listen port (1-65535; 0 picks a free one).")]
 DataDir = Annotated[str | None, typer.Option(help="Where the store and the key file live.")]
+PublicUrl = Annotated[str | None, typer.Option(help="Absolute base URL clients reach the API at (download links "
+                                                    "start with it); default: the request's host.")]
 SourceKind = Annotated[str | None, typer.Option("--source", help="simulator (default), node, replay or info.")]
 NodeData = Annotated[str | None, typer.Option(help="The node's data folder (~/hl/data) for --source node.")]
 Folder = Annotated[str | None, typer.Argument(help="The folder to replay (--source replay) or watch (--source node).",
@@ -170,7 +172,8 @@ def _api(parts: Parts, *, ingesting: bool) -> FastAPI:
     config = ApiConfig(
         exports_dir=s.exports_dir, stale_after_seconds=stale_after(s, ingesting=ingesting),
         cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
-        exports_per_minute=s.exports_per_minute,
+        exports_per_minute=s.exports_per_minute, public_url=s.public_url,
+        orders_retention_ms=int(s.retention_orders_days * 86_400_000),
     )  # fmt: skip
     return create_app(parts.service, parts.keys, config, metrics, ingest=parts.status if ingesting else None)
 
@@ -238,7 +241,7 @@ def run(
     info_url: InfoUrl = None, watch_list: WatchList = None, leaderboard: Leaderboard = None,
     market_info_url: MarketUrl = None,
     scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, interval: Interval = None,
-    host: Host = None, port: Port = None, data_dir: DataDir = None,
+    host: Host = None, port: Port = None, data_dir: DataDir = None, public_url: PublicUrl = None,
 ) -> None:  # fmt: skip
     """Everything in one process: ingest what the source has, keep ingesting live, serve the API."""
     from hyperscope.api.server import bind
@@ -246,7 +249,7 @@ def run(
 
     settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence,
                          live_interval_seconds=interval, host=host, port=port, data_dir=data_dir,
-                         **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
+                         public_url=public_url, **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
                                            leaderboard, market_info_url))  # fmt: skip
     sock = bind(settings.host, settings.port)
     try:
@@ -327,12 +330,12 @@ def live_cmd(
 
 
 @app.command()
-def serve(host: Host = None, port: Port = None, data_dir: DataDir = None) -> None:
+def serve(host: Host = None, port: Port = None, data_dir: DataDir = None, public_url: PublicUrl = None) -> None:
     """Serve the API over an existing store (no ingest)."""
     from hyperscope.api.server import bind
     from hyperscope.runtime import Signals, build
 
-    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings = _settings(host=host, port=port, data_dir=data_dir, public_url=public_url)
     sock = bind(settings.host, settings.port)
     try:
         parts = build(settings, ingest=False, serve=True)
@@ -408,7 +411,7 @@ def status(data_dir: DataDir = None) -> None:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
-    scope: Annotated[list[str] | None, typer.Option(help="positions, metrics or segments; all when omitted.")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="positions, metrics, segments, exports, orders or leaderboards; all when omitted.")] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute (1-1000000).")] = None,
     data_dir: DataDir = None,
 ) -> None:

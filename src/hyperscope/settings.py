@@ -31,6 +31,7 @@ FLAGS = {
     "catch_up": "--catch-up",
     "watch_list": "--watch-list",
     "leaderboard": "--leaderboard",
+    "public_url": "--public-url",
 }
 MIB = 1024 * 1024
 

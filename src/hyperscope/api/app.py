@@ -12,7 +12,7 @@ from hyperscope.api import errors
 from hyperscope.api.auth import AuthMiddleware, RateLimiter
 from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
-from hyperscope.api.routes import coins, market, segments, system
+from hyperscope.api.routes import coins, exports, market, positions, segments, system
 from hyperscope.exports import Exports, LinkSigner, LocalFiles
 from hyperscope.service import KeyManager, Service
 from hyperscope.service.health import IngestState
@@ -29,6 +29,8 @@ class ApiConfig:
     cache_max_bytes: int = 256 * MIB
     exports_max_bytes: int = 1024 * MIB
     exports_per_minute: int = 30
+    public_url: str | None = None  # absolute base of download links; None: the request's own host
+    orders_retention_ms: int = 7 * 86_400_000  # order snapshots older than this are refused
 
 
 def create_app(
@@ -57,8 +59,10 @@ def create_app(
     files = LocalFiles(config.exports_dir, config.exports_max_bytes, keep_seconds=app.state.links.ttl + 60)
     app.state.exports = Exports(files, config.exports_per_minute)
     errors.install(app)
-    for router in (market.metrics_router, market.positions_router, coins.router, segments.segments_router,
-                   segments.positions_router, system.router):  # fmt: skip
+    for router in (market.metrics_router, market.positions_router, positions.router, coins.router,
+                   segments.segments_router, segments.positions_router, exports.exports_router,
+                   exports.positions_router, exports.orders_router, exports.leaderboards_router,
+                   system.router):  # fmt: skip
         app.include_router(router)
     # outermost last: every request is measured, including the ones authentication turns away
     app.add_middleware(AuthMiddleware, keys=keys, limiter=app.state.limiter)

@@ -180,3 +180,44 @@ class Health(BaseModel):
         None, description="what feeds this process (null when it does not ingest): kind, which wallets it covers "
         "(a watch list covers only some: then a coin's long and short need not match), where market data came from",
     )  # fmt: skip
+
+
+class PositionProfile(BaseModel):
+    address: str
+    segments: list[int] = Field(description="The wallet's size cohort and PnL cohort at the time of the record.")
+
+
+class HistoricPosition(BaseModel):
+    address: str
+    size: float
+    entryPrice: float
+    side: str
+    crossLeverage: float
+    maxLeverage: int | None
+    coin: str
+    szDecimals: int | None
+    markPrice: float
+    midPrice: float | None
+    premiumPrice: float | None
+    assetMaxLeverage: int | None
+    positionValue: float
+    liquidationPrice: float = Field(description="0 when the position has no liquidation price.")
+    unrealizedPnl: float
+    funding: float
+    openTime: str
+    closeTime: str | None = Field(description="null while the position is still open.")
+    updatedAt: str
+    createdAt: str
+    isolatedLeverage: float
+    id: str
+    dex: str
+    profile: PositionProfile
+
+
+class PositionsPage(BaseModel):
+    positions: list[HistoricPosition]
+    nextCursor: str | None
+
+
+class DownloadLink(BaseModel):
+    downloadUrl: str = Field(description="Absolute, signed link to the file; it expires after 120 seconds.")

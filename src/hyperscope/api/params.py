@@ -83,3 +83,40 @@ def window(
     size = parse_int(limit, "limit", MAX_LIMIT, 1, MAX_LIMIT)
     before = codec.decode(cursor, query) if cursor else None
     return Window(start=start_ms, end=end_ms, limit=size, before=before)
+
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+MAX_ADDRESSES = 1000
+
+
+def parse_bool(value: str | None, parameter: str) -> bool | None:
+    """The strings "true" and "false" (as upstream takes them); None when absent."""
+    if value is None or value == "":
+        return None
+    text = value.strip().lower()
+    if text not in ("true", "false"):
+        raise BadParameter(parameter, f"expected true or false, got {value!r}")
+    return text == "true"
+
+
+def parse_choice(value: str | None, parameter: str, choices: tuple[str, ...], default: str) -> str:
+    if value is None or value == "":
+        return default
+    for choice in choices:
+        if value.strip().lower() == choice.lower():
+            return choice
+    raise BadParameter(parameter, f"expected one of {', '.join(choices)}, got {value!r}")
+
+
+def parse_addresses(values: list[str], parameter: str = "address") -> tuple[str, ...] | None:
+    """Wallet addresses, repeated (`address=a&address=b`) or comma-separated, lowercased; None when absent."""
+    found: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            text = part.strip()
+            if not _ADDRESS.match(text):
+                raise BadParameter(parameter, f"expected a 0x-prefixed 40-hex-digit address, got {part!r}")
+            found.append(text.lower())
+    if len(found) > MAX_ADDRESSES:
+        raise BadParameter(parameter, f"at most {MAX_ADDRESSES} addresses per request, got {len(found)}")
+    return tuple(dict.fromkeys(found)) or None

@@ -1,8 +1,10 @@
-"""Export files (CSV, JSON), the local folder that holds them and the signed, expiring links to them."""
+"""Export files (JSON, CSV, Parquet), the folder that holds them and the signed, expiring links to them."""
 
 from hyperscope.exports.builder import Exports
+from hyperscope.exports.documents import FORMATS, Document
 from hyperscope.exports.links import LinkSigner
-from hyperscope.exports.positions import OPEN_POSITION_COLUMNS, open_positions_csv
-from hyperscope.exports.storage import LocalFiles
+from hyperscope.exports.positions import OPEN_POSITION_COLUMNS, open_positions_table
+from hyperscope.exports.storage import Files, LocalFiles
 
-__all__ = ["OPEN_POSITION_COLUMNS", "Exports", "LinkSigner", "LocalFiles", "open_positions_csv"]
+__all__ = ["FORMATS", "OPEN_POSITION_COLUMNS", "Document", "Exports", "Files", "LinkSigner", "LocalFiles",
+           "open_positions_table"]  # fmt: skip

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from hyperscope.domain.state import TS
 
@@ -25,8 +22,8 @@ def no_liquidation_as_zero(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.where(np.isfinite(values), values, 0.0)
 
 
-def open_positions_csv(rows: pa.Table) -> bytes:
-    """CSV bytes from the store's open positions joined with wallet profiles (`Store.open_positions`)."""
+def open_positions_table(rows: pa.Table) -> pa.Table:
+    """The open-positions file's columns (upstream's, in upstream's order) from the store's rows."""
     cross = pc.equal(rows.column("leverage_type"), "cross").to_numpy(zero_copy_only=False)
     leverage = rows.column("leverage").to_numpy()
     open_time = pc.strftime(rows.column("open_time").cast(TS), format="%Y-%m-%dT%H:%M:%S")
@@ -56,6 +53,4 @@ def open_positions_csv(rows: pa.Table) -> bytes:
             "profile_sizeSegmentId": rows.column("profile_size_segment"),
         }
     )
-    out = io.BytesIO()
-    pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="needed"))
-    return out.getvalue()
+    return table

@@ -11,10 +11,21 @@ import re
 import secrets
 import time
 from pathlib import Path
+from typing import Protocol
 
 from hyperscope.errors import NotFound, RetryLater
 
-_NAME = re.compile(r"^[0-9a-f]{32}\.(csv|json)$")
+_NAME = re.compile(r"^[0-9a-f]{32}\.(csv|json|parquet)$")
+
+
+class Files(Protocol):
+    """Where export files live: a local folder today, an S3-compatible store later. Files are named by
+    ids the store makes up; callers never choose a path."""
+
+    def put(self, data: bytes, suffix: str) -> str: ...
+    def keep_alive(self, file_id: str) -> bool: ...
+    def path(self, file_id: str) -> Path: ...
+    def purge(self) -> int: ...
 
 
 class LocalFiles:

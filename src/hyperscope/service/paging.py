@@ -53,22 +53,37 @@ class CursorCodec:
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._sign(body)}"
 
-    def decode(self, token: str, query: str) -> tuple[int, int]:
+    def encode_after(self, value: float | int, row_id: str, query: str) -> str:
+        """A cursor after the row whose sort value is `value` and whose id (a 64-hex string) is `row_id`."""
+        payload = {"k": value, "s": row_id, "q": query, "x": int(time.time()) + self.ttl}
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        return f"{body}.{self._sign(body)}"
+
+    def decode_after(self, token: str, query: str) -> tuple[float | int, str]:
+        payload = self._verified(token, query)
+        value, row_id = payload.get("k"), payload.get("s")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not isinstance(row_id, str):
+            raise BadCursor("nextCursor: invalid cursor")
+        return value, row_id
+
+    def _verified(self, token: str, query: str) -> dict:
         body, _, signature = token.partition(".")
         if not body or not signature or not hmac.compare_digest(signature, self._sign(body)):
             raise BadCursor("nextCursor: invalid or tampered cursor")
         try:
             payload = json.loads(_unb64(body))
-            created_at, row_id, q, expires = (
-                int(payload["t"]),
-                int(payload["i"]),
-                payload["q"],
-                int(payload["x"]),
-            )
+            q, expires = payload["q"], int(payload["x"])
         except (ValueError, KeyError, TypeError) as e:
             raise BadCursor("nextCursor: invalid cursor") from e
         if expires < time.time():
             raise BadCursor("nextCursor: cursor expired; start again without nextCursor")
         if q != query:
             raise BadCursor("nextCursor: cursor belongs to a different query; keep the other parameters unchanged")
-        return created_at, row_id
+        return dict(payload)
+
+    def decode(self, token: str, query: str) -> tuple[int, int]:
+        payload = self._verified(token, query)
+        try:
+            return int(payload["t"]), int(payload["i"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise BadCursor("nextCursor: invalid cursor") from e

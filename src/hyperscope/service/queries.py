@@ -6,6 +6,7 @@ Field names and meanings follow the HyperTracker external API; definitions follo
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound
 from hyperscope.service.health import IngestState, health
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
-from hyperscope.store.base import Store
+from hyperscope.store.base import HistoryQuery, Store
 
 TWO_HOURS_MS = 2 * 3_600_000
 SIXTY_DAYS_MS = 60 * 86_400_000
@@ -63,6 +64,42 @@ def perp_bias(value_long: float, value_short: float, equity: float) -> float | N
 
 def exposure_ratio(value: float, equity: float) -> float | None:
     return _served(formulas.exposure_ratio(np.float64(value), np.float64(equity)).item())
+
+
+def _finite_or_zero(x: float | None) -> float:
+    return 0.0 if x is None or math.isnan(x) else float(x)
+
+
+def _history_record(r: dict[str, Any]) -> dict[str, Any]:
+    """One lifecycle as /positions serves it (the field order of the upstream example)."""
+    cross = r["leverage_type"] == "cross"
+    max_leverage = r["max_leverage"]
+    return {
+        "address": r["address"],
+        "size": r["size"],
+        "entryPrice": r["entry_px"],
+        "side": r["side"],
+        "crossLeverage": r["leverage"] if cross else 0,
+        "maxLeverage": max_leverage,
+        "coin": r["coin"],
+        "szDecimals": r["sz_decimals"],
+        "markPrice": r["mark_px"],
+        "midPrice": r["mid_px"],
+        "premiumPrice": r["premium"],
+        "assetMaxLeverage": max_leverage,
+        "positionValue": r["value"],
+        "liquidationPrice": _finite_or_zero(r["liquidation_px"]),
+        "unrealizedPnl": r["unrealized_pnl"],
+        "funding": r["funding"],
+        "openTime": iso_ms(r["open_time"]),
+        "closeTime": iso_ms(r["close_time"]) if r["close_time"] is not None else None,
+        "updatedAt": iso_ms(r["updated_at"]),
+        "createdAt": iso_ms(r["created_at"]),
+        "isolatedLeverage": 0 if cross else r["leverage"],
+        "id": r["id"],
+        "dex": r["dex"],
+        "profile": {"address": r["address"], "segments": [r["size_segment"], r["pnl_segment"]]},
+    }
 
 
 class Service:
@@ -282,6 +319,16 @@ class Service:
         """The open positions of a coin's markets (`markets_of`) at the newest state update, joined with
         wallet profiles (Arrow)."""
         return self.store.open_positions(self.markets_of(coin))
+
+    def positions(self, query: HistoryQuery, cursor_query: str) -> dict[str, Any]:
+        """Historic positions: one consolidated record per lifecycle open during the window (GET /positions)."""
+        rows = self.store.position_history(replace(query, limit=query.limit + 1))
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = None
+        if more and rows:
+            cursor = self.cursors.encode_after(rows[-1]["sort_key"], rows[-1]["id"], cursor_query)
+        return {"positions": [_history_record(r) for r in rows], "nextCursor": cursor}
 
     @staticmethod
     def query_key(*parts: object) -> str:

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from hyperscope.domain.state import TS
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
-from hyperscope.store.base import SERIES_TABLES, LatestUpdate, OrderWrite, Retention, WriteBatch
+from hyperscope.store.base import SERIES_TABLES, HistoryQuery, LatestUpdate, OrderWrite, Retention, WriteBatch
 
 _TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
 SCHEMA_VERSION = 4
@@ -47,6 +47,18 @@ def _upgrades() -> dict[int, list[str]]:
         3: ["ALTER TABLE state_updates ADD COLUMN has_orders BOOLEAN DEFAULT false",
             *[f"ALTER TABLE positions_closed ADD COLUMN {c}" for c in CLOSED_MARKET_COLUMNS], *new_tables],
     }  # fmt: skip
+
+
+OPEN_FOREVER = 9_223_372_036_854_775_807  # the close time an open lifecycle sorts and filters with
+HISTORY_FIELDS = (
+    "id", "address", "coin", "dex", "side", "size", "entry_px", "mark_px", "value", "liquidation_px",
+    "unrealized_pnl", "funding", "leverage_type", "leverage", "open_time", "close_time", "created_at",
+    "updated_at", "size_segment", "pnl_segment",
+)  # fmt: skip
+HISTORY_SORT = {
+    "openTime": "open_time", "closeTime": f"coalesce(close_time, {OPEN_FOREVER})", "pnl": "unrealized_pnl",
+    "value": "value", "size": "size",
+}  # fmt: skip
 
 
 def _to_storage(table: pa.Table) -> pa.Table:
@@ -427,14 +439,16 @@ class DuckDBStore:
     def sampled_series(
         self, table: str, where: dict[str, Any], start: int, end: int, step_ms: int
     ) -> list[dict[str, Any]]:
-        """The last row at or before each multiple of `step_ms` in [start, end], newest first."""
+        """The last row at or before each multiple of `step_ms` in [start, end] (and the last row before
+        `end` past the last multiple), newest first."""
         clauses = ["created_at >= ?", "created_at <= ?"] + [f"{c} = ?" for c in where]
         sql = (
-            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY created_at // ? ORDER BY created_at DESC, "
+            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY (created_at + ? - 1) // ? "
+            "ORDER BY created_at DESC, "
             f"id DESC) AS rn FROM {table} WHERE {' AND '.join(clauses)}) AS t WHERE rn = 1 "
             "ORDER BY created_at DESC, id DESC"
         )
-        rows = self._dicts(sql, [step_ms, start, end, *where.values()])
+        rows = self._dicts(sql, [step_ms, step_ms, start, end, *where.values()])
         for row in rows:
             row.pop("rn", None)
         return rows
@@ -453,6 +467,120 @@ class DuckDBStore:
         )
         with self._errors():
             result: pa.Table = self._cursor().sql(sql, params=[list(coins)]).to_arrow_table()
+        return result
+
+    def position_history(self, query: HistoryQuery) -> list[dict[str, Any]]:
+        """Open and closed lifecycles matching `query`, in its order, after its cursor, `limit` rows.
+
+        A lifecycle matches the window when it was open at some moment of [start, end]. Closed ones carry
+        the market fields of the state update that saw them close; open ones those of the newest update.
+        """
+        sort = HISTORY_SORT[query.order_by]
+        where, params = ["open_time <= ?", f"coalesce(close_time, {OPEN_FOREVER}) >= ?"], [query.end, query.start]
+        if query.coins is not None:
+            where.append("coin IN (SELECT unnest(?))")
+            params.append(list(query.coins))
+        if query.addresses is not None:
+            where.append("address IN (SELECT unnest(?))")
+            params.append(list(query.addresses))
+        if query.segment is not None:
+            where.append("(size_segment = ? OR pnl_segment = ?)")
+            params += [query.segment, query.segment]
+        if query.after is not None:
+            op = "<" if query.descending else ">"
+            where.append(f"({sort} {op} ? OR ({sort} = ? AND id {op} ?))")
+            params += [query.after[0], query.after[0], query.after[1]]
+        branches, branch_params = [], []
+        fields = ", ".join(HISTORY_FIELDS)
+        if query.open is not False:
+            branches.append(
+                f"SELECT {', '.join('o.' + f for f in HISTORY_FIELDS)}, m.mid_px, m.premium, m.sz_decimals, "
+                f"m.max_leverage FROM (SELECT {fields}, height FROM positions_open WHERE {' AND '.join(where)}) AS o "
+                "LEFT JOIN markets m ON m.height = o.height AND m.coin = o.coin"
+            )
+            branch_params += params
+        if query.open is not True:
+            branches.append(
+                f"SELECT {fields}, mid_px, premium, sz_decimals, max_leverage FROM positions_closed "
+                f"WHERE {' AND '.join(where)}"
+            )
+            branch_params += params
+        direction = "DESC" if query.descending else "ASC"
+        sql = (
+            f"SELECT *, {sort} AS sort_key FROM ({' UNION ALL '.join(branches)}) AS t "
+            f"ORDER BY {sort} {direction}, id {direction} LIMIT ?"
+        )
+        return self._dicts(sql, [*branch_params, query.limit])
+
+    def past_height(self, time: int) -> int | None:
+        """The newest state update at or before `time` whose metric rows are kept (the `past` rule)."""
+        return self._scalar(
+            "SELECT height FROM metrics_general WHERE created_at <= ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            [time],
+        )
+
+    def top_row(self, table: str, column: str) -> dict[str, Any] | None:
+        """The row of a series with the highest `column` (the earliest on ties)."""
+        if table not in SERIES_TABLES or not re.fullmatch(r"[a-z_]+", column):
+            raise ValueError(table)
+        rows = self._dicts(f"SELECT * FROM {table} ORDER BY {column} DESC, created_at, id LIMIT 1", [])
+        return rows[0] if rows else None
+
+    def order_update(self, time: int) -> tuple[int, int] | None:
+        """(height, time) of the newest state update at or before `time` that carried the open orders."""
+        rows = self._dicts(
+            "SELECT height, time FROM state_updates WHERE has_orders AND time <= ? ORDER BY height DESC LIMIT 1",
+            [time],
+        )
+        return (rows[0]["height"], rows[0]["time"]) if rows else None
+
+    def first_order_update(self, since: int) -> int | None:
+        """Time of the oldest state update at or after `since` that carried the open orders."""
+        return self._scalar("SELECT min(time) FROM state_updates WHERE has_orders AND time >= ?", [since])
+
+    def orders_at(self, height: int, coins: list[str] | None = None) -> pa.Table:
+        """Every order open at the state update `height` (optionally of some coins), by coin, side, price."""
+        clauses, params = ["first_height <= ?", "(last_height IS NULL OR last_height >= ?)"], [height, height]
+        if coins is not None:
+            clauses.append("coin IN (SELECT unnest(?))")
+            params.append(list(coins))
+        sql = (
+            "SELECT address, oid, coin, side, limit_px, sz, orig_sz, timestamp, order_type, tif, reduce_only, "
+            "is_trigger, trigger_px, trigger_condition, is_position_tpsl, cloid FROM order_spans "
+            f"WHERE {' AND '.join(clauses)} ORDER BY coin, side, limit_px, oid"
+        )
+        with self._errors():
+            result: pa.Table = self._cursor().sql(sql, params=params).to_arrow_table()
+        return result
+
+    def wallet_baselines(self, time: int) -> pa.Table:
+        """Per wallet, its PnL and volume at its newest mark at or before `time`, or at its first mark when
+        it has none by then (address, pnl, volume).
+
+        Every wallet has a full mark each UTC day, so nothing older than two days before `time` is read.
+        """
+        sql = (
+            "SELECT address, coalesce(arg_max(pnl, time) FILTER (WHERE time <= ?), arg_min(pnl, time)) AS pnl, "
+            "coalesce(arg_max(volume, time) FILTER (WHERE time <= ?), arg_min(volume, time)) AS volume "
+            "FROM wallet_marks WHERE time > ? GROUP BY address"
+        )
+        with self._errors():
+            result: pa.Table = self._cursor().sql(sql, params=[time, time, time - 2 * DAY_MS]).to_arrow_table()
+        return result
+
+    def first_mark_time(self) -> int | None:
+        return self._scalar("SELECT min(time) FROM wallet_marks")
+
+    def wallets_with_exposure(self) -> pa.Table:
+        """Every wallet's profile with its open value and open long value (the leaderboards' rows)."""
+        sql = (
+            "SELECT w.address, w.perp_equity, w.pnl, w.volume, coalesce(p.open_value, 0) AS open_value, "
+            "coalesce(p.open_value_long, 0) AS open_value_long FROM wallets w LEFT JOIN (SELECT address, "
+            "sum(value) AS open_value, sum(CASE WHEN side = 'long' THEN value ELSE 0 END) AS open_value_long "
+            "FROM positions_open GROUP BY address) p ON p.address = w.address"
+        )
+        with self._errors():
+            result: pa.Table = self._cursor().sql(sql).to_arrow_table()
         return result
 
     def status(self) -> dict[str, Any]:

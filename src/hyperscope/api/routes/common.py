@@ -48,8 +48,8 @@ def query_params(*names: str, required: tuple[str, ...] = (), schemas: dict | No
                 "name": n,
                 "in": "query",
                 "required": n in required,
-                "schema": (schemas or {}).get(n, QUERY_SCHEMAS[n]),
-                "description": docs.get(n, QUERY_DOCS[n]),
+                "schema": (schemas or {})[n] if n in (schemas or {}) else QUERY_SCHEMAS[n],
+                "description": docs[n] if n in docs else QUERY_DOCS[n],
             }
             for n in names
         ]  # fmt: skip
@@ -76,7 +76,7 @@ def cached(request: Request, build: Callable[[], Any], reads: tuple[str, ...] = 
     q = request.query_params
     if "nextCursor" in reads and q.get("nextCursor"):
         return JSONBytes(build())
-    key = (request.scope["path"], *(q.get(name) for name in reads))
+    key = (request.scope["path"], *("\x00".join(q.getlist(name)) for name in reads))
     return JSONBytes(request.app.state.cache.get_or_build(service(request).latest_height(), key, build))
 
 

@@ -8,6 +8,7 @@ from starlette.responses import FileResponse, Response
 from hyperscope.api.models import Error, Health
 from hyperscope.api.responses import JSONBytes
 from hyperscope.api.routes.common import service
+from hyperscope.exports import FORMATS
 
 router = APIRouter(tags=["system"])
 
@@ -35,12 +36,11 @@ async def prometheus(request: Request) -> Response:
 
 
 @router.get("/downloads/{token}", response_class=FileResponse,
-            responses={200: {"content": {"text/csv": {}, "application/json": {}}},
+            responses={200: {"content": {media: {} for media in FORMATS.values()}},
                        403: {"model": Error, "description": "Invalid or expired link."},
                        404: {"model": Error, "description": "The file is gone."}})  # fmt: skip
 async def download(request: Request, token: str) -> FileResponse:
     """An export file behind a signed link (no key needed: the link is the credential; 403 once expired)."""
     file_id, name = request.app.state.links.verify(token)
     path = request.app.state.exports.files.path(file_id)
-    media = "text/csv" if file_id.endswith(".csv") else "application/json"
-    return FileResponse(path, media_type=media, filename=name)
+    return FileResponse(path, media_type=FORMATS[file_id.rsplit(".", 1)[1]], filename=name)

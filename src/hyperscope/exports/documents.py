@@ -1,0 +1,311 @@
+"""The export files' contents: each a JSON document of the upstream shape plus the same data as one flat
+table (for `?format=csv` and `?format=parquet`). Built from the store at one state update.
+
+The numbers come from the stored metric rows (the ones the series routes serve) or, for the liquidation
+heatmap and the leaderboards, from the stored open positions and wallet profiles through the one
+implementation in `metrics/` and `domain/formulas.py`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from hyperscope.domain import formulas
+from hyperscope.domain.buckets import SIZE_BUCKETS
+from hyperscope.domain.cohorts import SEGMENTS_BY_ID, SEGMENT_IDS
+from hyperscope.domain.timefmt import iso_ms
+from hyperscope.exports.positions import no_liquidation_as_zero
+from hyperscope.metrics.heatmap import liquidation_heatmap
+from hyperscope.store.base import Store
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+FORMATS = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+EQUITY_COLUMNS = ["totalWalletsEquity", "perpWalletsEquity", "spotWalletsEquity", "stakingWalletsEquity",
+                  "vaultWalletsEquity"]  # fmt: skip
+EQUITY_FIELDS = ("total", "perp", "spot", "staking", "vault")
+POSITION_METRICS_COLUMNS = ["coin", "timestamp", "positionCount", "positionCountLong", "totalPositionValue",
+                            "totalPositionValueLong"]  # fmt: skip
+SEGMENT_METRICS_COLUMNS = ["timestamp", "positionCount", "positionCountLong", "totalPositionValue",
+                           "totalPositionValueLong", "bias"]  # fmt: skip
+PERIODS = {"day": DAY_MS, "week": 7 * DAY_MS, "month": 30 * DAY_MS, "all": None}
+LEADERBOARD_ROWS = 25_000
+
+
+@dataclass(frozen=True)
+class Document:
+    """One export: its JSON body and the same rows as a flat table."""
+
+    body: Any
+    table: pa.Table
+
+    def render(self, fmt: str) -> bytes:
+        if fmt == "json":
+            return orjson.dumps(self.body, option=orjson.OPT_SERIALIZE_NUMPY)
+        out = io.BytesIO()
+        if fmt == "csv":
+            pacsv.write_csv(self.table, out, pacsv.WriteOptions(quoting_style="needed"))
+        else:
+            pq.write_table(self.table, out, compression="zstd")
+        return out.getvalue()
+
+
+def _value(x: Any) -> Any:
+    """A number as served: NaN (no defined value) becomes null."""
+    return None if isinstance(x, float) and np.isnan(x) else x
+
+
+def _long_fraction(long: float, total: float) -> float | None:
+    return _value(float(formulas.long_fraction(np.float64(long), np.float64(total))))
+
+
+def _segment_ref(segment_id: int) -> dict[str, Any]:
+    s = SEGMENTS_BY_ID[segment_id]
+    return {"id": s.id, "name": s.name, "category": s.category, "criteria": s.criteria()}
+
+
+def _columns_table(columns: list[str], rows: list[list[Any]], **extra: Any) -> pa.Table:
+    data = {name: [row[i] for row in rows] for i, name in enumerate(columns)}
+    table = pa.table(data) if rows else pa.table({name: pa.array([], pa.null()) for name in columns})
+    for i, (name, value) in enumerate(extra.items()):
+        table = table.add_column(i, name, pa.array([value] * table.num_rows))
+    return table
+
+
+# ---------------------------------------------------------------- market-wide
+
+
+def wallets_equity(store: Store, latest_time: int) -> Document:
+    """total-wallets-equity-chart-data: the ATH breakdown, the breakdown 24 h earlier and the history
+    (the last state update of every 2 hours, oldest first)."""
+    ath = store.top_row("metrics_wallets_equity", "total")
+    past = store.past_height(latest_time - DAY_MS)
+    past_rows = store.rows_at("metrics_wallets_equity", {}, past) if past is not None else []
+    history = store.sampled_series("metrics_wallets_equity", {}, 0, latest_time, 2 * HOUR_MS)
+    history.reverse()
+    rows = [[iso_ms(r["created_at"]), *(r[f] for f in EQUITY_FIELDS)] for r in history]
+    body = {
+        "athData": {"columns": EQUITY_COLUMNS, "data": [ath[f] for f in EQUITY_FIELDS] if ath else []},
+        "data24HoursAgo": {
+            "columns": EQUITY_COLUMNS, "data": [past_rows[0][f] for f in EQUITY_FIELDS] if past_rows else []
+        },
+        "history": {"columns": ["timestamp", *EQUITY_COLUMNS], "data": rows},
+    }  # fmt: skip
+    return Document(body, _columns_table(["timestamp", *EQUITY_COLUMNS], rows))
+
+
+def segments_bias_24h(store: Store, latest_time: int) -> Document:
+    """segments-bias-charts-data-24h: per cohort, perpBias of positions opened within 24 h at every state
+    update of the last 72 hours, oldest first, keyed by segmentId."""
+    body: dict[str, Any] = {}
+    flat: list[list[Any]] = []
+    for segment in SEGMENT_IDS:
+        where = {"segment_id": segment, "timeframe": "24h"}
+        rows = store.series("metrics_segment", where, latest_time - 72 * HOUR_MS, latest_time, None, 100_000)
+        rows.reverse()
+        data = [
+            [iso_ms(r["created_at"]), _value(float(formulas.perp_bias(
+                np.float64(r["open_long_value"]), np.float64(r["open_short_value"]),
+                np.float64(r["active_perp_equity"]))))]
+            for r in rows
+        ]  # fmt: skip
+        body[str(segment)] = {"segmentId": segment, "columns": ["timestamp", "bias"], "data": data}
+        flat += [[segment, *row] for row in data]
+    return Document(body, _columns_table(["segmentId", "timestamp", "bias"], flat))
+
+
+# ---------------------------------------------------------------- per coin
+
+
+def position_metrics(store: Store, coin: str, latest_time: int) -> Document:
+    """position-metrics: the coin's series at the last state update of every 2 hours plus the latest one,
+    newest first. Each row starts with the coin, so rows line up with `columns`."""
+    sampled = store.sampled_series("metrics_coin", {"coin": coin}, 0, latest_time, 2 * HOUR_MS)
+    latest = store.series("metrics_coin", {"coin": coin}, latest_time, latest_time, None, 1)
+    rows_in = latest + [r for r in sampled if not latest or r["created_at"] != latest[0]["created_at"]]
+    rows = [[coin, iso_ms(r["created_at"]), r["position_count"], r["position_count_long"],
+             r["total_position_value"], r["total_position_value_long"]] for r in rows_in]  # fmt: skip
+    body = {"coin": coin, "metrics": {"columns": POSITION_METRICS_COLUMNS, "data": rows}}
+    return Document(body, _columns_table(POSITION_METRICS_COLUMNS, rows))
+
+
+def _past(store: Store, latest_time: int) -> int | None:
+    return store.past_height(latest_time - DAY_MS)
+
+
+def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) -> Document:
+    """position-breakdown-by-size (and the `positions` export): the ten size buckets now and 24 h ago."""
+    now = {r["size_bucket"]: r for r in store.rows_at("metrics_coin_bucket", {"coin": coin}, height)}
+    past_height = _past(store, latest_time)
+    past = (
+        {r["size_bucket"]: r for r in store.rows_at("metrics_coin_bucket", {"coin": coin}, past_height)}
+        if past_height is not None
+        else None
+    )
+    items = []
+    for b in SIZE_BUCKETS:
+        r, p = now.get(b.id), (past or {}).get(b.id)
+        total = r["total_position_value"] if r else 0.0
+        long = r["total_position_value_long"] if r else 0.0
+        items.append({
+            "sizeSegmentId": b.id, "size": b.label, "minSize": b.min_size, "maxSize": b.max_size,
+            "positionCount": r["position_count"] if r else 0,
+            "pastPositionCount": (p["position_count"] if p else 0) if past is not None else None,
+            "totalPositionValue": total,
+            "pastTotalPositionValue": (p["total_position_value"] if p else 0.0) if past is not None else None,
+            "totalPositionValueLong": long,
+            "valueCloseToLiquidation": r["value_close_to_liquidation"] if r else 0.0,
+            "bias": _long_fraction(long, total),
+        })  # fmt: skip
+    created = iso_ms(latest_time)
+    body = {"coin": coin, "createdAt": created, "breakdownBySize": items}
+    return Document(body, pa.Table.from_pylist([{"coin": coin, "createdAt": created, **i} for i in items]))
+
+
+def breakdown_by_cohort(store: Store, coin: str, height: int, latest_time: int) -> Document:
+    """position-breakdown-by-cohort: the 16 cohorts' positions in the coin now and 24 h ago."""
+    where = {"coin": coin, "timeframe": "all"}
+    now = {r["segment_id"]: r for r in store.rows_at("metrics_coin_segment", where, height)}
+    past_height = _past(store, latest_time)
+    past = (
+        {r["segment_id"]: r for r in store.rows_at("metrics_coin_segment", where, past_height)}
+        if past_height is not None
+        else None
+    )
+    created = iso_ms(latest_time)
+    items, flat = [], []
+    for segment in SEGMENT_IDS:
+        r, p = now.get(segment), (past or {}).get(segment)
+        total = r["total_position_value"] if r else 0.0
+        long = r["total_position_value_long"] if r else 0.0
+        item = {
+            "segmentId": segment, "segment": _segment_ref(segment),
+            "positionCount": r["position_count"] if r else 0,
+            "pastPositionCount": (p["position_count"] if p else 0) if past is not None else None,
+            "totalPositionValue": total,
+            "pastTotalPositionValue": (p["total_position_value"] if p else 0.0) if past is not None else None,
+            "totalPositionValueLong": long,
+            "valueCloseToLiquidation": r["value_close_to_liquidation"] if r else 0.0,
+            "bias": _long_fraction(long, total),
+            "timestamp": created,
+        }  # fmt: skip
+        items.append(item)
+        flat.append({"coin": coin, **{k: v for k, v in item.items() if k != "segment"},
+                     "segmentName": SEGMENTS_BY_ID[segment].name})  # fmt: skip
+    body = {"coin": coin, "createdAt": created, "breakdownByCohort": items}
+    return Document(body, pa.Table.from_pylist(flat))
+
+
+def segment_metrics(store: Store, coin: str, latest_time: int) -> Document:
+    """segment-metrics: per cohort, the coin's latest figures then one every 12 hours over 7 days."""
+    segments, flat = [], []
+    for segment in SEGMENT_IDS:
+        where = {"coin": coin, "segment_id": segment, "timeframe": "all"}
+        latest = store.series("metrics_coin_segment", where, latest_time, latest_time, None, 1)
+        sampled = store.sampled_series("metrics_coin_segment", where, latest_time - 7 * DAY_MS, latest_time,
+                                       12 * HOUR_MS)  # fmt: skip
+        rows_in = latest + [r for r in sampled if not latest or r["created_at"] != latest[0]["created_at"]]
+        data = [[iso_ms(r["created_at"]), r["position_count"], r["position_count_long"], r["total_position_value"],
+                 r["total_position_value_long"], _long_fraction(r["total_position_value_long"],
+                                                                r["total_position_value"])]
+                for r in rows_in]  # fmt: skip
+        segments.append({"segment": _segment_ref(segment), "metrics": {"columns": SEGMENT_METRICS_COLUMNS,
+                                                                         "data": data}})  # fmt: skip
+        flat += [[segment, *row] for row in data]
+    body = {"coin": coin, "segments": segments}
+    return Document(body, _columns_table(["segmentId", *SEGMENT_METRICS_COLUMNS], flat, coin=coin))
+
+
+def heatmap(store: Store, coin: str, mark: float, latest_time: int) -> Document:
+    """liquidation-heatmap: 100 bins over mark +-50% from the coin's open positions (metrics/heatmap.py)."""
+    rows = store.open_positions([coin])
+    bins = liquidation_heatmap(
+        mark,
+        no_liquidation_as_zero(rows.column("liquidation_px")),
+        rows.column("value").to_numpy(),
+        rows.column("size_segment").to_numpy(zero_copy_only=False),
+        rows.column("pnl_segment").to_numpy(zero_copy_only=False),
+    )
+    items = [
+        {"coin": coin, "priceBinIndex": i, "priceBinStart": float(bins["start"][i]),
+         "priceBinEnd": float(bins["end"][i]), "liquidationValue": float(bins["value"][i]),
+         "positionsCount": int(bins["count"][i]),
+         "mostImpactedSegment": int(bins["segment"][i]) if bins["segment"][i] else None}
+        for i in range(len(bins["start"]))
+    ]  # fmt: skip
+    body = {"coin": coin, "markPrice": mark, "createdAt": iso_ms(latest_time), "heatmap": items}
+    return Document(body, pa.Table.from_pylist(items))
+
+
+# ---------------------------------------------------------------- leaderboards and orders
+
+
+def perp_pnl_leaderboard(store: Store, period: str, latest_time: int) -> Document:
+    """Perp PnL per wallet over the trailing period, ranked (semantics.md section 9), at most 25,000 rows.
+
+    A wallet's period PnL (and volume) is its all-time figure now minus the one at its newest hourly mark at
+    or before the period's start (a wallet first seen later counts from its first mark).
+    """
+    wallets = store.wallets_with_exposure()
+    pnl = wallets.column("pnl").to_numpy()
+    volume = wallets.column("volume").to_numpy()
+    span = PERIODS[period]
+    if span is not None:
+        base = store.wallet_baselines(latest_time - span)
+        at = pc.index_in(wallets.column("address"), value_set=base.column("address"))
+        found = at.is_valid().to_numpy(zero_copy_only=False)
+        idx = at.fill_null(0).to_numpy(zero_copy_only=False)
+        base_pnl, base_vol = pnl.copy(), volume.copy()  # a wallet without any mark: nothing in the period
+        if base.num_rows:
+            base_pnl[found] = base.column("pnl").to_numpy(zero_copy_only=False)[idx[found]]
+            base_vol[found] = base.column("volume").to_numpy(zero_copy_only=False)[idx[found]]
+        pnl, volume = pnl - base_pnl, volume - base_vol
+    equity = wallets.column("perp_equity").to_numpy()
+    open_value = wallets.column("open_value").to_numpy()
+    open_long = wallets.column("open_value_long").to_numpy()
+    active = (pnl != 0) | (open_value > 0)
+    order = np.lexsort((wallets.column("address").to_numpy(zero_copy_only=False), -pnl))
+    order = order[active[order]][:LEADERBOARD_ROWS]
+    bias = formulas.perp_bias(open_long, open_value - open_long, equity)
+    exposure = formulas.exposure_ratio(open_value, equity)
+    table = pa.table({
+        "rank": np.arange(1, len(order) + 1),
+        "address": wallets.column("address").take(pa.array(order)),
+        "pnl": pnl[order], "volume": volume[order], "perpEquity": equity[order], "openValue": open_value[order],
+        "openValueLong": open_long[order],
+        "perpBias": pa.array(bias[order], from_pandas=True),
+        "exposureRatio": pa.array(exposure[order], from_pandas=True),
+    })  # fmt: skip
+    start = None if span is None else iso_ms(latest_time - span)
+    body = {"period": period, "createdAt": iso_ms(latest_time), "start": start, "end": iso_ms(latest_time),
+            "totalCount": table.num_rows, "data": table.to_pylist()}  # fmt: skip
+    return Document(body, table)
+
+
+def orders_snapshot(store: Store, height: int, snapshot_ms: int, coins: list[str] | None = None) -> Document:
+    """Every order open at the state update `height` (the newest at or before the snapshot time)."""
+    t = store.orders_at(height, coins)
+    n = t.num_rows
+    table = pa.table({
+        "height": pa.array(np.full(n, height, np.int64)), "address": t.column("address"), "oid": t.column("oid"),
+        "coin": t.column("coin"), "side": t.column("side"), "limitPx": t.column("limit_px"), "sz": t.column("sz"),
+        "origSz": t.column("orig_sz"), "timestamp": t.column("timestamp"), "orderType": t.column("order_type"),
+        "tif": t.column("tif"), "reduceOnly": t.column("reduce_only"), "isTrigger": t.column("is_trigger"),
+        "triggerPx": t.column("trigger_px"), "triggerCondition": t.column("trigger_condition"),
+        "isPositionTpsl": t.column("is_position_tpsl"), "cloid": t.column("cloid"),
+        "snapshotTs": pa.array([iso_ms(snapshot_ms)] * n, pa.string()),
+    })  # fmt: skip
+    return Document(table.to_pylist(), table)
+
+
+Builder = Callable[[], Document]
