@@ -4,6 +4,7 @@ import csv
 import io
 from collections import defaultdict
 
+import httpx
 import pytest
 
 from hyperscope.domain.buckets import size_bucket
@@ -14,18 +15,51 @@ from tests.api import upstream
 SIZE_AXIS = {1, 2, 3, 4, 5, 6, 7, 16}
 
 
-def download(http, coin):
+NUMERIC = ("size", "value", "entryPrice", "unrealizedPnl", "funding", "liquidationPrice", "liquidationProgress",
+           "crossLeverage", "isolatedLeverage", "profile_totalEquity", "profile_perpEquity",
+           "profile_countOpenPositions", "profile_pnl", "profile_balance", "profile_perpPnlSegmentId",
+           "profile_sizeSegmentId")  # fmt: skip
+
+
+def download(http, coin, base=None):
+    """Follow the redirect the way `requests.get(r.headers["Location"])` would: the Location alone."""
     redirect = http.get(f"/api/external/positions/open/coin/{coin}", follow_redirects=False)
     assert redirect.status_code == 302, redirect.text
     location = redirect.headers["location"]
-    assert location.startswith("/downloads/")
-    response = http.get(location, headers={"Authorization": ""})  # the signed link needs no key
+    assert location.startswith(f"{base or http.base_url}".rstrip("/") + "/downloads/"), location
+    response = httpx.get(location)  # no base URL, no key: the signed, absolute link is enough
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     return location, list(csv.DictReader(io.StringIO(response.text)))
 
 
 def f(row, key):
-    return float(row[key]) if row[key] != "" else None
+    return float(row[key])
+
+
+def test_every_csv_number_parses_and_balance_is_perp_equity(world, live_server):
+    """Audit: liquidationPrice was empty for a quarter of BTC rows, and balance was the raw USD (negative)."""
+    for coin in ("BTC", "ETH", "xyz:GOLD"):
+        _, rows = download(live_server, coin)
+        assert rows
+        for row in rows:
+            numbers = {k: float(row[k]) for k in NUMERIC}  # raises on an empty or non-numeric field
+            assert numbers["profile_balance"] == numbers["profile_perpEquity"]
+            if numbers["liquidationPrice"] == 0 and row["side"] == "long":
+                # no liquidation price: the long's progress follows the formula with liq = 0
+                entry, mark = numbers["entryPrice"], numbers["value"] / numbers["size"]
+                expected = min(max(100 * (entry - mark) / entry, 0.0), 100.0)
+                assert numbers["liquidationProgress"] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert any(float(r["liquidationPrice"]) == 0 for c in ("BTC", "ETH") for r in download(live_server, c)[1])
+
+
+def test_a_main_coin_covers_every_dex_and_a_hip3_coin_only_its_own(world, live_server):
+    """Audit: /positions/open/coin/BTC held main-dex BTC only; upstream covers the main dex and every HIP-3 dex."""
+    _, rows = download(live_server, "BTC")
+    coins = {(r["coin"], r["dex"]) for r in rows}
+    assert coins == {("BTC", "main"), ("hyna:BTC", "hyna")}
+    _, hip3 = download(live_server, "hyna:BTC")
+    assert {(r["coin"], r["dex"]) for r in hip3} == {("hyna:BTC", "hyna")}
+    assert sorted(r["id"] for r in hip3) == sorted(r["id"] for r in rows if r["coin"] == "hyna:BTC")
 
 
 def test_csv_columns_match_upstream(live_server):
@@ -40,7 +74,8 @@ def test_every_aggregate_recomputes_from_the_csv(world, live_server):
     start = iso_ms(latest.time)
     for coin in ("BTC", "xyz:GOLD"):
         _, rows = download(live_server, coin.lower())
-        assert rows and {r["coin"] for r in rows} == {coin}
+        rows = [r for r in rows if r["coin"] == coin]  # BTC's file also holds the HIP-3 dexes' BTC
+        assert rows
         longs = [r for r in rows if r["side"] == "long"]
         value = sum(f(r, "value") for r in rows)
         # /positions/coins

@@ -3,6 +3,8 @@ exports, and clean answers at the HTTP edges."""
 
 import pytest
 from fastapi.routing import APIRoute
+
+from hyperscope.service.keys import SCOPES
 from fastapi.testclient import TestClient
 
 from hyperscope.api import ApiConfig, create_app
@@ -52,9 +54,9 @@ def _routes(routes):
 
 def test_every_keyed_route_declares_its_scope(world):
     routes = [r for r in _routes(world.app.routes) if isinstance(r, APIRoute) and "/api/external" in r.path]
-    assert len(routes) == 11
+    assert len(routes) == 18
     for route in routes:
-        assert getattr(route, "required_scope", None) in ("positions", "metrics", "segments"), route.path
+        assert getattr(route, "required_scope", None) in SCOPES, route.path
 
 
 def test_health_is_ok_only_when_fresh_and_ingesting(world, tmp_path):

@@ -23,7 +23,9 @@ def test_value_and_upnl_verified_row():
         (-1, 2_304.07, 2_700.5, 4_183.41, 21.094),
         (-1, 2_240.0, 2_000.0, 3_615.0, 0.0),  # a short in profit: clamped at 0
         (1, 100.0, 10.0, 50.0, 100.0),  # past the liquidation price: clamped at 100
-        (1, 100.0, 90.0, np.nan, 0.0),  # no liquidation price
+        (1, 100.0, 90.0, np.nan, 10.0),  # no liquidation price: a long uses 0 (upstream: 13.44097)
+        (1, 78350.0, 67819.0, np.nan, 13.44097000638),  # the docs' last sample row
+        (-1, 100.0, 110.0, np.nan, 0.0),  # a short without one: 0
     ],
 )
 def test_liquidation_progress(side, entry, mark, liq, expected):

@@ -193,8 +193,14 @@ def fill_events(fills: pa.Table) -> list[list[Any]]:
 
 
 def deposit_events(users: list[str], amounts: list[float], time_ms: int) -> list[dict[str, Any]]:
+    """Ledger updates moving USDC into (positive) or out of (negative, a withdrawal) perp accounts."""
+    def delta(amount: float) -> dict[str, Any]:
+        if amount < 0:
+            return {"type": "withdraw", "usdc": _number(-amount), "nonce": 0, "fee": "0.0"}
+        return {"type": "deposit", "usdc": _number(amount)}
+
     return [{"time": block_time(time_ms), "hash": "0x" + "0" * 64,
-             "inner": {"LedgerUpdate": {"users": [u], "delta": {"type": "deposit", "usdc": _number(a)}}}}
+             "inner": {"LedgerUpdate": {"users": [u], "delta": delta(a)}}}
             for u, a in zip(users, amounts, strict=True)]  # fmt: skip
 
 

@@ -26,7 +26,9 @@ from hyperscope.sources.simulator.universe import Universe, build_universe
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 LEVERAGES = np.array([1, 2, 3, 5, 10, 15, 20, 25, 40, 50], dtype=np.float64)
-LEVERAGE_WEIGHTS = np.array([8, 10, 12, 14, 12, 5, 5, 2, 1.5, 1], dtype=np.float64)
+# leverage settings as traders pick them: most between 5x and 20x (upstream's market carries about 2.6x
+# open value per dollar of perp equity; see `_fund_wallets`)
+LEVERAGE_WEIGHTS = np.array([2, 4, 7, 12, 16, 10, 10, 6, 5, 3], dtype=np.float64)
 FEE_RATE = 0.0003
 # per-wallet and per-coin arrays a checkpoint carries
 _STATE_ARRAYS = (
@@ -165,16 +167,25 @@ class Simulator:
         wallet = self._unique_holders(coin)
         iso = u.hip3[coin] | (rng.random(coin.size) < 0.25)
         lev = self._pick_leverage(coin)
-        entry = u.price[coin] * np.exp(rng.normal(0, 0.02 * u.vol[coin] / 0.6))
         age = np.minimum(rng.exponential(10 * DAY_MS, coin.size), 120 * DAY_MS).astype(np.int64)
+        # entries spread as far as the price could move since the position opened: old positions sit deep in
+        # profit or loss, and some near their liquidation price, as on the real exchange
+        years = age / (365 * DAY_MS) + 1 / 365
+        entry = u.price[coin] * np.exp(rng.normal(0, u.vol[coin] * np.sqrt(years)))
         notional_entry = lots * u.lot[coin] * entry
+        notional_mark = lots * u.lot[coin] * u.price[coin]
+        upnl = side * lots * u.lot[coin] * (u.price[coin] - entry)
+        # isolated margin covers the loss so far plus a maintenance buffer, thin for some
+        mmr = formulas.maintenance_rate(u.max_leverage[coin])
+        keep_alive = -upnl + notional_mark * mmr * rng.uniform(1.15, 4.0, coin.size)
+        iso_margin = np.maximum(notional_entry / lev * rng.uniform(1.0, 1.6, coin.size), keep_alive)
         pos = _Positions(
             key=wallet * nc + coin,
             lots=side * lots,
             entry=entry,
             lev=lev,
             iso=iso,
-            iso_margin=np.where(iso, notional_entry / lev * rng.uniform(1.2, 2.5, coin.size), 0.0),
+            iso_margin=np.where(iso, iso_margin, 0.0),
             funding=np.zeros(coin.size),
             hint_ms=now_ms - 60_000 - age,
         )
@@ -207,11 +218,14 @@ class Simulator:
         size = p.lots * self.u.lot[c]
         notional = np.abs(size) * self.mark[c]
         cross_margin = np.bincount(w, weights=np.where(p.iso, 0.0, notional / p.lev), minlength=nw)
-        iso_margin = np.bincount(w, weights=p.iso_margin, minlength=nw)
-        idle = rng.lognormal(6.0, 2.3, nw) * (rng.random(nw) < 0.7)
-        target = cross_margin * rng.uniform(1.3, 3.5, nw) + iso_margin + idle
-        target[1 : 1 + self.n_makers] = rng.uniform(0.5, 1.5, self.n_makers) * 0.1 * self.config.oi_usd / self.n_makers
-        target[0] = self.config.oi_usd * 0.05
+        upnl = size * (self.mark[c] - p.entry)
+        iso_margin = np.bincount(w, weights=np.where(p.iso, np.maximum(p.iso_margin + upnl, 0.0), 0.0), minlength=nw)
+        idle = rng.lognormal(5.0, 2.0, nw) * (rng.random(nw) < 0.5)
+        # a margin buffer above what the positions need: thin for most, a few very well collateralised
+        buffer = np.where(rng.random(nw) < 0.85, rng.uniform(1.02, 1.5, nw), rng.uniform(2.0, 5.0, nw))
+        target = cross_margin * buffer + iso_margin + idle
+        target[1 : 1 + self.n_makers] = rng.uniform(0.5, 1.5, self.n_makers) * 0.02 * self.config.oi_usd / self.n_makers
+        target[0] = self.config.oi_usd * 0.01
         exposure = np.bincount(w, weights=size * self.mark[c], minlength=nw)
         # cash such that account value = target; isolated uPnL is already inside the isolated margin
         self.cash = target - exposure
@@ -230,7 +244,7 @@ class Simulator:
         self.spot_usdc *= 0.5 * perp_total / max(self.spot_usdc.sum(), 1.0)
         self.spot_hype *= 0.3 * perp_total / max(self.spot_hype.sum() * px, 1.0)
         self.staked_hype *= 3.5 * perp_total / max(self.staked_hype.sum() * px, 1.0)
-        self.vault_equity *= 0.2 * perp_total / max(self.vault_equity.sum(), 1.0)
+        self.vault_equity *= 0.05 * perp_total / max(self.vault_equity.sum(), 1.0)
         self.vault_equity[0] = 0.0
         self.cash[0] += self.vault_equity.sum()  # wallet 0 is also the vault: it holds its followers' money
         self._hype = hype
@@ -334,9 +348,17 @@ class Simulator:
         close_lots = np.where(full, np.abs(p.lots[i]), np.maximum(1, np.abs(p.lots[i]) * rng.uniform(0.2, 0.9, i.size)))
         close_lots = close_lots.astype(np.int64)
         ci = p.key[i] % nc
-        counterparty = self._opposite_holders(ci, -holder_side)
-        random_cp = rng.choice(cfg.wallets, size=i.size, p=self.activity)
-        counterparty = np.where((counterparty >= 0) & (rng.random(i.size) < 0.5), counterparty, random_cp)
+        # the other side either trades down its own opposite position (never past flat) or opens against the
+        # closer, sized within its free margin: nobody ends up holding what their equity cannot carry
+        opposite, opposite_lots = self._opposite_holders(ci, -holder_side)
+        by_margin = free * (self.activity > 0)
+        by_margin = by_margin / by_margin.sum() if by_margin.sum() > 0 else self.activity
+        fresh_cp = rng.choice(cfg.wallets, size=i.size, p=by_margin)
+        use_opposite = (opposite >= 0) & (rng.random(i.size) < 0.5)
+        counterparty = np.where(use_opposite, opposite, fresh_cp)
+        fresh_cap = free[fresh_cp] * self._pick_leverage(ci) * 0.8 / (self.mark[ci] * u.lot[ci])
+        close_lots = np.minimum(close_lots, np.where(use_opposite, opposite_lots, np.floor(fresh_cap)))
+        close_lots = close_lots.astype(np.int64)
         holder = p.key[i] // nc
         buyer_c = np.where(holder_side < 0, holder, counterparty)
         seller_c = np.where(holder_side < 0, counterparty, holder)
@@ -351,12 +373,16 @@ class Simulator:
         oi_gap = np.clip(cfg.oi_usd * u.oi_share / np.maximum(oi, 1.0), 0.5, 2.0) ** 2
         weights = self.count_share * count_gap
         co = rng.choice(nc, size=n_open, p=weights / weights.sum())
-        # both sides of an opening trade are chosen by free margin: rich traders place the big orders. (A few
-        # dedicated makers would meet themselves many times per coin and step, and such trades are dropped.)
-        by_margin = free * (self.activity > 0)
-        by_margin = by_margin / by_margin.sum() if by_margin.sum() > 0 else self.activity
-        buyer_o = rng.choice(cfg.wallets, size=n_open, p=by_margin)
-        seller_o = rng.choice(cfg.wallets, size=n_open, p=by_margin)
+        # both sides of an opening trade are active traders with free margin, half of them picked by how much
+        # they have (rich traders place the big orders); the size is capped by what their margin carries. (A
+        # few dedicated makers would meet themselves many times per coin and step; such trades are dropped.)
+        by_activity = self.activity * (free > 0)
+        by_activity = by_activity / by_activity.sum() if by_activity.sum() > 0 else self.activity
+        rich = rng.random(n_open) < 0.5
+        buyer_o = np.where(rich, rng.choice(cfg.wallets, size=n_open, p=by_margin),
+                           rng.choice(cfg.wallets, size=n_open, p=by_activity))  # fmt: skip
+        seller_o = np.where(rich, rng.choice(cfg.wallets, size=n_open, p=by_margin),
+                            rng.choice(cfg.wallets, size=n_open, p=by_activity))  # fmt: skip
         avg_notional = cfg.oi_usd * u.oi_share / 2 / np.maximum(1.0, target_count / 2)
         want = avg_notional[co] * oi_gap[co] * rng.lognormal(-1.8, 1.9, n_open)
         lev = self._pick_leverage(co)
@@ -388,11 +414,11 @@ class Simulator:
             liquidation=np.zeros(2 * n, bool),
         )
 
-    def _opposite_holders(self, coin: np.ndarray, side: np.ndarray) -> np.ndarray:
-        """A random wallet holding `side` in `coin` for each request, or -1 when there is none."""
+    def _opposite_holders(self, coin: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A random wallet holding `side` in `coin` for each request and the lots it holds, or (-1, 0)."""
         p, nc = self.pos, self.u.n
         if not coin.size or not p.key.size:
-            return np.full(coin.size, -1, np.int64)
+            return np.full(coin.size, -1, np.int64), np.zeros(coin.size, np.int64)
         group = (p.key % nc) * 2 + (p.lots > 0)
         order = np.argsort(group, kind="stable")
         sorted_group = group[order]
@@ -402,7 +428,7 @@ class Simulator:
         size = stop - start
         pick = start + np.floor(self.rng.random(coin.size) * np.maximum(size, 1)).astype(np.int64)
         found = order[np.minimum(pick, order.size - 1)]
-        return np.where(size > 0, p.key[found] // nc, -1)
+        return np.where(size > 0, p.key[found] // nc, -1), np.where(size > 0, np.abs(p.lots[found]), 0)
 
     def _apply(
         self,
@@ -510,7 +536,9 @@ class Simulator:
         a = self._account()
         w = a["w"]
         underwater = a["cross_eq"] < a["cross_mm"]
-        hit = np.where(p.iso, a["iso_eq"] < a["mm"], underwater[w]) & (w != 0)
+        # a wallet whose isolated margins exceed its whole account has no equity left for anything
+        broke = a["cross_eq"] < 0
+        hit = (np.where(p.iso, a["iso_eq"] < a["mm"], underwater[w]) | broke[w]) & (w != 0)
         if not hit.any():
             return FILLS.empty_table()
         j = np.nonzero(hit)[0]
@@ -539,9 +567,23 @@ class Simulator:
         return fills
 
     def _deposits(self) -> None:
+        """Deposits of a few random wallets, and withdrawals of part of the idle margin of a few others
+        (picked by how much they hold idle): money arrives and leaves, so the equity in the market settles
+        instead of only growing."""
         rng, nw = self.rng, self.config.wallets
-        who = rng.integers(1, nw, max(1, nw // 400))
-        amount = rng.lognormal(7, 1.8, who.size)
+        n = max(1, nw // 800)
+        depositors = rng.integers(1 + self.n_makers, nw, n)
+        acct = self._account()
+        idle = np.maximum(acct["av"] - acct["used"] * 1.25, 0.0)
+        idle[: 1 + self.n_makers] = 0.0
+        weights = idle / idle.sum() if idle.sum() > 0 else None
+        withdrawers = rng.choice(nw, size=n, p=weights) if weights is not None else np.zeros(0, np.int64)
+        who = np.concatenate([depositors, withdrawers])
+        amount = np.concatenate([rng.lognormal(7, 1.8, n), -idle[withdrawers] * rng.uniform(0.02, 0.1, withdrawers.size)])
+        who, first = np.unique(who, return_index=True)  # one ledger move per wallet and step
+        amount = amount[first]
+        keep = amount != 0
+        who, amount = who[keep], amount[keep]
         self.last_deposits = (who, amount)
         np.add.at(self.cash, who, amount)
         np.add.at(self.pnl_offset, who, -amount)
