@@ -1,4 +1,6 @@
 import socket
+from datetime import UTC, datetime
+from contextlib import contextmanager
 import threading
 import time
 
@@ -22,11 +24,11 @@ HOUR = 3_600_000
 class World:
     """A store with simulated history ingested, an app over it and keys of several kinds."""
 
-    def __init__(self, path):
+    def __init__(self, path, genesis_ms=T0, steps=12):
         self.store = open_store(path)
-        self.sim = Simulator(preset("tiny", seed=21), genesis_ms=T0)
+        self.sim = Simulator(preset("tiny", seed=21), genesis_ms=genesis_ms)
         self.ingestor = Ingestor(self.store)
-        self.updates = [self.step() for _ in range(12)]
+        self.updates = [self.step() for _ in range(steps)]
         self.keys = KeyManager(open_key_store(path.parent / "keys.sqlite3"), 100_000)
         self.key, _ = self.keys.create("tests")
         self.metrics_only, _ = self.keys.create("metrics-only", ["metrics"])
@@ -61,13 +63,13 @@ def client(world):
         yield c
 
 
-@pytest.fixture(scope="module")
-def live_server(world):
-    """The same app on a real socket (uvicorn in a thread)."""
+@contextmanager
+def serving(app, headers):
+    """An app on a real socket (uvicorn in a thread), with an httpx client at its base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning", http=JSONErrorProtocol)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=JSONErrorProtocol)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -75,7 +77,29 @@ def live_server(world):
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, headers=world.headers(), timeout=10) as http:
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_server(world):
+    """The same app on a real socket (uvicorn in a thread)."""
+    with serving(world.app, world.headers()) as http:
         yield http
-    server.should_exit = True
-    thread.join(timeout=10)
+
+
+FEB_10 = int(datetime(2026, 2, 10, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.fixture(scope="session")
+def february(tmp_path_factory):
+    """40 hours of a simulated market from 2026-02-10 (the dates the upstream examples ask for), served live."""
+    world = World(tmp_path_factory.mktemp("feb") / "store.duckdb", genesis_ms=FEB_10, steps=4 * 40)
+    with serving(world.app, world.headers()) as http:
+        yield world, http
+    world.keys.store.close()
+    world.store.close()

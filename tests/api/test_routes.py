@@ -180,3 +180,21 @@ def test_openapi_lists_every_route(client):
     assert "security" not in paths["/health"]["get"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+def test_the_served_bias_is_the_tested_formula(world, client):
+    """Audit: the service computed bias with its own private ratio; it now serves formulas.long_fraction and
+    formulas.perp_bias (a cohort with no positive active equity has no perpBias, not a negative ratio)."""
+    import numpy as np
+
+    from hyperscope.domain import formulas
+    from hyperscope.service import queries
+
+    heat = client.get("/api/external/positions/heatmap").json()["heatmap"]
+    for coin in heat[:5]:
+        for s in coin["segments"]:
+            expected = formulas.long_fraction(np.array([s["totalLongValue"]]), np.array([s["totalValue"]]))[0]
+            assert s["bias"] == (None if np.isnan(expected) else expected)
+    assert queries.perp_bias(10.0, 4.0, -5.0) is None and queries.perp_bias(10.0, 4.0, 3.0) == 2.0
+    assert queries.long_fraction(0.0, 0.0) is None and queries.exposure_ratio(6.0, 3.0) == 2.0
+    assert not hasattr(queries, "_ratio")

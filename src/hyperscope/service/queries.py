@@ -74,12 +74,13 @@ def _history_record(r: dict[str, Any]) -> dict[str, Any]:
     """One lifecycle as /positions serves it (the field order of the upstream example)."""
     cross = r["leverage_type"] == "cross"
     max_leverage = r["max_leverage"]
+    leverage = int(round(r["leverage"]))  # Hyperliquid leverage settings are whole numbers
     return {
         "address": r["address"],
         "size": r["size"],
         "entryPrice": r["entry_px"],
         "side": r["side"],
-        "crossLeverage": r["leverage"] if cross else 0,
+        "crossLeverage": leverage if cross else 0,
         "maxLeverage": max_leverage,
         "coin": r["coin"],
         "szDecimals": r["sz_decimals"],
@@ -95,7 +96,7 @@ def _history_record(r: dict[str, Any]) -> dict[str, Any]:
         "closeTime": iso_ms(r["close_time"]) if r["close_time"] is not None else None,
         "updatedAt": iso_ms(r["updated_at"]),
         "createdAt": iso_ms(r["created_at"]),
-        "isolatedLeverage": 0 if cross else r["leverage"],
+        "isolatedLeverage": 0 if cross else leverage,
         "id": r["id"],
         "dex": r["dex"],
         "profile": {"address": r["address"], "segments": [r["size_segment"], r["pnl_segment"]]},
