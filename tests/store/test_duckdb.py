@@ -36,9 +36,20 @@ def test_a_store_from_a_newer_hyperscope_is_refused(tmp_path):
         open_store(tmp_path / "s.duckdb")
 
 
+def _old_view():
+    from importlib import resources
+
+    ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
+    (view,) = [s for s in ddl.split(";") if "VIEW positions_open" in s]
+    return view.replace(", l.wallet", "")
+
+
+_OLD_VIEW = _old_view()
 # what the builds of each older schema version lacked, newest first
 _LATER = {
-    3: ["ALTER TABLE state_updates DROP COLUMN has_orders", "DROP TABLE order_spans", "DROP TABLE wallet_marks",
+    3: ["DROP VIEW positions_open", "ALTER TABLE lifecycles DROP COLUMN wallet", _OLD_VIEW,
+        "ALTER TABLE positions_closed DROP COLUMN wallet",
+        "ALTER TABLE state_updates DROP COLUMN has_orders", "DROP TABLE order_spans", "DROP TABLE wallet_marks",
         *[f"ALTER TABLE positions_closed DROP COLUMN {c}" for c in ("mid_px", "premium", "sz_decimals",
                                                                       "max_leverage")]],
     2: ["ALTER TABLE state_updates DROP COLUMN thinned"],
@@ -69,5 +80,6 @@ def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
         Ingestor(store).ingest(sim.step(T0 + 2 * 900_000))  # and it takes new state updates
         assert store.status()["counts"]["state_updates"] == 2
         assert store._scalar("SELECT count(*) FROM wallet_marks") > 0
+        assert store._scalar("SELECT count(*) FROM positions_open WHERE wallet IS NULL") == 0
     finally:
         store.close()

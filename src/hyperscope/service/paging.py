@@ -53,16 +53,17 @@ class CursorCodec:
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._sign(body)}"
 
-    def encode_after(self, value: float | int, row_id: str, query: str) -> str:
-        """A cursor after the row whose sort value is `value` and whose id (a 64-hex string) is `row_id`."""
+    def encode_after(self, value: float | int, row_id: int, query: str) -> str:
+        """A cursor after the row whose sort value is `value` and whose unique key is `row_id`."""
         payload = {"k": value, "s": row_id, "q": query, "x": int(time.time()) + self.ttl}
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._sign(body)}"
 
-    def decode_after(self, token: str, query: str) -> tuple[float | int, str]:
+    def decode_after(self, token: str, query: str) -> tuple[float | int, int]:
         payload = self._verified(token, query)
         value, row_id = payload.get("k"), payload.get("s")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not isinstance(row_id, str):
+        if any(isinstance(x, bool) for x in (value, row_id)) or not isinstance(value, int | float) or not isinstance(
+                row_id, int):  # fmt: skip
             raise BadCursor("nextCursor: invalid cursor")
         return value, row_id
 

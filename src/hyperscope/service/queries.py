@@ -328,7 +328,7 @@ class Service:
         rows = rows[: query.limit]
         cursor = None
         if more and rows:
-            cursor = self.cursors.encode_after(rows[-1]["sort_key"], rows[-1]["id"], cursor_query)
+            cursor = self.cursors.encode_after(rows[-1]["sort_key"], rows[-1]["key"], cursor_query)
         return {"positions": [_history_record(r) for r in rows], "nextCursor": cursor}
 
     @staticmethod

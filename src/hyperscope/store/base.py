@@ -92,7 +92,7 @@ class HistoryQuery:
     addresses: tuple[str, ...] | None = None
     open: bool | None = None  # True: open only, False: closed only
     segment: int | None = None  # size or PnL cohort of the position's wallet at the time of the record
-    after: tuple[Any, str] | None = None  # (sort value, id) of the last row of the previous page
+    after: tuple[Any, int] | None = None  # (sort value, lifecycle key) of the last row of the previous page
 
 
 @dataclass(frozen=True)

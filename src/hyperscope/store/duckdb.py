@@ -34,18 +34,25 @@ STATE_COLUMNS = (
 )  # fmt: skip
 
 
+# a wallet's key: the first 60 bits of its address (hex digits 3-17) as an integer
+WALLET_KEY = "('0x' || substr(address, 3, 15))::BIGINT"
 CLOSED_MARKET_COLUMNS = ("mid_px DOUBLE", "premium DOUBLE", "sz_decimals INTEGER", "max_leverage INTEGER")
 
 
 def _upgrades() -> dict[int, list[str]]:
     """version -> the statements that take a store from it to the next version (run in one transaction)."""
     ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
-    new_tables = [s for s in ddl.split(";") if "order_spans (" in s or "wallet_marks (" in s]
+    statements = ddl.split(";")
+    new_tables = [s for s in statements if "order_spans (" in s or "wallet_marks (" in s]
+    (view,) = [s for s in statements if "VIEW positions_open" in s]
     return {
         2: ["ALTER TABLE state_updates ADD COLUMN thinned BOOLEAN DEFAULT false"],  # retention's thinning
-        # order snapshots, period leaderboards, market fields of closed positions
+        # order snapshots, period leaderboards, market fields of closed positions, wallet keys of lifecycles
         3: ["ALTER TABLE state_updates ADD COLUMN has_orders BOOLEAN DEFAULT false",
-            *[f"ALTER TABLE positions_closed ADD COLUMN {c}" for c in CLOSED_MARKET_COLUMNS], *new_tables],
+            *[f"ALTER TABLE positions_closed ADD COLUMN {c}" for c in CLOSED_MARKET_COLUMNS], *new_tables,
+            *[s for t in ("lifecycles", "positions_closed") for s in (
+                f"ALTER TABLE {t} ADD COLUMN wallet BIGINT", f"UPDATE {t} SET wallet = {WALLET_KEY}")],
+            "DROP VIEW positions_open", view],
     }  # fmt: skip
 
 
@@ -190,7 +197,7 @@ class DuckDBStore:
 
     def load_open_positions(self) -> pa.Table:
         with self._errors():
-            table: pa.Table = self._cursor().sql("SELECT * FROM positions_open").to_arrow_table()
+            table: pa.Table = self._cursor().sql("SELECT * EXCLUDE (wallet) FROM positions_open").to_arrow_table()
         columns = []
         for name in table.column_names:
             column = table.column(name)
@@ -215,14 +222,16 @@ class DuckDBStore:
         if self.fault_hook is not None:
             self.fault_hook(name)
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, wallet: str | None = None) -> None:
+        """Append rows; `wallet` (an expression over `address`) fills the table's wallet key."""
         if rows.num_rows == 0:
             return
         view = f"incoming_{table}"
         con.register(view, _to_storage(rows))
         try:
             cols = ", ".join(rows.column_names)
-            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
+            extra = (", wallet", f", {wallet}") if wallet else ("", "")
+            con.execute(f"INSERT INTO {table} ({cols}{extra[0]}) SELECT {cols}{extra[1]} FROM {view}")
         finally:
             con.unregister(view)
 
@@ -255,7 +264,7 @@ class DuckDBStore:
                     [batch.height],
                 )
                 self._stage("markets")
-                self._insert(con, "lifecycles", batch.positions_opened.select(LIFECYCLE_COLUMNS))
+                self._insert(con, "lifecycles", batch.positions_opened.select(LIFECYCLE_COLUMNS), WALLET_KEY)
                 if batch.positions_closed.num_rows:
                     con.register("ended", batch.positions_closed.select(["key"]))
                     try:
@@ -304,8 +313,9 @@ class DuckDBStore:
             cols = ", ".join(closed.column_names)
             picked = ", ".join(f"c.{c}" for c in closed.column_names)
             con.execute(
-                f"INSERT INTO positions_closed ({cols}, mid_px, premium, sz_decimals, max_leverage) "
-                f"SELECT {picked}, m.mid_px, m.premium, m.sz_decimals, m.max_leverage FROM incoming_closed c "
+                f"INSERT INTO positions_closed ({cols}, mid_px, premium, sz_decimals, max_leverage, wallet) "
+                f"SELECT {picked}, m.mid_px, m.premium, m.sz_decimals, m.max_leverage, "
+                f"{WALLET_KEY.replace('address', 'c.address')} FROM incoming_closed c "
                 "LEFT JOIN markets m ON m.height = ? AND m.coin = c.coin",
                 [height],
             )
@@ -474,43 +484,72 @@ class DuckDBStore:
 
         A lifecycle matches the window when it was open at some moment of [start, end]. Closed ones carry
         the market fields of the state update that saw them close; open ones those of the newest update.
+
+        The index plan: the first pass reads only the narrow columns that filter and sort (coin, the wallet
+        key, times, the sort value and the lifecycle key) and keeps the page's keys and row ids; the second
+        fetches the page's full rows by row id. Filtering by address scans the integer wallet key, never the
+        address strings. Both passes run in one transaction, so they see the same rows.
         """
         sort = HISTORY_SORT[query.order_by]
         where, params = ["open_time <= ?", f"coalesce(close_time, {OPEN_FOREVER}) >= ?"], [query.end, query.start]
         if query.coins is not None:
-            where.append("coin IN (SELECT unnest(?))")
+            where.append("coin = ANY(?)")
             params.append(list(query.coins))
         if query.addresses is not None:
-            where.append("address IN (SELECT unnest(?))")
-            params.append(list(query.addresses))
+            where.append("wallet = ANY(?) AND address = ANY(?)")
+            params += [[int(a[2:17], 16) for a in query.addresses], list(query.addresses)]
         if query.segment is not None:
             where.append("(size_segment = ? OR pnl_segment = ?)")
             params += [query.segment, query.segment]
         if query.after is not None:
             op = "<" if query.descending else ">"
-            where.append(f"({sort} {op} ? OR ({sort} = ? AND id {op} ?))")
+            where.append(f"({sort} {op} ? OR ({sort} = ? AND key {op} ?))")
             params += [query.after[0], query.after[0], query.after[1]]
         branches, branch_params = [], []
-        fields = ", ".join(HISTORY_FIELDS)
+        condition = " AND ".join(where)
         if query.open is not False:
-            branches.append(
-                f"SELECT {', '.join('o.' + f for f in HISTORY_FIELDS)}, m.mid_px, m.premium, m.sz_decimals, "
-                f"m.max_leverage FROM (SELECT {fields}, height FROM positions_open WHERE {' AND '.join(where)}) AS o "
-                "LEFT JOIN markets m ON m.height = o.height AND m.coin = o.coin"
-            )
+            branches.append(f"SELECT key, {sort} AS sort_key, false AS closed, NULL::BIGINT AS rid "
+                            f"FROM positions_open WHERE {condition}")  # fmt: skip
             branch_params += params
         if query.open is not True:
-            branches.append(
-                f"SELECT {fields}, mid_px, premium, sz_decimals, max_leverage FROM positions_closed "
-                f"WHERE {' AND '.join(where)}"
-            )
+            branches.append(f"SELECT key, {sort} AS sort_key, true AS closed, rowid AS rid "
+                            f"FROM positions_closed WHERE {condition}")  # fmt: skip
             branch_params += params
         direction = "DESC" if query.descending else "ASC"
-        sql = (
-            f"SELECT *, {sort} AS sort_key FROM ({' UNION ALL '.join(branches)}) AS t "
-            f"ORDER BY {sort} {direction}, id {direction} LIMIT ?"
-        )
-        return self._dicts(sql, [*branch_params, query.limit])
+        page_sql = (f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
+                    f"ORDER BY sort_key {direction}, key {direction} LIMIT ?")  # fmt: skip
+        fields = ", ".join(HISTORY_FIELDS)
+        with self._errors():
+            cur = self._cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                page = cur.execute(page_sql, [*branch_params, query.limit]).fetchall()
+                open_keys = [key for key, _, closed, _ in page if not closed]
+                closed_rids = [rid for _, _, closed, rid in page if closed]
+                rows: dict[int, dict[str, Any]] = {}
+                if open_keys:
+                    for row in self._dicts(
+                        f"SELECT o.*, m.mid_px, m.premium, m.sz_decimals, m.max_leverage FROM (SELECT {fields}, "
+                        "key, height FROM positions_open WHERE key = ANY(?)) AS o LEFT JOIN markets m "
+                        "ON m.height = o.height AND m.coin = o.coin",
+                        [open_keys],
+                    ):
+                        rows[row["key"]] = row
+                if closed_rids:
+                    for row in self._dicts(
+                        f"SELECT {fields}, key, mid_px, premium, sz_decimals, max_leverage FROM positions_closed "
+                        "WHERE rowid = ANY(?)",
+                        [closed_rids],
+                    ):
+                        rows[row["key"]] = row
+            finally:
+                cur.execute("COMMIT")
+        out = []
+        for key, sort_key, _, _ in page:
+            row = rows[key]
+            row["sort_key"] = sort_key
+            out.append(row)
+        return out
 
     def past_height(self, time: int) -> int | None:
         """The newest state update at or before `time` whose metric rows are kept (the `past` rule)."""

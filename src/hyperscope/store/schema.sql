@@ -31,10 +31,12 @@ CREATE TABLE IF NOT EXISTS coins (
 
 -- Open positions are split so that each state update rewrites only numbers: the identity of a lifecycle
 -- (strings that never change while it is open) is written once when it opens and removed when it closes.
+-- `wallet` is the address's first 60 bits as an integer (addresses are hashes, so it is as good as unique):
+-- filtering lifecycles by wallet scans one integer column, not millions of 42-character strings.
 CREATE TABLE IF NOT EXISTS lifecycles (
     key BIGINT NOT NULL, id VARCHAR NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL,
     dex VARCHAR NOT NULL, side VARCHAR NOT NULL, leverage_type VARCHAR NOT NULL, open_time BIGINT NOT NULL,
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL, wallet BIGINT
 );
 
 CREATE TABLE IF NOT EXISTS open_states (
@@ -45,11 +47,11 @@ CREATE TABLE IF NOT EXISTS open_states (
     size_segment SMALLINT, pnl_segment SMALLINT, size_bucket SMALLINT
 );
 
-CREATE VIEW positions_open AS
+CREATE OR REPLACE VIEW positions_open AS
 SELECT l.key, l.id, l.address, l.coin, l.dex, l.side, s.size, s.entry_px, s.mark_px, s.value, s.unrealized_pnl,
        s.funding, s.liquidation_px, s.liquidation_progress, l.leverage_type, s.leverage, s.margin_used,
        l.open_time, CAST(NULL AS BIGINT) AS close_time, l.created_at, s.updated_at, s.height, s.size_segment,
-       s.pnl_segment, s.size_bucket
+       s.pnl_segment, s.size_bucket, l.wallet
 FROM lifecycles l JOIN open_states s ON s.key = l.key;
 
 CREATE TABLE IF NOT EXISTS positions_closed (
@@ -60,7 +62,7 @@ CREATE TABLE IF NOT EXISTS positions_closed (
     leverage DOUBLE PRECISION, margin_used DOUBLE PRECISION, open_time BIGINT NOT NULL, close_time BIGINT,
     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, height BIGINT NOT NULL,
     size_segment SMALLINT, pnl_segment SMALLINT, size_bucket SMALLINT,
-    mid_px DOUBLE PRECISION, premium DOUBLE PRECISION, sz_decimals INTEGER, max_leverage INTEGER
+    mid_px DOUBLE PRECISION, premium DOUBLE PRECISION, sz_decimals INTEGER, max_leverage INTEGER, wallet BIGINT
 );
 
 CREATE TABLE IF NOT EXISTS wallets (
