@@ -52,9 +52,12 @@ def test_long_fraction_and_perp_bias():
 
 
 def test_sha256_matches_hashlib_for_every_block_count():
+    from hyperscope.domain.ids import SMALL
+
     messages = ["", "a", "x" * 55, "y" * 56, "z" * 63, "q" * 64, "w" * 119, "v" * 120, "é漢" * 30]
-    got = sha256_hex(pa.array(messages)).to_pylist()
-    assert got == [hashlib.sha256(m.encode()).hexdigest() for m in messages]
+    for batch in (messages, messages * (SMALL // len(messages) + 1)):  # the one-by-one and the vectorised path
+        got = sha256_hex(pa.array(batch)).to_pylist()
+        assert got == [hashlib.sha256(m.encode()).hexdigest() for m in batch]
 
 
 def test_position_id_definition():

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from hyperscope.domain.ids import position_ids
 from hyperscope.domain.state import TS
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store.base import SERIES_TABLES, HistoryQuery, LatestUpdate, OrderWrite, Retention, WriteBatch
@@ -56,6 +57,7 @@ def _upgrades() -> dict[int, list[str]]:
     }  # fmt: skip
 
 
+MISSING_MARKET = {"mid_px": None, "premium": None, "sz_decimals": None, "max_leverage": None}
 OPEN_FOREVER = 9_223_372_036_854_775_807  # the close time an open lifecycle sorts and filters with
 HISTORY_FIELDS = (
     "id", "address", "coin", "dex", "side", "size", "entry_px", "mark_px", "value", "liquidation_px",
@@ -491,13 +493,16 @@ class DuckDBStore:
         address strings. Both passes run in one transaction, so they see the same rows.
         """
         sort = HISTORY_SORT[query.order_by]
-        where, params = ["open_time <= ?", f"coalesce(close_time, {OPEN_FOREVER}) >= ?"], [query.end, query.start]
+        # an open lifecycle overlaps every window that ends after it opened; a closed one needs its close
+        # time in or after the window (a bare column comparison, so the scan skips older row groups)
+        where, params = ["open_time <= ?"], [query.end]
+        # constant IN lists (not = ANY(list)): DuckDB pushes those into the scan
         if query.coins is not None:
-            where.append("coin = ANY(?)")
-            params.append(list(query.coins))
-        if query.addresses is not None:
-            where.append("wallet = ANY(?) AND address = ANY(?)")
-            params += [[int(a[2:17], 16) for a in query.addresses], list(query.addresses)]
+            where.append(f"coin IN ({', '.join('?' * len(query.coins))})")
+            params += list(query.coins)
+        if query.addresses is not None:  # the wallet key only; the full address is checked on the page's rows
+            where.append(f"wallet IN ({', '.join('?' * len(query.addresses))})")
+            params += [int(a[2:17], 16) for a in query.addresses]
         if query.segment is not None:
             where.append("(size_segment = ? OR pnl_segment = ?)")
             params += [query.segment, query.segment]
@@ -513,8 +518,8 @@ class DuckDBStore:
             branch_params += params
         if query.open is not True:
             branches.append(f"SELECT key, {sort} AS sort_key, true AS closed, rowid AS rid "
-                            f"FROM positions_closed WHERE {condition}")  # fmt: skip
-            branch_params += params
+                            f"FROM positions_closed WHERE close_time >= ? AND {condition}")  # fmt: skip
+            branch_params += [query.start, *params]
         direction = "DESC" if query.descending else "ASC"
         page_sql = (f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
                     f"ORDER BY sort_key {direction}, key {direction} LIMIT ?")  # fmt: skip
@@ -528,28 +533,42 @@ class DuckDBStore:
                 closed_rids = [rid for _, _, closed, rid in page if closed]
                 rows: dict[int, dict[str, Any]] = {}
                 if open_keys:
-                    for row in self._dicts(
-                        f"SELECT o.*, m.mid_px, m.premium, m.sz_decimals, m.max_leverage FROM (SELECT {fields}, "
-                        "key, height FROM positions_open WHERE key = ANY(?)) AS o LEFT JOIN markets m "
-                        "ON m.height = o.height AND m.coin = o.coin",
-                        [open_keys],
-                    ):
+                    markets = self._markets_at(self._latest.height if self._latest else -1)
+                    for row in self._dicts(f"SELECT {fields}, key FROM positions_open WHERE key = ANY(?)", [open_keys]):
+                        row.update(markets.get(row["coin"], MISSING_MARKET))
                         rows[row["key"]] = row
                 if closed_rids:
-                    for row in self._dicts(
-                        f"SELECT {fields}, key, mid_px, premium, sz_decimals, max_leverage FROM positions_closed "
-                        "WHERE rowid = ANY(?)",
+                    # not the stored id: 64 random hex characters per row are the costliest column to read,
+                    # and the id is a hash of address, coin and open time (domain.ids), so it is recomputed
+                    closed = self._dicts(
+                        f"SELECT {fields.replace('id, ', '', 1)}, key, mid_px, premium, sz_decimals, max_leverage "
+                        "FROM positions_closed WHERE rowid = ANY(?)",
                         [closed_rids],
-                    ):
+                    )
+                    ids = position_ids(pa.array([r["address"] for r in closed]), pa.array([r["coin"] for r in closed]),
+                                       pa.array([r["open_time"] for r in closed], pa.int64())).to_pylist()  # fmt: skip
+                    for row, position_id in zip(closed, ids, strict=True):
+                        row["id"] = position_id
                         rows[row["key"]] = row
             finally:
                 cur.execute("COMMIT")
         out = []
         for key, sort_key, _, _ in page:
             row = rows[key]
-            row["sort_key"] = sort_key
-            out.append(row)
+            if query.addresses is None or row["address"] in query.addresses:
+                row["sort_key"] = sort_key
+                out.append(row)
         return out
+
+    def _markets_at(self, height: int) -> dict[str, dict[str, Any]]:
+        """coin -> the market fields /positions serves, at one state update (the last one asked is kept)."""
+        cached = getattr(self._local, "markets", None)
+        if cached is None or cached[0] != height:
+            rows = self._dicts("SELECT coin, mid_px, premium, sz_decimals, max_leverage FROM markets WHERE height = ?",
+                               [height])  # fmt: skip
+            cached = (height, {r.pop("coin"): r for r in rows})
+            self._local.markets = cached
+        return cached[1]
 
     def past_height(self, time: int) -> int | None:
         """The newest state update at or before `time` whose metric rows are kept (the `past` rule)."""
