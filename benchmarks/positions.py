@@ -2,8 +2,9 @@
 
 Builds a store with a few bench-scale state updates (300k wallets, ~200k open positions) and then adds 30
 days of closed lifecycles drawn from the same wallets and coins (the rate a bench-scale market closes them at
-a 15-minute cadence, measured first). Then it times pages of 50 over real HTTP (uvicorn in a thread,
-one client), each request with different parameters so the response cache never answers:
+a 15-minute cadence, measured first), appended in close-time order as a running store appends them. Then it
+starts `hyperscope serve` on it in its own process and times pages of 50 over real HTTP (one client, one
+request at a time), each request with different parameters so the response cache never answers:
 
     .venv/bin/python benchmarks/positions.py [--days 30] [--requests 200] [--dir DIR]
 
@@ -14,7 +15,9 @@ ordered by PnL, open only. A store already built in DIR is reused.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +37,7 @@ def build(directory: Path, days: int) -> None:
     from hyperscope.store import open_store
     from hyperscope.store.duckdb import WALLET_KEY
 
-    store = open_store(directory / "store.duckdb", memory_mib=1024)
+    store = open_store(directory / "hyperscope.duckdb", memory_mib=1024)
     now = int(time.time() * 1000) // 900_000 * 900_000
     sim = Simulator(preset("bench", seed=7), genesis_ms=now - 4 * 900_000)
     ingestor = Ingestor(store)
@@ -97,64 +100,69 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="hs-positions-"))
     directory.mkdir(parents=True, exist_ok=True)
-    if not (directory / "store.duckdb").exists():
+    if not (directory / "hyperscope.duckdb").exists():
         build(directory, args.days)
 
+    import duckdb
     import httpx
 
-    from hyperscope.api import ApiConfig, create_app
-    from hyperscope.service import CursorCodec, KeyManager, Service
-    from hyperscope.store import open_store
-    from hyperscope.store.keys import open_key_store
-    from tests.api.conftest import serving
+    from hyperscope.domain.timefmt import iso_ms
 
-    store = open_store(directory / "store.duckdb", memory_mib=1024)
-    rows = store._scalar("SELECT count(*) FROM positions_closed")
-    print(f"store: {rows:,} closed lifecycles, {store._scalar('SELECT count(*) FROM open_states'):,} open")
-    keys = KeyManager(open_key_store(directory / "keys.sqlite3"), 1_000_000)
-    token, _ = keys.create("bench")
-    app = create_app(Service(store, CursorCodec(b"bench-secret-0123456789", 3600)), keys,
-                     ApiConfig(exports_dir=directory / "exports", stale_after_seconds=None))  # fmt: skip
-    coins = [r["coin"] for r in store._dicts("SELECT coin, count(*) n FROM positions_closed GROUP BY coin "
-                                                "ORDER BY n DESC", [])]  # fmt: skip
-    addresses = [r["address"] for r in store._dicts("SELECT DISTINCT address FROM positions_closed LIMIT 5000", [])]
+    with duckdb.connect(str(directory / "hyperscope.duckdb"), read_only=True) as con:
+        closed = con.execute("SELECT count(*) FROM positions_closed").fetchall()[0][0]
+        coins = [c for (c,) in con.execute("SELECT coin FROM positions_closed GROUP BY coin ORDER BY count(*) DESC")
+                 .fetchall()]  # fmt: skip
+        addresses = [a for (a,) in con.execute("SELECT DISTINCT address FROM positions_closed LIMIT 5000").fetchall()]
+        opened = con.execute("SELECT count(*) FROM open_states").fetchall()[0][0]
+    print(f"store: {closed:,} closed lifecycles, {opened:,} open")
+    # the server in its own process, as users run it; this process only sends requests, one at a time
+    env = {**os.environ, "HYPERSCOPE_DATA_DIR": str(directory), "HYPERSCOPE_PORT": str(args.port),
+           "HYPERSCOPE_DUCKDB_MEMORY_MIB": "1024", "HYPERSCOPE_LOG_LEVEL": "WARNING"}  # fmt: skip
+    exe = os.path.join(os.path.dirname(sys.executable), "hyperscope")
+    key = subprocess.run([exe, "keys", "create", "--name", "bench", "--rate-limit", "1000000"], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    server = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{args.port}"
     rng = np.random.default_rng(3)
     week_ago = int(time.time() * 1000) - 7 * DAY_MS
-
-    def iso(ms: int) -> str:
-        from hyperscope.domain.timefmt import iso_ms
-
-        return iso_ms(ms)
-
     kinds = {
-        "coin BTC (largest), openTime": lambda i: {"coin": coins[0], "start": iso(week_ago + i)},
-        "coin, mid-sized, openTime": lambda i: {"coin": coins[len(coins) // 2], "start": iso(week_ago + i)},
+        "coin BTC (largest), openTime": lambda i: {"coin": coins[0], "start": iso_ms(week_ago + i)},
+        "coin, mid-sized, openTime": lambda i: {"coin": coins[len(coins) // 2], "start": iso_ms(week_ago + i)},
         "coin, orderBy=pnl desc": lambda i: {"coin": coins[i % 20], "orderBy": "pnl", "order": "desc",
-                                             "start": iso(week_ago + i)},
+                                             "start": iso_ms(week_ago + i)},
         "one address": lambda i: {"address": addresses[i % len(addresses)]},
         "five addresses": lambda i: {"address": list(rng.choice(addresses, 5))},
-        "coin, open=true": lambda i: {"coin": coins[i % 20], "open": "true", "start": iso(week_ago + i)},
-        "no filter, orderBy=pnl": lambda i: {"orderBy": "pnl", "order": "desc", "start": iso(week_ago + i)},
+        "coin, open=true": lambda i: {"coin": coins[i % 20], "open": "true", "start": iso_ms(week_ago + i)},
+        "no filter, orderBy=pnl": lambda i: {"orderBy": "pnl", "order": "desc", "start": iso_ms(week_ago + i)},
     }
-    with serving(app, {"Authorization": f"Bearer {token}"}) as http:
-        http.get("/api/external/positions", params={"limit": 50})  # warm up
-        for name, params in kinds.items():
-            times = []
-            for i in range(args.requests):
-                t = time.perf_counter()
-                r = http.get("/api/external/positions", params={"limit": 50, **params(i)})
-                times.append((time.perf_counter() - t) * 1000)
-                if r.status_code != 200:
-                    raise SystemExit(f"{name}: {r.status_code} {r.text[:200]}")
-            times.sort()
-            p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
-            print(f"{name:32s} p50 {statistics.median(times):7.1f} ms  p99 {p99:7.1f} ms  ({len(times)} requests, "
-                  f"{len(r.json()['positions'])} rows in the last page)")
-    _ = httpx
-    store.close()
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+            for _ in range(200):
+                try:
+                    if http.get("/health").status_code in (200, 503):
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            http.get("/api/external/positions", params={"limit": 50})  # warm up
+            for name, params in kinds.items():
+                times = []
+                for i in range(args.requests):
+                    t = time.perf_counter()
+                    r = http.get("/api/external/positions", params={"limit": 50, **params(i)})
+                    times.append((time.perf_counter() - t) * 1000)
+                    if r.status_code != 200:
+                        raise SystemExit(f"{name}: {r.status_code} {r.text[:200]}")
+                times.sort()
+                p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
+                print(f"{name:32s} p50 {statistics.median(times):7.1f} ms  p99 {p99:7.1f} ms  ({len(times)} "
+                      f"requests, {len(r.json()['positions'])} rows in the last page)")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":
