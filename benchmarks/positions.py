@@ -88,8 +88,9 @@ def build(directory: Path, days: int) -> None:
                 columns[name] = column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column
         table = pa.table(columns)
         store._con.register("synthetic", table)
-        store._con.execute(f"INSERT INTO positions_closed SELECT * REPLACE ({WALLET_KEY} AS wallet) FROM synthetic "
-                           "ORDER BY close_time")
+        store._con.execute(
+            f"INSERT INTO positions_closed SELECT * REPLACE ({WALLET_KEY} AS wallet) FROM synthetic ORDER BY close_time"
+        )
         store._con.unregister("synthetic")
         print(f"  {start + n:,} / {total:,}")
     store.close()
@@ -132,8 +133,12 @@ def main() -> None:
     kinds = {
         "coin BTC (largest), openTime": lambda i: {"coin": coins[0], "start": iso_ms(week_ago + i)},
         "coin, mid-sized, openTime": lambda i: {"coin": coins[len(coins) // 2], "start": iso_ms(week_ago + i)},
-        "coin, orderBy=pnl desc": lambda i: {"coin": coins[i % 20], "orderBy": "pnl", "order": "desc",
-                                             "start": iso_ms(week_ago + i)},
+        "coin, orderBy=pnl desc": lambda i: {
+            "coin": coins[i % 20],
+            "orderBy": "pnl",
+            "order": "desc",
+            "start": iso_ms(week_ago + i),
+        },
         "one address": lambda i: {"address": addresses[i % len(addresses)]},
         "five addresses": lambda i: {"address": list(rng.choice(addresses, 5))},
         "coin, open=true": lambda i: {"coin": coins[i % 20], "open": "true", "start": iso_ms(week_ago + i)},
@@ -158,8 +163,10 @@ def main() -> None:
                         raise SystemExit(f"{name}: {r.status_code} {r.text[:200]}")
                 times.sort()
                 p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
-                print(f"{name:32s} p50 {statistics.median(times):7.1f} ms  p99 {p99:7.1f} ms  ({len(times)} "
-                      f"requests, {len(r.json()['positions'])} rows in the last page)")
+                print(
+                    f"{name:32s} p50 {statistics.median(times):7.1f} ms  p99 {p99:7.1f} ms  ({len(times)} "
+                    f"requests, {len(r.json()['positions'])} rows in the last page)"
+                )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -53,8 +53,12 @@ Interval = Annotated[float | None, typer.Option(help="Wall seconds between live 
 Host = Annotated[str | None, typer.Option(help="Listen address (an IP address).")]
 Port = Annotated[int | None, typer.Option(help="Listen port (1-65535; 0 picks a free one).")]
 DataDir = Annotated[str | None, typer.Option(help="Where the store and the key file live.")]
-PublicUrl = Annotated[str | None, typer.Option(help="Absolute base URL clients reach the API at (download links "
-                                                    "start with it); default: the request's host.")]
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Absolute base URL clients reach the API at (download links start with it); default: the request's host."
+    ),
+]
 SourceKind = Annotated[str | None, typer.Option("--source", help="simulator (default), node, replay or info.")]
 NodeData = Annotated[str | None, typer.Option(help="The node's data folder (~/hl/data) for --source node.")]
 Folder = Annotated[str | None, typer.Argument(help="The folder to replay (--source replay) or watch (--source node).",
@@ -249,7 +253,8 @@ def run(
 
     settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence,
                          live_interval_seconds=interval, host=host, port=port, data_dir=data_dir,
-                         public_url=public_url, **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
+                         public_url=public_url,
+                         **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
                                            leaderboard, market_info_url))  # fmt: skip
     sock = bind(settings.host, settings.port)
     try:
@@ -411,7 +416,10 @@ def status(data_dir: DataDir = None) -> None:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
-    scope: Annotated[list[str] | None, typer.Option(help="positions, metrics, segments, exports, orders or leaderboards; all when omitted.")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="positions, metrics, segments, exports, orders or leaderboards; all when omitted."),
+    ] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute (1-1000000).")] = None,
     data_dir: DataDir = None,
 ) -> None:

@@ -1,8 +1,8 @@
 import socket
-from datetime import UTC, datetime
-from contextlib import contextmanager
 import threading
 import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import httpx
 import pytest

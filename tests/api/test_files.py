@@ -6,7 +6,6 @@ import io
 from collections import defaultdict
 
 import httpx
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -132,8 +131,10 @@ def test_series_exports_end_at_the_newest_state_update(world, live_server):
     bias = fetch(live_server, "/exports/segments-bias-charts-data-24h")
     assert sorted(bias, key=int) == [str(s) for s in SEGMENT_IDS]
     for segment in (1, 9):
-        history = live_server.get(f"{E}/segments/{segment}/bias-history",
-                                  params={"start": iso_ms(latest.time), "positionRecencyTimeframe": "24h"}).json()
+        history = live_server.get(
+            f"{E}/segments/{segment}/bias-history",
+            params={"start": iso_ms(latest.time), "positionRecencyTimeframe": "24h"},
+        ).json()
         assert bias[str(segment)]["data"][-1] == [history["history"][0][0], history["history"][0][1]]
 
 
@@ -172,13 +173,18 @@ def test_order_snapshots_follow_the_documented_rules(world, live_server):
     at = times[5]  # 15-minute updates: every one is on a 5-minute boundary
     files = fetch(live_server, f"/orders/5m-snapshots/{iso_ms(at)}/download")
     expected = world.updates[5].orders
-    assert {(o["oid"], o["sz"]) for o in files} == set(zip(expected.column("oid").to_pylist(),
-                                                          expected.column("sz").to_pylist(), strict=True))
+    assert {(o["oid"], o["sz"]) for o in files} == set(
+        zip(expected.column("oid").to_pylist(), expected.column("sz").to_pylist(), strict=True)
+    )
     assert {o["snapshotTs"] for o in files} == {iso_ms(at)}
     between = fetch(live_server, f"/orders/5m-snapshots/{iso_ms(at + 300_000)}/download")
     assert {o["oid"] for o in between} == {o["oid"] for o in files}  # the newest update at or before it
-    for text, needle in ((iso_ms(at + 60_000), "5-minute boundary"), ("2099-01-01T00:00:00Z", "future"),
-                         (iso_ms(times[0] - 300_000), "before the first"), ("yesterday", "ISO 8601")):
+    for text, needle in (
+        (iso_ms(at + 60_000), "5-minute boundary"),
+        ("2099-01-01T00:00:00Z", "future"),
+        (iso_ms(times[0] - 300_000), "before the first"),
+        ("yesterday", "ISO 8601"),
+    ):
         r = live_server.get(f"{E}/orders/5m-snapshots/{text}/download")
         assert r.status_code == 400 and needle in r.json()["message"], (text, r.text)
     latest = fetch(live_server, "/orders/5m-snapshots/coins/eth/download")

@@ -3,8 +3,6 @@ exports, and clean answers at the HTTP edges."""
 
 import pytest
 from fastapi.routing import APIRoute
-
-from hyperscope.service.keys import SCOPES
 from fastapi.testclient import TestClient
 
 from hyperscope.api import ApiConfig, create_app
@@ -12,6 +10,7 @@ from hyperscope.domain.timefmt import iso_ms
 from hyperscope.ingest import Ingestor
 from hyperscope.pipeline import IngestStatus
 from hyperscope.service import CursorCodec, Service
+from hyperscope.service.keys import SCOPES
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from tests.factories import T0

@@ -188,6 +188,7 @@ def test_the_served_bias_is_the_tested_formula(world, client):
     import numpy as np
 
     from hyperscope.domain import formulas
+    from hyperscope.exports import documents
     from hyperscope.service import queries
 
     heat = client.get("/api/external/positions/heatmap").json()["heatmap"]
@@ -195,6 +196,8 @@ def test_the_served_bias_is_the_tested_formula(world, client):
         for s in coin["segments"]:
             expected = formulas.long_fraction(np.array([s["totalLongValue"]]), np.array([s["totalValue"]]))[0]
             assert s["bias"] == (None if np.isnan(expected) else expected)
-    assert queries.perp_bias(10.0, 4.0, -5.0) is None and queries.perp_bias(10.0, 4.0, 3.0) == 2.0
-    assert queries.long_fraction(0.0, 0.0) is None and queries.exposure_ratio(6.0, 3.0) == 2.0
-    assert not hasattr(queries, "_ratio")
+    assert formulas.scalar(formulas.perp_bias, 10.0, 4.0, -5.0) is None
+    assert formulas.scalar(formulas.perp_bias, 10.0, 4.0, 3.0) == 2.0
+    assert formulas.scalar(formulas.long_fraction, 0.0, 0.0) is None
+    assert formulas.scalar(formulas.exposure_ratio, 6.0, 3.0) == 2.0
+    assert not hasattr(queries, "_ratio") and not hasattr(documents, "_ratio")

@@ -2,6 +2,7 @@
 whose simulated market covers the dates the examples ask for (February 2026)."""
 
 import re
+
 import pytest
 
 from tests.api import upstream

@@ -5,6 +5,8 @@ All functions are vectorised over numpy arrays. `side` is +1 for longs and -1 fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 CLOSE_TO_LIQUIDATION_PROGRESS = 75.0
@@ -87,6 +89,12 @@ def exposure_ratio(value: np.ndarray, active_equity: np.ndarray) -> np.ndarray:
     """Cohort `exposureRatio`: open value / active perp equity; NaN where the equity is not positive."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(active_equity > 0, value / active_equity, np.nan)
+
+
+def scalar(formula: Callable[..., np.ndarray], *values: float) -> float | None:
+    """One value of a vectorised formula, as the API serves it: NaN (no defined value) becomes None."""
+    result = float(formula(*(np.array([v], dtype=np.float64) for v in values))[0])
+    return None if np.isnan(result) else result
 
 
 def hourly_funding_rate(premium: np.ndarray, interest_8h: float = 0.0001) -> np.ndarray:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from hyperscope.domain import formulas
 from hyperscope.domain.buckets import SIZE_BUCKETS
-from hyperscope.domain.cohorts import SEGMENTS_BY_ID, SEGMENT_IDS
+from hyperscope.domain.cohorts import SEGMENT_IDS, SEGMENTS_BY_ID
 from hyperscope.domain.timefmt import iso_ms
 from hyperscope.exports.positions import no_liquidation_as_zero
 from hyperscope.metrics.heatmap import liquidation_heatmap
@@ -66,7 +66,7 @@ def _value(x: Any) -> Any:
 
 
 def _long_fraction(long: float, total: float) -> float | None:
-    return _value(float(formulas.long_fraction(np.float64(long), np.float64(total))))
+    return formulas.scalar(formulas.long_fraction, long, total)
 
 
 def _segment_ref(segment_id: int) -> dict[str, Any]:
@@ -114,9 +114,8 @@ def segments_bias_24h(store: Store, latest_time: int) -> Document:
         rows = store.series("metrics_segment", where, latest_time - 72 * HOUR_MS, latest_time, None, 100_000)
         rows.reverse()
         data = [
-            [iso_ms(r["created_at"]), _value(float(formulas.perp_bias(
-                np.float64(r["open_long_value"]), np.float64(r["open_short_value"]),
-                np.float64(r["active_perp_equity"]))))]
+            [iso_ms(r["created_at"]), formulas.scalar(formulas.perp_bias, r["open_long_value"],
+                                                      r["open_short_value"], r["active_perp_equity"])]
             for r in rows
         ]  # fmt: skip
         body[str(segment)] = {"segmentId": segment, "columns": ["timestamp", "bias"], "data": data}

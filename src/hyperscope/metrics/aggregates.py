@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from hyperscope.domain.cohorts import SEGMENT_IDS
 from hyperscope.domain import formulas
+from hyperscope.domain.cohorts import SEGMENT_IDS
 from hyperscope.domain.formulas import CLOSE_TO_LIQUIDATION_PROGRESS
 from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.state import StateUpdate
@@ -142,14 +142,15 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
     profiles = tracked.profiles
     perp = profiles.column("perp_equity").to_numpy()
     active = profiles.column("count_open_positions").to_numpy() > 0
+    oi, oi_long = float(by_coin["total_position_value"].sum()), float(by_coin["total_position_value_long"].sum())
     general = {
         "count": int(len(coin)),
         "count_long": int(parts["position_count_long"].sum()),
         "count_short": int(len(coin) - parts["position_count_long"].sum()),
         # from the per-coin sums, so that long equals short exactly when every coin balances
-        "open_interest": float(by_coin["total_position_value"].sum()),
-        "open_interest_long": float(by_coin["total_position_value_long"].sum()),
-        "open_interest_short": float(by_coin["total_position_value"].sum() - by_coin["total_position_value_long"].sum()),
+        "open_interest": oi,
+        "open_interest_long": oi_long,
+        "open_interest_short": oi - oi_long,
         "perp_equity": float(perp[active].sum()),
         "count_in_profit": int(parts["count_in_profit"].sum()),
     }

@@ -9,8 +9,6 @@ import math
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from hyperscope.domain import formulas
 from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
 from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID
@@ -46,24 +44,6 @@ GENERAL_FIELDS = (
 )
 BIAS_STRUCTURE = ["timestamp", "bias", "exposureRatio", "openValue", "openLongValue", "openShortValue",
                   "activePerpEquity"]  # fmt: skip
-
-
-def _served(x: float) -> float | None:
-    """A formula's result as served: NaN (no defined value) becomes null."""
-    return None if math.isnan(x) else float(x)
-
-
-def long_fraction(value_long: float, value: float) -> float | None:
-    """`bias` of a coin, cohort, bucket or heatmap row (formulas.long_fraction), null when value is 0."""
-    return _served(formulas.long_fraction(np.float64(value_long), np.float64(value)).item())
-
-
-def perp_bias(value_long: float, value_short: float, equity: float) -> float | None:
-    return _served(formulas.perp_bias(np.float64(value_long), np.float64(value_short), np.float64(equity)).item())
-
-
-def exposure_ratio(value: float, equity: float) -> float | None:
-    return _served(formulas.exposure_ratio(np.float64(value), np.float64(equity)).item())
 
 
 def _finite_or_zero(x: float | None) -> float:
@@ -229,7 +209,7 @@ class Service:
                 "segmentId": r["segment_id"], "totalValue": total, "totalLongValue": long,
                 "totalShortValue": total - long, "count": r["position_count"],
                 "countLong": r["position_count_long"], "countShort": r["position_count"] - r["position_count_long"],
-                "bias": long_fraction(long, total),
+                "bias": formulas.scalar(formulas.long_fraction, long, total),
             }  # fmt: skip
             entry = coins.setdefault(r["coin"], {"coin": r["coin"], "segments": []})
             entry["segments"].append(seg)
@@ -282,8 +262,10 @@ class Service:
         history = [
             [
                 iso_ms(r["created_at"]),
-                perp_bias(r["open_long_value"], r["open_short_value"], r["active_perp_equity"]),
-                exposure_ratio(r["open_value"], r["active_perp_equity"]),
+                formulas.scalar(
+                    formulas.perp_bias, r["open_long_value"], r["open_short_value"], r["active_perp_equity"]
+                ),
+                formulas.scalar(formulas.exposure_ratio, r["open_value"], r["active_perp_equity"]),
                 r["open_value"],
                 r["open_long_value"],
                 r["open_short_value"],

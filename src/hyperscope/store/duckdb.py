@@ -495,7 +495,8 @@ class DuckDBStore:
         sort = HISTORY_SORT[query.order_by]
         # an open lifecycle overlaps every window that ends after it opened; a closed one needs its close
         # time in or after the window (a bare column comparison, so the scan skips older row groups)
-        where, params = ["open_time <= ?"], [query.end]
+        where: list[str] = ["open_time <= ?"]
+        params: list[Any] = [query.end]
         # constant IN lists (not = ANY(list)): DuckDB pushes those into the scan
         if query.coins is not None:
             where.append(f"coin IN ({', '.join('?' * len(query.coins))})")
@@ -598,7 +599,8 @@ class DuckDBStore:
 
     def orders_at(self, height: int, coins: list[str] | None = None) -> pa.Table:
         """Every order open at the state update `height` (optionally of some coins), by coin, side, price."""
-        clauses, params = ["first_height <= ?", "(last_height IS NULL OR last_height >= ?)"], [height, height]
+        clauses = ["first_height <= ?", "(last_height IS NULL OR last_height >= ?)"]
+        params: list[Any] = [height, height]
         if coins is not None:
             clauses.append("coin IN (SELECT unnest(?))")
             params.append(list(coins))

@@ -67,7 +67,9 @@ _COMPARED = ("total_equity", "perp_equity", "spot_equity", "staking_equity", "va
              "volume", "count_open_positions", "size_segment", "pnl_segment")  # fmt: skip
 
 
-def changed_rows(current: pa.Table, previous: pa.Table | None, compared: tuple[str, ...] = _COMPARED) -> np.ndarray | None:
+def changed_rows(
+    current: pa.Table, previous: pa.Table | None, compared: tuple[str, ...] = _COMPARED
+) -> np.ndarray | None:
     """Which profiles differ from the previous update's, or None when the two are not row-aligned.
 
     Sources list wallets in a stable order, so a row-by-row comparison is enough; when the address columns

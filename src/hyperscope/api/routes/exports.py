@@ -9,6 +9,7 @@ link is absolute: `public_url` when set, else the request's own scheme and host.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -31,11 +32,12 @@ leaderboards_router = APIRouter(prefix=EXTERNAL, tags=["leaderboards"], route_cl
 
 FORMAT_SCHEMA = {"format": {"type": "string", "enum": list(FORMATS)}}
 FORMAT_DOC = "File format: json (default; the upstream shape), csv or parquet (the same rows, flat)."
+CSV_FIRST = "csv (default; upstream's columns), json or parquet."
 EXPORT_DOCS = query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC)
 COIN_FILES = ("position-metrics", "position-breakdown-by-size", "position-breakdown-by-cohort", "positions",
               "liquidation-heatmap", "segment-metrics")  # fmt: skip
 SNAPSHOT_MS = 300_000
-REDIRECT = {302: {"description": "Redirect to the file (a signed link valid 120 s)."}}
+REDIRECT: dict[int | str, dict[str, Any]] = {302: {"description": "Redirect to the file (a signed link valid 120 s)."}}
 
 
 def _format(request: Request, default: str = "json") -> str:
@@ -128,8 +130,7 @@ async def coin_export(request: Request, coin: str, file: str) -> RedirectRespons
 
 @positions_router.get("/positions/open/coin/{coin}", status_code=302, response_class=RedirectResponse,
                       responses={**REDIRECT, **error_responses(400, 404)},
-                      openapi_extra=query_params("format", schemas=FORMAT_SCHEMA,
-                                                 format="csv (default; upstream's columns), json or parquet."))  # fmt: skip
+                      openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=CSV_FIRST))  # fmt: skip
 async def open_positions(request: Request, coin: str) -> RedirectResponse:
     """302 to every open position of the coin at the newest state update (link valid 120 s).
 

@@ -194,6 +194,7 @@ def fill_events(fills: pa.Table) -> list[list[Any]]:
 
 def deposit_events(users: list[str], amounts: list[float], time_ms: int) -> list[dict[str, Any]]:
     """Ledger updates moving USDC into (positive) or out of (negative, a withdrawal) perp accounts."""
+
     def delta(amount: float) -> dict[str, Any]:
         if amount < 0:
             return {"type": "withdraw", "usdc": _number(-amount), "nonce": 0, "fee": "0.0"}

@@ -579,7 +579,8 @@ class Simulator:
         weights = idle / idle.sum() if idle.sum() > 0 else None
         withdrawers = rng.choice(nw, size=n, p=weights) if weights is not None else np.zeros(0, np.int64)
         who = np.concatenate([depositors, withdrawers])
-        amount = np.concatenate([rng.lognormal(7, 1.8, n), -idle[withdrawers] * rng.uniform(0.02, 0.1, withdrawers.size)])
+        deposited = rng.lognormal(7, 1.8, n)
+        amount = np.concatenate([deposited, -idle[withdrawers] * rng.uniform(0.02, 0.1, withdrawers.size)])
         who, first = np.unique(who, return_index=True)  # one ledger move per wallet and step
         amount = amount[first]
         keep = amount != 0
