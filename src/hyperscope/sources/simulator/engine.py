@@ -387,6 +387,9 @@ class Simulator:
         want = avg_notional[co] * oi_gap[co] * rng.lognormal(-1.8, 1.9, n_open)
         lev = self._pick_leverage(co)
         cap = np.minimum(free[buyer_o], free[seller_o]) * lev * 0.8
+        # a share of traders go all in: as much as their free margin carries at their leverage, so some new
+        # positions start a few percent from liquidation, as on the real exchange
+        want = np.where(rng.random(n_open) < 0.12, np.minimum(cap, want * 10), want)
         open_lots = np.floor(np.minimum(want, cap) / (self.mark[co] * u.lot[co])).astype(np.int64)
 
         coin = np.concatenate([ci, co])
