@@ -196,10 +196,12 @@ async def orders_latest(request: Request, coin: str) -> JSONBytes:
     svc = service(request)
     name, fmt = svc.resolve_coin(coin), _format(request)
     latest = _latest(request)
-    update = svc.store.order_update(latest.time)
+    # the latest snapshot: the 5-minute boundary at or before the newest state update, holding what
+    # /orders/5m-snapshots/{that time}/download holds (the newest update with orders at or before it)
+    at = latest.time - latest.time % SNAPSHOT_MS
+    update = svc.store.order_update(at)
     if update is None:
         raise NotFound("no order snapshot is stored yet")
-    at = update[1] - update[1] % SNAPSHOT_MS
     url = await _file_link(request, "orders-coin", name, update[0], f"{name}-orders-{iso_ms(at)}", fmt,
                            lambda: documents.orders_snapshot(svc.store, update[0], at, [name]))  # fmt: skip
     return JSONBytes({"downloadUrl": url})
