@@ -138,19 +138,19 @@ def position_metrics(store: Store, coin: str, latest_time: int) -> Document:
     return Document(body, _columns_table(POSITION_METRICS_COLUMNS, rows))
 
 
-def _past(store: Store, latest_time: int) -> int | None:
-    return store.past_height(latest_time - DAY_MS)
+def _now_and_past(
+    store: Store, table: str, where: dict[str, Any], key: str, height: int, latest_time: int
+) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]] | None]:
+    """A table's rows at `height` and at the `past` state update 24 h earlier (None if none is kept), by key."""
+    now = {r[key]: r for r in store.rows_at(table, where, height)}
+    past_height = store.past_height(latest_time - DAY_MS)
+    past = {r[key]: r for r in store.rows_at(table, where, past_height)} if past_height is not None else None
+    return now, past
 
 
 def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) -> Document:
     """position-breakdown-by-size (and the `positions` export): the ten size buckets now and 24 h ago."""
-    now = {r["size_bucket"]: r for r in store.rows_at("metrics_coin_bucket", {"coin": coin}, height)}
-    past_height = _past(store, latest_time)
-    past = (
-        {r["size_bucket"]: r for r in store.rows_at("metrics_coin_bucket", {"coin": coin}, past_height)}
-        if past_height is not None
-        else None
-    )
+    now, past = _now_and_past(store, "metrics_coin_bucket", {"coin": coin}, "size_bucket", height, latest_time)
     items = []
     for b in SIZE_BUCKETS:
         r, p = now.get(b.id), (past or {}).get(b.id)
@@ -174,13 +174,7 @@ def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) ->
 def breakdown_by_cohort(store: Store, coin: str, height: int, latest_time: int) -> Document:
     """position-breakdown-by-cohort: the 16 cohorts' positions in the coin now and 24 h ago."""
     where = {"coin": coin, "timeframe": "all"}
-    now = {r["segment_id"]: r for r in store.rows_at("metrics_coin_segment", where, height)}
-    past_height = _past(store, latest_time)
-    past = (
-        {r["segment_id"]: r for r in store.rows_at("metrics_coin_segment", where, past_height)}
-        if past_height is not None
-        else None
-    )
+    now, past = _now_and_past(store, "metrics_coin_segment", where, "segment_id", height, latest_time)
     created = iso_ms(latest_time)
     items, flat = [], []
     for segment in SEGMENT_IDS:
