@@ -148,24 +148,30 @@ def _now_and_past(
     return now, past
 
 
+def _figures(now: dict[int, dict[str, Any]], past: dict[int, dict[str, Any]] | None, key: int) -> dict[str, Any]:
+    """One breakdown row's figures: now, 24 h ago (null when nothing that old is kept; 0 when the group was
+    empty then), and the long fraction."""
+    r, p = now.get(key), (past or {}).get(key)
+    total = r["total_position_value"] if r else 0.0
+    long = r["total_position_value_long"] if r else 0.0
+    return {
+        "positionCount": r["position_count"] if r else 0,
+        "pastPositionCount": (p["position_count"] if p else 0) if past is not None else None,
+        "totalPositionValue": total,
+        "pastTotalPositionValue": (p["total_position_value"] if p else 0.0) if past is not None else None,
+        "totalPositionValueLong": long,
+        "valueCloseToLiquidation": r["value_close_to_liquidation"] if r else 0.0,
+        "bias": _long_fraction(long, total),
+    }
+
+
 def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) -> Document:
     """position-breakdown-by-size (and the `positions` export): the ten size buckets now and 24 h ago."""
     now, past = _now_and_past(store, "metrics_coin_bucket", {"coin": coin}, "size_bucket", height, latest_time)
     items = []
     for b in SIZE_BUCKETS:
-        r, p = now.get(b.id), (past or {}).get(b.id)
-        total = r["total_position_value"] if r else 0.0
-        long = r["total_position_value_long"] if r else 0.0
-        items.append({
-            "sizeSegmentId": b.id, "size": b.label, "minSize": b.min_size, "maxSize": b.max_size,
-            "positionCount": r["position_count"] if r else 0,
-            "pastPositionCount": (p["position_count"] if p else 0) if past is not None else None,
-            "totalPositionValue": total,
-            "pastTotalPositionValue": (p["total_position_value"] if p else 0.0) if past is not None else None,
-            "totalPositionValueLong": long,
-            "valueCloseToLiquidation": r["value_close_to_liquidation"] if r else 0.0,
-            "bias": _long_fraction(long, total),
-        })  # fmt: skip
+        items.append({"sizeSegmentId": b.id, "size": b.label, "minSize": b.min_size, "maxSize": b.max_size,
+                      **_figures(now, past, b.id)})  # fmt: skip
     created = iso_ms(latest_time)
     body = {"coin": coin, "createdAt": created, "breakdownBySize": items}
     return Document(body, pa.Table.from_pylist([{"coin": coin, "createdAt": created, **i} for i in items]))
@@ -178,20 +184,8 @@ def breakdown_by_cohort(store: Store, coin: str, height: int, latest_time: int) 
     created = iso_ms(latest_time)
     items, flat = [], []
     for segment in SEGMENT_IDS:
-        r, p = now.get(segment), (past or {}).get(segment)
-        total = r["total_position_value"] if r else 0.0
-        long = r["total_position_value_long"] if r else 0.0
-        item = {
-            "segmentId": segment, "segment": _segment_ref(segment),
-            "positionCount": r["position_count"] if r else 0,
-            "pastPositionCount": (p["position_count"] if p else 0) if past is not None else None,
-            "totalPositionValue": total,
-            "pastTotalPositionValue": (p["total_position_value"] if p else 0.0) if past is not None else None,
-            "totalPositionValueLong": long,
-            "valueCloseToLiquidation": r["value_close_to_liquidation"] if r else 0.0,
-            "bias": _long_fraction(long, total),
-            "timestamp": created,
-        }  # fmt: skip
+        item = {"segmentId": segment, "segment": _segment_ref(segment), **_figures(now, past, segment),
+                "timestamp": created}  # fmt: skip
         items.append(item)
         flat.append({"coin": coin, **{k: v for k, v in item.items() if k != "segment"},
                      "segmentName": SEGMENTS_BY_ID[segment].name})  # fmt: skip
