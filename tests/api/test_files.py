@@ -164,6 +164,7 @@ def test_the_24h_comparison_and_the_period_leaderboards(february):
     top = board["data"][0]
     open_rows = http.get(f"{E}/positions", params={"address": top["address"], "open": "true"}).json()["positions"]
     assert top["openValue"] == pytest.approx(sum(p["positionValue"] for p in open_rows), rel=1e-9, abs=1e-9)
+    assert fetch(http, "/leaderboards/perp-pnl/24h/download")["data"] == board["data"]  # the upstream alias
     parquet = fetch(http, "/leaderboards/perp-pnl/week/download", format="parquet")
     assert parquet.column_names[:3] == ["rank", "address", "pnl"] and parquet.num_rows > 0
 

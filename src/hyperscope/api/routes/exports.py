@@ -37,6 +37,7 @@ EXPORT_DOCS = query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC)
 COIN_FILES = ("position-metrics", "position-breakdown-by-size", "position-breakdown-by-cohort", "positions",
               "liquidation-heatmap", "segment-metrics")  # fmt: skip
 SNAPSHOT_MS = 300_000
+PERIOD_ALIASES = {"24h": "day", "7d": "week", "30d": "month"}  # the names some upstream pages use
 REDIRECT: dict[int | str, dict[str, Any]] = {302: {"description": "Redirect to the file (a signed link valid 120 s)."}}
 
 
@@ -211,9 +212,12 @@ async def orders_latest(request: Request, coin: str) -> JSONBytes:
                          response_model=DownloadLink, responses=error_responses(400),
                          openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC))  # fmt: skip
 async def perp_pnl_leaderboard(request: Request, period: str) -> JSONBytes:
-    """A link to every wallet's perp PnL over the trailing day, week, month or all time, ranked."""
+    """A link to every wallet's perp PnL over the trailing day, week, month or all time, ranked (24h, 7d and
+    30d are accepted for day, week and month)."""
+    period = PERIOD_ALIASES.get(period, period)
     if period not in documents.PERIODS:
-        raise BadParameter("period", f"expected one of {', '.join(documents.PERIODS)}, got {period!r}")
+        raise BadParameter("period", f"expected one of {', '.join(documents.PERIODS)} (or 24h, 7d, 30d), "
+                           f"got {period!r}")  # fmt: skip
     fmt, latest = _format(request), _latest(request)
     store = service(request).store
     url = await _file_link(request, "perp-pnl", period, latest.height, f"perp-pnl-{period}", fmt,
