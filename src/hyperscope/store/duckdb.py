@@ -44,7 +44,7 @@ def _upgrades() -> dict[int, list[str]]:
     """version -> the statements that take a store from it to the next version (run in one transaction)."""
     ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
     statements = ddl.split(";")
-    new_tables = [s for s in statements if "order_spans (" in s or "wallet_marks (" in s]
+    new_tables = [s for s in statements if any(f"{t} (" in s for t in ("order_spans", "order_ends", "wallet_marks"))]
     (view,) = [s for s in statements if "VIEW positions_open" in s]
     return {
         2: ["ALTER TABLE state_updates ADD COLUMN thinned BOOLEAN DEFAULT false"],  # retention's thinning
@@ -326,15 +326,12 @@ class DuckDBStore:
 
     def _write_orders(self, con: duckdb.DuckDBPyConnection, orders: OrderWrite, height: int) -> None:
         if len(orders.ended) and orders.ended_height is not None:
-            con.register("ended_spans", pa.table({"span": pa.array(orders.ended, pa.int64())}))
-            try:
-                con.execute(
-                    "UPDATE order_spans SET last_height = ?, last_time = ? WHERE last_height IS NULL "
-                    "AND span IN (SELECT span FROM ended_spans)",
-                    [orders.ended_height, orders.ended_time],
-                )
-            finally:
-                con.unregister("ended_spans")
+            n = len(orders.ended)
+            self._insert(con, "order_ends", pa.table({
+                "span": pa.array(orders.ended, pa.int64()),
+                "last_height": pa.array(np.full(n, orders.ended_height, np.int64)),
+                "last_time": pa.array(np.full(n, orders.ended_time, np.int64)),
+            }))  # fmt: skip
         opened = orders.opened
         if opened.num_rows:
             opened = opened.append_column("first_height", pa.array(np.full(opened.num_rows, height, np.int64)))
@@ -343,7 +340,11 @@ class DuckDBStore:
     def open_order_spans(self) -> tuple[np.ndarray, tuple[int, int] | None]:
         """Span keys of the orders open at the newest update with orders, and that update's (height, time)."""
         with self._errors():
-            keys = self._cursor().execute("SELECT span FROM order_spans WHERE last_height IS NULL").fetchnumpy()
+            keys = (
+                self._cursor()
+                .execute("SELECT span FROM order_spans WHERE span NOT IN (SELECT span FROM order_ends)")
+                .fetchnumpy()
+            )
         rows = self._dicts("SELECT height, time FROM state_updates WHERE has_orders ORDER BY height DESC LIMIT 1", [])
         at = (rows[0]["height"], rows[0]["time"]) if rows else None
         return np.asarray(keys["span"], np.int64), at
@@ -389,9 +390,11 @@ class DuckDBStore:
                     con.execute("DELETE FROM positions_closed WHERE close_time < ?", [now - policy.positions])
                 )
                 deleted["fills"] = self._count(con.execute("DELETE FROM fills WHERE time < ?", [now - policy.fills]))
-                deleted["order_spans"] = self._count(
-                    con.execute("DELETE FROM order_spans WHERE last_time < ?", [now - policy.orders])
-                )
+                gone = now - policy.orders
+                deleted["order_spans"] = self._count(con.execute(
+                    "DELETE FROM order_spans WHERE span IN (SELECT span FROM order_ends WHERE last_time < ?)", [gone]
+                ))  # fmt: skip
+                deleted["order_ends"] = self._count(con.execute("DELETE FROM order_ends WHERE last_time < ?", [gone]))
                 deleted["wallet_marks"] = self._count(con.execute(
                     "DELETE FROM wallet_marks WHERE time < ? OR (time < ? AND NOT full_mark)",
                     [now - policy.metrics - DAY_MS, now - 2 * DAY_MS],
@@ -599,15 +602,16 @@ class DuckDBStore:
 
     def orders_at(self, height: int, coins: list[str] | None = None) -> pa.Table:
         """Every order open at the state update `height` (optionally of some coins), by coin, side, price."""
-        clauses = ["first_height <= ?", "(last_height IS NULL OR last_height >= ?)"]
+        clauses = ["s.first_height <= ?", "(e.span IS NULL OR e.last_height >= ?)"]
         params: list[Any] = [height, height]
         if coins is not None:
-            clauses.append("coin IN (SELECT unnest(?))")
+            clauses.append("s.coin IN (SELECT unnest(?))")
             params.append(list(coins))
         sql = (
-            "SELECT address, oid, coin, side, limit_px, sz, orig_sz, timestamp, order_type, tif, reduce_only, "
-            "is_trigger, trigger_px, trigger_condition, is_position_tpsl, cloid FROM order_spans "
-            f"WHERE {' AND '.join(clauses)} ORDER BY coin, side, limit_px, oid"
+            "SELECT s.address, s.oid, s.coin, s.side, s.limit_px, s.sz, s.orig_sz, s.timestamp, s.order_type, s.tif, "
+            "s.reduce_only, s.is_trigger, s.trigger_px, s.trigger_condition, s.is_position_tpsl, s.cloid "
+            "FROM order_spans s LEFT JOIN order_ends e ON e.span = s.span "
+            f"WHERE {' AND '.join(clauses)} ORDER BY s.coin, s.side, s.limit_px, s.oid"
         )
         with self._errors():
             result: pa.Table = self._cursor().sql(sql, params=params).to_arrow_table()

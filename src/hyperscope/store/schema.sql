@@ -128,16 +128,18 @@ CREATE TABLE IF NOT EXISTS metrics_wallets_equity (
     vault DOUBLE PRECISION
 );
 
--- Open orders, stored as spans: one row per order version (oid, size and prices) with the heights of the
--- first and last state update that held it (last_height null while it is still open). The orders at a
--- state update are the spans that cover its height, so a snapshot costs nothing to store beyond changes.
+-- Open orders, stored as spans: one row per order version (oid, size and prices) with the first state update
+-- that held it, and, once it is gone, one row in order_ends with the last update that held it (both tables
+-- only grow by appends: an update rewriting old rows would make DuckDB rewrite their row groups). The orders at
+-- a state update are the spans that cover its height, so a snapshot costs nothing to store beyond changes.
 CREATE TABLE IF NOT EXISTS order_spans (
     span BIGINT NOT NULL, oid BIGINT NOT NULL, address VARCHAR NOT NULL, coin VARCHAR NOT NULL, side VARCHAR NOT NULL,
     limit_px DOUBLE PRECISION, sz DOUBLE PRECISION, orig_sz DOUBLE PRECISION, timestamp BIGINT NOT NULL,
     order_type VARCHAR, tif VARCHAR, reduce_only BOOLEAN, is_trigger BOOLEAN, trigger_px DOUBLE PRECISION,
-    trigger_condition VARCHAR, is_position_tpsl BOOLEAN, cloid VARCHAR,
-    first_height BIGINT NOT NULL, last_height BIGINT, last_time BIGINT
+    trigger_condition VARCHAR, is_position_tpsl BOOLEAN, cloid VARCHAR, first_height BIGINT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS order_ends (span BIGINT NOT NULL, last_height BIGINT NOT NULL, last_time BIGINT NOT NULL);
 
 -- Each wallet's all-time perp PnL and volume at the first state update of every hour (only wallets whose
 -- figures changed since their previous mark, every wallet at the first one of a UTC day): the baselines of
