@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hyperscope import metrics
 from hyperscope.domain.state import StateUpdate, validate
@@ -111,6 +112,7 @@ class Ingestor:
             series=_series_tables(rows),
             orders=self._order_write(checked),
             marks=self._marks(tracked.profiles, checked.time, latest.time if latest else None),
+            funding=_funding_rows(checked, latest.time if latest else None),
         )
         self.store.write_update(batch)
         # what the next update is compared with moves on only once this one is stored
@@ -180,6 +182,21 @@ class Ingestor:
     def _reject(update: StateUpdate, reason: str) -> InvalidStateUpdate:
         log.warning("rejected state update height=%s source=%s: %s", update.height, update.source, reason)
         return InvalidStateUpdate(f"state update {update.height} rejected: {reason}")
+
+
+def _funding_rows(update: StateUpdate, previous_ms: int | None) -> pa.Table | None:
+    """The hour's funding rows when this is the first state update of an hour (stamped at the hour): each
+    market's hourly rate and the USD open interest it settles on (one side: open interest in coins x mark)."""
+    if previous_ms is not None and update.time // HOUR_MS == previous_ms // HOUR_MS:
+        return None
+    m = update.markets
+    n = m.num_rows
+    return pa.table({
+        "time": pa.array(np.full(n, update.time // HOUR_MS * HOUR_MS, np.int64)),
+        "coin": m.column("coin"), "dex": m.column("dex"), "rate": m.column("funding"),
+        "open_interest_usd": pc.multiply(m.column("open_interest"), m.column("mark_px")),
+        "height": pa.array(np.full(n, update.height, np.int64)),
+    })  # fmt: skip
 
 
 def _series_tables(rows: metrics.MetricRows) -> dict[str, pa.Table]:

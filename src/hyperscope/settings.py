@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     retention_orders_days: float = Field(
         7, gt=0, le=36_500, description="5-minute order snapshots older than this are deleted (and refused)."
     )
+    retention_funding_days: float = Field(
+        400, gt=0, le=36_500, description="Hourly funding rows (the Coin Metrics-style series) older than this are "
+        "deleted.",
+    )  # fmt: skip
     public_url: str | None = Field(
         None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", description="Absolute base URL of the API as clients "
         "reach it (e.g. https://hs.example.com); download links start with it. Default: the request's own host.",

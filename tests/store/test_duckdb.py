@@ -47,6 +47,7 @@ def _old_view():
 _OLD_VIEW = _old_view()
 # what the builds of each older schema version lacked, newest first
 _LATER = {
+    4: ["DROP TABLE funding_hourly"],
     3: ["DROP VIEW positions_open", "ALTER TABLE lifecycles DROP COLUMN wallet", _OLD_VIEW,
         "ALTER TABLE positions_closed DROP COLUMN wallet",
         "ALTER TABLE state_updates DROP COLUMN has_orders", "DROP TABLE order_spans",
@@ -57,7 +58,7 @@ _LATER = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     from hyperscope.ingest import Ingestor
     from hyperscope.store import open_store
@@ -76,11 +77,12 @@ def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     try:
         assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
         assert store._dicts("SELECT thinned, has_orders FROM state_updates", []) == [
-            {"thinned": False, "has_orders": False}
+            {"thinned": False, "has_orders": version == 4}
         ]
         Ingestor(store).ingest(sim.step(T0 + 2 * 900_000))  # and it takes new state updates
         assert store.status()["counts"]["state_updates"] == 2
         assert store._scalar("SELECT count(*) FROM wallet_marks") > 0
         assert store._scalar("SELECT count(*) FROM positions_open WHERE wallet IS NULL") == 0
+        assert store._scalar("SELECT count(*) FROM funding_hourly") > 0
     finally:
         store.close()

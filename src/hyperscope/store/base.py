@@ -37,6 +37,7 @@ class WriteBatch:
     series: dict[str, pa.Table]  # metrics table -> rows without id/height/created_at
     orders: OrderWrite | None = None  # None: this update carried no order table (no snapshot)
     marks: pa.Table | None = None  # wallet_marks rows (address, pnl, volume, full_mark) stamped `time`
+    funding: pa.Table | None = None  # funding_hourly rows (the first update of an hour)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Retention:
     positions: int
     fills: int
     orders: int = 7 * 86_400_000
+    funding: int = 400 * 86_400_000
 
     @classmethod
     def from_settings(cls, settings: Any) -> Retention:
@@ -76,6 +78,7 @@ class Retention:
             positions=int(settings.retention_positions_days * 24 * hour),
             fills=int(settings.retention_fills_hours * hour),
             orders=int(settings.retention_orders_days * 24 * hour),
+            funding=int(settings.retention_funding_days * 24 * hour),
         )
 
 

@@ -25,7 +25,7 @@ from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store.base import SERIES_TABLES, HistoryQuery, LatestUpdate, OrderWrite, Retention, WriteBatch
 
 _TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DAY_MS = 86_400_000
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (
@@ -44,7 +44,10 @@ def _upgrades() -> dict[int, list[str]]:
     """version -> the statements that take a store from it to the next version (run in one transaction)."""
     ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
     statements = ddl.split(";")
-    new_tables = [s for s in statements if any(f"{t} (" in s for t in ("order_spans", "order_ends", "wallet_marks"))]
+    def tables(*names: str) -> list[str]:
+        return [s for s in statements if any(f"TABLE IF NOT EXISTS {t} (" in s for t in names)]
+
+    new_tables = tables("order_spans", "order_ends", "wallet_marks")
     (view,) = [s for s in statements if "VIEW positions_open" in s]
     return {
         2: ["ALTER TABLE state_updates ADD COLUMN thinned BOOLEAN DEFAULT false"],  # retention's thinning
@@ -54,6 +57,7 @@ def _upgrades() -> dict[int, list[str]]:
             *[s for t in ("lifecycles", "positions_closed") for s in (
                 f"ALTER TABLE {t} ADD COLUMN wallet BIGINT", f"UPDATE {t} SET wallet = {WALLET_KEY}")],
             "DROP VIEW positions_open", view],
+        4: tables("funding_hourly"),  # the Coin Metrics-style funding series
     }  # fmt: skip
 
 
@@ -283,6 +287,8 @@ class DuckDBStore:
                     n_marks = batch.marks.num_rows
                     self._insert(con, "wallet_marks", batch.marks.add_column(
                         0, "time", pa.array(np.full(n_marks, batch.time, np.int64))))  # fmt: skip
+                if batch.funding is not None and batch.funding.num_rows:
+                    self._insert(con, "funding_hourly", batch.funding)
                 self._stage("orders")
                 self._upsert_wallets(con, batch.wallets)
                 self._stage("wallets")
@@ -395,6 +401,9 @@ class DuckDBStore:
                     "DELETE FROM order_spans WHERE span IN (SELECT span FROM order_ends WHERE last_time < ?)", [gone]
                 ))  # fmt: skip
                 deleted["order_ends"] = self._count(con.execute("DELETE FROM order_ends WHERE last_time < ?", [gone]))
+                deleted["funding_hourly"] = self._count(
+                    con.execute("DELETE FROM funding_hourly WHERE time < ?", [now - policy.funding])
+                )
                 deleted["wallet_marks"] = self._count(con.execute(
                     "DELETE FROM wallet_marks WHERE time < ? OR (time < ? AND NOT full_mark)",
                     [now - policy.metrics - DAY_MS, now - 2 * DAY_MS],

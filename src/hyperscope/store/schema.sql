@@ -1,4 +1,4 @@
--- hyperscope store schema, version 4. Written in the subset DuckDB and PostgreSQL both run.
+-- hyperscope store schema, version 5. Written in the subset DuckDB and PostgreSQL both run.
 -- Every time is BIGINT epoch milliseconds (UTC).
 
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -147,4 +147,12 @@ CREATE TABLE IF NOT EXISTS order_ends (span BIGINT NOT NULL, last_height BIGINT 
 CREATE TABLE IF NOT EXISTS wallet_marks (
     time BIGINT NOT NULL, address VARCHAR NOT NULL, pnl DOUBLE PRECISION, volume DOUBLE PRECISION,
     full_mark BOOLEAN NOT NULL -- every wallet (the first mark of a UTC day), not only the changed ones
+);
+
+-- Hourly funding per market (coin on its dex) and the USD open interest (one side) it settles on, from the
+-- first state update of each hour: the input of the Coin Metrics-style funding metrics. A missing hour stays
+-- missing.
+CREATE TABLE IF NOT EXISTS funding_hourly (
+    time BIGINT NOT NULL, coin VARCHAR NOT NULL, dex VARCHAR NOT NULL, rate DOUBLE PRECISION NOT NULL,
+    open_interest_usd DOUBLE PRECISION NOT NULL, height BIGINT NOT NULL
 );
