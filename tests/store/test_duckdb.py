@@ -79,7 +79,7 @@ def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
         assert store._dicts("SELECT thinned, has_orders FROM state_updates", []) == [
             {"thinned": False, "has_orders": version == 4}
         ]
-        Ingestor(store).ingest(sim.step(T0 + 2 * 900_000))  # and it takes new state updates
+        Ingestor(store).ingest(sim.step(T0 + 4 * 900_000))  # and it takes new state updates (the next hour)
         assert store.status()["counts"]["state_updates"] == 2
         assert store._scalar("SELECT count(*) FROM wallet_marks") > 0
         assert store._scalar("SELECT count(*) FROM positions_open WHERE wallet IS NULL") == 0
