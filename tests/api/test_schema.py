@@ -22,7 +22,7 @@ def api_schema(live_server):
 
 def operations(api_schema):
     found = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(found) == 21  # 18 keyed routes, health, metrics, downloads
+    assert len(found) == 28  # 18 HyperTracker routes, 7 Coin Metrics routes, health, metrics, downloads
     return found
 
 

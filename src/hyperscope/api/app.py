@@ -10,11 +10,14 @@ from fastapi import FastAPI
 from hyperscope import __version__
 from hyperscope.api import errors
 from hyperscope.api.auth import AuthMiddleware, RateLimiter
+from hyperscope.api.coinmetrics import routes as coinmetrics
+from hyperscope.api.coinmetrics.shape import PageTokens
 from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
 from hyperscope.api.routes import coins, exports, market, positions, segments, system
 from hyperscope.exports import Exports, LinkSigner, LocalFiles
 from hyperscope.service import KeyManager, Service
+from hyperscope.service.funding import FundingService
 from hyperscope.service.health import IngestState
 
 MIB = 1024 * 1024
@@ -58,11 +61,13 @@ def create_app(
     app.state.links = LinkSigner(service.cursors.secret)
     files = LocalFiles(config.exports_dir, config.exports_max_bytes, keep_seconds=app.state.links.ttl + 60)
     app.state.exports = Exports(files, config.exports_per_minute)
+    app.state.funding = FundingService(service.store)
+    app.state.cm_tokens = PageTokens(service.cursors.secret)
     errors.install(app)
     for router in (market.metrics_router, market.positions_router, positions.router, coins.router,
                    segments.segments_router, segments.positions_router, exports.exports_router,
                    exports.positions_router, exports.orders_router, exports.leaderboards_router,
-                   system.router):  # fmt: skip
+                   coinmetrics.router, system.router):  # fmt: skip
         app.include_router(router)
     # outermost last: every request is measured, including the ones authentication turns away
     app.add_middleware(AuthMiddleware, keys=keys, limiter=app.state.limiter)
@@ -84,7 +89,7 @@ def _document_security(app: FastAPI) -> None:
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API key: hs_<id>_<secret>"}
             }
             for path, operations in schema["paths"].items():
-                if path.startswith("/api/external"):
+                if path.startswith(("/api/external", "/v4")):
                     for operation in operations.values():
                         operation["security"] = [{"bearer": []}]
             app.openapi_schema = schema

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 from fastapi import Request
@@ -20,11 +21,31 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hyperscope.api.errors import error_body
+from hyperscope.api.errors import family_error_body
 from hyperscope.errors import AuthError, Forbidden, HyperscopeError, RateLimited
 from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows
 
 EXTERNAL = "/api/external/"
+# Paths that need no key; everything else does (an unknown path is a 401 before it is a 404), so a new route is
+# never public by accident.
+PUBLIC = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+PUBLIC_PREFIXES = ("/downloads/",)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
+
+
+def credentials(scope: Scope) -> str | None:
+    """The key as an Authorization header value: the header itself, or Coin Metrics' `api_key=` parameter."""
+    header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    if header:
+        return header.decode("latin-1")
+    for part in scope.get("query_string", b"").split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name == b"api_key" and value:
+            return "Bearer " + unquote_plus(value.decode("latin-1"))
+    return None
 
 
 def scoped(scope: str) -> type[APIRoute]:
@@ -74,28 +95,26 @@ class AuthMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(EXTERNAL):
+        if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
         try:
-            header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-            key = self.keys.authenticate(header.decode("latin-1") if header is not None else None)
+            key = self.keys.authenticate(credentials(scope))
             try:
                 state["ratelimit"] = self.limiter.hit(key)
             except RateLimited as e:
                 state["ratelimit"] = (key.rate_limit, 0, e.retry_after)
                 raise
         except HyperscopeError as e:
-            await self._reject(e, send)
+            await self._reject(e, send, scope["path"])
             return
         state["api_key"] = key
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _reject(error: HyperscopeError, send: Send) -> None:
-        extra = {"retry_after": error.retry_after} if isinstance(error, RateLimited) else {}
-        body = orjson.dumps(error_body(error.type, error.message, **extra))
+    async def _reject(error: HyperscopeError, send: Send, path: str = "") -> None:
+        body = orjson.dumps(family_error_body(path, error))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if isinstance(error, RateLimited):
             headers.append((b"retry-after", str(error.retry_after).encode()))

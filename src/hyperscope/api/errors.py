@@ -18,18 +18,27 @@ def error_body(kind: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": kind, "message": message, **extra}
 
 
+COINMETRICS = "/v4/"
+
+
+def family_error_body(path: str, exc: HyperscopeError) -> dict[str, object]:
+    """The error body of the API family that owns `path`: Coin Metrics' `{"error": {"type", "message"}}` under
+    /v4, HyperTracker's `{"error", "message"}` elsewhere."""
+    if path.startswith(COINMETRICS):
+        from hyperscope.api.coinmetrics.shape import error_body as cm_error_body
+
+        return cm_error_body(exc)
+    extra = {"retry_after": exc.retry_after} if isinstance(exc, RateLimited) else {}
+    return error_body(exc.type, exc.message, **extra)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(HyperscopeError)
     async def ours(request: Request, exc: HyperscopeError) -> JSONBytes:
-        if isinstance(exc, RateLimited):
-            return JSONBytes(
-                error_body(exc.type, exc.message, retry_after=exc.retry_after),
-                status_code=exc.status,
-                headers={"Retry-After": str(exc.retry_after)},
-            )
         if exc.status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc.log_text)
-        return JSONBytes(error_body(exc.type, exc.message), status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONBytes(family_error_body(request.url.path, exc), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONBytes:
@@ -50,8 +59,10 @@ def install(app: FastAPI) -> None:
             message = f"{request.method} is not allowed here; allowed: {allowed}"
         else:
             message = str(exc.detail)
-        return JSONBytes(error_body(kinds.get(exc.status_code, "http_error"), message), status_code=exc.status_code,
-                         headers=exc.headers)  # fmt: skip
+        body = error_body(kinds.get(exc.status_code, "http_error"), message)
+        if request.url.path.startswith(COINMETRICS):
+            body = {"error": {"type": body["error"], "message": message}}
+        return JSONBytes(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONBytes:

@@ -20,7 +20,7 @@ from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import AuthError, BadParameter, NotFound, RateLimited
 from hyperscope.store.keys import KeyStore
 
-SCOPES = ("positions", "metrics", "segments", "exports", "orders", "leaderboards")
+SCOPES = ("positions", "metrics", "segments", "exports", "orders", "leaderboards", "funding")
 MAX_RATE_LIMIT = 1_000_000
 RELOAD_SECONDS = 1.0
 _KEY_ID = re.compile(r"^[0-9a-f]{8}$")

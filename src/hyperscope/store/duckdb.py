@@ -44,6 +44,7 @@ def _upgrades() -> dict[int, list[str]]:
     """version -> the statements that take a store from it to the next version (run in one transaction)."""
     ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
     statements = ddl.split(";")
+
     def tables(*names: str) -> list[str]:
         return [s for s in statements if any(f"TABLE IF NOT EXISTS {t} (" in s for t in names)]
 
@@ -655,6 +656,24 @@ class DuckDBStore:
         with self._errors():
             result: pa.Table = self._cursor().sql(sql).to_arrow_table()
         return result
+
+    def funding_rows(self, coins: list[str], start: int, end: int, with_database_time: bool = False) -> pa.Table:
+        """Hourly funding rows of the given coins in [start, end], by coin and time (time, coin, rate,
+        open_interest_usd, and with `with_database_time` when the row was stored)."""
+        extra = ", u.ingested_at AS database_time" if with_database_time else ""
+        join = " JOIN state_updates u ON u.height = f.height" if with_database_time else ""
+        sql = (
+            f"SELECT f.time, f.coin, f.rate, f.open_interest_usd{extra} FROM funding_hourly f{join} "
+            "WHERE f.coin IN (SELECT unnest(?)) AND f.time BETWEEN ? AND ? ORDER BY f.coin, f.time"
+        )
+        with self._errors():
+            result: pa.Table = self._cursor().sql(sql, params=[list(coins), start, end]).to_arrow_table()
+        return result
+
+    def funding_coverage(self) -> dict[str, tuple[int, int]]:
+        rows = self._dicts("SELECT coin, min(time) AS lo, max(time) AS hi FROM funding_hourly "
+                           "WHERE open_interest_usd > 0 GROUP BY coin", [])  # fmt: skip
+        return {r["coin"]: (r["lo"], r["hi"]) for r in rows}
 
     def status(self) -> dict[str, Any]:
         counts = {

@@ -1,0 +1,156 @@
+"""Coin Metrics conventions for values, times, errors and pages (conventions.md section 2)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hyperscope.errors import BadParameter, HyperscopeError, RateLimited
+
+MAX_PAGE_SIZE = 10_000
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?)?Z?$|^(\d{4})(\d{2})(\d{2})$")
+
+
+class CMBadParameter(BadParameter):
+    """A 400 in Coin Metrics' words: "Bad parameter 'name'. <what>"."""
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(parameter, problem)
+        self.message = f"Bad parameter '{parameter}'. {problem}"
+
+
+def unsupported(parameter: str, value: str, what: str = "Value") -> CMBadParameter:
+    return CMBadParameter(parameter, f"{what} '{value}' is not supported.")
+
+
+def error_body(error: HyperscopeError) -> dict[str, Any]:
+    """{"error": {"type", "message"}} with Coin Metrics' types."""
+    kind = error.type
+    if error.status == 401:
+        kind = "unauthorized" if error.message.startswith("missing") else "wrong_credentials"
+        message = ("Requested resource requires authorization." if kind == "unauthorized"
+                   else "Supplied credentials are not valid.")  # fmt: skip
+        return {"error": {"type": kind, "message": message}}
+    if isinstance(error, BadParameter):
+        kind = "bad_parameter"
+    elif isinstance(error, RateLimited):
+        kind = "too_many_requests"
+    return {"error": {"type": kind, "message": error.message}}
+
+
+def number(x: float) -> str | None:
+    """A value as Coin Metrics writes it: a decimal string (never an exponent), None for no value."""
+    if math.isnan(x):
+        return None
+    text = repr(float(x))
+    if "e" not in text and "E" not in text:
+        return text[:-2] if text.endswith(".0") else text
+    mantissa, _, exponent = text.partition("e")
+    sign = "-" if mantissa.startswith("-") else ""
+    digits = mantissa.lstrip("-").replace(".", "")
+    point = mantissa.lstrip("-").find(".")
+    point = len(mantissa.lstrip("-")) if point < 0 else point
+    shift = point + int(exponent)
+    if shift <= 0:
+        body = "0." + "0" * (-shift) + digits.rstrip("0")
+    elif shift >= len(digits):
+        body = digits + "0" * (shift - len(digits))
+    else:
+        body = digits[:shift] + "." + digits[shift:].rstrip("0")
+    return sign + body.rstrip(".")
+
+
+def time_out(ms: int) -> str:
+    """2026-11-22T01:00:00.000000000Z"""
+    seconds, millis = divmod(int(ms), 1000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}000000Z"
+
+
+def time_in(value: str, parameter: str, zone: str | None) -> int:
+    """Epoch ms of one of Coin Metrics' six input forms; no zone given means `timezone` (default UTC)."""
+    m = _TIME.match(value.strip())
+    if not m:
+        raise CMBadParameter(parameter, f"Value '{value}' is not a supported time: use 2006-01-20T00:00:00Z, "
+                             "2006-01-20T00:00:00.000Z, 2006-01-20T00:00:00.123456Z, "
+                             "2006-01-20T00:00:00.123456789Z, 2006-01-20 or 20060120.")  # fmt: skip
+    if m.group(8):
+        year, month, day, hh, mm, ss, frac = m.group(8), m.group(9), m.group(10), "0", "0", "0", None
+    else:
+        year, month, day, hh, mm, ss, frac = (m.group(i) or "0" for i in range(1, 8))
+        frac = m.group(7)
+    try:
+        tz = ZoneInfo(zone) if zone else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        raise unsupported("timezone", zone or "") from None
+    try:
+        dt = datetime(int(year), int(month), int(day), int(hh), int(mm), int(ss),
+                      int((frac or "0").ljust(6, "0")[:6]), tzinfo=tz)  # fmt: skip
+    except ValueError:
+        raise CMBadParameter(parameter, f"Value '{value}' is not a valid date or time.") from None
+    return int(dt.timestamp() * 1000)
+
+
+def parse_bool(value: str | None, parameter: str, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if value.lower() not in ("true", "false"):
+        raise CMBadParameter(parameter, f"Value '{value}' is not supported; use true or false.")
+    return value.lower() == "true"
+
+
+def parse_int(value: str | None, parameter: str, default: int | None, low: int, high: int) -> int | None:
+    if value is None or value == "":
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", value) or not low <= int(value) <= high:
+        raise CMBadParameter(parameter, f"Value '{value}' is not supported; use a whole number {low}-{high}.")
+    return int(value)
+
+
+def parse_choice(value: str | None, parameter: str, choices: tuple[str, ...], default: str) -> str:
+    if value is None or value == "":
+        return default
+    if value not in choices:
+        raise CMBadParameter(parameter, f"Value '{value}' is not supported; use one of {', '.join(choices)}.")
+    return value
+
+
+def parse_list(value: str | None, parameter: str) -> list[str]:
+    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    if not items:
+        raise CMBadParameter(parameter, "Value is required.")
+    return list(dict.fromkeys(items))
+
+
+class PageTokens:
+    """Opaque next_page_token values: the last row's sort key, bound to the query, HMAC-signed."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def _sign(self, body: str) -> str:
+        digest = hmac.new(self.secret, b"cm-page|" + body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def encode(self, key: tuple[str, int], query: str) -> str:
+        bound = hashlib.sha256(query.encode()).hexdigest()[:16]
+        body = base64.urlsafe_b64encode(json.dumps([key[0], key[1], bound]).encode()).rstrip(b"=").decode()
+        return f"{body}.{self._sign(body)}"
+
+    def decode(self, token: str, query: str) -> tuple[str, int]:
+        body, _, signature = token.partition(".")
+        if not body or not hmac.compare_digest(signature, self._sign(body)):
+            raise CMBadParameter("next_page_token", "Value is not a valid page token.")
+        try:
+            entity, time, bound = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except (ValueError, TypeError):
+            raise CMBadParameter("next_page_token", "Value is not a valid page token.") from None
+        if bound != hashlib.sha256(query.encode()).hexdigest()[:16]:
+            raise CMBadParameter("next_page_token", "Value belongs to a different query; keep the other parameters.")
+        return str(entity), int(time)
