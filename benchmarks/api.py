@@ -6,6 +6,9 @@ Starts `hyperscope serve` on a bench-scale store (built with `hyperscope backfil
 --data-dir DIR` beforehand) in its own process, then drives it with 64 concurrent keep-alive connections.
 
     .venv/bin/python benchmarks/api.py --data-dir DIR [--seconds 10] [--connections 64]
+
+The /v4 (Coin Metrics) routes have their own driver, `benchmarks/funding.py`, which builds a store with a year of
+hourly funding first and reuses this file's load generator when wrk is missing.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def load(url: str, key: str, seconds: float, connections: int) -> None:
     lat.sort()
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
     print(
-        f"{url.split('/api/external')[1][:60]:60s} {len(lat) / seconds:8.0f} req/s  p50 {p(0.5):6.1f} ms  "
+        f"{url.split('/', 3)[3][:60]:60s} {len(lat) / seconds:8.0f} req/s  p50 {p(0.5):6.1f} ms  "
         f"p99 {p(0.99):6.1f} ms  ({len(lat)} requests)"
     )
 

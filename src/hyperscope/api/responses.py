@@ -53,7 +53,8 @@ class ResponseCache:
             self.hits += 1
             return item[1]
         self.misses += 1
-        body = orjson.dumps(build(), option=orjson.OPT_SERIALIZE_NUMPY)
+        built = build()
+        body = built if isinstance(built, bytes) else orjson.dumps(built, option=orjson.OPT_SERIALIZE_NUMPY)
         if item is not None:
             self._drop(key)
         self._expire(now)

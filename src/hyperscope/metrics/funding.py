@@ -29,14 +29,14 @@ def aggregate_8h(group: np.ndarray, hour: np.ndarray, rate_1h: np.ndarray, oi_us
     `rate_1h` is each market's hourly rate, `oi_usd` the open interest it settles on (USD, one side)."""
     held = oi_usd > 0
     group, hour, rate_1h, oi_usd = group[held], hour[held], rate_1h[held], oi_usd[held]
-    keys = np.stack([group, hour])
-    if keys.shape[1] == 0:
+    if group.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    (unique, inverse) = np.unique(keys, axis=1, return_inverse=True)
-    inverse = inverse.ravel()
-    weighted = np.bincount(inverse, weights=oi_usd * 8.0 * rate_1h, minlength=unique.shape[1])
-    total = np.bincount(inverse, weights=oi_usd, minlength=unique.shape[1])
-    return unique[0], unique[1], weighted / total
+    # one integer key per (group, hour): the group in the high bits, the hour number below
+    key = group.astype(np.int64) << 32 | (hour // HOUR_MS).astype(np.int64)
+    unique, inverse = np.unique(key, return_inverse=True)
+    weighted = np.bincount(inverse, weights=oi_usd * 8.0 * rate_1h, minlength=unique.size)
+    total = np.bincount(inverse, weights=oi_usd, minlength=unique.size)
+    return unique >> 32, (unique & 0xFFFFFFFF) * HOUR_MS, weighted / total
 
 
 def days_in_trailing_year(hour_ms: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hyperscope.metrics.funding import HOUR_MS, ROLLING_HOURS, aggregate_8h, period_rate, rolling_cumulative
 from hyperscope.store.base import Store
@@ -134,7 +136,9 @@ class FundingService:
         lookback = LOOKBACK_MS if any(METRICS[m][0] == "cumulative" for m in metrics) else 0
         rows = self.store.funding_rows(coins, start - lookback, end)
         coin_index = {c: i for i, c in enumerate(coins)}
-        row_coin = np.array([coin_index[c] for c in rows.column("coin").to_pylist()], np.int64)
+        row_coin = pc.index_in(rows.column("coin"), value_set=pa.array(coins)).to_numpy(zero_copy_only=False)
+        # rows come sorted by coin: each coin's rows are one slice
+        bounds = np.searchsorted(row_coin, np.arange(len(coins) + 1))
         hour = rows.column("time").to_numpy()
         rate = rows.column("rate").to_numpy()
         oi = rows.column("open_interest_usd").to_numpy()
@@ -145,7 +149,8 @@ class FundingService:
             for g, entity in enumerate(entities):
                 for coin in members[entity]:
                     if margin == "all" or universe.margin[coin] == margin:
-                        idx = np.nonzero(row_coin == coin_index[coin])[0]
+                        c = coin_index[coin]
+                        idx = np.arange(bounds[c], bounds[c + 1])
                         parts_g.append(np.full(idx.size, g, np.int64))
                         parts_i.append(idx)
             if not parts_i:
@@ -161,12 +166,14 @@ class FundingService:
                 else:
                     values = rolling_cumulative(group, hours, afr, ROLLING_HOURS[span])
                 inside = (hours >= start) & (hours <= end)
+                edges = np.searchsorted(group, np.arange(len(entities) + 1))  # rows come sorted by group
                 for g, entity in enumerate(entities):
                     if not supported(universe, kind, entity, metric):
                         continue
-                    mine = inside & (group == g)
+                    lo, hi = edges[g], edges[g + 1]
+                    mine = inside[lo:hi]
                     series = out.setdefault(entity, Series(np.zeros(0, np.int64)))
-                    series.values[metric] = _align(series, hours[mine], values[mine])
+                    series.values[metric] = _align(series, hours[lo:hi][mine], values[lo:hi][mine])
         return out
 
     def market_rates(self, markets: list[str], start: int, end: int) -> dict[str, tuple[np.ndarray, np.ndarray,

@@ -17,6 +17,8 @@ from urllib.parse import urlencode
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -77,7 +79,6 @@ def documented(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
 _WINDOW = ("start_time", "end_time", "start_inclusive", "end_inclusive", "timezone", "page_size", "paging_from",
            "format", "pretty", "next_page_token", "api_key")  # fmt: skip
 DAY_MS = 24 * HOUR_MS
-STREAM_CHUNK = 2_000  # NDJSON rows per write
 REFERENCE = {  # metric -> (full name, description); category Market, subcategory Futures, as Coin Metrics files them
     **{m: (f"Funding rate, aggregated, futures, {margin.upper() if margin != 'all' else 'all'}-margined, "
            f"{span.replace('h', ' hours').replace('d', ' days').replace('1y', '1 year')}",
@@ -137,6 +138,14 @@ def _query_key(request: Request) -> str:
     q = request.query_params
     kept = sorted((k, v) for k, v in q.multi_items() if k not in ("next_page_token", "api_key", "page_size"))
     return request.url.path + "?" + urlencode(kept)
+
+
+def _buffer_bytes(strings: pa.Array) -> bytes:
+    """The concatenated values of an Arrow string array without nulls, straight from its data buffer."""
+    if len(strings) == 0:
+        return b""
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=len(strings) + 1, offset=strings.offset * 4)
+    return strings.buffers()[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])]
 
 
 class Table:
@@ -199,7 +208,7 @@ class Table:
         return self.take(np.nonzero(keep)[0])
 
     def records(self, entity_key: str, null_as_zero: bool) -> Iterator[dict[str, Any]]:
-        formatted = {m: [shape.number(x) for x in v.tolist()] for m, v in self.values.items()}
+        formatted = {m: shape.numbers(v) for m, v in self.values.items()}
         for i in range(len(self)):
             entity = self.entities[self.entity[i]]
             row: dict[str, Any] = {entity_key: entity, "time": shape.time_out(self.time[i])}
@@ -208,6 +217,27 @@ class Table:
                     value = formatted[m][i]
                     row[name] = "0" if value is None and null_as_zero else value
             yield row
+
+    def chunks(self, entity_key: str, null_as_zero: bool, end: str, chunk: int = 50_000) -> Iterator[bytes]:
+        """The rows as JSON objects, each followed by `end`, built column-wise with Arrow `chunk` rows at a time
+        and handed out as the bytes of Arrow's own buffer. Same content and key order as `records`."""
+        quoted = pa.array([orjson.dumps(e).decode() for e in self.entities])
+        prefix = pa.scalar("{" + orjson.dumps(entity_key).decode() + ":")
+        for lo in range(0, len(self), chunk):
+            sl = slice(lo, lo + chunk)
+            idx = pa.array(self.entity[sl])
+            parts = [prefix, quoted.take(idx), pa.scalar(',"time":"'), shape.times(self.time[sl]), pa.scalar('"')]
+            for name, m in zip(self.names, self.metrics, strict=True):
+                values = shape.number_array(self.values[m][sl])
+                written = pc.binary_join_element_wise(pa.scalar('"'), values, pa.scalar('"'), "")
+                written = written.fill_null("\"0\"" if null_as_zero else "null")
+                piece = pc.binary_join_element_wise(pa.scalar("," + orjson.dumps(name).decode() + ":"), written, "")
+                holds = pa.array(np.isin(self.entity[sl], [i for i, e in enumerate(self.entities)
+                                                           if e in self.supports[m]]))  # fmt: skip
+                parts.append(pc.if_else(holds, piece, pa.scalar("")))
+            parts.append(pa.scalar("}" + end))
+            joined = pc.binary_join_element_wise(*parts, "")
+            yield _buffer_bytes(joined)
 
 
 def _respond(request: Request, table: Table, entity_key: str, limit_param: str, deprecated: bool) -> Response:
@@ -221,17 +251,8 @@ def _respond(request: Request, table: Table, entity_key: str, limit_param: str, 
     headers = {"Deprecation": "true"} if deprecated else {}
     if fmt == "json_stream":  # every row, streamed, no paging
 
-        def lines() -> Iterator[bytes]:
-            batch: list[bytes] = []
-            for row in table.records(entity_key, null_as_zero):
-                batch.append(orjson.dumps(row))
-                if len(batch) >= STREAM_CHUNK:
-                    yield b"\n".join(batch) + b"\n"
-                    batch = []
-            if batch:
-                yield b"\n".join(batch) + b"\n"
-
-        return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)
+        return StreamingResponse(table.chunks(entity_key, null_as_zero, "\n"), media_type="application/x-ndjson",
+                                 headers=headers)  # fmt: skip
     page_size = shape.parse_int(q.get("page_size"), "page_size", 100, 1, shape.MAX_PAGE_SIZE) or 100
     paging_from = shape.parse_choice(q.get("paging_from"), "paging_from", ("start", "end"), "end")
     tokens: shape.PageTokens = request.app.state.cm_tokens
@@ -252,7 +273,6 @@ def _respond(request: Request, table: Table, entity_key: str, limit_param: str, 
         page, more = np.arange(max(lo, hi - page_size), hi), hi - page_size > lo
         edge = page[0] if more else None
     shown = table.take(page)
-    rows = list(shown.records(entity_key, null_as_zero))
     token = url = None
     if edge is not None:
         token = tokens.encode((table.entities[table.entity[edge]], int(table.time[edge])), query)
@@ -260,6 +280,7 @@ def _respond(request: Request, table: Table, entity_key: str, limit_param: str, 
         base = request.app.state.config.public_url or str(request.base_url).rstrip("/")
         url = f"{base.rstrip('/')}{request.url.path}?{urlencode(params)}"
     if fmt == "csv":
+        rows = list(shown.records(entity_key, null_as_zero))
         out = io.StringIO()
         columns = [entity_key, "time", *table.names]
         writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
@@ -268,11 +289,14 @@ def _respond(request: Request, table: Table, entity_key: str, limit_param: str, 
         if url:
             headers["x-next-page-url"] = url
         return Response(out.getvalue(), media_type="text/csv", headers=headers)
-    body: dict[str, Any] = {"data": rows}
+    data = b"".join(shown.chunks(entity_key, null_as_zero, ","))[:-1]
+    more_keys = b""
     if token:
-        body["next_page_token"], body["next_page_url"] = token, url
-    option = orjson.OPT_INDENT_2 if pretty else 0
-    return Response(orjson.dumps(body, option=option), media_type="application/json", headers=headers)
+        more_keys = b',"next_page_token":' + orjson.dumps(token) + b',"next_page_url":' + orjson.dumps(url)
+    content = b'{"data":[' + data + b"]" + more_keys + b"}"
+    if pretty:
+        content = orjson.dumps(orjson.loads(content), option=orjson.OPT_INDENT_2)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 async def _timeseries(request: Request, kind: str, parameter: str, entity_key: str, limit_param: str,
@@ -294,7 +318,20 @@ async def _timeseries(request: Request, kind: str, parameter: str, entity_key: s
         table = Table(entities, names, metrics, series, supports, frequency, sort_time=sort == "time")
         return _respond(request, table, entity_key, limit_param, deprecated)
 
-    return await run_in_threadpool(build)
+    return await _cached(request, build)
+
+
+async def _cached(request: Request, build: Any) -> Response:
+    """JSON pages come from the response cache (until the next state update); other formats are built."""
+    q = request.query_params
+    if q.get("format", "json") != "json":
+        return await run_in_threadpool(build)
+    key = (request.url.path, str(request.base_url), tuple(sorted((k, v) for k, v in q.multi_items() if k != "api_key")))
+    latest = request.app.state.service.store.latest()
+    cache = request.app.state.cache
+    body = await run_in_threadpool(cache.get_or_build, latest.height if latest else None, key, lambda: build().body)
+    deprecated = any(m.strip() in ALIASES for m in (q.get("metrics") or "").split(","))
+    return Response(body, media_type="application/json", headers={"Deprecation": "true"} if deprecated else {})
 
 
 @router.get("/timeseries/asset-metrics", response_class=Response, responses=RESPONSES,
@@ -349,8 +386,14 @@ class _MarketTable(Table):
     def limit_per_entity(self, n: int) -> Table:
         return _MarketTable.wrap(Table.limit_per_entity(self, n))
 
+    def chunks(self, entity_key: str, null_as_zero: bool, end: str, chunk: int = 50_000) -> Iterator[bytes]:
+        tail = end.encode()
+        rows = [orjson.dumps(r) + tail for r in self.records(entity_key, null_as_zero)]
+        for lo in range(0, len(rows), chunk):
+            yield b"".join(rows[lo : lo + chunk])
+
     def records(self, entity_key: str, null_as_zero: bool) -> Iterator[dict[str, Any]]:
-        rates = [shape.number(x) for x in self.values["rate"].tolist()]
+        rates = shape.numbers(self.values["rate"])
         stored = self.values["database_time"].tolist()
         for i in range(len(self)):
             yield {
