@@ -12,9 +12,9 @@ from hyperscope.api import errors
 from hyperscope.api.auth import AuthMiddleware, RateLimiter
 from hyperscope.api.coinmetrics import routes as coinmetrics
 from hyperscope.api.coinmetrics.shape import PageTokens
+from hyperscope.api.hypertracker import coins, exports, market, positions, segments, system
 from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
-from hyperscope.api.routes import coins, exports, market, positions, segments, system
 from hyperscope.exports import Exports, LinkSigner, LocalFiles
 from hyperscope.service import KeyManager, Service
 from hyperscope.service.funding import FundingService

@@ -28,8 +28,10 @@ def family_error_body(path: str, exc: HyperscopeError) -> dict[str, object]:
         from hyperscope.api.coinmetrics.shape import error_body as cm_error_body
 
         return cm_error_body(exc)
+    from hyperscope.api.hypertracker.shape import hint
+
     extra = {"retry_after": exc.retry_after} if isinstance(exc, RateLimited) else {}
-    return error_body(exc.type, exc.message, **extra)
+    return error_body(exc.type, hint(exc), **extra)
 
 
 def install(app: FastAPI) -> None:

@@ -1,19 +1,19 @@
-"""The read-side queries behind every route, returning plain JSON-ready structures.
+"""The read side behind every API family: plain rows (the store's snake_case columns) and typed results.
 
-Field names and meanings follow the HyperTracker external API; definitions follow semantics.md.
+Nothing here knows a JSON shape: the HyperTracker family (`api/hypertracker/shape.py`) and the Coin Metrics
+family (`api/coinmetrics/`) turn these results into their own fields, paging tokens and error texts, and a
+dashboard can read the same service. Definitions follow semantics.md.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from hyperscope.domain import formulas
 from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
-from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID
+from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID, Segment
 from hyperscope.domain.recency import TIMEFRAMES
-from hyperscope.domain.timefmt import iso_ms, now_ms
+from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import BadParameter, NotFound
 from hyperscope.service.health import IngestState, health
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
@@ -22,71 +22,34 @@ from hyperscope.store.base import HistoryQuery, Store
 TWO_HOURS_MS = 2 * 3_600_000
 SIXTY_DAYS_MS = 60 * 86_400_000
 
-COIN_FIELDS = (
-    ("positionCount", "position_count"),
-    ("positionCountLong", "position_count_long"),
-    ("totalPositionValue", "total_position_value"),
-    ("totalPositionValueLong", "total_position_value_long"),
-    ("totalFunding", "total_funding"),
-    ("totalUnrealizedPnl", "total_unrealized_pnl"),
-    ("totalPositionSize", "total_position_size"),
-    ("totalPositionSizeLong", "total_position_size_long"),
-)
-GENERAL_FIELDS = (
-    ("count", "count"),
-    ("countLong", "count_long"),
-    ("countShort", "count_short"),
-    ("openInterest", "open_interest"),
-    ("openInterestLong", "open_interest_long"),
-    ("openInterestShort", "open_interest_short"),
-    ("perpEquity", "perp_equity"),
-    ("countInProfit", "count_in_profit"),
-)
-BIAS_STRUCTURE = ["timestamp", "bias", "exposureRatio", "openValue", "openLongValue", "openShortValue",
-                  "activePerpEquity"]  # fmt: skip
+
+class UnknownCoin(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown coin {name!r}")
 
 
-def _finite_or_zero(x: float | None) -> float:
-    return 0.0 if x is None or math.isnan(x) else float(x)
+class UnknownSegment(NotFound):
+    def __init__(self, value: int) -> None:
+        super().__init__(f"unknown segment {value}")
 
 
-def _history_record(r: dict[str, Any]) -> dict[str, Any]:
-    """One lifecycle as /positions serves it (the field order of the upstream example)."""
-    cross = r["leverage_type"] == "cross"
-    max_leverage = r["max_leverage"]
-    leverage = int(round(r["leverage"]))  # Hyperliquid leverage settings are whole numbers
-    return {
-        "address": r["address"],
-        "size": r["size"],
-        "entryPrice": r["entry_px"],
-        "side": r["side"],
-        "crossLeverage": leverage if cross else 0,
-        "maxLeverage": max_leverage,
-        "coin": r["coin"],
-        "szDecimals": r["sz_decimals"],
-        "markPrice": r["mark_px"],
-        "midPrice": r["mid_px"],
-        "premiumPrice": r["premium"],
-        "assetMaxLeverage": max_leverage,
-        "positionValue": r["value"],
-        "liquidationPrice": _finite_or_zero(r["liquidation_px"]),
-        "unrealizedPnl": r["unrealized_pnl"],
-        "funding": r["funding"],
-        "openTime": iso_ms(r["open_time"]),
-        "closeTime": iso_ms(r["close_time"]) if r["close_time"] is not None else None,
-        "updatedAt": iso_ms(r["updated_at"]),
-        "createdAt": iso_ms(r["created_at"]),
-        "isolatedLeverage": 0 if cross else leverage,
-        "id": r["id"],
-        "dex": r["dex"],
-        "profile": {"address": r["address"], "segments": [r["size_segment"], r["pnl_segment"]]},
-    }
+class UnknownBucket(NotFound):
+    def __init__(self, value: int) -> None:
+        super().__init__(f"unknown position size bucket {value}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of rows in the order asked, and whether more rows follow it."""
+
+    rows: list[dict[str, Any]]
+    more: bool
 
 
 class Service:
     def __init__(self, store: Store, cursors: CursorCodec) -> None:
         self.store = store
-        self.cursors = cursors
+        self.cursors = cursors  # the HMAC codec every family signs its paging tokens with
         self._coins: dict[str, str] = {}
         self._coins_height: int | None = None
 
@@ -97,26 +60,26 @@ class Service:
         return latest.height if latest else None
 
     def resolve_coin(self, name: str) -> str:
-        """Canonical spelling of a coin, matched case-insensitively; NotFound for an unknown coin."""
+        """Canonical spelling of a coin, matched case-insensitively; UnknownCoin (404) otherwise."""
         height = self.latest_height()
         if height != self._coins_height or not self._coins:
             self._coins = {row["coin_lower"]: row["coin"] for row in self.store.coins()}
             self._coins_height = height
         coin = self._coins.get(name.strip().lower())
         if coin is None:
-            raise NotFound(f"unknown coin {name!r}; GET /api/external/positions/coins lists every coin")
+            raise UnknownCoin(name)
         return coin
 
     @staticmethod
     def segment(value: int) -> int:
         if value not in SEGMENTS_BY_ID:
-            raise NotFound(f"unknown segment {value}; segments are 1-16 (GET /api/external/segments)")
+            raise UnknownSegment(value)
         return value
 
     @staticmethod
     def bucket(value: int) -> int:
         if value not in SIZE_BUCKETS_BY_ID:
-            raise NotFound(f"unknown position size bucket {value}; buckets are 1-10")
+            raise UnknownBucket(value)
         return value
 
     def health(self, stale_after: float | None, ingest: IngestState | None) -> tuple[int, dict[str, Any]]:
@@ -132,162 +95,61 @@ class Service:
 
     # ------------------------------------------------------------ series
 
-    def _page(
-        self, table: str, where: dict[str, Any], window: Window, query: str, fields: tuple[tuple[str, str], ...],
-        extra: dict[str, Any] | None = None, key: str = "metrics",
-    ) -> dict[str, Any]:  # fmt: skip
+    def _page(self, table: str, where: dict[str, Any], window: Window) -> Page:
+        """Rows of a metrics series in the window, newest first, after the window's cursor."""
         rows = self.store.series(table, where, window.start, window.end, window.before, window.limit + 1)
-        more = len(rows) > window.limit
-        rows = rows[: window.limit]
-        out = []
-        for row in rows:
-            item: dict[str, Any] = {"id": row["id"], "createdAt": iso_ms(row["created_at"])}
-            if extra:
-                item.update(extra)
-            for name, column in fields:
-                item[name] = row[column]
-            out.append(item)
-        cursor = self.cursors.encode(rows[-1]["created_at"], rows[-1]["id"], query) if more and rows else None
-        return {key: out, "nextCursor": cursor}
+        return Page(rows[: window.limit], len(rows) > window.limit)
 
-    def general(self, window: Window, query: str) -> dict[str, Any]:
-        return self._page("metrics_general", {}, window, query, GENERAL_FIELDS)
+    def general(self, window: Window) -> Page:
+        return self._page("metrics_general", {}, window)
 
-    def perp_volume(self, window: Window, query: str) -> dict[str, Any]:
-        return self._page("metrics_perp_volume", {}, window, query, (("volume", "volume"),))
+    def perp_volume(self, window: Window) -> Page:
+        return self._page("metrics_perp_volume", {}, window)
 
-    def coin_series(self, coin: str, window: Window, query: str) -> dict[str, Any]:
-        return self._page("metrics_coin", {"coin": coin}, window, query, COIN_FIELDS, {"coin": coin})
+    def coin_series(self, coin: str, window: Window) -> Page:
+        return self._page("metrics_coin", {"coin": coin}, window)
 
-    def coin_segment_series(self, coin: str, segment: int, timeframe: str, window: Window, query: str) -> dict:
-        where = {"coin": coin, "segment_id": segment, "timeframe": timeframe}
-        return self._page("metrics_coin_segment", where, window, query, COIN_FIELDS,
-                          {"coin": coin, "segmentId": segment})  # fmt: skip
+    def coin_segment_series(self, coin: str, segment: int, timeframe: str, window: Window) -> Page:
+        return self._page("metrics_coin_segment", {"coin": coin, "segment_id": segment, "timeframe": timeframe},
+                          window)  # fmt: skip
 
-    def coin_bucket_series(self, coin: str, bucket: int, window: Window, query: str) -> dict[str, Any]:
-        where = {"coin": coin, "size_bucket": bucket}
-        return self._page("metrics_coin_bucket", where, window, query, COIN_FIELDS,
-                          {"coin": coin, "sizeBucketId": bucket})  # fmt: skip
+    def coin_bucket_series(self, coin: str, bucket: int, window: Window) -> Page:
+        return self._page("metrics_coin_bucket", {"coin": coin, "size_bucket": bucket}, window)
 
-    # ------------------------------------------------------------ snapshots of the latest state update
-
-    def coins(self) -> list[dict[str, Any]]:
-        height = self.latest_height()
-        if height is None:
-            return []
-        rows = self.store.rows_at("metrics_coin", {}, height)
-        out = [
-            {
-                "coin": r["coin"],
-                "totalValue": r["total_position_value"],
-                "totalValueLong": r["total_position_value_long"],
-                "totalValueShort": r["total_position_value"] - r["total_position_value_long"],
-                "count": r["position_count"],
-                "countLong": r["position_count_long"],
-                "countShort": r["position_count"] - r["position_count_long"],
-            }
-            for r in rows
-        ]
-        out.sort(key=lambda r: (-r["totalValue"], r["coin"]))
-        return out
-
-    def segments(self) -> list[dict[str, Any]]:
-        return [
-            {"id": s.id, "name": s.name, "category": s.category, "criteria": s.criteria(), "emoji": s.emoji}
-            for s in sorted(SEGMENTS, key=lambda s: s.id)
-        ]
-
-    def heatmap(self, timeframe: str) -> dict[str, Any]:
-        height = self.latest_height()
-        if height is None:
-            return {"heatmap": []}
-        rows = self.store.rows_at("metrics_coin_segment", {"timeframe": timeframe}, height)
-        coins: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            total, long = r["total_position_value"], r["total_position_value_long"]
-            seg = {
-                "segmentId": r["segment_id"], "totalValue": total, "totalLongValue": long,
-                "totalShortValue": total - long, "count": r["position_count"],
-                "countLong": r["position_count_long"], "countShort": r["position_count"] - r["position_count_long"],
-                "bias": formulas.scalar(formulas.long_fraction, long, total),
-            }  # fmt: skip
-            entry = coins.setdefault(r["coin"], {"coin": r["coin"], "segments": []})
-            entry["segments"].append(seg)
-        out = []
-        for entry in coins.values():
-            # coin totals from the size axis: every position is in exactly one size cohort
-            size_rows = [s for s in entry["segments"] if SEGMENTS_BY_ID[s["segmentId"]].category == "size"]
-            total = sum(s["totalValue"] for s in size_rows)
-            long = sum(s["totalLongValue"] for s in size_rows)
-            count = sum(s["count"] for s in size_rows)
-            count_long = sum(s["countLong"] for s in size_rows)
-            entry["segments"].sort(key=lambda s: s["segmentId"])
-            out.append({"coin": entry["coin"], "totalValue": total, "totalLongValue": long,
-                        "totalShortValue": total - long, "count": count, "countLong": count_long,
-                        "countShort": count - count_long, "segments": entry["segments"]})  # fmt: skip
-        out.sort(key=lambda e: (-e["totalValue"], e["coin"]))
-        return {"heatmap": out}
-
-    def liquidation_risk(self, segment: int, offset: int, limit: int) -> dict[str, Any]:
-        height = self.latest_height()
-        if height is None:
-            return {"totalCount": 0, "items": []}
-        rows = self.store.rows_at("metrics_coin_segment", {"segment_id": segment, "timeframe": "all"}, height)
-        items = [
-            {
-                "coin": r["coin"],
-                "totalValue": r["total_position_value"],
-                "riskValue": r["value_close_to_liquidation"],
-                "percentRisk": 100.0 * r["value_close_to_liquidation"] / r["total_position_value"]
-                if r["total_position_value"]
-                else 0.0,
-            }
-            for r in rows
-        ]
-        items.sort(key=lambda i: (-i["percentRisk"], -i["totalValue"], i["coin"]))
-        return {"totalCount": len(items), "items": items[offset : offset + limit]}
-
-    def bias_history(self, segment: int, timeframe: str, window: Window, query: str, sampled: bool) -> dict[str, Any]:
+    def bias_history(self, segment: int, timeframe: str, window: Window, sampled: bool) -> Page:
+        """A cohort's rows (`metrics_segment`), newest first: every state update of the window, or with
+        `sampled` the last one at or before each 2-hour boundary (no paging)."""
         where = {"segment_id": segment, "timeframe": timeframe}
         if sampled:
             rows = self.store.sampled_series("metrics_segment", where, window.start, window.end, TWO_HOURS_MS)
-            rows, cursor = rows[: window.limit], None
-        else:
-            fetched = self.store.series("metrics_segment", where, window.start, window.end, window.before,
-                                        window.limit + 1)  # fmt: skip
-            rows = fetched[: window.limit]
-            more = len(fetched) > window.limit
-            cursor = self.cursors.encode(rows[-1]["created_at"], rows[-1]["id"], query) if more and rows else None
-        s = SEGMENTS_BY_ID[segment]
-        history = [
-            [
-                iso_ms(r["created_at"]),
-                formulas.scalar(
-                    formulas.perp_bias, r["open_long_value"], r["open_short_value"], r["active_perp_equity"]
-                ),
-                formulas.scalar(formulas.exposure_ratio, r["open_value"], r["active_perp_equity"]),
-                r["open_value"],
-                r["open_long_value"],
-                r["open_short_value"],
-                r["active_perp_equity"],
-            ]
-            for r in rows
-        ]
-        return {
-            "segment": {"id": s.id, "name": s.name, "category": s.category, "criteria": s.criteria()},
-            "nextCursor": cursor,
-            "positionRecencyTimeframe": timeframe,
-            "start": iso_ms(window.start),
-            "end": iso_ms(window.end),
-            "pageStart": history[0][0] if history else None,
-            "pageEnd": history[-1][0] if history else None,
-            "historySnapshotStructure": BIAS_STRUCTURE,
-            "history": history,
-        }
+            return Page(rows[: window.limit], False)
+        return self._page("metrics_segment", where, window)
 
-    def default_bias_window(self) -> Window:
+    @staticmethod
+    def default_bias_window() -> Window:
         end = now_ms()
         return Window(start=end - SIXTY_DAYS_MS, end=end, limit=1000, before=None)
+
+    # ------------------------------------------------------------ the newest state update
+
+    def coins(self) -> list[dict[str, Any]]:
+        """Every coin's totals (`metrics_coin` rows) at the newest state update."""
+        height = self.latest_height()
+        return self.store.rows_at("metrics_coin", {}, height) if height is not None else []
+
+    @staticmethod
+    def segments() -> list[Segment]:
+        return sorted(SEGMENTS, key=lambda s: s.id)
+
+    def coin_segment_rows(self, timeframe: str, segment: int | None = None) -> list[dict[str, Any]]:
+        """`metrics_coin_segment` rows of one recency timeframe (and one cohort) at the newest state update."""
+        height = self.latest_height()
+        if height is None:
+            return []
+        where: dict[str, Any] = {"timeframe": timeframe}
+        if segment is not None:
+            where["segment_id"] = segment
+        return self.store.rows_at("metrics_coin_segment", where, height)
 
     def markets_of(self, coin: str) -> list[str]:
         """The markets a coin's open-positions file covers: a main-dex coin across Hyperliquid (its own
@@ -303,15 +165,10 @@ class Service:
         wallet profiles (Arrow)."""
         return self.store.open_positions(self.markets_of(coin))
 
-    def positions(self, query: HistoryQuery, cursor_query: str) -> dict[str, Any]:
-        """Historic positions: one consolidated record per lifecycle open during the window (GET /positions)."""
+    def positions(self, query: HistoryQuery) -> Page:
+        """Historic positions: one row per lifecycle open during the window, each with its `sort_key`."""
         rows = self.store.position_history(replace(query, limit=query.limit + 1))
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        cursor = None
-        if more and rows:
-            cursor = self.cursors.encode_after(rows[-1]["sort_key"], rows[-1]["key"], cursor_query)
-        return {"positions": [_history_record(r) for r in rows], "nextCursor": cursor}
+        return Page(rows[: query.limit], len(rows) > query.limit)
 
     @staticmethod
     def query_key(*parts: object) -> str:

@@ -230,7 +230,7 @@ class Table:
             for name, m in zip(self.names, self.metrics, strict=True):
                 values = shape.number_array(self.values[m][sl])
                 written = pc.binary_join_element_wise(pa.scalar('"'), values, pa.scalar('"'), "")
-                written = written.fill_null("\"0\"" if null_as_zero else "null")
+                written = written.fill_null('"0"' if null_as_zero else "null")
                 piece = pc.binary_join_element_wise(pa.scalar("," + orjson.dumps(name).decode() + ":"), written, "")
                 holds = pa.array(np.isin(self.entity[sl], [i for i, e in enumerate(self.entities)
                                                            if e in self.supports[m]]))  # fmt: skip
@@ -250,7 +250,6 @@ def _respond(request: Request, table: Table, entity_key: str, limit_param: str, 
         table = table.limit_per_entity(limit)
     headers = {"Deprecation": "true"} if deprecated else {}
     if fmt == "json_stream":  # every row, streamed, no paging
-
         return StreamingResponse(table.chunks(entity_key, null_as_zero, "\n"), media_type="application/x-ndjson",
                                  headers=headers)  # fmt: skip
     page_size = shape.parse_int(q.get("page_size"), "page_size", 100, 1, shape.MAX_PAGE_SIZE) or 100
@@ -351,8 +350,12 @@ async def exchange_asset_metrics(request: Request) -> Response:
                              "limit_per_exchange_asset", ("exchange_asset", "time"))  # fmt: skip
 
 
-@router.get("/timeseries/market-funding-rates", response_class=Response, responses=RESPONSES,
-            openapi_extra=documented("markets", "limit_per_market", *_WINDOW, required=("markets",)))
+@router.get(
+    "/timeseries/market-funding-rates",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra=documented("markets", "limit_per_market", *_WINDOW, required=("markets",)),
+)
 async def market_funding_rates(request: Request) -> Response:
     """The raw hourly funding rate of each market, as Hyperliquid settles it (period and interval 1 hour)."""
 
@@ -449,22 +452,34 @@ def _catalog(request: Request, kind: str, parameter: str, entity_key: str) -> Re
     return _plain(request, rows)
 
 
-@router.get("/catalog-v2/asset-metrics", response_class=Response, responses=RESPONSES,
-            openapi_extra=documented("assets", "metrics", "format", "pretty", "api_key"))
+@router.get(
+    "/catalog-v2/asset-metrics",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra=documented("assets", "metrics", "format", "pretty", "api_key"),
+)
 async def catalog_asset_metrics(request: Request) -> Response:
     """Which funding metrics each asset has, at which frequencies, from when to when."""
     return await run_in_threadpool(_catalog, request, "asset", "assets", "asset")
 
 
-@router.get("/catalog-v2/exchange-asset-metrics", response_class=Response, responses=RESPONSES,
-            openapi_extra=documented("exchange_assets", "metrics", "format", "pretty", "api_key"))
+@router.get(
+    "/catalog-v2/exchange-asset-metrics",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra=documented("exchange_assets", "metrics", "format", "pretty", "api_key"),
+)
 async def catalog_exchange_asset_metrics(request: Request) -> Response:
     """Which funding metrics each exchange-asset has, at which frequencies, from when to when."""
     return await run_in_threadpool(_catalog, request, "exchange_asset", "exchange_assets", "exchange_asset")
 
 
-@router.get("/catalog-v2/market-funding-rates", response_class=Response, responses=RESPONSES,
-            openapi_extra=documented("markets", "format", "pretty", "api_key"))
+@router.get(
+    "/catalog-v2/market-funding-rates",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra=documented("markets", "format", "pretty", "api_key"),
+)
 async def catalog_market_funding_rates(request: Request) -> Response:
     """Every market with funding rates and the span they cover."""
 
@@ -482,8 +497,12 @@ async def catalog_market_funding_rates(request: Request) -> Response:
     return await run_in_threadpool(build)
 
 
-@router.get("/reference-data/asset-metrics", response_class=Response, responses=RESPONSES,
-            openapi_extra=documented("metrics", "format", "pretty", "api_key"))
+@router.get(
+    "/reference-data/asset-metrics",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra=documented("metrics", "format", "pretty", "api_key"),
+)
 async def reference_asset_metrics(request: Request) -> Response:
     """What each funding metric means (Market / Futures, dimensionless)."""
     asked = request.query_params.get("metrics")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from hyperscope.api.auth import scoped
+from hyperscope.api.hypertracker import shape
+from hyperscope.api.hypertracker.common import EXTERNAL, SERIES, cached, query_key, query_params, series_window, service
 from hyperscope.api.models import CoinList, GeneralPage, VolumePage, error_responses
 from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import EXTERNAL, SERIES, cached, query_key, query_params, series_window, service
 
 metrics_router = APIRouter(prefix=EXTERNAL, tags=["metrics"], route_class=scoped("metrics"))
 positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=scoped("positions"))
@@ -21,7 +22,8 @@ async def general(request: Request) -> JSONBytes:
 
     def build() -> dict:
         key = query_key(request)
-        return service(request).general(series_window(request, key), key)
+        svc = service(request)
+        return shape.series(svc.general(series_window(request, key)), shape.GENERAL_FIELDS, svc.cursors, key)
 
     return cached(request, build, SERIES)
 
@@ -33,7 +35,8 @@ async def perp_volume(request: Request) -> JSONBytes:
 
     def build() -> dict:
         key = query_key(request)
-        return service(request).perp_volume(series_window(request, key), key)
+        svc = service(request)
+        return shape.series(svc.perp_volume(series_window(request, key)), shape.VOLUME_FIELDS, svc.cursors, key)
 
     return cached(request, build, SERIES)
 
@@ -42,4 +45,4 @@ async def perp_volume(request: Request) -> JSONBytes:
                       responses=error_responses())  # fmt: skip
 async def coins(request: Request) -> JSONBytes:
     """Every coin with open positions at the newest state update, by total value descending."""
-    return cached(request, service(request).coins)
+    return cached(request, lambda: shape.coins(service(request).coins()))

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 
 from hyperscope.api import params
 from hyperscope.api.auth import scoped
+from hyperscope.api.hypertracker import shape
+from hyperscope.api.hypertracker.common import EXTERNAL, cached, query_params, service
 from hyperscope.api.models import PositionsPage, error_responses
 from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import EXTERNAL, cached, query_params, service
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import BadParameter
 from hyperscope.service.paging import MAX_LIMIT
@@ -72,6 +73,6 @@ async def positions(request: Request) -> JSONBytes:
                             query.coins, query.addresses, query.open, query.segment)  # fmt: skip
         if q.get("nextCursor"):
             query = HistoryQuery(**{**query.__dict__, "after": svc.cursors.decode_after(q["nextCursor"], key)})
-        return svc.positions(query, key)
+        return shape.positions(svc.positions(query), svc.cursors, key)
 
     return cached(request, build, READS)

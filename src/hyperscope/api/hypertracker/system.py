@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from hyperscope.api.hypertracker.common import service
 from hyperscope.api.models import Error, Health
 from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import service
 from hyperscope.exports import FORMATS
 
 router = APIRouter(tags=["system"])

@@ -12,8 +12,10 @@ from typing import Any
 from fastapi import Path, Request
 
 from hyperscope.api import params
+from hyperscope.api.hypertracker import shape
 from hyperscope.api.responses import JSONBytes
 from hyperscope.service import Service, Window
+from hyperscope.service.queries import UnknownBucket, UnknownSegment
 
 EXTERNAL = "/api/external"
 
@@ -89,11 +91,11 @@ def series_window(request: Request, query: str, *, start_required: bool = True) 
 
 
 def segment_id(svc: Service, text: str) -> int:
-    return svc.segment(params.path_id(text, "segment", "segments are 1-16 (GET /api/external/segments)"))
+    return svc.segment(params.path_id(text, "segment", shape.HINTS[UnknownSegment]))
 
 
 def bucket_id(svc: Service, text: str) -> int:
-    return svc.bucket(params.path_id(text, "position size bucket", "buckets are 1-10"))
+    return svc.bucket(params.path_id(text, "position size bucket", shape.HINTS[UnknownBucket]))
 
 
 def query_key(request: Request, *parts: object) -> str:

@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 
 from hyperscope.api.auth import scoped
-from hyperscope.api.models import CoinMetricsPage, error_responses
-from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import (
+from hyperscope.api.hypertracker import shape
+from hyperscope.api.hypertracker.common import (
     EXTERNAL,
     SERIES,
     bucket_id,
@@ -21,6 +20,8 @@ from hyperscope.api.routes.common import (
     series_window,
     service,
 )  # fmt: skip
+from hyperscope.api.models import CoinMetricsPage, error_responses
+from hyperscope.api.responses import JSONBytes
 
 router = APIRouter(prefix=EXTERNAL, tags=["metrics"], route_class=scoped("metrics"))
 SEGMENT_SERIES = (*SERIES, "positionRecencyTimeframe")
@@ -34,9 +35,11 @@ async def coin_series(request: Request, coin: str) -> JSONBytes:
     """Open positions, value, size, funding and unrealized PnL of one coin, per state update."""
 
     def build() -> dict:
-        name = service(request).resolve_coin(coin)
+        svc = service(request)
+        name = svc.resolve_coin(coin)
         key = query_key(request, name)
-        return service(request).coin_series(name, series_window(request, key), key)
+        page = svc.coin_series(name, series_window(request, key))
+        return shape.series(page, shape.COIN_FIELDS, svc.cursors, key, {"coin": name})
 
     return cached(request, build, SERIES)
 
@@ -52,7 +55,8 @@ async def coin_segment_series(request: Request, coin: str, segmentId: SEGMENT_ID
         name, segment = svc.resolve_coin(coin), segment_id(svc, segmentId)
         tf = svc.timeframe(request.query_params.get("positionRecencyTimeframe"), "positionRecencyTimeframe")
         key = query_key(request, name, segment, tf)
-        return svc.coin_segment_series(name, segment, tf, series_window(request, key), key)
+        page = svc.coin_segment_series(name, segment, tf, series_window(request, key))
+        return shape.series(page, shape.COIN_FIELDS, svc.cursors, key, {"coin": name, "segmentId": segment})
 
     return cached(request, build, SEGMENT_SERIES)
 
@@ -67,6 +71,7 @@ async def coin_bucket_series(request: Request, coin: str, sizeBucketId: BUCKET_I
         svc = service(request)
         name, bucket = svc.resolve_coin(coin), bucket_id(svc, sizeBucketId)
         key = query_key(request, name, bucket)
-        return svc.coin_bucket_series(name, bucket, series_window(request, key), key)
+        page = svc.coin_bucket_series(name, bucket, series_window(request, key))
+        return shape.series(page, shape.COIN_FIELDS, svc.cursors, key, {"coin": name, "sizeBucketId": bucket})
 
     return cached(request, build, SERIES)

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Request
 
 from hyperscope.api import params
 from hyperscope.api.auth import scoped
-from hyperscope.api.models import BiasHistory, Heatmap, LiquidationRisk, SegmentList, error_responses
-from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import (
+from hyperscope.api.hypertracker import shape
+from hyperscope.api.hypertracker.common import (
     EXTERNAL,
     SERIES,
     cached,
@@ -20,6 +19,8 @@ from hyperscope.api.routes.common import (
     segment_id,
     service,
 )  # fmt: skip
+from hyperscope.api.models import BiasHistory, Heatmap, LiquidationRisk, SegmentList, error_responses
+from hyperscope.api.responses import JSONBytes
 from hyperscope.errors import BadParameter
 
 segments_router = APIRouter(prefix=EXTERNAL, tags=["segments"], route_class=scoped("segments"))
@@ -35,7 +36,7 @@ SEGMENT_ID = Annotated[str, path_id_param("Cohort id, 1-16 (GET /api/external/se
 @segments_router.get("/segments", response_class=JSONBytes, response_model=SegmentList, responses=error_responses())
 async def segments(request: Request) -> JSONBytes:
     """The 16 cohorts: id, name, category (size|pnl), criteria and emoji."""
-    return cached(request, service(request).segments)
+    return cached(request, lambda: shape.segments(service(request).segments()))
 
 
 @segments_router.get("/segments/{segmentId}/bias-history", response_class=JSONBytes, response_model=BiasHistory,
@@ -52,9 +53,12 @@ async def bias_history(request: Request, segmentId: SEGMENT_ID) -> JSONBytes:  #
             raise BadParameter("start", "required when end, limit or nextCursor is given")
         key = query_key(request, segment, tf)
         if start is None:
-            return svc.bias_history(segment, tf, svc.default_bias_window(), key, sampled=True)
-        window = params.window(start, q.get("end"), q.get("limit"), q.get("nextCursor"), svc.cursors, key)
-        return svc.bias_history(segment, tf, window, key, sampled=False)
+            window = svc.default_bias_window()
+            page = svc.bias_history(segment, tf, window, sampled=True)
+        else:
+            window = params.window(start, q.get("end"), q.get("limit"), q.get("nextCursor"), svc.cursors, key)
+            page = svc.bias_history(segment, tf, window, sampled=False)
+        return shape.bias_history(page, segment, tf, window, svc.cursors, key)
 
     return cached(request, build, BIAS_READS)
 
@@ -64,7 +68,9 @@ async def bias_history(request: Request, segmentId: SEGMENT_ID) -> JSONBytes:  #
 async def heatmap(request: Request) -> JSONBytes:
     """Every coin with its per-cohort values, counts and long fraction at the newest state update."""
     svc = service(request)
-    build = lambda: svc.heatmap(svc.timeframe(request.query_params.get("openedWithin"), "openedWithin"))  # noqa: E731
+    build = lambda: shape.heatmap(  # noqa: E731
+        svc.coin_segment_rows(svc.timeframe(request.query_params.get("openedWithin"), "openedWithin"))
+    )
     return cached(request, build, ("openedWithin",))
 
 
@@ -79,6 +85,6 @@ async def liquidation_risk(request: Request, segmentId: SEGMENT_ID) -> JSONBytes
         segment = segment_id(svc, segmentId)
         skip = params.parse_int(q.get("offset"), "offset", 0, 0, 10_000_000)
         size = params.parse_int(q.get("limit"), "limit", 500, 1, 500)
-        return svc.liquidation_risk(segment, skip, size)
+        return shape.liquidation_risk(svc.coin_segment_rows("all", segment), skip, size)
 
     return cached(request, build, RISK_READS)

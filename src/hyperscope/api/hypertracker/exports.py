@@ -17,9 +17,9 @@ from starlette.responses import RedirectResponse
 
 from hyperscope.api import params
 from hyperscope.api.auth import scoped
+from hyperscope.api.hypertracker.common import EXTERNAL, query_params, service
 from hyperscope.api.models import DownloadLink, error_responses
 from hyperscope.api.responses import JSONBytes
-from hyperscope.api.routes.common import EXTERNAL, query_params, service
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound, RetryLater
 from hyperscope.exports import FORMATS, Document, documents, open_positions_table
