@@ -24,6 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+sys.path.insert(0, os.path.dirname(__file__))
+from serving import served  # noqa: E402
+
 
 async def drive(url: str, headers: dict[str, str], seconds: float, connections: int) -> list[float]:
     latencies: list[float] = []
@@ -61,20 +64,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    env = {**os.environ, "HYPERSCOPE_DATA_DIR": args.data_dir, "HYPERSCOPE_PORT": str(args.port)}
-    exe = os.path.join(os.path.dirname(sys.executable), "hyperscope")
-    key = subprocess.run([exe, "keys", "create", "--name", "bench", "--rate-limit", "1000000"], env=env,
-                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
-    server = subprocess.Popen([exe, "serve"], env={**env, "HYPERSCOPE_LOG_LEVEL": "WARNING"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with served(args.data_dir, args.port) as (base, key):
         now = datetime.now(tz=UTC)
         day = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         week = (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -96,9 +86,6 @@ def main() -> None:
             child = subprocess.run([sys.executable, __file__, "--child", base + path, key, str(args.seconds),
                                     str(args.connections)], capture_output=True, text=True)  # fmt: skip
             print(child.stdout.strip() or child.stderr.strip()[-500:])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ then:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,9 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import served  # noqa: E402
+
 HOUR = 3_600_000
 YEAR_HOURS = 365 * 24
 METRICS = "futures_aggregate_funding_rate_usd_margin_8h_period,futures_cumulative_funding_rate_usd_margin_rolling_1d"
@@ -66,21 +68,8 @@ def main() -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / "hyperscope.duckdb").exists():
         build(directory)
-    env = {**os.environ, "HYPERSCOPE_DATA_DIR": str(directory), "HYPERSCOPE_PORT": str(args.port),
-           "HYPERSCOPE_DUCKDB_MEMORY_MIB": "1024", "HYPERSCOPE_LOG_LEVEL": "WARNING"}  # fmt: skip
-    exe = os.path.join(os.path.dirname(sys.executable), "hyperscope")
-    key = subprocess.run([exe, "keys", "create", "--name", "bench", "--rate-limit", "1000000"], env=env,
-                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
-    server = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{args.port}"
-    try:
+    with served(directory, args.port, duckdb_memory_mib=1024) as (base, key):
         with httpx.Client(base_url=base, timeout=600, headers={"Authorization": f"Bearer {key}"}) as http:
-            for _ in range(200):
-                try:
-                    http.get("/health")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
             assets = http.get("/v4/catalog-v2/asset-metrics").json()["data"]
             names = [a["asset"] for a in assets][:10]
             start = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() - 30 * 86_400))
@@ -115,9 +104,6 @@ def main() -> None:
                 f"json_stream, {len(assets)} assets x 1 year hourly: {rows:,} rows, {size / 1e6:.0f} MB in "
                 f"{seconds:.1f} s = {size / 1e6 / seconds:.1f} MB/s"
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ ordered by PnL, open only. A store already built in DIR is reused.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import served  # noqa: E402
 
 DAY_MS = 86_400_000
 
@@ -120,14 +120,6 @@ def main() -> None:
         addresses = [a for (a,) in con.execute("SELECT DISTINCT address FROM positions_closed LIMIT 5000").fetchall()]
         opened = con.execute("SELECT count(*) FROM open_states").fetchall()[0][0]
     print(f"store: {closed:,} closed lifecycles, {opened:,} open")
-    # the server in its own process, as users run it; this process only sends requests, one at a time
-    env = {**os.environ, "HYPERSCOPE_DATA_DIR": str(directory), "HYPERSCOPE_PORT": str(args.port),
-           "HYPERSCOPE_DUCKDB_MEMORY_MIB": "1024", "HYPERSCOPE_LOG_LEVEL": "WARNING"}  # fmt: skip
-    exe = os.path.join(os.path.dirname(sys.executable), "hyperscope")
-    key = subprocess.run([exe, "keys", "create", "--name", "bench", "--rate-limit", "1000000"], env=env,
-                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
-    server = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{args.port}"
     rng = np.random.default_rng(3)
     week_ago = int(time.time() * 1000) - 7 * DAY_MS
     kinds = {
@@ -144,14 +136,9 @@ def main() -> None:
         "coin, open=true": lambda i: {"coin": coins[i % 20], "open": "true", "start": iso_ms(week_ago + i)},
         "no filter, orderBy=pnl": lambda i: {"orderBy": "pnl", "order": "desc", "start": iso_ms(week_ago + i)},
     }
-    try:
+    # the server in its own process, as users run it; this process only sends requests, one at a time
+    with served(directory, args.port, duckdb_memory_mib=1024) as (base, key):
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-            for _ in range(200):
-                try:
-                    if http.get("/health").status_code in (200, 503):
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
             http.get("/api/external/positions", params={"limit": 50})  # warm up
             for name, params in kinds.items():
                 times = []
@@ -167,9 +154,6 @@ def main() -> None:
                     f"{name:32s} p50 {statistics.median(times):7.1f} ms  p99 {p99:7.1f} ms  ({len(times)} "
                     f"requests, {len(r.json()['positions'])} rows in the last page)"
                 )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 from coinmetrics._exceptions import CoinMetricsClientBadParameterError, CoinMetricsClientUnauthorizedError
 from coinmetrics.api_client import CoinMetricsClient
 
-from hyperscope.metrics.funding import aggregate_8h, rolling_cumulative
+from hyperscope.domain.funding import aggregate_8h, rolling_cumulative
 
 AFR = "futures_aggregate_funding_rate_all_margin_8h_period"
 AFR_USD_1Y = "futures_aggregate_funding_rate_usd_margin_1y_period"

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 from hyperscope.domain import formulas
 from hyperscope.domain.buckets import SIZE_BUCKETS
 from hyperscope.domain.cohorts import SEGMENT_IDS, SEGMENTS_BY_ID
+from hyperscope.domain.heatmap import liquidation_heatmap
 from hyperscope.domain.timefmt import iso_ms
 from hyperscope.exports.positions import no_liquidation_as_zero
-from hyperscope.metrics.heatmap import liquidation_heatmap
 from hyperscope.store.base import Store
 
 HOUR_MS = 3_600_000
@@ -214,7 +214,7 @@ def segment_metrics(store: Store, coin: str, latest_time: int) -> Document:
 
 
 def heatmap(store: Store, coin: str, mark: float, latest_time: int) -> Document:
-    """liquidation-heatmap: 100 bins over mark +-50% from the coin's open positions (metrics/heatmap.py)."""
+    """liquidation-heatmap: 100 bins over mark +-50% from the coin's open positions (domain/heatmap.py)."""
     rows = store.open_positions([coin])
     bins = liquidation_heatmap(
         mark,

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hyperscope.metrics.funding import HOUR_MS, ROLLING_HOURS, aggregate_8h, period_rate, rolling_cumulative
+from hyperscope.domain.funding import HOUR_MS, ROLLING_HOURS, aggregate_8h, period_rate, rolling_cumulative
 from hyperscope.store.base import Store
 
 DAY_MS = 24 * HOUR_MS
