@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from hyperscope.errors import InvalidStateUpdate
+from hyperscope.store.base import Series
 from tests.factories import T0
 
 SUMS = {
@@ -32,13 +33,13 @@ def positions(store):
 def check_recomputation(store, height):
     p = positions(store)
     assert (p["height"] == height).all()
-    for row in store.rows_at("metrics_coin", {}, height):
+    for row in store.series_at(Series("coin"), height):
         mask = p["coin"] == row["coin"]
         for name, f in SUMS.items():
             assert row[name] == pytest.approx(f(p)[mask].sum(), rel=1e-9, abs=1e-6), (row["coin"], name)
     # per coin x segment on both axes, and each axis sums back to the coin total
-    cs = store.rows_at("metrics_coin_segment", {"timeframe": "all"}, height)
-    coin_rows = {r["coin"]: r for r in store.rows_at("metrics_coin", {}, height)}
+    cs = store.series_at(Series("coin_segment", timeframe="all"), height)
+    coin_rows = {r["coin"]: r for r in store.series_at(Series("coin"), height)}
     for row in cs:
         seg_col = "size_segment" if row["segment_id"] in (1, 2, 3, 4, 5, 6, 7, 16) else "pnl_segment"
         mask = (p["coin"] == row["coin"]) & (p[seg_col] == row["segment_id"])
@@ -51,11 +52,11 @@ def check_recomputation(store, height):
                 totals[row["coin"]] = totals.get(row["coin"], 0.0) + row["total_position_value"]
         for coin, total in totals.items():
             assert total == pytest.approx(coin_rows[coin]["total_position_value"], rel=1e-9)
-    for row in store.rows_at("metrics_coin_bucket", {}, height):
+    for row in store.series_at(Series("coin_bucket"), height):
         mask = (p["coin"] == row["coin"]) & (p["size_bucket"] == row["size_bucket"])
         assert row["position_count"] == mask.sum()
         assert row["total_position_value_long"] == pytest.approx(SUMS["total_position_value_long"](p)[mask].sum())
-    (general,) = store.rows_at("metrics_general", {}, height)
+    (general,) = store.series_at(Series("general"), height)
     assert general["count"] == len(p["id"])
     assert general["open_interest"] == pytest.approx(p["value"].sum(), rel=1e-9)
     assert general["open_interest_long"] == pytest.approx(general["open_interest_short"], rel=1e-6)
@@ -76,12 +77,12 @@ def check_recency_and_cohorts(store, height, now):
     assert 0 < young < len(p["id"])  # the windows really filter
     for name, window in WINDOWS.items():
         recent = np.ones(len(p["id"]), bool) if window is None else p["open_time"] >= now - window
-        for row in store.rows_at("metrics_coin_segment", {"timeframe": name}, height):
+        for row in store.series_at(Series("coin_segment", timeframe=name), height):
             col = "size_segment" if row["segment_id"] in SIZE_AXIS else "pnl_segment"
             mask = recent & (p["coin"] == row["coin"]) & (p[col] == row["segment_id"])
             assert row["position_count"] == mask.sum(), (name, row)
             assert row["total_position_value"] == pytest.approx(p["value"][mask].sum(), rel=1e-9)
-        for row in store.rows_at("metrics_segment", {"timeframe": name}, height):
+        for row in store.series_at(Series("segment", timeframe=name), height):
             col = "size_segment" if row["segment_id"] in SIZE_AXIS else "pnl_segment"
             mask = recent & (p[col] == row["segment_id"])
             assert row["position_count"] == mask.sum(), (name, row)
@@ -143,8 +144,8 @@ ing.ingest(sim.step({t0} + 2 * 900_000))
 
 
 @pytest.mark.parametrize("stage", ["markets", "positions", "wallets", "metrics_coin_segment"])
-def test_a_process_killed_mid_ingest_leaves_no_partial_update(tmp_path, stage):
-    path = tmp_path / "crash.duckdb"
+def test_a_process_killed_mid_ingest_leaves_no_partial_update(store_target, stage):
+    path = store_target
     proc = subprocess.run([sys.executable, "-c", CRASH.format(t0=T0), str(path), stage], capture_output=True)
     assert proc.returncode == 137, proc.stderr.decode()
     from hyperscope.store import open_store

@@ -53,6 +53,15 @@ Interval = Annotated[float | None, typer.Option(help="Wall seconds between live 
 Host = Annotated[str | None, typer.Option(help="Listen address (an IP address).")]
 Port = Annotated[int | None, typer.Option(help="Listen port (1-65535; 0 picks a free one).")]
 DataDir = Annotated[str | None, typer.Option(help="Where the store and the key file live.")]
+StoreUrl = Annotated[
+    str | None,
+    typer.Option("--store", help="duckdb:///path/file.duckdb (default: the file in --data-dir) or "
+                 "postgresql://user:password@host:5432/database."),
+]  # fmt: skip
+FilesUrl = Annotated[str | None, typer.Option("--files", help="s3://bucket/prefix for export files (default: "
+                                              "the exports folder in --data-dir).")]  # fmt: skip
+S3Endpoint = Annotated[str | None, typer.Option(help="The S3-compatible service for --files (default: AWS).")]
+Workers = Annotated[int | None, typer.Option(help="API server processes sharing the port (1-64).")]
 PublicUrl = Annotated[
     str | None,
     typer.Option(
@@ -163,25 +172,6 @@ def _first_key(keys: KeyManager) -> str | None:
     return None
 
 
-def _api(parts: Parts, *, ingesting: bool) -> FastAPI:
-    from hyperscope.api import ApiConfig, create_app
-    from hyperscope.api.observability import Metrics
-    from hyperscope.runtime import stale_after
-
-    assert parts.service is not None and parts.keys is not None
-    s = parts.settings
-    metrics = Metrics()
-    if parts.ingestor is not None:
-        parts.ingestor.listeners.append(metrics.observe_ingest)
-    config = ApiConfig(
-        exports_dir=s.exports_dir, stale_after_seconds=stale_after(s, ingesting=ingesting),
-        cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
-        exports_per_minute=s.exports_per_minute, public_url=s.public_url,
-        orders_retention_ms=int(s.retention_orders_days * 86_400_000),
-    )  # fmt: skip
-    return create_app(parts.service, parts.keys, config, metrics, ingest=parts.status if ingesting else None)
-
-
 def _announce(sock: socket.socket, key: str | None, keys: KeyManager) -> None:
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
@@ -246,14 +236,15 @@ def run(
     market_info_url: MarketUrl = None,
     scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, interval: Interval = None,
     host: Host = None, port: Port = None, data_dir: DataDir = None, public_url: PublicUrl = None,
+    store: StoreUrl = None, files: FilesUrl = None, s3_endpoint_url: S3Endpoint = None,
 ) -> None:  # fmt: skip
     """Everything in one process: ingest what the source has, keep ingesting live, serve the API."""
     from hyperscope.api.server import bind
-    from hyperscope.runtime import Signals, build
+    from hyperscope.runtime import Signals, build, make_app
 
     settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence,
                          live_interval_seconds=interval, host=host, port=port, data_dir=data_dir,
-                         public_url=public_url,
+                         public_url=public_url, store=store, files=files, s3_endpoint_url=s3_endpoint_url,
                          **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
                                            leaderboard, market_info_url))  # fmt: skip
     sock = bind(settings.host, settings.port)
@@ -267,7 +258,7 @@ def run(
                     key = _first_key(parts.keys)  # type: ignore[arg-type]
                     worker = threading.Thread(target=_live_worker, args=(parts, signals.stop), name="live-ingest")
                     try:
-                        _serve_until_stopped(parts, sock, _api(parts, ingesting=True), signals, key, worker)
+                        _serve_until_stopped(parts, sock, make_app(parts, ingesting=True), signals, key, worker)
                     finally:
                         signals.stop.set()
                         if worker.is_alive():
@@ -285,14 +276,16 @@ def backfill_cmd(
     folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, leaderboard: Leaderboard = None,
     info_url: InfoUrl = None, watch_list: WatchList = None, market_info_url: MarketUrl = None,
     scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, data_dir: DataDir = None,
+    store: StoreUrl = None,
 ) -> None:  # fmt: skip
     """Ingest everything the source has up to now, as fast as it can (simulated history, or every snapshot of
     a node folder with --source replay DIR); resumes where it stopped."""
     from hyperscope.runtime import Signals, build
 
     settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence, data_dir=data_dir,
-                         **_source_options(source, folder, node_data, info_url=info_url, watch_list=watch_list,
-                                           leaderboard=leaderboard, market_info_url=market_info_url))  # fmt: skip
+                         store=store, **_source_options(source, folder, node_data, info_url=info_url,
+                                                        watch_list=watch_list, leaderboard=leaderboard,
+                                                        market_info_url=market_info_url))  # fmt: skip
     parts = build(settings, ingest=True, serve=False)
     signals = Signals()
     with signals.installed():
@@ -313,14 +306,15 @@ def live_cmd(
     market_info_url: MarketUrl = None,
     scale: Scale = None, seed: Seed = None, cadence: Cadence = None, interval: Interval = None,
     updates: Annotated[int | None, typer.Option(min=1, help="Stop after this many updates.")] = None,
-    data_dir: DataDir = None,
+    data_dir: DataDir = None, store: StoreUrl = None,
 ) -> None:  # fmt: skip
     """Run the live ingest loop (no API): each state update as the source makes it due."""
     from hyperscope.runtime import Signals, build
 
     settings = _settings(scale=scale, seed=seed, cadence_seconds=cadence, live_interval_seconds=interval,
-                         data_dir=data_dir, **_source_options(source, folder, node_data, catch_up, info_url,
-                                                              watch_list, leaderboard, market_info_url))  # fmt: skip
+                         data_dir=data_dir, store=store, **_source_options(source, folder, node_data, catch_up,
+                                                                           info_url, watch_list, leaderboard,
+                                                                           market_info_url))  # fmt: skip
     parts = build(settings, ingest=True, serve=False)
     signals = Signals()
     with signals.installed():
@@ -335,19 +329,64 @@ def live_cmd(
 
 
 @app.command()
-def serve(host: Host = None, port: Port = None, data_dir: DataDir = None, public_url: PublicUrl = None) -> None:
-    """Serve the API over an existing store (no ingest)."""
-    from hyperscope.api.server import bind
-    from hyperscope.runtime import Signals, build
+def ingest(
+    folder: Folder = None, source: SourceKind = None, node_data: NodeData = None, catch_up: CatchUp = None,
+    info_url: InfoUrl = None, watch_list: WatchList = None, leaderboard: Leaderboard = None,
+    market_info_url: MarketUrl = None,
+    scale: Scale = None, seed: Seed = None, hours: Hours = None, cadence: Cadence = None, interval: Interval = None,
+    data_dir: DataDir = None, store: StoreUrl = None,
+) -> None:  # fmt: skip
+    """The one writer: ingest the source's backlog, then keep ingesting live (no API; `hyperscope serve`
+    processes read the same store). Over PostgreSQL a second writer is refused."""
+    from hyperscope.runtime import Signals, build, signing_secret
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, public_url=public_url)
+    settings = _settings(scale=scale, seed=seed, backfill_hours=hours, cadence_seconds=cadence,
+                         live_interval_seconds=interval, data_dir=data_dir, store=store,
+                         **_source_options(source, folder, node_data, catch_up, info_url, watch_list,
+                                           leaderboard, market_info_url))  # fmt: skip
+    parts = build(settings, ingest=True, serve=False)
+    signals = Signals()
+    with signals.installed():
+        try:
+            signing_secret(settings, parts.store)  # made once here, so every API process signs alike
+            _catch_up(parts, signals)
+            if not signals.stop.is_set() and not parts.status.failed:
+                err.print(f"ingesting live into {parts.store.path} (Ctrl-C to stop)", soft_wrap=True)
+                _live_worker(parts, signals.stop)
+        except BaseException:
+            parts.close()
+            raise
+        _finish(parts, signals)
+
+
+@app.command()
+def serve(
+    host: Host = None, port: Port = None, data_dir: DataDir = None, public_url: PublicUrl = None,
+    store: StoreUrl = None, files: FilesUrl = None, s3_endpoint_url: S3Endpoint = None, workers: Workers = None,
+) -> None:  # fmt: skip
+    """Serve the API over an existing store (no ingest), in --workers processes sharing one port. Any number
+    of `serve` processes, on any machines, can read one PostgreSQL store; a DuckDB store is opened read-only
+    by each worker when there are several (and then nothing may write it)."""
+    from hyperscope.api.server import bind
+    from hyperscope.runtime import Signals, build, make_app, serve_workers
+
+    settings = _settings(host=host, port=port, data_dir=data_dir, public_url=public_url, store=store, files=files,
+                         s3_endpoint_url=s3_endpoint_url, workers=workers)  # fmt: skip
     sock = bind(settings.host, settings.port)
     try:
         parts = build(settings, ingest=False, serve=True)
+        if settings.workers > 1:
+            assert parts.keys is not None
+            key = _first_key(parts.keys)
+            parts.close()  # the workers open their own (nothing open may cross a fork)
+            signals = Signals()
+            with signals.installed():
+                code = serve_workers(settings, sock, signals, lambda: _announce(sock, key, parts.keys))  # type: ignore[arg-type]
+            raise Exit(code)
         signals = Signals()
         with signals.installed():
             try:
-                _serve_until_stopped(parts, sock, _api(parts, ingesting=False), signals, _first_key(parts.keys))  # type: ignore[arg-type]
+                _serve_until_stopped(parts, sock, make_app(parts, ingesting=False), signals, _first_key(parts.keys))  # type: ignore[arg-type]
             except BaseException:
                 parts.close()
                 raise
@@ -402,11 +441,11 @@ def simulate(
 
 
 @app.command()
-def status(data_dir: DataDir = None) -> None:
-    """Heights, counts and lag of the store."""
+def status(data_dir: DataDir = None, store_url: StoreUrl = None) -> None:
+    """Heights, counts and lag of the store (over PostgreSQL also while ingest and serve run)."""
     from hyperscope.runtime import open_store
 
-    store = open_store(_settings(data_dir=data_dir), create=False)
+    store = open_store(_settings(data_dir=data_dir, store=store_url), create=False)
     try:
         _print_status(store)
     finally:
@@ -422,11 +461,12 @@ def keys_create(
     ] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute (1-1000000).")] = None,
     data_dir: DataDir = None,
+    store: StoreUrl = None,
 ) -> None:
     """Create an API key and print it (it is shown only once). Works while hyperscope runs."""
     from hyperscope.runtime import open_keys
 
-    keys = open_keys(_settings(data_dir=data_dir))
+    keys = open_keys(_settings(data_dir=data_dir, store=store))
     try:
         token, key = keys.create(name, scope, rate_limit)
         out.print(f"created key {key.key_id} ({key.name}, scopes {','.join(sorted(key.scopes))}, "
@@ -437,11 +477,11 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(data_dir: DataDir = None) -> None:
+def keys_list(data_dir: DataDir = None, store: StoreUrl = None) -> None:
     """List API keys (ids and labels; the keys themselves are never stored)."""
     from hyperscope.runtime import open_keys
 
-    keys = open_keys(_settings(data_dir=data_dir))
+    keys = open_keys(_settings(data_dir=data_dir, store=store))
     try:
         table = Table("id", "name", "scopes", "rate/min", "created", "revoked")
         for key in keys.list():
@@ -453,11 +493,11 @@ def keys_list(data_dir: DataDir = None) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+def keys_revoke(key_id: str, data_dir: DataDir = None, store: StoreUrl = None) -> None:
     """Revoke an API key by id; a running server refuses it within a second."""
     from hyperscope.runtime import open_keys
 
-    keys = open_keys(_settings(data_dir=data_dir))
+    keys = open_keys(_settings(data_dir=data_dir, store=store))
     try:
         key = keys.revoke(key_id)
         out.print(f"revoked key {key.key_id} ({key.name})")

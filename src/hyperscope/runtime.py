@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +23,8 @@ from hyperscope.settings import Settings
 from hyperscope.store.base import Retention
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from hyperscope.ingest import Ingestor
     from hyperscope.pipeline import IngestStatus
     from hyperscope.service import KeyManager, Service
@@ -30,25 +34,34 @@ if TYPE_CHECKING:
 log = logging.getLogger("hyperscope.runtime")
 
 
-def open_store(settings: Settings, *, create: bool) -> Store:
-    """The store of `settings.data_dir`; without `create`, a missing store is an error, not a new empty one."""
-    from hyperscope.store import open_store as open_duckdb
+def open_store(settings: Settings, *, create: bool, read_only: bool = False) -> Store:
+    """The store `settings` names (--store, else the DuckDB file of --data-dir). With `create` this process
+    is its writer (PostgreSQL: the one ingest, holding the writer lock; the schema is made or migrated);
+    without it, a missing store is an error, never a new empty one."""
+    from hyperscope.store import open_store as open_target
 
+    if settings.postgres:
+        assert settings.store is not None
+        return open_target(settings.store, writer=create)
     if not create and not settings.db_path.exists():
         raise ConfigError(
-            f"no hyperscope store in {settings.data_dir}; check --data-dir, or create one with "
+            f"no hyperscope store at {settings.db_path}; check --data-dir or --store, or create one with "
             "`hyperscope run` or `hyperscope backfill`"
         )
-    return open_duckdb(settings.db_path, memory_mib=settings.duckdb_memory, threads=settings.duckdb_threads)
+    return open_target(settings.db_path, read_only=read_only, memory_mib=settings.duckdb_memory,
+                       threads=settings.duckdb_threads)  # fmt: skip
 
 
 def open_keys(settings: Settings, store: Store | None = None) -> KeyManager:
-    """The key file of `settings.data_dir`. With the store at hand, keys an older build kept inside the store
-    move into the key file once. Without it, the key file must exist: a mistyped --data-dir never creates one.
-    """
+    """The API keys: a table of the PostgreSQL database, or the key file beside a DuckDB store. With the
+    DuckDB store at hand, keys an older build kept inside it move into the key file once. Without it, the
+    key file must exist: a mistyped --data-dir never creates one."""
     from hyperscope.service import KeyManager
     from hyperscope.store.keys import open_key_store
 
+    if settings.postgres:
+        assert settings.store is not None
+        return KeyManager(open_key_store(settings.store), settings.rate_limit_per_minute)
     if store is None and not settings.keys_path.exists():
         if settings.db_path.exists():  # an older build's store that has not been run since: move its keys
             legacy = open_store(settings, create=False)
@@ -70,15 +83,18 @@ def open_keys(settings: Settings, store: Store | None = None) -> KeyManager:
     return KeyManager(key_store, settings.rate_limit_per_minute)
 
 
-def cursor_secret(settings: Settings, store: Store) -> bytes:
+def signing_secret(settings: Settings, store: Store) -> bytes:
+    """The HMAC secret of cursors, page tokens and download links: the setting, else one kept in the store
+    (made by the first process that needs it), so every API process over one store signs alike."""
     if settings.cursor_secret:
         return settings.cursor_secret.encode()
     import secrets
 
     secret = store.get_meta("cursor_secret")
     if secret is None:
-        secret = secrets.token_hex(32)
-        store.set_meta("cursor_secret", secret)
+        store.set_meta("cursor_secret", secrets.token_hex(32))
+        secret = store.get_meta("cursor_secret")  # another process may have written it first: theirs wins
+        assert secret is not None
     return secret.encode()
 
 
@@ -90,6 +106,7 @@ class Parts:
     store: Store
     keys: KeyManager | None = None
     service: Service | None = None
+    secret: bytes = b""
     ingestor: Ingestor | None = None
     source: Source | None = None
     status: IngestStatus = field(default_factory=lambda: _status())
@@ -113,9 +130,9 @@ def _status() -> IngestStatus:
     return IngestStatus()
 
 
-def build(settings: Settings, *, ingest: bool, serve: bool) -> Parts:
+def build(settings: Settings, *, ingest: bool, serve: bool, read_only: bool = False) -> Parts:
     """Open the store (creating it only when this command ingests) and build what the command needs."""
-    store = open_store(settings, create=ingest)
+    store = open_store(settings, create=ingest, read_only=read_only)
     parts = Parts(settings, store)
     try:
         if ingest:
@@ -127,12 +144,33 @@ def build(settings: Settings, *, ingest: bool, serve: bool) -> Parts:
         if serve:
             from hyperscope.service import CursorCodec, Service
 
-            parts.keys = open_keys(settings, store)
-            parts.service = Service(store, CursorCodec(cursor_secret(settings, store), settings.cursor_ttl_seconds))
+            parts.keys = open_keys(settings, None if read_only else store)
+            parts.secret = signing_secret(settings, store)
+            parts.service = Service(store, CursorCodec(parts.secret, settings.cursor_ttl_seconds))
     except BaseException:
         store.close()
         raise
     return parts
+
+
+def make_app(parts: Parts, *, ingesting: bool) -> FastAPI:
+    """The API over the parts' service and keys, configured from their settings."""
+    from hyperscope.api import ApiConfig, create_app
+    from hyperscope.api.observability import Metrics
+
+    assert parts.service is not None and parts.keys is not None
+    s = parts.settings
+    metrics = Metrics()
+    if parts.ingestor is not None:
+        parts.ingestor.listeners.append(metrics.observe_ingest)
+    config = ApiConfig(
+        exports_dir=s.exports_dir, stale_after_seconds=stale_after(s, ingesting=ingesting),
+        cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
+        exports_per_minute=s.exports_per_minute, public_url=s.public_url,
+        orders_retention_ms=int(s.retention_orders_days * 86_400_000), secret=parts.secret,
+        files=s.files, s3_endpoint_url=s.s3_endpoint_url,
+    )  # fmt: skip
+    return create_app(parts.service, parts.keys, config, metrics, ingest=parts.status if ingesting else None)
 
 
 def make_source(settings: Settings) -> Source:
@@ -208,3 +246,79 @@ class Signals:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+RESTARTS_PER_MINUTE = 5
+
+
+def serve_workers(settings: Settings, sock: socket.socket, signals: Signals, announce: Callable[[], None]) -> int:
+    """Run `settings.workers` API processes on one listening socket (the kernel spreads connections over
+    them) and supervise them: a worker that dies is restarted (at most 5 a minute, then everything stops
+    with exit 1); SIGINT/SIGTERM are passed on and the workers finish their requests. Returns the exit code.
+
+    Each worker opens its own store connection (a DuckDB store read-only), keys and caches; rate limits and
+    key changes are shared through the key store, so N workers act as one server."""
+    import time
+
+    def start(index: int) -> int:
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            code = 1
+            try:
+                code = _worker(settings, sock, index)
+            except BaseException:  # noqa: BLE001 - a worker reports and ends; the parent decides what follows
+                log.exception("API worker %d failed", index)
+            finally:
+                os._exit(code)
+        return pid
+
+    children = {start(i): i for i in range(settings.workers)}
+    announce()
+    restarts: list[float] = []
+    code = 0
+
+    def forward() -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signals.callbacks.append(forward)
+    while children:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            signals.stop.wait(0.2)
+            continue
+        index = children.pop(pid)
+        if signals.stop.is_set():
+            continue
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < 60] + [now]
+        if len(restarts) > RESTARTS_PER_MINUTE:
+            log.error("API workers keep dying; stopping")
+            code = 1
+            signals.stop.set()
+            forward()
+            continue
+        log.warning("API worker %d exited (status %d); starting it again", index, status)
+        children[start(index)] = index
+    return code if code else signals.code
+
+
+def _worker(settings: Settings, sock: socket.socket, index: int) -> int:
+    from hyperscope.api.server import make_server
+
+    signals = Signals()
+    with signals.installed():
+        # several processes may read an embedded DuckDB file only while nothing writes it
+        parts = build(settings, ingest=False, serve=True, read_only=not settings.postgres)
+        try:
+            server = make_server(make_app(parts, ingesting=False))
+
+            def shut_down() -> None:
+                server.should_exit = True
+
+            signals.callbacks.append(shut_down)
+            server.run(sockets=[sock])
+        finally:
+            parts.close()
+    return 0

@@ -32,6 +32,9 @@ FLAGS = {
     "watch_list": "--watch-list",
     "leaderboard": "--leaderboard",
     "public_url": "--public-url",
+    "store": "--store",
+    "files": "--files",
+    "workers": "--workers",
 }
 MIB = 1024 * 1024
 
@@ -43,6 +46,20 @@ class Settings(BaseSettings):
     db_file: str = Field(
         "hyperscope.duckdb", pattern=r"^[A-Za-z0-9._-]+$", description="DuckDB file name inside data_dir."
     )
+    store: str | None = Field(
+        None, description="Where the data lives: duckdb:///path/file.duckdb (default: the file db_file in data_dir) "
+        "or postgresql://user:password@host:port/database (shared by an ingest and any number of API processes).",
+    )  # fmt: skip
+    files: str | None = Field(
+        None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$", description="Where export "
+        "files live: s3://bucket/prefix on an S3-compatible store (download links are pre-signed there); default: "
+        "the exports folder in data_dir.",
+    )  # fmt: skip
+    s3_endpoint_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="The S3-compatible service's URL for --files s3://... "
+        "(MinIO, Ceph, moto...); default: AWS (region and credentials from the usual AWS_* variables).",
+    )  # fmt: skip
+    workers: int = Field(1, ge=1, le=64, description="API server processes `hyperscope serve` runs on one port.")
     host: str = Field("127.0.0.1", min_length=1, description="Address the API server listens on (an IP address).")
     port: int = Field(8000, ge=0, le=65_535, description="Port the API server listens on (0: any free port).")
     source: Literal["simulator", "node", "info", "replay"] = Field(
@@ -151,6 +168,22 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(value)
+            if not parts.hostname and "host=" not in parts.query:
+                raise ValueError("a PostgreSQL URL needs a host: postgresql://user@host:5432/database")
+            return value
+        if value.startswith("duckdb://") and len(value) > len("duckdb://"):
+            return value
+        raise ValueError(f"expected duckdb:///path/file.duckdb or postgresql://user@host/database, got {value!r}")
+
     @field_validator("host")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -180,7 +213,14 @@ class Settings(BaseSettings):
 
     @property
     def db_path(self) -> Path:
+        """The DuckDB file (the default store, or the one --store duckdb:///... names)."""
+        if self.store is not None and self.store.startswith("duckdb://"):
+            return Path(self.store.removeprefix("duckdb://"))
         return self.data_dir / self.db_file
+
+    @property
+    def postgres(self) -> bool:
+        return self.store is not None and self.store.startswith(("postgresql://", "postgres://"))
 
     @property
     def keys_path(self) -> Path:

@@ -19,6 +19,7 @@ from hyperscope.store.keys import open_key_store
 from tests.factories import T0
 
 HOUR = 3_600_000
+SECRET = b"test-secret-of-32-bytes-for-tests"
 
 
 class World:
@@ -35,8 +36,8 @@ class World:
         self.limited, _ = self.keys.create("limited", rate_limit=3)
         self.revoked, record = self.keys.create("revoked")
         self.keys.revoke(record.key_id)
-        self.service = Service(self.store, CursorCodec(b"test-secret", 3600))
-        self.config = ApiConfig(exports_dir=path.parent / "exports", stale_after_seconds=1e12)
+        self.service = Service(self.store, CursorCodec(SECRET, 3600))
+        self.config = ApiConfig(exports_dir=path.parent / "exports", stale_after_seconds=1e12, secret=SECRET)
         self.app = create_app(self.service, self.keys, self.config)
 
     def step(self):

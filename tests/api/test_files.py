@@ -15,6 +15,8 @@ from hyperscope.api.app import ApiConfig
 from hyperscope.domain.buckets import size_bucket
 from hyperscope.domain.cohorts import SEGMENT_IDS
 from hyperscope.domain.timefmt import iso_ms
+from hyperscope.store.base import Series
+from tests.api.conftest import SECRET
 
 E = "/api/external"
 
@@ -143,7 +145,7 @@ def test_the_24h_comparison_and_the_period_leaderboards(february):
     latest = world.updates[-1]
     day_ago = next(u for u in world.updates if u.time == latest.time - 86_400_000)
     by_size = fetch(http, "/exports/coins/ETH/position-breakdown-by-size")
-    past = world.store.rows_at("metrics_coin_bucket", {"coin": "ETH"}, day_ago.height)
+    past = world.store.series_at(Series("coin_bucket", coin="ETH"), day_ago.height)
     for b in by_size["breakdownBySize"]:
         row = [p for p in past if p["size_bucket"] == b["sizeSegmentId"]]
         assert b["pastPositionCount"] == (row[0]["position_count"] if row else 0)
@@ -213,7 +215,7 @@ def test_every_format_holds_the_same_numbers_and_a_file_is_built_once_per_state_
 
 def test_links_start_with_the_public_url_when_one_is_set(world, tmp_path):
     config = ApiConfig(exports_dir=tmp_path / "exports", stale_after_seconds=1e12,
-                       public_url="https://hs.example.com/api-root")  # fmt: skip
+                       public_url="https://hs.example.com/api-root", secret=SECRET)  # fmt: skip
     with TestClient(create_app(world.service, world.keys, config)) as c:
         c.headers.update(world.headers())
         r = c.get(f"{E}/exports/coins/BTC/positions", follow_redirects=False)

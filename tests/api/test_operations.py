@@ -13,6 +13,7 @@ from hyperscope.service import CursorCodec, Service
 from hyperscope.service.keys import SCOPES
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
+from tests.api.conftest import SECRET
 from tests.factories import T0
 
 START = iso_ms(0)
@@ -20,7 +21,7 @@ NOT_IDS = ["+1", "%2B1", "%201", "1_0", "01", "%D9%A1", "%201%20", "1.0", "0x1",
 
 
 def app_with(world, tmp_path, ingest=None, **config):
-    settings = {"exports_dir": tmp_path / "exports", "stale_after_seconds": 1e12, **config}
+    settings = {"exports_dir": tmp_path / "exports", "stale_after_seconds": 1e12, "secret": SECRET, **config}
     return create_app(world.service, world.keys, ApiConfig(**settings), ingest=ingest)
 
 
@@ -79,7 +80,7 @@ def test_health_is_ok_only_when_fresh_and_ingesting(world, tmp_path):
 def test_health_of_an_empty_store_is_503_and_no_response_names_a_file(world, tmp_path):
     store = open_store(tmp_path / "empty.duckdb")
     service = Service(store, CursorCodec(b"s" * 32, 60))
-    app = create_app(service, world.keys, ApiConfig(exports_dir=tmp_path / "exports"))
+    app = create_app(service, world.keys, ApiConfig(exports_dir=tmp_path / "exports", secret=SECRET))
     with TestClient(app) as c:
         empty = c.get("/health")
         assert empty.status_code == 503 and empty.json()["status"] == "empty"

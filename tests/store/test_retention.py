@@ -1,4 +1,4 @@
-"""Retention: what each table family keeps, on a real DuckDB store fed by the simulator."""
+"""Retention: what each table family keeps, on real stores of both backends fed by the simulator."""
 
 import pytest
 
@@ -14,8 +14,8 @@ N = 16  # four hours of 15-minute state updates
 
 
 @pytest.fixture
-def filled(tmp_path):
-    store = open_store(tmp_path / "s.duckdb")
+def filled(store_target):
+    store = open_store(store_target)
     sim = Simulator(preset("tiny", seed=3), genesis_ms=T0)
     ingestor = Ingestor(store)
     for k in range(1, N + 1):
@@ -81,8 +81,8 @@ def test_closed_lifecycles_and_fills_go_by_their_own_clocks(filled):
     assert len(heights(store, "metrics_coin")) == N  # metric rows untouched
 
 
-def test_ingest_applies_retention_by_state_update_time(tmp_path):
-    store = open_store(tmp_path / "s.duckdb")
+def test_ingest_applies_retention_by_state_update_time(store_target):
+    store = open_store(store_target)
     try:
         policy = Retention(metrics=2 * HOUR, full_resolution=HOUR, thin_every=HOUR, positions=HOUR, fills=HOUR)
         ingestor = Ingestor(store, policy)

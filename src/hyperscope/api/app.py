@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,7 +15,8 @@ from hyperscope.api.coinmetrics.shape import PageTokens
 from hyperscope.api.hypertracker import coins, exports, market, positions, segments, system
 from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
-from hyperscope.exports import Exports, LinkSigner, LocalFiles
+from hyperscope.errors import ConfigError
+from hyperscope.exports import Exports, Files, LinkSigner, LocalFiles
 from hyperscope.service import KeyManager, Service
 from hyperscope.service.funding import FundingService
 from hyperscope.service.health import IngestState
@@ -34,6 +35,20 @@ class ApiConfig:
     exports_per_minute: int = 30
     public_url: str | None = None  # absolute base of download links; None: the request's own host
     orders_retention_ms: int = 7 * 86_400_000  # order snapshots older than this are refused
+    files: str | None = None  # s3://bucket/prefix, else the local exports_dir
+    s3_endpoint_url: str | None = None
+    usage_sync_seconds: float = 0.1  # how often per-key request counts are summed across processes
+    secret: bytes = field(default=b"", repr=False)  # signs download links and /v4 page tokens (runtime.secret)
+
+
+def open_files(config: ApiConfig, keep_seconds: int) -> Files:
+    """Where export files go: the S3-compatible store `config.files` names, else the local folder."""
+    if config.files is not None:
+        from hyperscope.exports.s3 import S3Files
+
+        return S3Files(config.files, endpoint_url=config.s3_endpoint_url, max_bytes=config.exports_max_bytes,
+                       keep_seconds=keep_seconds)  # fmt: skip
+    return LocalFiles(config.exports_dir, config.exports_max_bytes, keep_seconds=keep_seconds)
 
 
 def create_app(
@@ -43,6 +58,8 @@ def create_app(
     metrics: Metrics | None = None,
     ingest: IngestState | None = None,
 ) -> FastAPI:
+    if len(config.secret) < 16:
+        raise ConfigError("the API needs a signing secret of at least 16 bytes (ApiConfig.secret)")
     app = FastAPI(
         title="hyperscope",
         version=__version__,
@@ -55,14 +72,14 @@ def create_app(
     app.state.keys = keys
     app.state.config = config
     app.state.ingest = ingest
-    app.state.limiter = RateLimiter()
+    app.state.limiter = RateLimiter(keys.store, config.usage_sync_seconds)
     app.state.cache = ResponseCache(config.cache_max_bytes)
     app.state.metrics = metrics or Metrics()
-    app.state.links = LinkSigner(service.cursors.secret)
-    files = LocalFiles(config.exports_dir, config.exports_max_bytes, keep_seconds=app.state.links.ttl + 60)
-    app.state.exports = Exports(files, config.exports_per_minute)
+    app.state.links = LinkSigner(config.secret)
+    files = open_files(config, keep_seconds=app.state.links.ttl + 60)
+    app.state.exports = Exports(files, config.exports_per_minute, keys.store)
     app.state.funding = FundingService(service.store)
-    app.state.cm_tokens = PageTokens(service.cursors.secret)
+    app.state.cm_tokens = PageTokens(config.secret)
     errors.install(app)
     for router in (market.metrics_router, market.positions_router, positions.router, coins.router,
                    segments.segments_router, segments.positions_router, exports.exports_router,

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hyperscope.api.errors import family_error_body
 from hyperscope.errors import AuthError, Forbidden, HyperscopeError, RateLimited
-from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows
+from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, UsageStore
 
 EXTERNAL = "/api/external/"
 # Paths that need no key; everything else does (an unknown path is a 401 before it is a 404), so a new route is
@@ -74,12 +74,13 @@ def scoped(scope: str) -> type[APIRoute]:
 
 
 class RateLimiter:
-    """Requests per key per minute. Used on the event loop only."""
+    """Requests per key per minute, across every process sharing `usage` (the key store). Used on the event
+    loop only."""
 
     REFUSAL = "rate limit of {limit} requests per minute exceeded; retry in {retry} s"
 
-    def __init__(self) -> None:
-        self._windows = MinuteWindows()
+    def __init__(self, usage: UsageStore | None = None, sync_seconds: float = 0.1) -> None:
+        self._windows = MinuteWindows(usage, "requests", sync_seconds)
 
     def hit(self, key: ApiKey) -> tuple[int, int, int]:
         """Count one request; returns (limit, remaining, seconds until reset) or raises RateLimited."""

@@ -162,3 +162,26 @@ def position_ids(address: pa.Array, coin: pa.Array, open_time_ms: pa.Array) -> p
     ms = pc.cast(open_time_ms, pa.int64()).cast(pa.string())
     keys = pc.binary_join_element_wise(address, coin, ms, "|")
     return sha256_hex(keys)
+
+
+_NIBBLE = np.zeros(256, np.int64)
+_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+
+
+def wallet_keys(addresses: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A wallet's integer key: the first 60 bits of its 0x address (hex digits 3 to 17) as int64.
+
+    Addresses are hashes, so the key is as good as unique; filtering by an integer scans far less than by
+    42-character strings. Vectorised (no loop per address); the DuckDB store computes the same in SQL."""
+    heads = pc.utf8_slice_codeunits(addresses, 2, 17)
+    if isinstance(heads, pa.ChunkedArray):
+        heads = heads.combine_chunks()
+    heads = heads.cast(pa.large_string())
+    offsets = np.frombuffer(heads.buffers()[1], np.int64)[heads.offset : heads.offset + len(heads) + 1]
+    data = np.frombuffer(heads.buffers()[2], np.uint8) if len(heads) else np.zeros(0, np.uint8)
+    if len(heads) and not np.all(np.diff(offsets) == 15):
+        raise ValueError("every address needs at least 17 characters (0x and 15 hex digits)")
+    digits = _NIBBLE[data[offsets[0] : offsets[0] + 15 * len(heads)]].reshape(len(heads), 15)
+    return (digits << (4 * np.arange(14, -1, -1, dtype=np.int64))).sum(axis=1).astype(np.int64)

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from hyperscope.exports.storage import Files
-from hyperscope.service.keys import MinuteWindows
+from hyperscope.service.keys import MinuteWindows, UsageStore
 
 
 class Exports:
@@ -21,13 +21,13 @@ class Exports:
 
     MAX_REMEMBERED = 4096  # (kind, subject) pairs whose newest file is remembered, least recent dropped first
 
-    def __init__(self, files: Files, per_minute: int) -> None:
+    def __init__(self, files: Files, per_minute: int, usage: UsageStore | None = None) -> None:
         self.files = files
         self.per_minute = per_minute
         self._lock = threading.Lock()
         # (kind, subject) -> (height, file id), in order of use
         self._built: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
-        self._windows = MinuteWindows()  # files built per key per minute
+        self._windows = MinuteWindows(usage, "exports", 0.0)  # files built per key per minute, every process
 
     def get_or_build(
         self, kind: str, subject: str, height: int, key_id: str, build: Callable[[], bytes], suffix: str

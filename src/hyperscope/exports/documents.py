@@ -26,7 +26,7 @@ from hyperscope.domain.cohorts import SEGMENT_IDS, SEGMENTS_BY_ID
 from hyperscope.domain.heatmap import liquidation_heatmap
 from hyperscope.domain.timefmt import iso_ms
 from hyperscope.exports.positions import no_liquidation_as_zero
-from hyperscope.store.base import Store
+from hyperscope.store.base import Series, Store
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -88,10 +88,11 @@ def _columns_table(columns: list[str], rows: list[list[Any]], **extra: Any) -> p
 def wallets_equity(store: Store, latest_time: int) -> Document:
     """total-wallets-equity-chart-data: the ATH breakdown, the breakdown 24 h earlier and the history
     (the last state update of every 2 hours, oldest first)."""
-    ath = store.top_row("metrics_wallets_equity", "total")
+    equity = Series("wallets_equity")
+    ath = store.series_peak(equity, "total")
     past = store.past_height(latest_time - DAY_MS)
-    past_rows = store.rows_at("metrics_wallets_equity", {}, past) if past is not None else []
-    history = store.sampled_series("metrics_wallets_equity", {}, 0, latest_time, 2 * HOUR_MS)
+    past_rows = store.series_at(equity, past) if past is not None else []
+    history = store.sampled_series(equity, 0, latest_time, 2 * HOUR_MS)
     history.reverse()
     rows = [[iso_ms(r["created_at"]), *(r[f] for f in EQUITY_FIELDS)] for r in history]
     body = {
@@ -110,8 +111,8 @@ def segments_bias_24h(store: Store, latest_time: int) -> Document:
     body: dict[str, Any] = {}
     flat: list[list[Any]] = []
     for segment in SEGMENT_IDS:
-        where = {"segment_id": segment, "timeframe": "24h"}
-        rows = store.series("metrics_segment", where, latest_time - 72 * HOUR_MS, latest_time, None, 100_000)
+        cohort = Series("segment", segment=segment, timeframe="24h")
+        rows = store.series(cohort, latest_time - 72 * HOUR_MS, latest_time, None, 100_000)
         rows.reverse()
         data = [
             [iso_ms(r["created_at"]), formulas.scalar(formulas.perp_bias, r["open_long_value"],
@@ -129,8 +130,8 @@ def segments_bias_24h(store: Store, latest_time: int) -> Document:
 def position_metrics(store: Store, coin: str, latest_time: int) -> Document:
     """position-metrics: the coin's series at the last state update of every 2 hours plus the latest one,
     newest first. Each row starts with the coin, so rows line up with `columns`."""
-    sampled = store.sampled_series("metrics_coin", {"coin": coin}, 0, latest_time, 2 * HOUR_MS)
-    latest = store.series("metrics_coin", {"coin": coin}, latest_time, latest_time, None, 1)
+    sampled = store.sampled_series(Series("coin", coin=coin), 0, latest_time, 2 * HOUR_MS)
+    latest = store.series(Series("coin", coin=coin), latest_time, latest_time, None, 1)
     rows_in = latest + [r for r in sampled if not latest or r["created_at"] != latest[0]["created_at"]]
     rows = [[coin, iso_ms(r["created_at"]), r["position_count"], r["position_count_long"],
              r["total_position_value"], r["total_position_value_long"]] for r in rows_in]  # fmt: skip
@@ -139,12 +140,12 @@ def position_metrics(store: Store, coin: str, latest_time: int) -> Document:
 
 
 def _now_and_past(
-    store: Store, table: str, where: dict[str, Any], key: str, height: int, latest_time: int
+    store: Store, series: Series, key: str, height: int, latest_time: int
 ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]] | None]:
-    """A table's rows at `height` and at the `past` state update 24 h earlier (None if none is kept), by key."""
-    now = {r[key]: r for r in store.rows_at(table, where, height)}
+    """The series' rows at `height` and at the `past` state update 24 h earlier (None if none is kept), by key."""
+    now = {r[key]: r for r in store.series_at(series, height)}
     past_height = store.past_height(latest_time - DAY_MS)
-    past = {r[key]: r for r in store.rows_at(table, where, past_height)} if past_height is not None else None
+    past = {r[key]: r for r in store.series_at(series, past_height)} if past_height is not None else None
     return now, past
 
 
@@ -167,7 +168,7 @@ def _figures(now: dict[int, dict[str, Any]], past: dict[int, dict[str, Any]] | N
 
 def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) -> Document:
     """position-breakdown-by-size (and the `positions` export): the ten size buckets now and 24 h ago."""
-    now, past = _now_and_past(store, "metrics_coin_bucket", {"coin": coin}, "size_bucket", height, latest_time)
+    now, past = _now_and_past(store, Series("coin_bucket", coin=coin), "size_bucket", height, latest_time)
     items = []
     for b in SIZE_BUCKETS:
         items.append({"sizeSegmentId": b.id, "size": b.label, "minSize": b.min_size, "maxSize": b.max_size,
@@ -179,8 +180,8 @@ def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) ->
 
 def breakdown_by_cohort(store: Store, coin: str, height: int, latest_time: int) -> Document:
     """position-breakdown-by-cohort: the 16 cohorts' positions in the coin now and 24 h ago."""
-    where = {"coin": coin, "timeframe": "all"}
-    now, past = _now_and_past(store, "metrics_coin_segment", where, "segment_id", height, latest_time)
+    cohorts = Series("coin_segment", coin=coin, timeframe="all")
+    now, past = _now_and_past(store, cohorts, "segment_id", height, latest_time)
     created = iso_ms(latest_time)
     items, flat = [], []
     for segment in SEGMENT_IDS:
@@ -197,10 +198,9 @@ def segment_metrics(store: Store, coin: str, latest_time: int) -> Document:
     """segment-metrics: per cohort, the coin's latest figures then one every 12 hours over 7 days."""
     segments, flat = [], []
     for segment in SEGMENT_IDS:
-        where = {"coin": coin, "segment_id": segment, "timeframe": "all"}
-        latest = store.series("metrics_coin_segment", where, latest_time, latest_time, None, 1)
-        sampled = store.sampled_series("metrics_coin_segment", where, latest_time - 7 * DAY_MS, latest_time,
-                                       12 * HOUR_MS)  # fmt: skip
+        cohort = Series("coin_segment", coin=coin, segment=segment, timeframe="all")
+        latest = store.series(cohort, latest_time, latest_time, None, 1)
+        sampled = store.sampled_series(cohort, latest_time - 7 * DAY_MS, latest_time, 12 * HOUR_MS)
         rows_in = latest + [r for r in sampled if not latest or r["created_at"] != latest[0]["created_at"]]
         data = [[iso_ms(r["created_at"]), r["position_count"], r["position_count_long"], r["total_position_value"],
                  r["total_position_value_long"], _long_fraction(r["total_position_value_long"],

@@ -19,13 +19,21 @@ _NAME = re.compile(r"^[0-9a-f]{32}\.(csv|json|parquet)$")
 
 
 class Files(Protocol):
-    """Where export files live: a local folder today, an S3-compatible store later. Files are named by
-    ids the store makes up; callers never choose a path."""
+    """Where export files live: a local folder (this module) or an S3-compatible store (exports/s3.py).
+    Files are named by ids the store makes up; callers never choose a path."""
 
     def put(self, data: bytes, suffix: str) -> str: ...
     def keep_alive(self, file_id: str) -> bool: ...
+    def presigned(self, file_id: str, name: str, seconds: int) -> str | None:
+        """A link the store itself signs (S3), or None: the API serves the file behind its own signed link."""
+        ...
+
     def path(self, file_id: str) -> Path: ...
     def purge(self) -> int: ...
+
+
+def valid_name(file_id: str) -> bool:
+    return bool(_NAME.match(file_id))
 
 
 class LocalFiles:
@@ -58,6 +66,9 @@ class LocalFiles:
         except (NotFound, OSError):
             return False
         return True
+
+    def presigned(self, file_id: str, name: str, seconds: int) -> str | None:
+        return None  # served by GET /downloads/{token}
 
     def path(self, file_id: str) -> Path:
         if not _NAME.match(file_id):

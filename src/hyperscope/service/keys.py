@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from hyperscope.domain.timefmt import now_ms
-from hyperscope.errors import AuthError, BadParameter, NotFound, RateLimited
-from hyperscope.store.keys import KeyStore
+from hyperscope.errors import AuthError, BadParameter, NotFound, RateLimited, RetryLater
+from hyperscope.store.keys import KeyStore, PostgresKeyStore
 
 SCOPES = ("positions", "metrics", "segments", "exports", "orders", "leaderboards", "funding")
 MAX_RATE_LIMIT = 1_000_000
 RELOAD_SECONDS = 1.0
+log = logging.getLogger("hyperscope.keys")
 _KEY_ID = re.compile(r"^[0-9a-f]{8}$")
 
 
@@ -45,7 +48,7 @@ def _digest(token: str) -> str:
 
 
 class KeyManager:
-    def __init__(self, store: KeyStore, default_rate_limit: int = 600) -> None:
+    def __init__(self, store: KeyStore | PostgresKeyStore, default_rate_limit: int = 600) -> None:
         self.store = store
         self.default_rate_limit = default_rate_limit
         self._keys: dict[str, ApiKey] = {}
@@ -132,13 +135,38 @@ class KeyManager:
         return key
 
 
+class UsageStore(Protocol):
+    def add_usage(self, kind: str, minute: int, counts: dict[str, int]) -> dict[str, int]: ...
+
+
 class MinuteWindows:
     """Counts per key in fixed one-minute windows, for request rate limits and export-building limits.
+
+    With a shared `usage` store, the windows hold across every process serving the same keys: this process
+    counts locally and, at most every `sync_seconds`, adds its counts to the shared ones and reads back the
+    totals. A key is refused once the shared total plus what this process counted since reaches its limit,
+    so N processes overshoot a limit by at most what they serve in `sync_seconds`. If the shared store cannot
+    answer, counting goes on locally and is added at the next sync that works.
     Holds only the current minute's keys. Not locked: each user calls it from one thread or under its lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, usage: UsageStore | None = None, kind: str = "requests", sync_seconds: float = 0.1) -> None:
+        self.usage = usage
+        self.kind = kind
+        self.sync_seconds = sync_seconds
         self._minute = 0
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # this process, not yet added to the shared counts
+        self._shared: dict[str, int] = {}  # every process's totals at the last sync
+        self._synced = 0.0
+
+    def _sync(self, now: float) -> None:
+        assert self.usage is not None
+        try:
+            self._shared = self.usage.add_usage(self.kind, self._minute, self._counts)
+        except RetryLater as e:
+            log.warning("shared rate-limit counts unavailable, counting locally: %s", e.message)
+            return
+        self._counts = {}
+        self._synced = now
 
     def hit(self, key_id: str, limit: int, refusal: str) -> tuple[int, int, int]:
         """Count one; returns (limit, remaining, seconds until reset), or raises RateLimited with `refusal`
@@ -147,10 +175,14 @@ class MinuteWindows:
         minute = int(now // 60)
         if minute != self._minute:  # a new minute: every older window is over
             self._counts.clear()
+            self._shared = {}
             self._minute = minute
-        count = self._counts.get(key_id, 0)
+            self._synced = 0.0
+        if self.usage is not None and now - self._synced >= self.sync_seconds:
+            self._sync(now)
+        count = self._shared.get(key_id, 0) + self._counts.get(key_id, 0)
         reset = max(1, math.ceil((minute + 1) * 60 - now))
         if count >= limit:
             raise RateLimited(refusal.format(limit=limit, retry=reset), retry_after=reset)
-        self._counts[key_id] = count + 1
+        self._counts[key_id] = self._counts.get(key_id, 0) + 1
         return limit, limit - count - 1, reset

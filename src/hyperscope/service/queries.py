@@ -17,7 +17,7 @@ from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import BadParameter, NotFound
 from hyperscope.service.health import IngestState, health
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
-from hyperscope.store.base import HistoryQuery, Store
+from hyperscope.store.base import HistoryQuery, Series, Store
 
 TWO_HOURS_MS = 2 * 3_600_000
 SIXTY_DAYS_MS = 60 * 86_400_000
@@ -95,35 +95,34 @@ class Service:
 
     # ------------------------------------------------------------ series
 
-    def _page(self, table: str, where: dict[str, Any], window: Window) -> Page:
+    def _page(self, series: Series, window: Window) -> Page:
         """Rows of a metrics series in the window, newest first, after the window's cursor."""
-        rows = self.store.series(table, where, window.start, window.end, window.before, window.limit + 1)
+        rows = self.store.series(series, window.start, window.end, window.before, window.limit + 1)
         return Page(rows[: window.limit], len(rows) > window.limit)
 
     def general(self, window: Window) -> Page:
-        return self._page("metrics_general", {}, window)
+        return self._page(Series("general"), window)
 
     def perp_volume(self, window: Window) -> Page:
-        return self._page("metrics_perp_volume", {}, window)
+        return self._page(Series("perp_volume"), window)
 
     def coin_series(self, coin: str, window: Window) -> Page:
-        return self._page("metrics_coin", {"coin": coin}, window)
+        return self._page(Series("coin", coin=coin), window)
 
     def coin_segment_series(self, coin: str, segment: int, timeframe: str, window: Window) -> Page:
-        return self._page("metrics_coin_segment", {"coin": coin, "segment_id": segment, "timeframe": timeframe},
-                          window)  # fmt: skip
+        return self._page(Series("coin_segment", coin=coin, segment=segment, timeframe=timeframe), window)
 
     def coin_bucket_series(self, coin: str, bucket: int, window: Window) -> Page:
-        return self._page("metrics_coin_bucket", {"coin": coin, "size_bucket": bucket}, window)
+        return self._page(Series("coin_bucket", coin=coin, bucket=bucket), window)
 
     def bias_history(self, segment: int, timeframe: str, window: Window, sampled: bool) -> Page:
-        """A cohort's rows (`metrics_segment`), newest first: every state update of the window, or with
-        `sampled` the last one at or before each 2-hour boundary (no paging)."""
-        where = {"segment_id": segment, "timeframe": timeframe}
+        """A cohort's rows, newest first: every state update of the window, or with `sampled` the last one at
+        or before each 2-hour boundary (no paging)."""
+        series = Series("segment", segment=segment, timeframe=timeframe)
         if sampled:
-            rows = self.store.sampled_series("metrics_segment", where, window.start, window.end, TWO_HOURS_MS)
+            rows = self.store.sampled_series(series, window.start, window.end, TWO_HOURS_MS)
             return Page(rows[: window.limit], False)
-        return self._page("metrics_segment", where, window)
+        return self._page(series, window)
 
     @staticmethod
     def default_bias_window() -> Window:
@@ -133,23 +132,20 @@ class Service:
     # ------------------------------------------------------------ the newest state update
 
     def coins(self) -> list[dict[str, Any]]:
-        """Every coin's totals (`metrics_coin` rows) at the newest state update."""
+        """Every coin's totals at the newest state update."""
         height = self.latest_height()
-        return self.store.rows_at("metrics_coin", {}, height) if height is not None else []
+        return self.store.series_at(Series("coin"), height) if height is not None else []
 
     @staticmethod
     def segments() -> list[Segment]:
         return sorted(SEGMENTS, key=lambda s: s.id)
 
     def coin_segment_rows(self, timeframe: str, segment: int | None = None) -> list[dict[str, Any]]:
-        """`metrics_coin_segment` rows of one recency timeframe (and one cohort) at the newest state update."""
+        """Every coin's cohort rows of one recency timeframe (and one cohort) at the newest state update."""
         height = self.latest_height()
         if height is None:
             return []
-        where: dict[str, Any] = {"timeframe": timeframe}
-        if segment is not None:
-            where["segment_id"] = segment
-        return self.store.rows_at("metrics_coin_segment", where, height)
+        return self.store.series_at(Series("coin_segment", segment=segment, timeframe=timeframe), height)
 
     def markets_of(self, coin: str) -> list[str]:
         """The markets a coin's open-positions file covers: a main-dex coin across Hyperliquid (its own

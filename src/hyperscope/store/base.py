@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from hyperscope.domain.state import TS
+
 SERIES_TABLES = (
     "metrics_general",
     "metrics_coin",
@@ -16,6 +18,76 @@ SERIES_TABLES = (
     "metrics_perp_volume",
     "metrics_wallets_equity",
 )
+# family -> (table, {filter field: column}); the one place that maps a series to where it is stored
+_FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
+    "general": ("metrics_general", {}),
+    "perp_volume": ("metrics_perp_volume", {}),
+    "wallets_equity": ("metrics_wallets_equity", {}),
+    "coin": ("metrics_coin", {"coin": "coin"}),
+    "coin_segment": ("metrics_coin_segment", {"coin": "coin", "segment": "segment_id", "timeframe": "timeframe"}),
+    "coin_bucket": ("metrics_coin_bucket", {"coin": "coin", "bucket": "size_bucket"}),
+    "segment": ("metrics_segment", {"segment": "segment_id", "timeframe": "timeframe"}),
+}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric series, named by what it measures: `Series("coin", coin="BTC")`. Fields left None widen it
+    to every series of the family (`Series("coin")` at one height is every coin's row)."""
+
+    family: str  # general | perp_volume | wallets_equity | coin | coin_segment | coin_bucket | segment
+    coin: str | None = None
+    segment: int | None = None
+    timeframe: str | None = None
+    bucket: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.family not in _FAMILIES:
+            raise ValueError(f"unknown series family {self.family!r}")
+        allowed = _FAMILIES[self.family][1]
+        for name in ("coin", "segment", "timeframe", "bucket"):
+            if getattr(self, name) is not None and name not in allowed:
+                raise ValueError(f"a {self.family} series has no {name}")
+
+    def located(self) -> tuple[str, dict[str, Any]]:
+        """(table, {column: value}) of the rows of this series: for the stores only."""
+        table, columns = _FAMILIES[self.family]
+        values = {column: getattr(self, name) for name, column in columns.items()}
+        return table, {column: value for column, value in values.items() if value is not None}
+
+
+MISSING_MARKET = {"mid_px": None, "premium": None, "sz_decimals": None, "max_leverage": None}
+OPEN_FOREVER = 9_223_372_036_854_775_807  # the close time an open lifecycle sorts and filters with
+HISTORY_FIELDS = (
+    "id", "address", "coin", "dex", "side", "size", "entry_px", "mark_px", "value", "liquidation_px",
+    "unrealized_pnl", "funding", "leverage_type", "leverage", "open_time", "close_time", "created_at",
+    "updated_at", "size_segment", "pnl_segment",
+)  # fmt: skip
+HISTORY_SORT = {
+    "openTime": "open_time", "closeTime": f"coalesce(close_time, {OPEN_FOREVER})", "pnl": "unrealized_pnl",
+    "value": "value", "size": "size",
+}  # fmt: skip
+
+
+def to_storage(table: pa.Table) -> pa.Table:
+    """Timestamps become epoch-ms BIGINT; everything else passes through."""
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        columns.append(column.cast(pa.int64()) if pa.types.is_timestamp(field.type) else column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def as_open_positions(table: pa.Table) -> pa.Table:
+    """Stored open positions (epoch-ms times, small-int cohorts) in the types the tracking step holds."""
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        if name in ("open_time", "close_time", "created_at", "updated_at"):
+            column = column.cast(TS)
+        elif name in ("size_segment", "pnl_segment", "size_bucket"):
+            column = column.cast(pa.int8())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 @dataclass(frozen=True)
@@ -106,10 +178,14 @@ class LatestUpdate:
 
 
 class Store(Protocol):
-    """What the ingest path and the service layer need from a backend (DuckDB now, PostgreSQL later)."""
+    """What the ingest path and the service layer need from a backend (store/duckdb.py, store/postgres.py).
+
+    Every method says what it is for; table and column names stay inside the backends. `latest()` reads what
+    is committed now, so processes sharing one database agree on the newest state update.
+    """
 
     backend: str
-    path: str
+    path: str  # where the data lives, for messages (a file, or the database URL without its password)
 
     # the write side
     def latest(self) -> LatestUpdate | None: ...
@@ -121,17 +197,16 @@ class Store(Protocol):
 
     # the read side
     def series(
-        self, table: str, where: dict[str, Any], start: int, end: int, before: tuple[int, int] | None, limit: int
+        self, series: Series, start: int, end: int, before: tuple[int, int] | None, limit: int
     ) -> list[dict[str, Any]]: ...
-    def sampled_series(
-        self, table: str, where: dict[str, Any], start: int, end: int, step_ms: int
-    ) -> list[dict[str, Any]]: ...
-    def rows_at(self, table: str, where: dict[str, Any], height: int) -> list[dict[str, Any]]: ...
+    def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]: ...
+    def series_at(self, series: Series, height: int) -> list[dict[str, Any]]: ...
+    def series_peak(self, series: Series, field: str) -> dict[str, Any] | None: ...
+    def market_at(self, coin: str, height: int) -> dict[str, Any] | None: ...
     def coins(self) -> list[dict[str, Any]]: ...
     def open_positions(self, coins: list[str]) -> pa.Table: ...
     def position_history(self, query: HistoryQuery) -> list[dict[str, Any]]: ...
     def past_height(self, time: int) -> int | None: ...
-    def top_row(self, table: str, column: str) -> dict[str, Any] | None: ...
     def order_update(self, time: int) -> tuple[int, int] | None: ...
     def first_order_update(self, since: int) -> int | None: ...
     def orders_at(self, height: int, coins: list[str] | None = None) -> pa.Table: ...

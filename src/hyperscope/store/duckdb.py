@@ -20,9 +20,21 @@ import numpy as np
 import pyarrow as pa
 
 from hyperscope.domain.ids import position_ids
-from hyperscope.domain.state import TS
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
-from hyperscope.store.base import SERIES_TABLES, HistoryQuery, LatestUpdate, OrderWrite, Retention, WriteBatch
+from hyperscope.store.base import (
+    HISTORY_FIELDS,
+    HISTORY_SORT,
+    MISSING_MARKET,
+    SERIES_TABLES,
+    HistoryQuery,
+    LatestUpdate,
+    OrderWrite,
+    Retention,
+    Series,
+    WriteBatch,
+    as_open_positions,
+    to_storage,
+)
 
 _TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
 SCHEMA_VERSION = 5
@@ -60,27 +72,6 @@ def _upgrades() -> dict[int, list[str]]:
             "DROP VIEW positions_open", view],
         4: tables("funding_hourly"),  # the Coin Metrics-style funding series
     }  # fmt: skip
-
-
-MISSING_MARKET = {"mid_px": None, "premium": None, "sz_decimals": None, "max_leverage": None}
-OPEN_FOREVER = 9_223_372_036_854_775_807  # the close time an open lifecycle sorts and filters with
-HISTORY_FIELDS = (
-    "id", "address", "coin", "dex", "side", "size", "entry_px", "mark_px", "value", "liquidation_px",
-    "unrealized_pnl", "funding", "leverage_type", "leverage", "open_time", "close_time", "created_at",
-    "updated_at", "size_segment", "pnl_segment",
-)  # fmt: skip
-HISTORY_SORT = {
-    "openTime": "open_time", "closeTime": f"coalesce(close_time, {OPEN_FOREVER})", "pnl": "unrealized_pnl",
-    "value": "value", "size": "size",
-}  # fmt: skip
-
-
-def _to_storage(table: pa.Table) -> pa.Table:
-    """Timestamps become epoch-ms BIGINT; everything else passes through."""
-    columns = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        columns.append(column.cast(pa.int64()) if pa.types.is_timestamp(field.type) else column)
-    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 class DuckDBStore:
@@ -205,15 +196,7 @@ class DuckDBStore:
     def load_open_positions(self) -> pa.Table:
         with self._errors():
             table: pa.Table = self._cursor().sql("SELECT * EXCLUDE (wallet) FROM positions_open").to_arrow_table()
-        columns = []
-        for name in table.column_names:
-            column = table.column(name)
-            if name in ("open_time", "close_time", "created_at", "updated_at"):
-                column = column.cast(TS)
-            elif name in ("size_segment", "pnl_segment", "size_bucket"):
-                column = column.cast(pa.int8())
-            columns.append(column)
-        return pa.Table.from_arrays(columns, names=table.column_names)
+        return as_open_positions(table)
 
     def next_lifecycle_key(self) -> int:
         return int(
@@ -234,7 +217,7 @@ class DuckDBStore:
         if rows.num_rows == 0:
             return
         view = f"incoming_{table}"
-        con.register(view, _to_storage(rows))
+        con.register(view, to_storage(rows))
         try:
             cols = ", ".join(rows.column_names)
             extra = (", wallet", f", {wallet}") if wallet else ("", "")
@@ -317,7 +300,7 @@ class DuckDBStore:
         """Closed lifecycles with the market fields (mid, premium, decimals, max leverage) at their close."""
         if closed.num_rows == 0:
             return
-        con.register("incoming_closed", _to_storage(closed))
+        con.register("incoming_closed", to_storage(closed))
         try:
             cols = ", ".join(closed.column_names)
             picked = ", ".join(f"c.{c}" for c in closed.column_names)
@@ -424,7 +407,7 @@ class DuckDBStore:
         """Replace the profiles of the given wallets; every other wallet keeps its last known profile."""
         if wallets.num_rows == 0:
             return
-        con.register("incoming_wallets", _to_storage(wallets))
+        con.register("incoming_wallets", to_storage(wallets))
         try:
             cols = ", ".join(wallets.column_names)
             con.execute("DELETE FROM wallets WHERE address IN (SELECT address FROM incoming_wallets)")
@@ -435,37 +418,28 @@ class DuckDBStore:
     # ------------------------------------------------------------ reads for the service
 
     def series(
-        self,
-        table: str,
-        where: dict[str, Any],
-        start: int,
-        end: int,
-        before: tuple[int, int] | None,
-        limit: int,
+        self, series: Series, start: int, end: int, before: tuple[int, int] | None, limit: int
     ) -> list[dict[str, Any]]:
         """Rows of a metrics series in [start, end], newest first, strictly after the cursor `before`."""
-        if table not in SERIES_TABLES:
-            raise ValueError(table)
-        clauses = ["created_at >= ?", "created_at <= ?"]
-        params: list[Any] = [start, end]
-        for column, value in where.items():
-            clauses.append(f"{column} = ?")
-            params.append(value)
+        table, where = series.located()
+        clauses = ["created_at >= ?", "created_at <= ?"] + [f"{c} = ?" for c in where]
+        params: list[Any] = [start, end, *where.values()]
         if before is not None:
             clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params += [before[0], before[0], before[1]]
         sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id DESC LIMIT ?"
         return self._dicts(sql, [*params, limit])
 
-    def rows_at(self, table: str, where: dict[str, Any], height: int) -> list[dict[str, Any]]:
+    def series_at(self, series: Series, height: int) -> list[dict[str, Any]]:
+        """The series' rows (every matching series' row) of one state update."""
+        table, where = series.located()
         clauses = ["height = ?"] + [f"{c} = ?" for c in where]
         return self._dicts(f"SELECT * FROM {table} WHERE {' AND '.join(clauses)}", [height, *where.values()])
 
-    def sampled_series(
-        self, table: str, where: dict[str, Any], start: int, end: int, step_ms: int
-    ) -> list[dict[str, Any]]:
+    def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]:
         """The last row at or before each multiple of `step_ms` in [start, end] (and the last row before
         `end` past the last multiple), newest first."""
+        table, where = series.located()
         clauses = ["created_at >= ?", "created_at <= ?"] + [f"{c} = ?" for c in where]
         sql = (
             f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY (created_at + ? - 1) // ? "
@@ -477,6 +451,21 @@ class DuckDBStore:
         for row in rows:
             row.pop("rn", None)
         return rows
+
+    def series_peak(self, series: Series, field: str) -> dict[str, Any] | None:
+        """The row of a series with the highest `field` (the earliest on ties)."""
+        table, where = series.located()
+        if not re.fullmatch(r"[a-z_]+", field):
+            raise ValueError(field)
+        clauses = " AND ".join(["true"] + [f"{c} = ?" for c in where])
+        rows = self._dicts(f"SELECT * FROM {table} WHERE {clauses} ORDER BY {field} DESC, created_at, id LIMIT 1",
+                           list(where.values()))  # fmt: skip
+        return rows[0] if rows else None
+
+    def market_at(self, coin: str, height: int) -> dict[str, Any] | None:
+        """One market's row (mark, oracle, mid, funding, open interest, ...) at one state update."""
+        rows = self._dicts("SELECT * FROM markets WHERE height = ? AND coin = ?", [height, coin])
+        return rows[0] if rows else None
 
     def coins(self) -> list[dict[str, Any]]:
         return self._dicts("SELECT coin, coin_lower, dex, last_height FROM coins ORDER BY coin", [])
@@ -590,13 +579,6 @@ class DuckDBStore:
             "SELECT height FROM metrics_general WHERE created_at <= ? ORDER BY created_at DESC, id DESC LIMIT 1",
             [time],
         )
-
-    def top_row(self, table: str, column: str) -> dict[str, Any] | None:
-        """The row of a series with the highest `column` (the earliest on ties)."""
-        if table not in SERIES_TABLES or not re.fullmatch(r"[a-z_]+", column):
-            raise ValueError(table)
-        rows = self._dicts(f"SELECT * FROM {table} ORDER BY {column} DESC, created_at, id LIMIT 1", [])
-        return rows[0] if rows else None
 
     def order_update(self, time: int) -> tuple[int, int] | None:
         """(height, time) of the newest state update at or before `time` that carried the open orders."""

@@ -69,8 +69,11 @@ async def _file_link(
         return exports.get_or_build(f"{kind}.{fmt}", subject, height, key_id, lambda: build().render(fmt), fmt)
 
     file_id = await run_in_threadpool(make)
-    token = request.app.state.links.issue(file_id, f"{name.replace(':', '_')}.{fmt}")
-    return absolute(request, f"/downloads/{token}")
+    links, filename = request.app.state.links, f"{name.replace(':', '_')}.{fmt}"
+    presigned = await run_in_threadpool(exports.files.presigned, file_id, filename, links.ttl)
+    if presigned is not None:  # the file store signs its own links (S3)
+        return str(presigned)
+    return absolute(request, f"/downloads/{links.issue(file_id, filename)}")
 
 
 # ---------------------------------------------------------------- exports (302)
@@ -120,10 +123,10 @@ async def coin_export(request: Request, coin: str, file: str) -> RedirectRespons
             return documents.breakdown_by_cohort(store, name, latest.height, latest.time)
         if kind == "segment-metrics":
             return documents.segment_metrics(store, name, latest.time)
-        market = store.rows_at("markets", {"coin": name}, latest.height)
-        if not market:
+        market = store.market_at(name, latest.height)
+        if market is None:
             raise NotFound(f"no market data for {name} at the newest state update")
-        return documents.heatmap(store, name, market[0]["mark_px"], latest.time)
+        return documents.heatmap(store, name, market["mark_px"], latest.time)
 
     url = await _file_link(request, kind, name, latest.height, f"{name}-{file}", fmt, build)
     return RedirectResponse(url, status_code=302)

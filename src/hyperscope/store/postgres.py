@@ -1,0 +1,764 @@
+"""The PostgreSQL store: one database that one ingest process writes and any number of API processes read.
+
+The schema is schema.sql (the subset both backends run) with PostgreSQL's own additions kept here: the tables
+that grow with time are range-partitioned by day on their time column (retention drops whole partitions),
+and B-tree indexes serve the read paths. One state update is one transaction written with binary COPY
+(store/pgcopy.py); readers use MVCC snapshots, so they never wait for the writer and never see half an
+update. A session advisory lock admits one writer per database. Nothing a reader needs lives in this
+process: the newest height, metric row ids and key changes are read from the database.
+
+psycopg exceptions are translated to ours here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+
+from hyperscope.domain.ids import wallet_keys
+from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
+from hyperscope.store import pgcopy
+from hyperscope.store.base import (
+    HISTORY_FIELDS,
+    HISTORY_SORT,
+    MISSING_MARKET,
+    SERIES_TABLES,
+    HistoryQuery,
+    LatestUpdate,
+    OrderWrite,
+    Retention,
+    Series,
+    WriteBatch,
+    as_open_positions,
+    to_storage,
+)
+
+SCHEMA_VERSION = 5
+DAY_MS = 86_400_000
+WRITER_LOCK = 0x6879_7065_7273  # the advisory lock id the one ingest process holds ("hypers")
+LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
+STATE_COLUMNS = (
+    "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
+    "liquidation_progress", "leverage", "margin_used", "updated_at", "height", "size_segment", "pnl_segment",
+    "size_bucket",
+)  # fmt: skip
+# table -> the time column its daily partitions split on
+PARTITIONED = {
+    **dict.fromkeys(SERIES_TABLES, "created_at"),
+    "markets": "time",
+    "positions_closed": "close_time",
+    "fills": "time",
+    "wallet_marks": "time",
+    "funding_hourly": "time",
+    "order_ends": "last_time",
+}
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS state_updates_time ON state_updates (time)",
+    "CREATE INDEX IF NOT EXISTS state_updates_orders ON state_updates (height) WHERE has_orders",
+    "CREATE INDEX IF NOT EXISTS markets_height ON markets (height, coin)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS lifecycles_key ON lifecycles (key)",
+    "CREATE INDEX IF NOT EXISTS lifecycles_coin ON lifecycles (coin)",
+    "CREATE INDEX IF NOT EXISTS lifecycles_wallet ON lifecycles (wallet)",
+    "CREATE INDEX IF NOT EXISTS open_states_key ON open_states (key)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_key ON positions_closed (key)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_coin ON positions_closed (coin, close_time)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_wallet ON positions_closed (wallet)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS wallets_address ON wallets (address)",
+    "CREATE INDEX IF NOT EXISTS order_spans_span ON order_spans (span)",
+    "CREATE INDEX IF NOT EXISTS order_spans_first ON order_spans (first_height)",
+    "CREATE INDEX IF NOT EXISTS order_ends_span ON order_ends (span)",
+    "CREATE INDEX IF NOT EXISTS funding_hourly_coin ON funding_hourly (coin, time)",
+    *(f"CREATE INDEX IF NOT EXISTS {t}_height ON {t} (height)" for t in SERIES_TABLES),
+    *(f"CREATE INDEX IF NOT EXISTS {t}_time ON {t} (created_at, id)"
+      for t in ("metrics_general", "metrics_perp_volume", "metrics_wallets_equity")),
+    "CREATE INDEX IF NOT EXISTS metrics_coin_series ON metrics_coin (coin, created_at)",
+    "CREATE INDEX IF NOT EXISTS metrics_coin_segment_series ON metrics_coin_segment "
+    "(coin, segment_id, timeframe, created_at)",
+    "CREATE INDEX IF NOT EXISTS metrics_coin_bucket_series ON metrics_coin_bucket (coin, size_bucket, created_at)",
+    "CREATE INDEX IF NOT EXISTS metrics_segment_series ON metrics_segment (segment_id, timeframe, created_at)",
+    # every state update rewrites the open positions: vacuum them often, not at 20% dead rows
+    "ALTER TABLE open_states SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)",
+    "ALTER TABLE lifecycles SET (autovacuum_vacuum_scale_factor = 0.05)",
+    "ALTER TABLE wallets SET (autovacuum_vacuum_scale_factor = 0.05)",
+)  # fmt: skip
+# the transient kinds of failure: the connection, the server's resources, a conflict
+_TRANSIENT = (
+    psycopg.OperationalError,
+    pg_errors.DiskFull,
+    pg_errors.OutOfMemory,
+    pg_errors.InsufficientResources,
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.LockNotAvailable,
+    pg_errors.QueryCanceled,
+    pg_errors.AdminShutdown,
+)
+_ARROW_TYPES = {20: pa.int64(), 23: pa.int32(), 21: pa.int16(), 701: pa.float64(), 700: pa.float32(),
+                16: pa.bool_(), 1043: pa.string(), 25: pa.string()}  # fmt: skip
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and status."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _schema_statements() -> list[str]:
+    """schema.sql with each growing table partitioned by day on its time column."""
+    ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
+    out = []
+    for statement in ddl.split(";"):
+        if "CREATE" not in statement:
+            continue
+        match = re.search(r"CREATE TABLE IF NOT EXISTS (\w+) \(", statement)
+        if match and match.group(1) in PARTITIONED:
+            statement = statement.rstrip() + f" PARTITION BY RANGE ({PARTITIONED[match.group(1)]})"
+        out.append(statement)
+    return out
+
+
+class PostgresStore:
+    backend = "postgresql"
+
+    def __init__(self, url: str, *, writer: bool = False, create: bool = False, pool_size: int = 8) -> None:
+        self.url = url
+        self.path = redact(url)
+        self.writer = writer
+        self._pool: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._pool_slots = threading.BoundedSemaphore(pool_size)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._partitions: dict[str, set[int]] = {}
+        # Test seam: called with a stage name between the statements of a write (crash-safety tests).
+        self.fault_hook: Callable[[str], None] | None = None
+        self._writer: psycopg.Connection[Any] | None = None
+        try:
+            if writer or create:
+                self._writer = self._connect(autocommit=True, name="ingest" if writer else "setup")
+            if writer:
+                self._take_writer_lock()
+            if create:
+                self._migrate()
+            else:
+                self._check_schema()
+            self._types = self._column_types()
+            self._partitions = self._known_partitions()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------ plumbing
+
+    def _connect(self, *, autocommit: bool, name: str = "api") -> psycopg.Connection[Any]:
+        try:
+            label = f"hyperscope {name} pid={os.getpid()} host={socket.gethostname()}"
+            con = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10, application_name=label)
+        except psycopg.Error as e:
+            raise ConfigError(f"cannot connect to PostgreSQL at {self.path}: {str(e).strip()}") from e
+        return con
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """psycopg's exceptions as ours: what may work later is StoreUnavailable; anything else StoreFailed."""
+        try:
+            yield
+        except _TRANSIENT as e:
+            raise StoreUnavailable(f"the store could not answer ({type(e).__name__}); try again",
+                                   detail=str(e).strip()) from e  # fmt: skip
+        except psycopg.Error as e:
+            raise StoreFailed(f"the store failed ({type(e).__name__})", detail=str(e).strip()) from e
+
+    @contextmanager
+    def _reader(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection (each statement sees the newest committed state updates)."""
+        if not self._pool_slots.acquire(timeout=30):
+            raise StoreUnavailable("every store connection is busy; try again")
+        con: psycopg.Connection[Any] | None = None
+        try:
+            try:
+                con = self._pool.get_nowait()
+            except queue.Empty:
+                con = self._connect(autocommit=True)
+            with self._errors():
+                yield con
+        except BaseException:
+            if con is not None and (con.closed or con.broken or con.info.transaction_status != 0):
+                con.close()
+                con = None
+            raise
+        finally:
+            if con is not None and not con.closed:
+                self._pool.put(con)
+            self._pool_slots.release()
+
+    def _dicts(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        sql = sql.replace("?", "%s") if "%s" not in sql else sql
+        with self._reader() as con:
+            cur = con.cursor(row_factory=dict_row)
+            return list(cur.execute(sql, params).fetchall())  # type: ignore[arg-type]
+
+    def _scalar(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
+        sql = sql.replace("?", "%s") if "%s" not in sql else sql
+        with self._reader() as con:
+            row = con.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        return row[0] if row else None
+
+    def _arrow(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> pa.Table:
+        """A query's rows as an Arrow table typed from the result's column types."""
+        with self._reader() as con:
+            cur = con.execute(sql, params)  # type: ignore[arg-type]
+            rows = cur.fetchall()
+            assert cur.description is not None
+            names = [d.name for d in cur.description]
+            types = [_ARROW_TYPES.get(d.type_code, None) for d in cur.description]
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        return pa.table({n: pa.array(c, type=t) for n, c, t in zip(names, columns, types, strict=True)})
+
+    def _take_writer_lock(self) -> None:
+        assert self._writer is not None
+        with self._errors():
+            taken = self._writer.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+            if taken and taken[0]:
+                return
+            holder = self._writer.execute(
+                "SELECT a.application_name, a.client_addr::text FROM pg_locks l JOIN pg_stat_activity a "
+                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
+                "((l.classid::bigint << 32) | l.objid::bigint) = %s",
+                (WRITER_LOCK,),
+            ).fetchone()
+        who = f" ({holder[0]}, from {holder[1] or 'a local socket'})" if holder else ""
+        raise ConfigError(f"another hyperscope ingest is writing to {self.path}{who}: one writer per database")
+
+    # ------------------------------------------------------------ schema
+
+    def _migrate(self) -> None:
+        assert self._writer is not None
+        con = self._writer
+        with self._errors(), con.transaction():
+            # one process migrates at a time: the others wait here, then find the schema current
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK + 1,))
+            con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"database {self.path} has hyperscope schema version {version}; this hyperscope knows up to "
+                    f"{SCHEMA_VERSION}"
+                )
+            if version == 0:
+                for statement in (*_schema_statements(), *INDEXES):
+                    con.execute(statement)  # type: ignore[call-overload]
+                con.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+            # later versions add their steps here, version -> next, as the DuckDB store's _upgrades() does
+
+    def _check_schema(self) -> None:
+        try:
+            version = self._scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+        except StoreFailed:
+            version = None
+        if version is None:
+            raise ConfigError(
+                f"no hyperscope data in {self.path}; create it with `hyperscope ingest --store ...` (or `run`)"
+            )
+        if int(version) != SCHEMA_VERSION:
+            raise ConfigError(
+                f"database {self.path} has hyperscope schema version {version}; this hyperscope serves "
+                f"{SCHEMA_VERSION} (run the matching `hyperscope ingest` to migrate it)"
+            )
+
+    def _column_types(self) -> dict[str, dict[str, str]]:
+        rows = self._dicts(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+        )
+        types: dict[str, dict[str, str]] = {}
+        for r in rows:
+            types.setdefault(r["table_name"], {})[r["column_name"]] = r["data_type"]
+        return types
+
+    def _known_partitions(self) -> dict[str, set[int]]:
+        rows = self._dicts(
+            "SELECT p.relname AS parent, c.relname AS child FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relnamespace = current_schema()::regnamespace"
+        )
+        known: dict[str, set[int]] = {t: set() for t in PARTITIONED}
+        for r in rows:
+            if r["parent"] in known:
+                known[r["parent"]].add(int(r["child"].rsplit("_d", 1)[1]))
+        return known
+
+    def _ensure_partitions(self, wanted: dict[str, tuple[int, int]]) -> None:
+        """Daily partitions covering each table's [lo, hi] times, made (with the next day's, so a write rarely
+        waits for one) in short transactions of their own before the state update's transaction."""
+        assert self._writer is not None
+        for table, (lo, hi) in wanted.items():
+            for day in range(lo // DAY_MS, hi // DAY_MS + 2):
+                if day in self._partitions[table]:
+                    continue
+                with self._errors(), self._writer.transaction():
+                    self._writer.execute("SET LOCAL lock_timeout = '10s'")
+                    self._writer.execute(
+                        f"CREATE TABLE IF NOT EXISTS {table}_d{day} PARTITION OF {table} "  # type: ignore[call-overload]
+                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})"
+                    )
+                self._partitions[table].add(day)
+
+    # ------------------------------------------------------------ meta and state
+
+    def get_meta(self, key: str) -> str | None:
+        value = self._scalar("SELECT value FROM meta WHERE key = %s", (key,))
+        return str(value) if value is not None else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._reader() as con:
+            con.execute(
+                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value)
+            )
+
+    def latest(self) -> LatestUpdate | None:
+        rows = self._dicts("SELECT height, time, ingested_at FROM state_updates ORDER BY height DESC LIMIT 1")
+        return LatestUpdate(**rows[0]) if rows else None
+
+    def has_height(self, height: int) -> bool:
+        return bool(self._scalar("SELECT count(*) FROM state_updates WHERE height = %s", (height,)))
+
+    def load_open_positions(self) -> pa.Table:
+        fields = ", ".join(c for c in self._types["positions_open"] if c != "wallet")
+        return as_open_positions(self._arrow(f"SELECT {fields} FROM positions_open"))
+
+    def next_lifecycle_key(self) -> int:
+        return int(
+            self._scalar(
+                "SELECT coalesce(max(k), 0) + 1 FROM (SELECT max(key) AS k FROM lifecycles "
+                "UNION ALL SELECT max(key) AS k FROM positions_closed) AS keys"
+            )
+        )
+
+    # ------------------------------------------------------------ the write path
+
+    def _stage(self, name: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(name)
+
+    def _copy(self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table) -> None:
+        """Append rows with binary COPY (columns cast to the table's own types)."""
+        if rows.num_rows == 0:
+            return
+        rows = to_storage(rows)
+        types = self._types[table]
+        payload = pgcopy.encode(rows, [types[c] for c in rows.column_names])
+        with cur.copy(f"COPY {table} ({', '.join(rows.column_names)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
+            copy.write(payload)
+
+    def _partitions_of(self, batch: WriteBatch) -> dict[str, tuple[int, int]]:
+        wanted = {t: (batch.time, batch.time) for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
+        if batch.positions_closed.num_rows:
+            wanted["positions_closed"] = (batch.time, batch.time)
+            close = to_storage(batch.positions_closed.select(["close_time"])).column(0).to_numpy()
+            wanted["positions_closed"] = (int(close.min()), int(close.max()))
+        if batch.fills is not None and batch.fills.num_rows:
+            times = to_storage(batch.fills.select(["time"])).column(0).to_numpy()
+            wanted["fills"] = (int(times.min()), int(times.max()))
+        if batch.orders is not None and batch.orders.ended_time is not None:
+            wanted["order_ends"] = (batch.orders.ended_time, batch.orders.ended_time)
+        return wanted
+
+    def write_update(self, batch: WriteBatch) -> None:
+        """Write one state update as one transaction (a no-op for a height already stored)."""
+        if self._writer is None:
+            raise ConfigError("this store was opened for reading; `hyperscope ingest` writes")
+        with self._write_lock:
+            self._ensure_partitions(self._partitions_of(batch))
+            con = self._writer
+            with self._errors(), con.transaction():
+                cur = con.cursor()
+                if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
+                    return
+                self._write(cur, batch)
+
+    def _write(self, cur: psycopg.Cursor[Any], batch: WriteBatch) -> None:
+        c = batch.counts
+        cur.execute(
+            "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, liquidations, "
+            "ingested_at, ingest_seconds, has_orders) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (batch.height, batch.time, batch.source, c["positions"], c["wallets"], c["opened"], c["closed"],
+             c["liquidations"], batch.ingested_at, batch.ingest_seconds, batch.orders is not None),
+        )  # fmt: skip
+        n = batch.markets.num_rows
+        markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))
+        self._copy(cur, "markets", markets.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64))))
+        cur.execute(
+            "INSERT INTO coins SELECT coin, lower(coin), dex, height FROM markets WHERE height = %s AND time = %s "
+            "ON CONFLICT (coin) DO UPDATE SET coin_lower = EXCLUDED.coin_lower, dex = EXCLUDED.dex, "
+            "last_height = EXCLUDED.last_height",
+            (batch.height, batch.time),
+        )
+        self._stage("markets")
+        opened = batch.positions_opened.select(LIFECYCLE_COLUMNS)
+        self._copy(cur, "lifecycles", opened.append_column("wallet", pa.array(wallet_keys(opened.column("address")))))
+        closed = batch.positions_closed
+        if closed.num_rows:
+            cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
+        cur.execute("DELETE FROM open_states")
+        self._copy(cur, "open_states", batch.positions_open.select(STATE_COLUMNS))
+        if closed.num_rows:
+            fields = batch.markets.select(["coin", "mid_px", "premium", "sz_decimals", "max_leverage"])
+            closed = closed.join(fields, "coin", join_type="left outer")
+            self._copy(
+                cur, "positions_closed", closed.append_column("wallet", pa.array(wallet_keys(closed.column("address"))))
+            )
+        self._stage("positions")
+        if batch.orders is not None:
+            self._write_orders(cur, batch.orders, batch.height)
+        if batch.marks is not None and batch.marks.num_rows:
+            self._copy(cur, "wallet_marks", batch.marks.add_column(
+                0, "time", pa.array(np.full(batch.marks.num_rows, batch.time, np.int64))))  # fmt: skip
+        if batch.funding is not None and batch.funding.num_rows:
+            self._copy(cur, "funding_hourly", batch.funding)
+        self._stage("orders")
+        if batch.wallets.num_rows:
+            cur.execute("DELETE FROM wallets WHERE address = ANY(%s)", (batch.wallets.column("address").to_pylist(),))
+            self._copy(cur, "wallets", batch.wallets)
+        self._stage("wallets")
+        if batch.fills is not None and batch.fills.num_rows:
+            fills = batch.fills.add_column(0, "height", pa.array(np.full(batch.fills.num_rows, batch.height, np.int64)))
+            self._copy(cur, "fills", fills)
+        for table, rows in batch.series.items():
+            m = rows.num_rows
+            first = self._next_id(cur, table, m)
+            rows = rows.add_column(0, "created_at", pa.array(np.full(m, batch.time, np.int64)))
+            rows = rows.add_column(0, "height", pa.array(np.full(m, batch.height, np.int64)))
+            rows = rows.add_column(0, "id", pa.array(np.arange(first, first + m, dtype=np.int64)))
+            self._copy(cur, table, rows)
+            self._stage(table)
+
+    @staticmethod
+    def _next_id(cur: psycopg.Cursor[Any], table: str, count: int) -> int:
+        """Reserve `count` row ids of a metrics table, inside the write's transaction (kept in meta, so no
+        process holds them in memory)."""
+        row = cur.execute(
+            "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+            "SET value = (meta.value::bigint + %s)::varchar RETURNING value",
+            (f"next_id:{table}", str(1 + count), count),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]) - count
+
+    def _write_orders(self, cur: psycopg.Cursor[Any], orders: OrderWrite, height: int) -> None:
+        if len(orders.ended) and orders.ended_height is not None:
+            n = len(orders.ended)
+            self._copy(cur, "order_ends", pa.table({
+                "span": pa.array(orders.ended, pa.int64()),
+                "last_height": pa.array(np.full(n, orders.ended_height, np.int64)),
+                "last_time": pa.array(np.full(n, orders.ended_time, np.int64)),
+            }))  # fmt: skip
+        opened = orders.opened
+        if opened.num_rows:
+            opened = opened.append_column("first_height", pa.array(np.full(opened.num_rows, height, np.int64)))
+            self._copy(cur, "order_spans", opened)
+
+    def open_order_spans(self) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Span keys of the orders open at the newest update with orders, and that update's (height, time)."""
+        keys = self._arrow(
+            "SELECT s.span FROM order_spans s WHERE NOT EXISTS (SELECT 1 FROM order_ends e WHERE e.span = s.span)"
+        )
+        rows = self._dicts("SELECT height, time FROM state_updates WHERE has_orders ORDER BY height DESC LIMIT 1")
+        at = (rows[0]["height"], rows[0]["time"]) if rows else None
+        return np.asarray(keys.column("span").to_numpy(zero_copy_only=False), np.int64), at
+
+    def apply_retention(self, policy: Retention, now: int) -> dict[str, int]:
+        """Drop whole daily partitions past each table's retention, then delete the rows the policy no
+        longer keeps in what remains (the same rules as the DuckDB store: thinning, the newest update kept)."""
+        if self._writer is None:
+            raise ConfigError("this store was opened for reading; `hyperscope ingest` applies retention")
+        cut = (now - policy.full_resolution) // policy.thin_every * policy.thin_every
+        expired = now - policy.metrics
+        deleted: dict[str, int] = {}
+        with self._write_lock:
+            latest = self.latest()
+            newest = latest.height if latest else -1
+            keep_from = min(expired, latest.time if latest else expired)  # the newest update keeps its rows
+            horizons = {
+                **dict.fromkeys((*SERIES_TABLES, "markets"), keep_from),
+                "positions_closed": now - policy.positions,
+                "fills": now - policy.fills,
+                "wallet_marks": now - policy.metrics - DAY_MS,
+                "funding_hourly": now - policy.funding,
+            }
+            # (order_ends loses rows, not partitions: its rows say which order spans go with them)
+            deleted["partitions"] = self._drop_partitions(horizons)
+            con = self._writer
+            with self._errors(), con.transaction():
+                cur = con.cursor()
+                doomed = [h for (h,) in cur.execute(
+                    "SELECT height FROM (SELECT height, time, row_number() OVER (PARTITION BY time / %s "
+                    "ORDER BY time DESC, height DESC) AS rn FROM state_updates WHERE time < %s AND NOT thinned) AS t "
+                    "WHERE rn > 1 UNION SELECT height FROM state_updates WHERE time < %s",
+                    (policy.thin_every, cut, expired),
+                ).fetchall() if h != newest]  # fmt: skip
+                if doomed:
+                    for table in (*SERIES_TABLES, "markets"):
+                        deleted[table] = cur.execute(f"DELETE FROM {table} WHERE height = ANY(%s)", (doomed,)).rowcount  # type: ignore[call-overload]
+                cur.execute("UPDATE state_updates SET thinned = true WHERE time < %s AND NOT thinned", (cut,))
+                steps = {
+                    "state_updates": ("DELETE FROM state_updates WHERE time < %s AND height <> %s", (expired, newest)),
+                    "positions_closed": ("DELETE FROM positions_closed WHERE close_time < %s",
+                                         (now - policy.positions,)),
+                    "fills": ("DELETE FROM fills WHERE time < %s", (now - policy.fills,)),
+                    "order_spans": ("DELETE FROM order_spans WHERE span IN (SELECT span FROM order_ends "
+                                    "WHERE last_time < %s)", (now - policy.orders,)),
+                    "order_ends": ("DELETE FROM order_ends WHERE last_time < %s", (now - policy.orders,)),
+                    "funding_hourly": ("DELETE FROM funding_hourly WHERE time < %s", (now - policy.funding,)),
+                    "wallet_marks": ("DELETE FROM wallet_marks WHERE time < %s OR (time < %s AND NOT full_mark)",
+                                     (now - policy.metrics - DAY_MS, now - 2 * DAY_MS)),
+                }  # fmt: skip
+                for name, (sql, params) in steps.items():
+                    deleted[name] = cur.execute(sql, params).rowcount  # type: ignore[call-overload]
+        return deleted
+
+    def _drop_partitions(self, horizons: dict[str, int]) -> int:
+        """Drop the daily partitions that lie wholly before their table's horizon; returns how many."""
+        assert self._writer is not None
+        dropped = 0
+        for table, horizon in horizons.items():
+            for day in sorted(d for d in self._partitions[table] if (d + 1) * DAY_MS <= horizon):
+                try:
+                    with self._errors(), self._writer.transaction():
+                        self._writer.execute("SET LOCAL lock_timeout = '5s'")
+                        self._writer.execute(f"DROP TABLE IF EXISTS {table}_d{day}")  # type: ignore[call-overload]
+                except StoreUnavailable:
+                    break  # a long reader holds it: the next retention pass drops it
+                self._partitions[table].discard(day)
+                dropped += 1
+        return dropped
+
+    # ------------------------------------------------------------ reads for the service
+
+    def series(
+        self, series: Series, start: int, end: int, before: tuple[int, int] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Rows of a metrics series in [start, end], newest first, strictly after the cursor `before`."""
+        table, where = series.located()
+        clauses = ["created_at >= %s", "created_at <= %s"] + [f"{c} = %s" for c in where]
+        params: list[Any] = [start, end, *where.values()]
+        if before is not None:
+            clauses.append("(created_at < %s OR (created_at = %s AND id < %s))")
+            params += [before[0], before[0], before[1]]
+        sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id DESC LIMIT %s"
+        return self._dicts(sql, [*params, limit])
+
+    def series_at(self, series: Series, height: int) -> list[dict[str, Any]]:
+        table, where = series.located()
+        clauses = ["height = %s"] + [f"{c} = %s" for c in where]
+        return self._dicts(
+            f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY id", [height, *where.values()]
+        )
+
+    def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]:
+        table, where = series.located()
+        clauses = ["created_at >= %s", "created_at <= %s"] + [f"{c} = %s" for c in where]
+        sql = (
+            f"SELECT DISTINCT ON ((created_at + %s - 1) / %s) * FROM {table} WHERE {' AND '.join(clauses)} "
+            "ORDER BY (created_at + %s - 1) / %s DESC, created_at DESC, id DESC"
+        )
+        return self._dicts(sql, [step_ms, step_ms, start, end, *where.values(), step_ms, step_ms])
+
+    def series_peak(self, series: Series, field: str) -> dict[str, Any] | None:
+        table, where = series.located()
+        if not re.fullmatch(r"[a-z_]+", field):
+            raise ValueError(field)
+        clauses = " AND ".join(["true"] + [f"{c} = %s" for c in where])
+        rows = self._dicts(f"SELECT * FROM {table} WHERE {clauses} ORDER BY {field} DESC, created_at, id LIMIT 1",
+                           list(where.values()))  # fmt: skip
+        return rows[0] if rows else None
+
+    def market_at(self, coin: str, height: int) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT * FROM markets WHERE height = %s AND coin = %s", (height, coin))
+        return rows[0] if rows else None
+
+    def coins(self) -> list[dict[str, Any]]:
+        return self._dicts("SELECT coin, coin_lower, dex, last_height FROM coins ORDER BY coin")
+
+    def open_positions(self, coins: list[str]) -> pa.Table:
+        """Open positions of the given coins joined with their wallet profiles (the CSV export's rows)."""
+        fields = ", ".join(f"p.{c}" for c in self._types["positions_open"])
+        return self._arrow(
+            f"SELECT {fields}, w.total_equity AS profile_total_equity, w.perp_equity AS profile_perp_equity, "
+            "w.count_open_positions AS profile_count_open_positions, w.pnl AS profile_pnl, "
+            "w.balance AS profile_balance, w.pnl_segment AS profile_pnl_segment, "
+            "w.size_segment AS profile_size_segment FROM positions_open p JOIN wallets w ON w.address = p.address "
+            "WHERE p.coin = ANY(%s) ORDER BY p.value DESC, p.id",
+            (list(coins),),
+        )
+
+    def position_history(self, query: HistoryQuery) -> list[dict[str, Any]]:
+        """Open and closed lifecycles matching `query`, in its order, after its cursor, `limit` rows (the
+        same contract as the DuckDB store's; here B-tree indexes on coin, wallet and key serve it)."""
+        sort = HISTORY_SORT[query.order_by]
+        where: list[str] = ["open_time <= %s"]
+        params: list[Any] = [query.end]
+        if query.coins is not None:
+            where.append("coin = ANY(%s)")
+            params.append(list(query.coins))
+        if query.addresses is not None:
+            where.append("wallet = ANY(%s) AND address = ANY(%s)")
+            params += [[int(a[2:17], 16) for a in query.addresses], list(query.addresses)]
+        if query.segment is not None:
+            where.append("(size_segment = %s OR pnl_segment = %s)")
+            params += [query.segment, query.segment]
+        if query.after is not None:
+            op = "<" if query.descending else ">"
+            where.append(f"({sort} {op} %s OR ({sort} = %s AND key {op} %s))")
+            params += [query.after[0], query.after[0], query.after[1]]
+        fields = ", ".join(HISTORY_FIELDS)
+        market = "mid_px, premium, sz_decimals, max_leverage"
+        branches, branch_params = [], []
+        condition = " AND ".join(where)
+        if query.open is not False:
+            branches.append(f"SELECT {fields}, key, {sort} AS sort_key, false AS closed, NULL::float8 AS mid_px, "
+                            "NULL::float8 AS premium, NULL::int AS sz_decimals, NULL::int AS max_leverage "
+                            f"FROM positions_open WHERE {condition}")  # fmt: skip
+            branch_params += params
+        if query.open is not True:
+            branches.append(f"SELECT {fields}, key, {sort} AS sort_key, true AS closed, {market} "
+                            f"FROM positions_closed WHERE close_time >= %s AND {condition}")  # fmt: skip
+            branch_params += [query.start, *params]
+        direction = "DESC" if query.descending else "ASC"
+        rows = self._dicts(f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
+                           f"ORDER BY sort_key {direction}, key {direction} LIMIT %s",
+                           [*branch_params, query.limit])  # fmt: skip
+        if any(not r["closed"] for r in rows):
+            latest = self.latest()
+            markets = self._markets_at(latest.height if latest else -1)
+            for row in rows:
+                if not row["closed"]:
+                    row.update(markets.get(row["coin"], MISSING_MARKET))
+        for row in rows:
+            del row["closed"]
+        return rows
+
+    def _markets_at(self, height: int) -> dict[str, dict[str, Any]]:
+        cached = getattr(self._local, "markets", None)
+        if cached is None or cached[0] != height:
+            rows = self._dicts("SELECT coin, mid_px, premium, sz_decimals, max_leverage FROM markets WHERE height = %s",
+                               (height,))  # fmt: skip
+            cached = (height, {r.pop("coin"): r for r in rows})
+            self._local.markets = cached
+        return cached[1]
+
+    def past_height(self, time: int) -> int | None:
+        return self._scalar(
+            "SELECT height FROM metrics_general WHERE created_at <= %s ORDER BY created_at DESC, id DESC LIMIT 1",
+            (time,),
+        )
+
+    def order_update(self, time: int) -> tuple[int, int] | None:
+        rows = self._dicts(
+            "SELECT height, time FROM state_updates WHERE has_orders AND time <= %s ORDER BY height DESC LIMIT 1",
+            (time,),
+        )
+        return (rows[0]["height"], rows[0]["time"]) if rows else None
+
+    def first_order_update(self, since: int) -> int | None:
+        return self._scalar("SELECT min(time) FROM state_updates WHERE has_orders AND time >= %s", (since,))
+
+    def orders_at(self, height: int, coins: list[str] | None = None) -> pa.Table:
+        clauses = ["s.first_height <= %s", "(e.span IS NULL OR e.last_height >= %s)"]
+        params: list[Any] = [height, height]
+        if coins is not None:
+            clauses.append("s.coin = ANY(%s)")
+            params.append(list(coins))
+        return self._arrow(
+            "SELECT s.address, s.oid, s.coin, s.side, s.limit_px, s.sz, s.orig_sz, s.timestamp, s.order_type, s.tif, "
+            "s.reduce_only, s.is_trigger, s.trigger_px, s.trigger_condition, s.is_position_tpsl, s.cloid "
+            "FROM order_spans s LEFT JOIN order_ends e ON e.span = s.span "
+            f"WHERE {' AND '.join(clauses)} ORDER BY s.coin, s.side, s.limit_px, s.oid",
+            params,
+        )
+
+    def wallet_baselines(self, time: int) -> pa.Table:
+        """Per wallet, its PnL and volume at its newest mark at or before `time`, or at its first mark when
+        it has none by then (address, pnl, volume)."""
+        return self._arrow(
+            "SELECT DISTINCT ON (address) address, pnl, volume FROM wallet_marks WHERE time > %s "
+            "ORDER BY address, (time <= %s) DESC, CASE WHEN time <= %s THEN -time ELSE time END",
+            (time - 2 * DAY_MS, time, time),
+        )
+
+    def first_mark_time(self) -> int | None:
+        return self._scalar("SELECT min(time) FROM wallet_marks")
+
+    def wallets_with_exposure(self) -> pa.Table:
+        return self._arrow(
+            "SELECT w.address, w.perp_equity, w.pnl, w.volume, coalesce(p.open_value, 0) AS open_value, "
+            "coalesce(p.open_value_long, 0) AS open_value_long FROM wallets w LEFT JOIN (SELECT address, "
+            "sum(value) AS open_value, sum(CASE WHEN side = 'long' THEN value ELSE 0 END) AS open_value_long "
+            "FROM positions_open GROUP BY address) p ON p.address = w.address"
+        )
+
+    def funding_rows(self, coins: list[str], start: int, end: int, with_database_time: bool = False) -> pa.Table:
+        extra = ", u.ingested_at AS database_time" if with_database_time else ""
+        join = " JOIN state_updates u ON u.height = f.height" if with_database_time else ""
+        return self._arrow(
+            f"SELECT f.time, f.coin, f.rate, f.open_interest_usd{extra} FROM funding_hourly f{join} "
+            "WHERE f.coin = ANY(%s) AND f.time BETWEEN %s AND %s ORDER BY f.coin, f.time",
+            (list(coins), start, end),
+        )
+
+    def funding_coverage(self) -> dict[str, tuple[int, int]]:
+        rows = self._dicts("SELECT coin, min(time) AS lo, max(time) AS hi FROM funding_hourly "
+                           "WHERE open_interest_usd > 0 GROUP BY coin")  # fmt: skip
+        return {r["coin"]: (r["lo"], r["hi"]) for r in rows}
+
+    def status(self) -> dict[str, Any]:
+        counts = {
+            "state_updates": self._scalar("SELECT count(*) FROM state_updates"),
+            "open_positions": self._scalar("SELECT count(*) FROM open_states"),
+            "closed_positions": self._scalar("SELECT count(*) FROM positions_closed"),
+            "wallets": self._scalar("SELECT count(*) FROM wallets"),
+            "coins": self._scalar("SELECT count(*) FROM coins"),
+        }
+        first = self._dicts("SELECT height, time FROM state_updates ORDER BY height LIMIT 1")
+        last = self._dicts(
+            "SELECT height, time, ingested_at, ingest_seconds FROM state_updates ORDER BY height DESC LIMIT 1"
+        )
+        return {"backend": self.backend, "path": self.path, "counts": counts,
+                "first": first[0] if first else None, "last": last[0] if last else None}  # fmt: skip
+
+    def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]:
+        rows = self._dicts(
+            "SELECT height, time FROM state_updates WHERE height BETWEEN %s AND %s ORDER BY height",
+            (first_height, last_height),
+        )
+        return {r["height"]: r["time"] for r in rows}
+
+    def legacy_keys(self) -> list[dict[str, Any]]:
+        return []  # keys have always lived in the database itself here (store/keys.py PostgresKeyStore)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                break
+        if self._writer is not None:
+            self._writer.close()  # ends the session: the writer lock goes with it
+            self._writer = None
