@@ -31,13 +31,26 @@ def failing(times: int, error: Exception):
     return hook
 
 
+def native(store, kind: str) -> Exception:
+    """An exception the backend's own driver raises: one that may pass (a full disk) or a fatal one."""
+    if store.backend == "duckdb":
+        if kind == "transient":
+            return duckdb.IOException("simulated: No space left on device")
+        return duckdb.FatalException("simulated: database has been invalidated")
+    from psycopg import errors
+
+    if kind == "transient":
+        return errors.DiskFull("simulated: could not extend file: No space left on device")
+    return errors.DataCorrupted("simulated: invalid page in block 7")
+
+
 def test_backoff_doubles_from_one_second_to_a_minute():
     assert [backoff(a) for a in (1, 2, 3, 4, 7, 8, 20)] == [1, 2, 4, 8, 60, 60, 60]
 
 
 def test_a_transient_store_error_is_retried_and_the_update_lands_once(sim, ingestor, store):
     ingestor.ingest(sim.step(T0 + STEP))
-    store.fault_hook = failing(2, duckdb.IOException("simulated: No space left on device"))
+    store.fault_hook = failing(2, native(store, "transient"))
     status, seen = IngestStatus(), []
     update = sim.step(T0 + 2 * STEP)
     delays = []
@@ -52,7 +65,7 @@ def test_a_transient_store_error_is_retried_and_the_update_lands_once(sim, inges
 
 def test_retries_run_out_and_ingest_stops_with_the_reason(sim, ingestor, store):
     ingestor.ingest(sim.step(T0 + STEP))
-    store.fault_hook = failing(10, duckdb.IOException("simulated: No space left on device"))
+    store.fault_hook = failing(10, native(store, "transient"))
     status, stopped = IngestStatus(), []
     status.on_failure.append(stopped.append)
     with pytest.raises(IngestFailed):
@@ -64,12 +77,13 @@ def test_retries_run_out_and_ingest_stops_with_the_reason(sim, ingestor, store):
 
 def test_a_fatal_store_error_stops_ingest_at_once(sim, ingestor, store):
     ingestor.ingest(sim.step(T0 + STEP))
-    store.fault_hook = failing(1, duckdb.FatalException("simulated: database has been invalidated"))
+    fatal = native(store, "fatal")
+    store.fault_hook = failing(1, fatal)
     status = IngestStatus()
     with pytest.raises(IngestFailed) as raised:
         supervised_ingest(ingestor, sim.step(T0 + 2 * STEP), status, threading.Event(), 5, NO_WAIT)
     assert isinstance(raised.value.__cause__, StoreFailed)
-    assert status.failed and status.reason == "the store failed (FatalException)"
+    assert status.failed and status.reason == f"the store failed ({type(fatal).__name__})"
 
 
 def test_a_rejected_update_is_skipped_counted_and_the_next_one_lands(sim, ingestor, store):
@@ -88,7 +102,7 @@ def test_a_rejected_update_is_skipped_counted_and_the_next_one_lands(sim, ingest
 
 def test_a_stop_during_a_retry_wait_ends_at_once(sim, ingestor, store):
     ingestor.ingest(sim.step(T0 + STEP))
-    store.fault_hook = failing(5, duckdb.IOException("simulated"))
+    store.fault_hook = failing(5, native(store, "transient"))
     stop = threading.Event()
     stop.set()
     status = IngestStatus()

@@ -138,6 +138,7 @@ def build(settings: Settings, *, ingest: bool, serve: bool, read_only: bool = Fa
         if ingest:
             from hyperscope.ingest import Ingestor
 
+            settings.data_dir.mkdir(parents=True, exist_ok=True)  # source checkpoints live here (any store)
             parts.ingestor = Ingestor(store, Retention.from_settings(settings))
             parts.source = make_source(settings)
             parts.status.describe_source = parts.source.health
