@@ -25,8 +25,8 @@ SECRET = b"test-secret-of-32-bytes-for-tests"
 class World:
     """A store with simulated history ingested, an app over it and keys of several kinds."""
 
-    def __init__(self, path, genesis_ms=T0, steps=12):
-        self.store = open_store(path)
+    def __init__(self, path, genesis_ms=T0, steps=12, target=None, config=None):
+        self.store = open_store(target or path)
         self.sim = Simulator(preset("tiny", seed=21), genesis_ms=genesis_ms)
         self.ingestor = Ingestor(self.store)
         self.updates = [self.step() for _ in range(steps)]
@@ -37,7 +37,9 @@ class World:
         self.revoked, record = self.keys.create("revoked")
         self.keys.revoke(record.key_id)
         self.service = Service(self.store, CursorCodec(SECRET, 3600))
-        self.config = ApiConfig(exports_dir=path.parent / "exports", stale_after_seconds=1e12, secret=SECRET)
+        self.config = ApiConfig(
+            exports_dir=path.parent / "exports", stale_after_seconds=1e12, secret=SECRET, **(config or {})
+        )
         self.app = create_app(self.service, self.keys, self.config)
 
     def step(self):

@@ -576,10 +576,13 @@ class PostgresStore:
         table, where = series.located()
         clauses = ["created_at >= %s", "created_at <= %s"] + [f"{c} = %s" for c in where]
         sql = (
-            f"SELECT DISTINCT ON ((created_at + %s - 1) / %s) * FROM {table} WHERE {' AND '.join(clauses)} "
-            "ORDER BY (created_at + %s - 1) / %s DESC, created_at DESC, id DESC"
+            f"SELECT DISTINCT ON (bucket) * FROM (SELECT *, (created_at + %s - 1) / %s AS bucket FROM {table} "
+            f"WHERE {' AND '.join(clauses)}) AS t ORDER BY bucket DESC, created_at DESC, id DESC"
         )
-        return self._dicts(sql, [step_ms, step_ms, start, end, *where.values(), step_ms, step_ms])
+        rows = self._dicts(sql, [step_ms, step_ms, start, end, *where.values()])
+        for row in rows:
+            del row["bucket"]
+        return rows
 
     def series_peak(self, series: Series, field: str) -> dict[str, Any] | None:
         table, where = series.located()
