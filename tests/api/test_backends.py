@@ -86,7 +86,17 @@ def test_json_routes_answer_alike_on_both_backends(both, path):
 @pytest.mark.parametrize("path", FILE_PATHS)
 def test_files_hold_the_same_rows_on_both_backends(both, path):
     _, (duck, pg) = both
-    assert download(duck, path) == download(pg, path)
+    # the leaderboards sum each wallet's open values in SQL, whose order of addition is the backend's own:
+    # those sums may differ in the last bits, nothing else may
+    assert approx(download(duck, path)) == download(pg, path)
+
+
+def approx(value):
+    if isinstance(value, dict):
+        return {k: approx(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [approx(v) for v in value]
+    return pytest.approx(value, rel=1e-12, abs=1e-9) if isinstance(value, float) else value
 
 
 def test_the_order_snapshot_is_the_same_on_both_backends(both):

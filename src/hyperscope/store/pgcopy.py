@@ -8,8 +8,6 @@ types must match the target table's exactly (binary COPY does not cast), so call
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,64 +31,60 @@ def _column(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def encode(table: pa.Table, types: list[str]) -> bytes:
-    """The COPY ... FROM STDIN (FORMAT BINARY) payload of `table`, whose columns have these PostgreSQL types."""
+    """The COPY ... FROM STDIN (FORMAT BINARY) payload of `table`, whose columns have these PostgreSQL types.
+
+    Every row is first laid out at its widest (each text at the column's longest, each NULL with its value
+    bytes) as one packed numpy record, written a whole column at a time; a byte mask then drops the padding
+    and the NULLs' value bytes in a single pass, leaving each row exactly as the format wants it."""
     n = table.num_rows
-    sizes = np.full(n, 2, np.int64)  # the field count
-    fields: list[tuple[np.ndarray, Any, Any]] = []  # (lengths, valid rows, fixed bytes or (offsets, data))
-    for column, pg_type in zip(table.columns, types, strict=True):
+    layout: list[tuple[str, str]] = [("count", ">i2")]
+    fields: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []  # lengths, values, kept bytes
+    for i, (column, pg_type) in enumerate(zip(table.columns, types, strict=True)):
         array = _column(column)
-        valid = (
-            np.ones(n, bool) if array.null_count == 0 else np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False))
-        )
+        valid = None if array.null_count == 0 else np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False))
         if pg_type in FIXED:
             arrow_type, dtype = FIXED[pg_type]
-            values = array.cast(arrow_type)
-            if values.null_count:
-                values = values.fill_null(False if arrow_type == pa.bool_() else 0)
-            raw = np.asarray(values.to_numpy(zero_copy_only=False)).astype(dtype)
-            width = raw.dtype.itemsize
-            lengths = np.where(valid, width, -1)
-            fields.append((lengths, valid, raw.view(np.uint8).reshape(n, width)))
+            typed = array.cast(arrow_type)
+            if typed.null_count:
+                typed = typed.fill_null(False if arrow_type == pa.bool_() else 0)
+            values = np.asarray(typed.to_numpy(zero_copy_only=False))
+            width = np.dtype(dtype).itemsize
+            lengths = np.full(n, width, np.int64) if valid is None else np.where(valid, width, -1)
+            keep = None if valid is None else np.broadcast_to(valid[:, None], (n, width))
         elif pg_type in TEXT:
             text = array.cast(pa.large_string())
             offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + n + 1]
-            data = np.frombuffer(text.buffers()[2], np.uint8) if n and text.buffers()[2] is not None else None
-            lengths = np.where(valid, np.diff(offsets), -1)
-            fields.append((lengths, None, (offsets, data if data is not None else np.zeros(0, np.uint8))))
+            sizes = np.diff(offsets)
+            width = int(sizes.max()) if n else 0
+            lengths = sizes if valid is None else np.where(valid, sizes, -1)
+            if width == 0:
+                layout.append((f"n{i}", ">i4"))
+                fields.append((lengths, None, None))
+                continue
+            data = np.frombuffer(text.buffers()[2], np.uint8)
+            padded = data[np.minimum(offsets[:-1, None] + np.arange(width), len(data) - 1)]
+            values = padded.view(f"S{width}")[:, 0]
+            dtype = f"S{width}"
+            keep = None if sizes.min() == width else np.arange(width) < sizes[:, None]
         else:
             raise ValueError(f"no binary COPY encoding for PostgreSQL type {pg_type!r}")
-        sizes += 4 + np.maximum(lengths, 0)
-
-    starts = np.empty(n, np.int64)
-    if n:
-        starts[0] = len(HEADER)
-        np.cumsum(sizes[:-1], out=starts[1:])
-        starts[1:] += len(HEADER)
-    total = len(HEADER) + int(sizes.sum()) + len(TRAILER)
-    buf = np.empty(total, np.uint8)
-    buf[: len(HEADER)] = np.frombuffer(HEADER, np.uint8)
-    buf[total - len(TRAILER) :] = np.frombuffer(TRAILER, np.uint8)
-    pos = starts.copy()
-    _scatter(buf, pos, np.full((n, 1), len(types), ">i2").view(np.uint8).reshape(n, 2))
-    pos += 2
-    for lengths, valid, payload in fields:
-        _scatter(buf, pos, lengths.astype(">i4").view(np.uint8).reshape(n, 4))
-        pos += 4
-        if isinstance(payload, tuple):  # text: every row's bytes, back to back, moved to their rows' places
-            offsets, data = payload
-            counts = np.maximum(lengths, 0)
-            if counts.sum():
-                rows = np.repeat(np.arange(n), counts)
-                within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-                buf[pos[rows] + within] = data[offsets[rows] + within]
-        else:
-            assert valid is not None
-            _scatter(buf, pos[valid], payload[valid])
-        pos += np.maximum(lengths, 0)
-    return buf.tobytes()
-
-
-def _scatter(buf: np.ndarray, at: np.ndarray, rows: np.ndarray) -> None:
-    """Write each row of `rows` (n x width bytes) into `buf` starting at the matching offset of `at`."""
-    if len(at):
-        buf[(at[:, None] + np.arange(rows.shape[1])).ravel()] = rows.ravel()
+        layout += [(f"n{i}", ">i4"), (f"v{i}", dtype)]
+        fields.append((lengths, values, keep))
+    records = np.empty(n, np.dtype(layout))
+    records["count"] = len(types)
+    mask: np.ndarray | None = None
+    names = [name for name, _ in layout[1:] if name.startswith("n")]
+    for name, (field_lengths, field_values, keep) in zip(names, fields, strict=True):
+        records[name] = field_lengths
+        if field_values is None:
+            continue
+        value = "v" + name[1:]
+        records[value] = field_values
+        if keep is not None:
+            if mask is None:
+                mask = np.ones((n, records.dtype.itemsize), bool)
+            at = records.dtype.fields[value][1]  # type: ignore[index]
+            mask[:, at : at + keep.shape[1]] = keep
+    rows = records.view(np.uint8)
+    body = rows.tobytes() if mask is None else rows.reshape(n, -1)[mask].tobytes()
+    return HEADER + body + TRAILER

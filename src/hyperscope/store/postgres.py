@@ -12,12 +12,14 @@ psycopg exceptions are translated to ours here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
@@ -47,6 +50,7 @@ from hyperscope.store.base import (
     to_storage,
 )
 
+log = logging.getLogger("hyperscope.store")
 SCHEMA_VERSION = 5
 DAY_MS = 86_400_000
 WRITER_LOCK = 0x6879_7065_7273  # the advisory lock id the one ingest process holds ("hypers")
@@ -73,11 +77,13 @@ INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS lifecycles_key ON lifecycles (key)",
     "CREATE INDEX IF NOT EXISTS lifecycles_coin ON lifecycles (coin)",
     "CREATE INDEX IF NOT EXISTS lifecycles_wallet ON lifecycles (wallet)",
-    "CREATE INDEX IF NOT EXISTS open_states_key ON open_states (key)",
+    # open positions are rewritten whole at every update: a B-tree would double the write; rows go in by key
+    # order, so a BRIN index (a few pages) narrows key lookups, and joins hash the table
+    "CREATE INDEX IF NOT EXISTS open_states_key ON open_states USING brin (key)",
     "CREATE INDEX IF NOT EXISTS positions_closed_key ON positions_closed (key)",
     "CREATE INDEX IF NOT EXISTS positions_closed_coin ON positions_closed (coin, close_time)",
     "CREATE INDEX IF NOT EXISTS positions_closed_wallet ON positions_closed (wallet)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS wallets_address ON wallets (address)",
+
     "CREATE INDEX IF NOT EXISTS order_spans_span ON order_spans (span)",
     "CREATE INDEX IF NOT EXISTS order_spans_first ON order_spans (first_height)",
     "CREATE INDEX IF NOT EXISTS order_ends_span ON order_ends (span)",
@@ -93,7 +99,9 @@ INDEXES = (
     # every state update rewrites the open positions: vacuum them often, not at 20% dead rows
     "ALTER TABLE open_states SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)",
     "ALTER TABLE lifecycles SET (autovacuum_vacuum_scale_factor = 0.05)",
-    "ALTER TABLE wallets SET (autovacuum_vacuum_scale_factor = 0.05)",
+    # every state update rewrites the profiles that changed (a third of them and more): no index to keep up,
+    # joins by address hash the table
+    "ALTER TABLE wallets SET (autovacuum_vacuum_scale_factor = 0.02)",
 )  # fmt: skip
 # the transient kinds of failure: the connection, the server's resources, a conflict
 _TRANSIENT = (
@@ -150,11 +158,15 @@ class PostgresStore:
         # Test seam: called with a stage name between the statements of a write (crash-safety tests).
         self.fault_hook: Callable[[str], None] | None = None
         self._writer: psycopg.Connection[Any] | None = None
+        self._encoder = ThreadPoolExecutor(2, thread_name_prefix="pg-encode")
+        self._vacuum = threading.Event()
+        self._closing = threading.Event()
         try:
             if writer or create:
                 self._writer = self._connect(autocommit=True, name="ingest" if writer else "setup")
             if writer:
                 self._take_writer_lock()
+                threading.Thread(target=self._vacuum_loop, name="pg-vacuum", daemon=True).start()
             if create:
                 self._migrate()
             else:
@@ -246,6 +258,26 @@ class PostgresStore:
             ).fetchone()
         who = f" ({holder[0]}, from {holder[1] or 'a local socket'})" if holder else ""
         raise ConfigError(f"another hyperscope ingest is writing to {self.path}{who}: one writer per database")
+
+    def _vacuum_loop(self) -> None:
+        """After each state update, vacuum the tables it rewrote (open positions, profiles, lifecycles) from a
+        connection of its own, so their dead rows are reused by the next update instead of piling up between
+        autovacuum's visits. Runs while the source makes the next update; never holds up a write."""
+        con: psycopg.Connection[Any] | None = None
+        while not self._closing.is_set():
+            if not self._vacuum.wait(1.0):
+                continue
+            self._vacuum.clear()
+            try:
+                con = con or self._connect(autocommit=True, name="ingest-vacuum")
+                con.execute("VACUUM (SKIP_LOCKED) open_states, wallets, lifecycles")
+            except (psycopg.Error, ConfigError) as e:
+                log.warning("vacuum after a state update failed (autovacuum will do it): %s", e)
+                if con is not None:
+                    con.close()
+                con = None
+        if con is not None:
+            con.close()
 
     # ------------------------------------------------------------ schema
 
@@ -358,14 +390,19 @@ class PostgresStore:
         if self.fault_hook is not None:
             self.fault_hook(name)
 
-    def _copy(self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table) -> None:
-        """Append rows with binary COPY (columns cast to the table's own types)."""
-        if rows.num_rows == 0:
-            return
+    def _encode(self, table: str, rows: pa.Table, types: dict[str, str] | None = None) -> tuple[list[str], bytes]:
+        """(columns, binary COPY payload) of rows for `table` (cast to the table's own column types)."""
         rows = to_storage(rows)
-        types = self._types[table]
-        payload = pgcopy.encode(rows, [types[c] for c in rows.column_names])
-        with cur.copy(f"COPY {table} ({', '.join(rows.column_names)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
+        types = types or self._types[table]
+        return rows.column_names, pgcopy.encode(rows, [types[c] for c in rows.column_names])
+
+    def _copy(self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table | Future[tuple[list[str], bytes]],
+              types: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Append rows with binary COPY; `rows` may be a payload being encoded in the background."""
+        if isinstance(rows, pa.Table) and rows.num_rows == 0:
+            return
+        columns, payload = rows.result() if isinstance(rows, Future) else self._encode(table, rows, types)
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
             copy.write(payload)
 
     def _partitions_of(self, batch: WriteBatch) -> dict[str, tuple[int, int]]:
@@ -387,14 +424,23 @@ class PostgresStore:
             raise ConfigError("this store was opened for reading; `hyperscope ingest` writes")
         with self._write_lock:
             self._ensure_partitions(self._partitions_of(batch))
+            # the big payloads are encoded on other threads (numpy lets go of the GIL) while the transaction
+            # streams the small ones and the server works
+            states = batch.positions_open.select(STATE_COLUMNS)
+            pending = {
+                "open_states": self._encoder.submit(self._encode, "open_states",
+                                                    states.take(pc.sort_indices(states.column("key")))),
+                "wallets": self._encoder.submit(self._encode, "wallets", batch.wallets),
+            }  # fmt: skip
             con = self._writer
             with self._errors(), con.transaction():
                 cur = con.cursor()
                 if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
                     return
-                self._write(cur, batch)
+                self._write(cur, batch, pending)
+            self._vacuum.set()
 
-    def _write(self, cur: psycopg.Cursor[Any], batch: WriteBatch) -> None:
+    def _write(self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
         c = batch.counts
         cur.execute(
             "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, liquidations, "
@@ -417,8 +463,11 @@ class PostgresStore:
         closed = batch.positions_closed
         if closed.num_rows:
             cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
+        self._stage("lifecycles")
         cur.execute("DELETE FROM open_states")
-        self._copy(cur, "open_states", batch.positions_open.select(STATE_COLUMNS))
+        self._stage("open_states_deleted")
+        self._copy(cur, "open_states", pending["open_states"])
+        self._stage("open_states")
         if closed.num_rows:
             fields = batch.markets.select(["coin", "mid_px", "premium", "sz_decimals", "max_leverage"])
             closed = closed.join(fields, "coin", join_type="left outer")
@@ -434,9 +483,13 @@ class PostgresStore:
         if batch.funding is not None and batch.funding.num_rows:
             self._copy(cur, "funding_hourly", batch.funding)
         self._stage("orders")
-        if batch.wallets.num_rows:
-            cur.execute("DELETE FROM wallets WHERE address = ANY(%s)", (batch.wallets.column("address").to_pylist(),))
-            self._copy(cur, "wallets", batch.wallets)
+        if batch.wallets.num_rows:  # the changed profiles replace theirs: addresses staged, one hash join
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
+            self._copy(cur, "changed_wallets", batch.wallets.select(["address"]), {"address": "character varying"})
+            cur.execute("ANALYZE changed_wallets")  # a temporary table has no statistics: without, no hash join
+            cur.execute("DELETE FROM wallets w USING changed_wallets c WHERE w.address = c.address")
+            self._stage("wallets_deleted")
+            self._copy(cur, "wallets", pending["wallets"])
         self._stage("wallets")
         if batch.fills is not None and batch.fills.num_rows:
             fills = batch.fills.add_column(0, "height", pa.array(np.full(batch.fills.num_rows, batch.height, np.int64)))
@@ -757,6 +810,8 @@ class PostgresStore:
         return []  # keys have always lived in the database itself here (store/keys.py PostgresKeyStore)
 
     def close(self) -> None:
+        self._closing.set()
+        self._encoder.shutdown(wait=True)
         while True:
             try:
                 self._pool.get_nowait().close()

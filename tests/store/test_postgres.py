@@ -1,0 +1,140 @@
+"""What only the PostgreSQL store has: daily partitions that retention drops whole, one writer per database,
+readers that never wait for the writer nor see half a state update, and clear refusals."""
+
+import threading
+
+import psycopg
+import pytest
+
+from hyperscope.errors import ConfigError
+from hyperscope.ingest import Ingestor
+from hyperscope.sources.simulator import Simulator, preset
+from hyperscope.store import open_store
+from hyperscope.store.base import Retention
+from hyperscope.store.postgres import redact
+from tests.factories import T0
+
+DAY = 86_400_000
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def url(pg_server, request):
+    return pg_server.create_database(f"pg_{abs(hash(request.node.name)) % 10**12}")
+
+
+def partitions(url, table):
+    with psycopg.connect(url) as con:
+        rows = con.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+            (table,),
+        ).fetchall()
+    return sorted(int(name.rsplit("_d", 1)[1]) for (name,) in rows)
+
+
+def test_retention_drops_whole_daily_partitions_and_keeps_the_rules(url):
+    store = open_store(url)
+    try:
+        sim = Simulator(preset("tiny", seed=5), genesis_ms=T0)
+        ingestor = Ingestor(store)
+        for k in range(1, 6):  # five updates a day apart
+            ingestor.ingest(sim.step(T0 + k * DAY))
+        days = partitions(url, "metrics_coin")
+        assert len(days) >= 5  # one per day written (and the next day's, made ahead)
+        now = store.latest().time
+        policy = Retention(metrics=2 * DAY, full_resolution=HOUR, thin_every=HOUR, positions=DAY, fills=HOUR)
+        deleted = store.apply_retention(policy, now)
+        assert deleted["partitions"] >= 3
+        left = partitions(url, "metrics_coin")
+        assert min(left) * DAY >= (now - 2 * DAY) // DAY * DAY  # nothing wholly older than the horizon
+        kept = {r["height"] for r in store._dicts("SELECT DISTINCT height FROM metrics_coin")}
+        assert store.latest().height in kept and len(kept) == 3  # now, a day and two days back
+        assert store._scalar("SELECT min(time) FROM state_updates") >= now - 2 * DAY
+        # and the store goes on taking updates into new partitions
+        ingestor.ingest(sim.step(now + DAY))
+        assert store.status()["counts"]["state_updates"] == 4
+    finally:
+        store.close()
+
+
+def test_one_writer_per_database_and_readers_cannot_write(url):
+    writer = open_store(url)
+    try:
+        with pytest.raises(ConfigError, match="another hyperscope ingest is writing"):
+            open_store(url)
+        reader = open_store(url, read_only=True)
+        try:
+            sim = Simulator(preset("tiny", seed=5), genesis_ms=T0)
+            update = sim.step(T0 + 900_000)
+            Ingestor(writer).ingest(update)
+            assert reader.latest().height == update.height  # read from the database, not remembered
+            with pytest.raises(ConfigError, match="opened for reading"):
+                Ingestor(reader).ingest(sim.step(T0 + 2 * 900_000))
+        finally:
+            reader.close()
+    finally:
+        writer.close()
+    open_store(url).close()  # the lock went with the writer's session
+
+
+def test_readers_never_wait_for_the_writer_nor_see_half_an_update(url):
+    store = open_store(url)
+    sim = Simulator(preset("tiny", seed=9), genesis_ms=T0)
+    ingestor = Ingestor(store)
+    ingestor.ingest(sim.step(T0 + 900_000))
+    mismatches, reads = [], [0]
+    done = threading.Event()
+
+    def read() -> None:
+        with psycopg.connect(url, autocommit=True) as con:
+            # a long reader: an open REPEATABLE READ transaction holding its snapshot while updates land
+            with con.transaction():
+                con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                before = con.execute("SELECT count(*) FROM open_states").fetchone()[0]
+                while not done.is_set():
+                    # one statement, one snapshot: the newest update's count and the open positions agree
+                    positions, stored = con.execute(
+                        "SELECT (SELECT positions FROM state_updates ORDER BY height DESC LIMIT 1), "
+                        "(SELECT count(*) FROM open_states)"
+                    ).fetchone()
+                    if positions != stored or stored != before:
+                        mismatches.append((positions, stored, before))
+                    reads[0] += 1
+            while reads[0] < 10_000 and not done.wait(0):  # and fresh statements outside it
+                positions, stored = con.execute(
+                    "SELECT (SELECT positions FROM state_updates ORDER BY height DESC LIMIT 1), "
+                    "(SELECT count(*) FROM open_states)"
+                ).fetchone()
+                if positions != stored:
+                    mismatches.append((positions, stored))
+                reads[0] += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for k in range(2, 8):  # the writer goes on while the reader's transaction stays open
+            ingestor.ingest(sim.step(T0 + k * 900_000))
+    finally:
+        done.set()
+        reader.join(timeout=30)
+        store.close()
+    assert reads[0] > 10 and mismatches == []
+
+
+def test_a_reader_of_a_database_without_hyperscope_data_is_refused(pg_server):
+    empty = pg_server.create_database("empty_one")
+    with pytest.raises(ConfigError, match="no hyperscope data"):
+        open_store(empty, read_only=True)
+    from hyperscope.store.keys import open_key_store
+
+    with pytest.raises(ConfigError, match="no hyperscope data"):
+        open_key_store(empty)
+
+
+def test_an_unreachable_database_is_one_clear_error_without_the_password():
+    url = "postgresql://me:s3cret@127.0.0.1:1/nowhere"
+    with pytest.raises(ConfigError) as raised:
+        open_store(url, read_only=True)
+    assert "s3cret" not in raised.value.message and "cannot connect" in raised.value.message
+    assert redact(url) == "postgresql://me:***@127.0.0.1:1/nowhere"
