@@ -3,9 +3,10 @@
 Uses wrk (Debian package `wrk`) when it is installed, else an httpx load generator in a child process (which
 tops out near 300 requests/s on 2 cores and then measures itself more than the server).
 Starts `hyperscope serve` on a bench-scale store (built with `hyperscope backfill --scale bench --hours 24
---data-dir DIR` beforehand) in its own process, then drives it with 64 concurrent keep-alive connections.
+--data-dir DIR [--store postgresql://...]` beforehand) in its own processes, then drives it with 64
+concurrent keep-alive connections; with several `--workers` counts and stores, prints them side by side.
 
-    .venv/bin/python benchmarks/api.py --data-dir DIR [--seconds 10] [--connections 64]
+    .venv/bin/python benchmarks/api.py --data-dir DIR [--store URL,URL] [--workers 1,2] [--runs 5] [--seconds 8]
 
 The /v4 (Coin Metrics) routes have their own driver, `benchmarks/funding.py`, which builds a store with a year of
 hourly funding first and reuses this file's load generator when wrk is missing.
@@ -57,35 +58,72 @@ def load(url: str, key: str, seconds: float, connections: int) -> None:
     )
 
 
+def _ms(text: str) -> float:
+    """wrk's latency (850.00us, 12.34ms, 1.20s) in milliseconds."""
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+def wrk(base: str, path: str, key: str, seconds: int, connections: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of one wrk run."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {key}",
+           base + path]  # fmt: skip
+    text = subprocess.run(cmd, capture_output=True, text=True).stdout
+    got: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] in (["50%"], ["99%"]):
+            got[parts[0]] = _ms(parts[1])
+        elif line.startswith("Requests/sec:"):
+            got["rps"] = float(parts[1])
+    return got.get("rps", 0.0), got.get("50%", 0.0), got.get("99%", 0.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--store", default="", help="comma-separated stores (default: the DuckDB file of --data-dir)")
+    parser.add_argument("--workers", default="1", help="comma-separated worker counts, e.g. 1,2")
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--paths", default="coins,coin-day,general-week")
     args = parser.parse_args()
-    with served(args.data_dir, args.port) as (base, key):
-        now = datetime.now(tz=UTC)
-        day = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        week = (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for path in ("/api/external/positions/coins", f"/api/external/position-metrics/coin/BTC?start={day}",
-                     f"/api/external/position-metrics/general?start={week}"):  # fmt: skip
-            if shutil.which("wrk"):  # a C load generator measures the server, not the client
-                for run in ("warm-up", "run 1", "run 2", "run 3"):
-                    seconds = 2 if run == "warm-up" else int(args.seconds)
-                    cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s", "--latency",
-                           "-H", f"Authorization: Bearer {key}", base + path]  # fmt: skip
-                    text = subprocess.run(cmd, capture_output=True, text=True).stdout
-                    if run == "warm-up":
+    now = datetime.now(tz=UTC)
+    day = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    week = (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    known = {
+        "coins": "/api/external/positions/coins",
+        "coin-day": f"/api/external/position-metrics/coin/BTC?start={day}",
+        "general-week": f"/api/external/position-metrics/general?start={week}",
+    }
+    paths = [known[p] for p in args.paths.split(",")]
+    rows = []
+    for store in args.store.split(",") if args.store else [None]:
+        for workers in (int(w) for w in args.workers.split(",")):
+            label = f"{'postgresql' if store and store.startswith('postgres') else 'duckdb'}, {workers} worker(s)"
+            with served(args.data_dir, args.port, store=store, workers=workers) as (base, key):
+                for path in paths:
+                    if not shutil.which("wrk"):  # a C load generator measures the server, not the client
+                        child = subprocess.run([sys.executable, __file__, "--child", base + path, key,
+                                                str(args.seconds), str(args.connections)],
+                                               capture_output=True, text=True)  # fmt: skip
+                        print(label, child.stdout.strip() or child.stderr.strip()[-500:])
                         continue
-                    wanted = [
-                        ln.strip() for ln in text.splitlines() if ln.strip().startswith(("50%", "99%", "Requests/"))
-                    ]
-                    print(f"{path[:70]:70s} {run}: " + " | ".join(wanted))
-                continue
-            child = subprocess.run([sys.executable, __file__, "--child", base + path, key, str(args.seconds),
-                                    str(args.connections)], capture_output=True, text=True)  # fmt: skip
-            print(child.stdout.strip() or child.stderr.strip()[-500:])
+                    wrk(base, path, key, 2, args.connections)  # warm-up
+                    runs = [wrk(base, path, key, int(args.seconds), args.connections) for _ in range(args.runs)]
+                    rows.append((label, path, runs))
+                    print(f"{label:26s} {path[:48]:48s} " + " | ".join(
+                        f"{r:,.0f}/s p50 {p50:.1f} p99 {p99:.1f} ms" for r, p50, p99 in runs), flush=True)  # fmt: skip
+    if rows:
+        print(f"\n{'store, workers':26s} {'route':48s} {'req/s (min-max)':>18s} {'p99 ms (min-max)':>18s}")
+        for label, path, runs in rows:
+            rps = [r for r, _, _ in runs]
+            p99 = [p for _, _, p in runs]
+            print(f"{label:26s} {path[:48]:48s} {min(rps):8,.0f}-{max(rps):<8,.0f} {min(p99):8.1f}-{max(p99):<8.1f}")
 
 
 if __name__ == "__main__":

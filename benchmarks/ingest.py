@@ -73,8 +73,9 @@ def main() -> None:
             if name == "duckdb":
                 target: str | Path = Path(tmp) / "bench.duckdb"
             elif name == "postgresql":
-                server = PostgresServer(settings={"fsync": "on", "synchronous_commit": "on",
-                                                  "full_page_writes": "on"}).start()  # durable, as deployed
+                server = PostgresServer(
+                    settings={"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+                ).start()  # durable, as deployed
                 target = server.create_database("bench")
             else:
                 target = name

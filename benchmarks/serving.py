@@ -14,10 +14,15 @@ import httpx
 
 
 @contextmanager
-def served(data_dir: Path | str, port: int, duckdb_memory_mib: int | None = None) -> Iterator[tuple[str, str]]:
-    """Create a key with no practical rate limit, start the server and wait for it; yields (base URL, key)."""
+def served(
+    data_dir: Path | str, port: int, duckdb_memory_mib: int | None = None, store: str | None = None, workers: int = 1
+) -> Iterator[tuple[str, str]]:
+    """Create a key with no practical rate limit, start `hyperscope serve` (over `store` when given, with
+    `workers` processes) and wait for it; yields (base URL, key)."""
     env = {**os.environ, "HYPERSCOPE_DATA_DIR": str(data_dir), "HYPERSCOPE_PORT": str(port),
-           "HYPERSCOPE_LOG_LEVEL": "WARNING"}  # fmt: skip
+           "HYPERSCOPE_LOG_LEVEL": "WARNING", "HYPERSCOPE_WORKERS": str(workers)}  # fmt: skip
+    if store:
+        env["HYPERSCOPE_STORE"] = store
     if duckdb_memory_mib:
         env["HYPERSCOPE_DUCKDB_MEMORY_MIB"] = str(duckdb_memory_mib)
     exe = os.path.join(os.path.dirname(sys.executable), "hyperscope")

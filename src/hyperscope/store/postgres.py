@@ -53,6 +53,7 @@ from hyperscope.store.base import (
 log = logging.getLogger("hyperscope.store")
 SCHEMA_VERSION = 5
 DAY_MS = 86_400_000
+NOTIFY_CHANNEL = "hyperscope_updates"  # the writer announces each committed state update here
 WRITER_LOCK = 0x6879_7065_7273  # the advisory lock id the one ingest process holds ("hypers")
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (
@@ -88,6 +89,11 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS order_spans_first ON order_spans (first_height)",
     "CREATE INDEX IF NOT EXISTS order_ends_span ON order_ends (span)",
     "CREATE INDEX IF NOT EXISTS funding_hourly_coin ON funding_hourly (coin, time)",
+    # retention deletes by time inside the partition that holds the horizon: without these it scans it whole
+    "CREATE INDEX IF NOT EXISTS fills_time ON fills (time)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_time ON positions_closed (close_time)",
+    "CREATE INDEX IF NOT EXISTS wallet_marks_time ON wallet_marks (time)",
+    "CREATE INDEX IF NOT EXISTS order_ends_time ON order_ends (last_time)",
     *(f"CREATE INDEX IF NOT EXISTS {t}_height ON {t} (height)" for t in SERIES_TABLES),
     *(f"CREATE INDEX IF NOT EXISTS {t}_time ON {t} (created_at, id)"
       for t in ("metrics_general", "metrics_perp_volume", "metrics_wallets_equity")),
@@ -158,6 +164,8 @@ class PostgresStore:
         # Test seam: called with a stage name between the statements of a write (crash-safety tests).
         self.fault_hook: Callable[[str], None] | None = None
         self._writer: psycopg.Connection[Any] | None = None
+        self._latest: LatestUpdate | None = None
+        self._following = False  # the listener is connected: `_latest` is current
         self._encoder = ThreadPoolExecutor(2, thread_name_prefix="pg-encode")
         self._vacuum = threading.Event()
         self._closing = threading.Event()
@@ -173,6 +181,9 @@ class PostgresStore:
                 self._check_schema()
             self._types = self._column_types()
             self._partitions = self._known_partitions()
+            self._latest = self._read_latest()
+            if not writer:  # a reader follows the writer's commits as they happen
+                threading.Thread(target=self._follow, name="pg-follow", daemon=True).start()
         except BaseException:
             self.close()
             raise
@@ -365,9 +376,37 @@ class PostgresStore:
                 "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value)
             )
 
-    def latest(self) -> LatestUpdate | None:
+    def _read_latest(self) -> LatestUpdate | None:
         rows = self._dicts("SELECT height, time, ingested_at FROM state_updates ORDER BY height DESC LIMIT 1")
         return LatestUpdate(**rows[0]) if rows else None
+
+    def latest(self) -> LatestUpdate | None:
+        """The newest committed state update. The writer knows it; a reader is told by the writer's NOTIFY,
+        sent with each commit (so no reader learns of an update before it is visible), and asks the
+        database itself whenever it is not listening."""
+        if self.writer or self._following:
+            return self._latest
+        return self._read_latest()
+
+    def _follow(self) -> None:
+        """LISTEN for the writer's commits on a connection of its own; re-read the newest update every second
+        as well (a notification lost with a connection costs at most that), reconnect after failures."""
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as con:
+                    con.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._closing.is_set():
+                        self._latest = self._read_latest()
+                        self._following = True
+                        for note in con.notifies(timeout=1.0, stop_after=1):
+                            height, when, ingested = (int(x) for x in note.payload.split(","))
+                            if self._latest is None or height > self._latest.height:
+                                self._latest = LatestUpdate(height, when, ingested)
+            except (psycopg.Error, StoreUnavailable, StoreFailed) as e:
+                self._following = False
+                log.warning("lost the store's update notifications (%s); reading the newest height directly", e)
+                self._closing.wait(2.0)
+        self._following = False
 
     def has_height(self, height: int) -> bool:
         return bool(self._scalar("SELECT count(*) FROM state_updates WHERE height = %s", (height,)))
@@ -438,6 +477,9 @@ class PostgresStore:
                 if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
                     return
                 self._write(cur, batch, pending)
+                cur.execute("SELECT pg_notify(%s, %s)",
+                            (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}"))  # fmt: skip
+            self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
             self._vacuum.set()
 
     def _write(self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
