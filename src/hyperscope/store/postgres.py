@@ -18,6 +18,7 @@ import queue
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -255,12 +256,19 @@ class PostgresStore:
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         return pa.table({n: pa.array(c, type=t) for n, c, t in zip(names, columns, types, strict=True)})
 
-    def _take_writer_lock(self) -> None:
+    def _take_writer_lock(self, wait_seconds: float = 3.0) -> None:
+        """The one-writer lock, or ConfigError naming its holder. Waits a few seconds first: a writer that was
+        just killed holds it until the server notices its connection is gone."""
         assert self._writer is not None
+        deadline = time.monotonic() + wait_seconds
         with self._errors():
-            taken = self._writer.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
-            if taken and taken[0]:
-                return
+            while True:
+                taken = self._writer.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+                if taken and taken[0]:
+                    return
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
             holder = self._writer.execute(
                 "SELECT a.application_name, a.client_addr::text FROM pg_locks l JOIN pg_stat_activity a "
                 "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
