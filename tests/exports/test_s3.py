@@ -74,12 +74,12 @@ def test_export_links_are_presigned_by_the_store_and_hold_the_file(world_s3, s3)
 
 
 def test_old_objects_are_deleted_and_a_full_store_refuses_new_files(s3):
-    files = S3Files("s3://hs-exports/purge", endpoint_url=s3, max_bytes=1000, keep_seconds=1)
+    files = S3Files("s3://hs-exports/purge", endpoint_url=s3, max_bytes=1000, keep_seconds=4)
     first = files.put(b"x" * 600, "csv")
     with pytest.raises(Exception, match="full"):
         files._purged = 0  # a purge pass now (they run at most once a minute)
         files.put(b"y" * 600, "csv")
-    time.sleep(2.1)
+    time.sleep(5.1)  # S3 keeps whole seconds of LastModified
     files._purged = 0
     assert files.purge() == 0  # the old object went
     assert not files.keep_alive(first)

@@ -143,3 +143,28 @@ def test_an_unreachable_database_is_one_clear_error_without_the_password():
         open_store(url, read_only=True)
     assert "s3cret" not in raised.value.message and "cannot connect" in raised.value.message
     assert redact(url) == "postgresql://me:***@127.0.0.1:1/nowhere"
+
+
+def test_a_long_reader_neither_blocks_new_days_nor_the_retention_that_drops_old_ones(url):
+    store = open_store(url)
+    sim = Simulator(preset("tiny", seed=5), genesis_ms=T0)
+    ingestor = Ingestor(store)
+    try:
+        for k in range(1, 4):
+            ingestor.ingest(sim.step(T0 + k * DAY))
+        with psycopg.connect(url) as reader:  # a transaction left open on every metric partition
+            reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            seen = reader.execute("SELECT count(*) FROM metrics_coin").fetchone()[0]
+            started = time.monotonic()
+            ingestor.ingest(sim.step(T0 + 6 * DAY))  # new days' partitions are attached meanwhile
+            assert time.monotonic() - started < 5
+            policy = Retention(metrics=DAY, full_resolution=HOUR, thin_every=HOUR, positions=DAY, fills=HOUR)
+            started = time.monotonic()
+            store.apply_retention(policy, store.latest().time)  # old days wait for the reader, at most 2 s
+            assert time.monotonic() - started < 6
+            assert reader.execute("SELECT count(*) FROM metrics_coin").fetchone()[0] == seen  # its snapshot holds
+        store.apply_retention(policy, store.latest().time)  # the reader is gone: the old days go now
+        assert min(partitions(url, "metrics_coin")) * DAY >= store.latest().time - 2 * DAY
+        assert store._scalar("SELECT count(DISTINCT height) FROM metrics_coin") == 1
+    finally:
+        store.close()

@@ -357,20 +357,35 @@ class PostgresStore:
         return known
 
     def _ensure_partitions(self, wanted: dict[str, tuple[int, int]]) -> None:
-        """Daily partitions covering each table's [lo, hi] times, made (with the next day's, so a write rarely
-        waits for one) in short transactions of their own before the state update's transaction."""
+        """Daily partitions covering each table's [lo, hi] times (and the next day's, so that a write rarely
+        waits for one), made before the state update's transaction. A new partition is created on its own and
+        then attached, which locks the parent only against other schema changes, never against readers."""
         assert self._writer is not None
+        con = self._writer
         for table, (lo, hi) in wanted.items():
             for day in range(lo // DAY_MS, hi // DAY_MS + 2):
                 if day in self._partitions[table]:
                     continue
-                with self._errors(), self._writer.transaction():
-                    self._writer.execute("SET LOCAL lock_timeout = '10s'")
-                    self._writer.execute(
-                        f"CREATE TABLE IF NOT EXISTS {table}_d{day} PARTITION OF {table} "  # type: ignore[call-overload]
-                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})"
-                    )
+                name = f"{table}_d{day}"
+                with self._errors():
+                    if self._parent_of(name) is None:
+                        con.execute(f"CREATE TABLE IF NOT EXISTS {name} (LIKE {table} INCLUDING DEFAULTS)")  # type: ignore[call-overload]
+                        with con.transaction():
+                            con.execute("SET LOCAL lock_timeout = '10s'")
+                            con.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} "  # type: ignore[call-overload]
+                                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})")  # fmt: skip
                 self._partitions[table].add(day)
+
+    def _parent_of(self, name: str) -> tuple[str, bool] | None:
+        """(parent, detach pending) of a partition, or None when it is not attached."""
+        assert self._writer is not None
+        row = self._writer.execute(
+            "SELECT p.relname, i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
+            (name,),
+        ).fetchone()
+        return (str(row[0]), bool(row[1])) if row else None
 
     # ------------------------------------------------------------ meta and state
 
@@ -638,17 +653,31 @@ class PostgresStore:
         return deleted
 
     def _drop_partitions(self, horizons: dict[str, int]) -> int:
-        """Drop the daily partitions that lie wholly before their table's horizon; returns how many."""
+        """Drop the daily partitions that lie wholly before their table's horizon; returns how many.
+
+        Each is first detached CONCURRENTLY (which waits for the readers that may still see it rather than
+        locking them out) and then dropped on its own. A pass that times out leaves the rest to the next one,
+        finishing a half-done detach first."""
         assert self._writer is not None
+        con = self._writer
         dropped = 0
         for table, horizon in horizons.items():
             for day in sorted(d for d in self._partitions[table] if (d + 1) * DAY_MS <= horizon):
+                name = f"{table}_d{day}"
                 try:
-                    with self._errors(), self._writer.transaction():
-                        self._writer.execute("SET LOCAL lock_timeout = '5s'")
-                        self._writer.execute(f"DROP TABLE IF EXISTS {table}_d{day}")  # type: ignore[call-overload]
-                except StoreUnavailable:
-                    break  # a long reader holds it: the next retention pass drops it
+                    with self._errors():
+                        con.execute("SET lock_timeout = '2s'")
+                        try:
+                            attached = self._parent_of(name)
+                            if attached is not None:
+                                how = "FINALIZE" if attached[1] else "CONCURRENTLY"
+                                con.execute(f"ALTER TABLE {table} DETACH PARTITION {name} {how}")  # type: ignore[call-overload]
+                            con.execute(f"DROP TABLE IF EXISTS {name}")  # type: ignore[call-overload]
+                        finally:
+                            con.execute("RESET lock_timeout")
+                except StoreUnavailable as e:  # a long reader: never hold the writer up for more of them
+                    log.info("retention: %s and older days stay until the next pass (%s)", name, e.detail)
+                    return dropped
                 self._partitions[table].discard(day)
                 dropped += 1
         return dropped
