@@ -24,6 +24,11 @@ pytestmark = pytest.mark.slow
         (["run", "--interval", "0"], "--interval"),
         (["backfill", "--scale", "huge"], "--scale"),
         (["live", "--seed", "-3"], "--seed"),
+        (["serve", "--store", "foo://x"], "--store"),
+        (["ingest", "--store", "postgresql:///nohost"], "--store"),
+        (["serve", "--workers", "0"], "--workers"),
+        (["serve", "--files", "s3://"], "--files"),
+        (["serve", "--files", "s3://[bucket]"], "--files"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_its_flag_before_anything_starts(tmp_path, args, flag):
@@ -33,6 +38,15 @@ def test_a_bad_setting_is_one_line_naming_its_flag_before_anything_starts(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], result.stderr
     assert result.stdout == "" and not data.exists()  # nothing printed as running, nothing created
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path):
+    for args in (["status"], ["keys", "list"], ["serve"], ["ingest"]):
+        result = hyperscope(
+            *args, "--store", "postgresql://me:s3cret@127.0.0.1:1/db", "--data-dir", str(tmp_path / "d")
+        )
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "cannot" in result.stderr and "s3cret" not in result.stderr and "***" in result.stderr
 
 
 def test_keys_and_status_refuse_a_folder_without_hyperscope_data(tmp_path):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -224,7 +225,7 @@ def _finish(parts: Parts, signals: Signals) -> NoReturn:
     """Close everything, then leave with the exit code the way things ended asks for."""
     parts.close()
     if parts.status.failed:
-        err.print(f"[red]error:[/] ingest stopped: {parts.status.reason}", soft_wrap=True)
+        err.print(f"[red]error:[/] ingest stopped: {escape(parts.status.reason or '')}", soft_wrap=True)
         raise Exit(1)
     raise Exit(signals.code)
 
@@ -519,7 +520,7 @@ def main() -> None:
     except Exit as e:
         _leave(e.code)
     except HyperscopeError as e:
-        err.print(f"[red]error:[/] {e.message}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(e.message)}", soft_wrap=True)
         _leave(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -7,6 +7,7 @@ store or a port, with one line naming the setting and its flag (`describe_error`
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
         "or postgresql://user:password@host:port/database (shared by an ingest and any number of API processes).",
     )  # fmt: skip
     files: str | None = Field(
-        None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$", description="Where export "
+        None, description="Where export "
         "files live: s3://bucket/prefix on an S3-compatible store (download links are pre-signed there); default: "
         "the exports folder in data_dir.",
     )  # fmt: skip
@@ -167,6 +168,14 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("files")
+    @classmethod
+    def _files_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?", value):
+            raise ValueError(f"expected s3://bucket/prefix (a bucket name of 3-63 lowercase letters, digits, dots "
+                             f"or dashes), got {value!r}")  # fmt: skip
+        return value
 
     @field_validator("store")
     @classmethod

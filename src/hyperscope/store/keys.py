@@ -143,7 +143,7 @@ class PostgresKeyStore:
                 self._con.execute(SCHEMA.replace("INTEGER", "BIGINT"))
                 self._con.execute(USAGE.replace("CREATE TABLE", "CREATE UNLOGGED TABLE"))
         except psycopg.Error as e:
-            raise ConfigError(f"cannot open the API keys in {self.path}: {str(e).strip()}") from e
+            raise ConfigError(f"cannot open the API keys in {self.path}: {' '.join(str(e).split())}") from e
         self._lock = threading.Lock()
 
     @contextmanager

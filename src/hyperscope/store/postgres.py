@@ -196,7 +196,7 @@ class PostgresStore:
             label = f"hyperscope {name} pid={os.getpid()} host={socket.gethostname()}"
             con = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10, application_name=label)
         except psycopg.Error as e:
-            raise ConfigError(f"cannot connect to PostgreSQL at {self.path}: {str(e).strip()}") from e
+            raise ConfigError(f"cannot connect to PostgreSQL at {self.path}: {' '.join(str(e).split())}") from e
         return con
 
     @contextmanager
