@@ -35,6 +35,7 @@ from hyperscope.store.base import (
     as_open_positions,
     to_storage,
 )
+from hyperscope.store.sql import SqlReads
 
 _TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
 SCHEMA_VERSION = 5
@@ -74,8 +75,9 @@ def _upgrades() -> dict[int, list[str]]:
     }  # fmt: skip
 
 
-class DuckDBStore:
+class DuckDBStore(SqlReads):
     backend = "duckdb"
+    IN_LIST = "IN (SELECT unnest(?))"  # DuckDB pushes this form of a list filter into the scan
 
     def __init__(self, path: Path | str, *, read_only: bool = False, memory_mib: int = 1024, threads: int = 2) -> None:
         self.path = str(path)
@@ -129,18 +131,23 @@ class DuckDBStore:
         except duckdb.Error as e:
             raise StoreFailed(f"the store failed ({type(e).__name__})", detail=str(e)) from e
 
-    def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+    def _scalar(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
         with self._errors():
             # fetchall, never fetchone: an unfinished result keeps the cursor's snapshot open, and an open
             # snapshot stops DuckDB from reclaiming the rows each state update deletes
-            rows = self._cursor().execute(sql, params or []).fetchall()
+            rows = self._cursor().execute(sql, list(params)).fetchall()
         return rows[0][0] if rows else None
 
-    def _dicts(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    def _dicts(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._errors():
-            cur = self._cursor().execute(sql, params)
+            cur = self._cursor().execute(sql, list(params))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def _arrow(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> pa.Table:
+        with self._errors():
+            result: pa.Table = self._cursor().sql(sql, params=list(params)).to_arrow_table()
+        return result
 
     def _migrate(self) -> None:
         with self._errors():
@@ -174,10 +181,6 @@ class DuckDBStore:
 
     # ------------------------------------------------------------ meta and state
 
-    def get_meta(self, key: str) -> str | None:
-        value = self._scalar("SELECT value FROM meta WHERE key = ?", [key])
-        return str(value) if value is not None else None
-
     def set_meta(self, key: str, value: str) -> None:
         with self._write_lock, self._errors():
             self._con.execute("DELETE FROM meta WHERE key = ?", [key])
@@ -190,21 +193,10 @@ class DuckDBStore:
     def latest(self) -> LatestUpdate | None:
         return self._latest
 
-    def has_height(self, height: int) -> bool:
-        return bool(self._scalar("SELECT count(*) FROM state_updates WHERE height = ?", [height]))
-
     def load_open_positions(self) -> pa.Table:
         with self._errors():
             table: pa.Table = self._cursor().sql("SELECT * EXCLUDE (wallet) FROM positions_open").to_arrow_table()
         return as_open_positions(table)
-
-    def next_lifecycle_key(self) -> int:
-        return int(
-            self._scalar(
-                "SELECT coalesce(max(k), 0) + 1 FROM (SELECT max(key) AS k FROM lifecycles "
-                "UNION ALL SELECT max(key) AS k FROM positions_closed) AS keys"
-            )
-        )
 
     # ------------------------------------------------------------ the write path
 
@@ -417,25 +409,6 @@ class DuckDBStore:
 
     # ------------------------------------------------------------ reads for the service
 
-    def series(
-        self, series: Series, start: int, end: int, before: tuple[int, int] | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """Rows of a metrics series in [start, end], newest first, strictly after the cursor `before`."""
-        table, where = series.located()
-        clauses = ["created_at >= ?", "created_at <= ?"] + [f"{c} = ?" for c in where]
-        params: list[Any] = [start, end, *where.values()]
-        if before is not None:
-            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [before[0], before[0], before[1]]
-        sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id DESC LIMIT ?"
-        return self._dicts(sql, [*params, limit])
-
-    def series_at(self, series: Series, height: int) -> list[dict[str, Any]]:
-        """The series' rows (every matching series' row) of one state update."""
-        table, where = series.located()
-        clauses = ["height = ?"] + [f"{c} = ?" for c in where]
-        return self._dicts(f"SELECT * FROM {table} WHERE {' AND '.join(clauses)}", [height, *where.values()])
-
     def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]:
         """The last row at or before each multiple of `step_ms` in [start, end] (and the last row before
         `end` past the last multiple), newest first."""
@@ -451,37 +424,6 @@ class DuckDBStore:
         for row in rows:
             row.pop("rn", None)
         return rows
-
-    def series_peak(self, series: Series, field: str) -> dict[str, Any] | None:
-        """The row of a series with the highest `field` (the earliest on ties)."""
-        table, where = series.located()
-        if not re.fullmatch(r"[a-z_]+", field):
-            raise ValueError(field)
-        clauses = " AND ".join(["true"] + [f"{c} = ?" for c in where])
-        rows = self._dicts(f"SELECT * FROM {table} WHERE {clauses} ORDER BY {field} DESC, created_at, id LIMIT 1",
-                           list(where.values()))  # fmt: skip
-        return rows[0] if rows else None
-
-    def market_at(self, coin: str, height: int) -> dict[str, Any] | None:
-        """One market's row (mark, oracle, mid, funding, open interest, ...) at one state update."""
-        rows = self._dicts("SELECT * FROM markets WHERE height = ? AND coin = ?", [height, coin])
-        return rows[0] if rows else None
-
-    def coins(self) -> list[dict[str, Any]]:
-        return self._dicts("SELECT coin, coin_lower, dex, last_height FROM coins ORDER BY coin", [])
-
-    def open_positions(self, coins: list[str]) -> pa.Table:
-        """Open positions of the given coins joined with their wallet profiles (the CSV export's rows)."""
-        sql = (
-            "SELECT p.*, w.total_equity AS profile_total_equity, w.perp_equity AS profile_perp_equity, "
-            "w.count_open_positions AS profile_count_open_positions, w.pnl AS profile_pnl, "
-            "w.balance AS profile_balance, w.pnl_segment AS profile_pnl_segment, "
-            "w.size_segment AS profile_size_segment FROM positions_open p JOIN wallets w ON w.address = p.address "
-            "WHERE p.coin IN (SELECT unnest(?)) ORDER BY p.value DESC, p.id"
-        )
-        with self._errors():
-            result: pa.Table = self._cursor().sql(sql, params=[list(coins)]).to_arrow_table()
-        return result
 
     def position_history(self, query: HistoryQuery) -> list[dict[str, Any]]:
         """Open and closed lifecycles matching `query`, in its order, after its cursor, `limit` rows.
@@ -563,52 +505,6 @@ class DuckDBStore:
                 out.append(row)
         return out
 
-    def _markets_at(self, height: int) -> dict[str, dict[str, Any]]:
-        """coin -> the market fields /positions serves, at one state update (the last one asked is kept)."""
-        cached = getattr(self._local, "markets", None)
-        if cached is None or cached[0] != height:
-            rows = self._dicts("SELECT coin, mid_px, premium, sz_decimals, max_leverage FROM markets WHERE height = ?",
-                               [height])  # fmt: skip
-            cached = (height, {r.pop("coin"): r for r in rows})
-            self._local.markets = cached
-        return cached[1]
-
-    def past_height(self, time: int) -> int | None:
-        """The newest state update at or before `time` whose metric rows are kept (the `past` rule)."""
-        return self._scalar(
-            "SELECT height FROM metrics_general WHERE created_at <= ? ORDER BY created_at DESC, id DESC LIMIT 1",
-            [time],
-        )
-
-    def order_update(self, time: int) -> tuple[int, int] | None:
-        """(height, time) of the newest state update at or before `time` that carried the open orders."""
-        rows = self._dicts(
-            "SELECT height, time FROM state_updates WHERE has_orders AND time <= ? ORDER BY height DESC LIMIT 1",
-            [time],
-        )
-        return (rows[0]["height"], rows[0]["time"]) if rows else None
-
-    def first_order_update(self, since: int) -> int | None:
-        """Time of the oldest state update at or after `since` that carried the open orders."""
-        return self._scalar("SELECT min(time) FROM state_updates WHERE has_orders AND time >= ?", [since])
-
-    def orders_at(self, height: int, coins: list[str] | None = None) -> pa.Table:
-        """Every order open at the state update `height` (optionally of some coins), by coin, side, price."""
-        clauses = ["s.first_height <= ?", "(e.span IS NULL OR e.last_height >= ?)"]
-        params: list[Any] = [height, height]
-        if coins is not None:
-            clauses.append("s.coin IN (SELECT unnest(?))")
-            params.append(list(coins))
-        sql = (
-            "SELECT s.address, s.oid, s.coin, s.side, s.limit_px, s.sz, s.orig_sz, s.timestamp, s.order_type, s.tif, "
-            "s.reduce_only, s.is_trigger, s.trigger_px, s.trigger_condition, s.is_position_tpsl, s.cloid "
-            "FROM order_spans s LEFT JOIN order_ends e ON e.span = s.span "
-            f"WHERE {' AND '.join(clauses)} ORDER BY s.coin, s.side, s.limit_px, s.oid"
-        )
-        with self._errors():
-            result: pa.Table = self._cursor().sql(sql, params=params).to_arrow_table()
-        return result
-
     def wallet_baselines(self, time: int) -> pa.Table:
         """Per wallet, its PnL and volume at its newest mark at or before `time`, or at its first mark when
         it has none by then (address, pnl, volume).
@@ -623,63 +519,6 @@ class DuckDBStore:
         with self._errors():
             result: pa.Table = self._cursor().sql(sql, params=[time, time, time - 2 * DAY_MS]).to_arrow_table()
         return result
-
-    def first_mark_time(self) -> int | None:
-        return self._scalar("SELECT min(time) FROM wallet_marks")
-
-    def wallets_with_exposure(self) -> pa.Table:
-        """Every wallet's profile with its open value and open long value (the leaderboards' rows)."""
-        sql = (
-            "SELECT w.address, w.perp_equity, w.pnl, w.volume, coalesce(p.open_value, 0) AS open_value, "
-            "coalesce(p.open_value_long, 0) AS open_value_long FROM wallets w LEFT JOIN (SELECT address, "
-            "sum(value) AS open_value, sum(CASE WHEN side = 'long' THEN value ELSE 0 END) AS open_value_long "
-            "FROM positions_open GROUP BY address) p ON p.address = w.address"
-        )
-        with self._errors():
-            result: pa.Table = self._cursor().sql(sql).to_arrow_table()
-        return result
-
-    def funding_rows(self, coins: list[str], start: int, end: int, with_database_time: bool = False) -> pa.Table:
-        """Hourly funding rows of the given coins in [start, end], by coin and time (time, coin, rate,
-        open_interest_usd, and with `with_database_time` when the row was stored)."""
-        extra = ", u.ingested_at AS database_time" if with_database_time else ""
-        join = " JOIN state_updates u ON u.height = f.height" if with_database_time else ""
-        sql = (
-            f"SELECT f.time, f.coin, f.rate, f.open_interest_usd{extra} FROM funding_hourly f{join} "
-            "WHERE f.coin IN (SELECT unnest(?)) AND f.time BETWEEN ? AND ? ORDER BY f.coin, f.time"
-        )
-        with self._errors():
-            result: pa.Table = self._cursor().sql(sql, params=[list(coins), start, end]).to_arrow_table()
-        return result
-
-    def funding_coverage(self) -> dict[str, tuple[int, int]]:
-        rows = self._dicts("SELECT coin, min(time) AS lo, max(time) AS hi FROM funding_hourly "
-                           "WHERE open_interest_usd > 0 GROUP BY coin", [])  # fmt: skip
-        return {r["coin"]: (r["lo"], r["hi"]) for r in rows}
-
-    def status(self) -> dict[str, Any]:
-        counts = {
-            "state_updates": self._scalar("SELECT count(*) FROM state_updates"),
-            "open_positions": self._scalar("SELECT count(*) FROM open_states"),
-            "closed_positions": self._scalar("SELECT count(*) FROM positions_closed"),
-            "wallets": self._scalar("SELECT count(*) FROM wallets"),
-            "coins": self._scalar("SELECT count(*) FROM coins"),
-        }
-        first = self._dicts("SELECT height, time FROM state_updates ORDER BY height LIMIT 1", [])
-        last = self._dicts(
-            "SELECT height, time, ingested_at, ingest_seconds FROM state_updates ORDER BY height DESC LIMIT 1",
-            [],
-        )
-        return {"backend": self.backend, "path": self.path, "counts": counts,
-                "first": first[0] if first else None, "last": last[0] if last else None}  # fmt: skip
-
-    def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]:
-        """height -> time of the stored state updates with heights in [first_height, last_height]."""
-        rows = self._dicts(
-            "SELECT height, time FROM state_updates WHERE height BETWEEN ? AND ? ORDER BY height",
-            [first_height, last_height],
-        )
-        return {r["height"]: r["time"] for r in rows}
 
     # ------------------------------------------------------------ api keys of earlier builds
 

@@ -50,6 +50,7 @@ from hyperscope.store.base import (
     as_open_positions,
     to_storage,
 )
+from hyperscope.store.sql import SqlReads
 
 log = logging.getLogger("hyperscope.store")
 SCHEMA_VERSION = 5
@@ -150,7 +151,7 @@ def _schema_statements() -> list[str]:
     return out
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     backend = "postgresql"
 
     def __init__(self, url: str, *, writer: bool = False, create: bool = False, pool_size: int = 8) -> None:
@@ -247,6 +248,7 @@ class PostgresStore:
 
     def _arrow(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> pa.Table:
         """A query's rows as an Arrow table typed from the result's column types."""
+        sql = sql.replace("?", "%s") if "%s" not in sql else sql
         with self._reader() as con:
             cur = con.execute(sql, params)  # type: ignore[arg-type]
             rows = cur.fetchall()
@@ -389,10 +391,6 @@ class PostgresStore:
 
     # ------------------------------------------------------------ meta and state
 
-    def get_meta(self, key: str) -> str | None:
-        value = self._scalar("SELECT value FROM meta WHERE key = %s", (key,))
-        return str(value) if value is not None else None
-
     def set_meta(self, key: str, value: str) -> None:
         with self._reader() as con:
             con.execute(
@@ -431,20 +429,9 @@ class PostgresStore:
                 self._closing.wait(2.0)
         self._following = False
 
-    def has_height(self, height: int) -> bool:
-        return bool(self._scalar("SELECT count(*) FROM state_updates WHERE height = %s", (height,)))
-
     def load_open_positions(self) -> pa.Table:
         fields = ", ".join(c for c in self._types["positions_open"] if c != "wallet")
         return as_open_positions(self._arrow(f"SELECT {fields} FROM positions_open"))
-
-    def next_lifecycle_key(self) -> int:
-        return int(
-            self._scalar(
-                "SELECT coalesce(max(k), 0) + 1 FROM (SELECT max(key) AS k FROM lifecycles "
-                "UNION ALL SELECT max(key) AS k FROM positions_closed) AS keys"
-            )
-        )
 
     # ------------------------------------------------------------ the write path
 
@@ -684,26 +671,6 @@ class PostgresStore:
 
     # ------------------------------------------------------------ reads for the service
 
-    def series(
-        self, series: Series, start: int, end: int, before: tuple[int, int] | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """Rows of a metrics series in [start, end], newest first, strictly after the cursor `before`."""
-        table, where = series.located()
-        clauses = ["created_at >= %s", "created_at <= %s"] + [f"{c} = %s" for c in where]
-        params: list[Any] = [start, end, *where.values()]
-        if before is not None:
-            clauses.append("(created_at < %s OR (created_at = %s AND id < %s))")
-            params += [before[0], before[0], before[1]]
-        sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id DESC LIMIT %s"
-        return self._dicts(sql, [*params, limit])
-
-    def series_at(self, series: Series, height: int) -> list[dict[str, Any]]:
-        table, where = series.located()
-        clauses = ["height = %s"] + [f"{c} = %s" for c in where]
-        return self._dicts(
-            f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY id", [height, *where.values()]
-        )
-
     def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]:
         table, where = series.located()
         clauses = ["created_at >= %s", "created_at <= %s"] + [f"{c} = %s" for c in where]
@@ -715,34 +682,6 @@ class PostgresStore:
         for row in rows:
             del row["bucket"]
         return rows
-
-    def series_peak(self, series: Series, field: str) -> dict[str, Any] | None:
-        table, where = series.located()
-        if not re.fullmatch(r"[a-z_]+", field):
-            raise ValueError(field)
-        clauses = " AND ".join(["true"] + [f"{c} = %s" for c in where])
-        rows = self._dicts(f"SELECT * FROM {table} WHERE {clauses} ORDER BY {field} DESC, created_at, id LIMIT 1",
-                           list(where.values()))  # fmt: skip
-        return rows[0] if rows else None
-
-    def market_at(self, coin: str, height: int) -> dict[str, Any] | None:
-        rows = self._dicts("SELECT * FROM markets WHERE height = %s AND coin = %s", (height, coin))
-        return rows[0] if rows else None
-
-    def coins(self) -> list[dict[str, Any]]:
-        return self._dicts("SELECT coin, coin_lower, dex, last_height FROM coins ORDER BY coin")
-
-    def open_positions(self, coins: list[str]) -> pa.Table:
-        """Open positions of the given coins joined with their wallet profiles (the CSV export's rows)."""
-        fields = ", ".join(f"p.{c}" for c in self._types["positions_open"])
-        return self._arrow(
-            f"SELECT {fields}, w.total_equity AS profile_total_equity, w.perp_equity AS profile_perp_equity, "
-            "w.count_open_positions AS profile_count_open_positions, w.pnl AS profile_pnl, "
-            "w.balance AS profile_balance, w.pnl_segment AS profile_pnl_segment, "
-            "w.size_segment AS profile_size_segment FROM positions_open p JOIN wallets w ON w.address = p.address "
-            "WHERE p.coin = ANY(%s) ORDER BY p.value DESC, p.id",
-            (list(coins),),
-        )
 
     def position_history(self, query: HistoryQuery) -> list[dict[str, Any]]:
         """Open and closed lifecycles matching `query`, in its order, after its cursor, `limit` rows (the
@@ -790,45 +729,6 @@ class PostgresStore:
             del row["closed"]
         return rows
 
-    def _markets_at(self, height: int) -> dict[str, dict[str, Any]]:
-        cached = getattr(self._local, "markets", None)
-        if cached is None or cached[0] != height:
-            rows = self._dicts("SELECT coin, mid_px, premium, sz_decimals, max_leverage FROM markets WHERE height = %s",
-                               (height,))  # fmt: skip
-            cached = (height, {r.pop("coin"): r for r in rows})
-            self._local.markets = cached
-        return cached[1]
-
-    def past_height(self, time: int) -> int | None:
-        return self._scalar(
-            "SELECT height FROM metrics_general WHERE created_at <= %s ORDER BY created_at DESC, id DESC LIMIT 1",
-            (time,),
-        )
-
-    def order_update(self, time: int) -> tuple[int, int] | None:
-        rows = self._dicts(
-            "SELECT height, time FROM state_updates WHERE has_orders AND time <= %s ORDER BY height DESC LIMIT 1",
-            (time,),
-        )
-        return (rows[0]["height"], rows[0]["time"]) if rows else None
-
-    def first_order_update(self, since: int) -> int | None:
-        return self._scalar("SELECT min(time) FROM state_updates WHERE has_orders AND time >= %s", (since,))
-
-    def orders_at(self, height: int, coins: list[str] | None = None) -> pa.Table:
-        clauses = ["s.first_height <= %s", "(e.span IS NULL OR e.last_height >= %s)"]
-        params: list[Any] = [height, height]
-        if coins is not None:
-            clauses.append("s.coin = ANY(%s)")
-            params.append(list(coins))
-        return self._arrow(
-            "SELECT s.address, s.oid, s.coin, s.side, s.limit_px, s.sz, s.orig_sz, s.timestamp, s.order_type, s.tif, "
-            "s.reduce_only, s.is_trigger, s.trigger_px, s.trigger_condition, s.is_position_tpsl, s.cloid "
-            "FROM order_spans s LEFT JOIN order_ends e ON e.span = s.span "
-            f"WHERE {' AND '.join(clauses)} ORDER BY s.coin, s.side, s.limit_px, s.oid",
-            params,
-        )
-
     def wallet_baselines(self, time: int) -> pa.Table:
         """Per wallet, its PnL and volume at its newest mark at or before `time`, or at its first mark when
         it has none by then (address, pnl, volume)."""
@@ -837,53 +737,6 @@ class PostgresStore:
             "ORDER BY address, (time <= %s) DESC, CASE WHEN time <= %s THEN -time ELSE time END",
             (time - 2 * DAY_MS, time, time),
         )
-
-    def first_mark_time(self) -> int | None:
-        return self._scalar("SELECT min(time) FROM wallet_marks")
-
-    def wallets_with_exposure(self) -> pa.Table:
-        return self._arrow(
-            "SELECT w.address, w.perp_equity, w.pnl, w.volume, coalesce(p.open_value, 0) AS open_value, "
-            "coalesce(p.open_value_long, 0) AS open_value_long FROM wallets w LEFT JOIN (SELECT address, "
-            "sum(value) AS open_value, sum(CASE WHEN side = 'long' THEN value ELSE 0 END) AS open_value_long "
-            "FROM positions_open GROUP BY address) p ON p.address = w.address"
-        )
-
-    def funding_rows(self, coins: list[str], start: int, end: int, with_database_time: bool = False) -> pa.Table:
-        extra = ", u.ingested_at AS database_time" if with_database_time else ""
-        join = " JOIN state_updates u ON u.height = f.height" if with_database_time else ""
-        return self._arrow(
-            f"SELECT f.time, f.coin, f.rate, f.open_interest_usd{extra} FROM funding_hourly f{join} "
-            "WHERE f.coin = ANY(%s) AND f.time BETWEEN %s AND %s ORDER BY f.coin, f.time",
-            (list(coins), start, end),
-        )
-
-    def funding_coverage(self) -> dict[str, tuple[int, int]]:
-        rows = self._dicts("SELECT coin, min(time) AS lo, max(time) AS hi FROM funding_hourly "
-                           "WHERE open_interest_usd > 0 GROUP BY coin")  # fmt: skip
-        return {r["coin"]: (r["lo"], r["hi"]) for r in rows}
-
-    def status(self) -> dict[str, Any]:
-        counts = {
-            "state_updates": self._scalar("SELECT count(*) FROM state_updates"),
-            "open_positions": self._scalar("SELECT count(*) FROM open_states"),
-            "closed_positions": self._scalar("SELECT count(*) FROM positions_closed"),
-            "wallets": self._scalar("SELECT count(*) FROM wallets"),
-            "coins": self._scalar("SELECT count(*) FROM coins"),
-        }
-        first = self._dicts("SELECT height, time FROM state_updates ORDER BY height LIMIT 1")
-        last = self._dicts(
-            "SELECT height, time, ingested_at, ingest_seconds FROM state_updates ORDER BY height DESC LIMIT 1"
-        )
-        return {"backend": self.backend, "path": self.path, "counts": counts,
-                "first": first[0] if first else None, "last": last[0] if last else None}  # fmt: skip
-
-    def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]:
-        rows = self._dicts(
-            "SELECT height, time FROM state_updates WHERE height BETWEEN %s AND %s ORDER BY height",
-            (first_height, last_height),
-        )
-        return {r["height"]: r["time"] for r in rows}
 
     def legacy_keys(self) -> list[dict[str, Any]]:
         return []  # keys have always lived in the database itself here (store/keys.py PostgresKeyStore)
