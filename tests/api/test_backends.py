@@ -77,6 +77,9 @@ def test_json_routes_answer_alike_on_both_backends(both, path):
     left, right = a.json(), b.json()
     if isinstance(left, dict) and "end=" not in path:  # a window that ends "now" echoes the request's clock
         left.pop("end", None), right.pop("end", None)
+    if isinstance(left, dict) and left.get("nextCursor"):  # signed with an expiry in whole seconds: may differ
+        assert bool(right.get("nextCursor"))
+        left.pop("nextCursor"), right.pop("nextCursor")
     for rows in (left, right):  # when each store received the rows: the two ingests ran at different moments
         for row in rows.get("data", []) if isinstance(rows, dict) else []:
             row.pop("database_time", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 
 from hyperscope.domain.state import TS
@@ -120,6 +121,23 @@ class OrderWrite:
     ended: Any  # numpy int64 span keys
     ended_height: int | None
     ended_time: int | None
+
+
+def order_rows(orders: OrderWrite, height: int) -> tuple[pa.Table | None, pa.Table | None]:
+    """(order_ends rows, order_spans rows) one state update appends for its order changes (None: no rows)."""
+    ends = None
+    if len(orders.ended) and orders.ended_height is not None:
+        n = len(orders.ended)
+        ends = pa.table({
+            "span": pa.array(orders.ended, pa.int64()),
+            "last_height": pa.array(np.full(n, orders.ended_height, np.int64)),
+            "last_time": pa.array(np.full(n, orders.ended_time, np.int64)),
+        })  # fmt: skip
+    opened = orders.opened
+    spans = None
+    if opened.num_rows:
+        spans = opened.append_column("first_height", pa.array(np.full(opened.num_rows, height, np.int64)))
+    return ends, spans
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,24 @@ CREATE TABLE IF NOT EXISTS usage (
 COLUMNS = ("key_id", "name", "hash", "scopes", "rate_limit", "created_at", "revoked_at")
 
 
-class KeyStore:
+class _KeyReads:
+    """What both key stores read alike (the statements take no parameters)."""
+
+    def _errors(self) -> Any:
+        raise NotImplementedError
+
+    def rows(self) -> list[dict[str, Any]]:
+        with self._errors() as con:
+            rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM api_keys ORDER BY created_at, key_id").fetchall()
+        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+    def count(self) -> int:
+        """Keys ever created, revoked ones included."""
+        with self._errors() as con:
+            return int(con.execute("SELECT count(*) FROM api_keys").fetchone()[0])
+
+
+class KeyStore(_KeyReads):
     """The api_keys table of one SQLite file. Thread-safe; several processes may open the same file."""
 
     def __init__(self, path: Path | str) -> None:
@@ -64,16 +81,6 @@ class KeyStore:
         """A number that changes whenever another connection has committed a change to the file."""
         with self._errors() as con:
             return int(con.execute("PRAGMA data_version").fetchone()[0])
-
-    def rows(self) -> list[dict[str, Any]]:
-        with self._errors() as con:
-            rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM api_keys ORDER BY created_at, key_id").fetchall()
-        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
-
-    def count(self) -> int:
-        """Keys ever created, revoked ones included."""
-        with self._errors() as con:
-            return int(con.execute("SELECT count(*) FROM api_keys").fetchone()[0])
 
     def insert(self, rows: list[dict[str, Any]]) -> None:
         with self._errors() as con:
@@ -119,7 +126,7 @@ class KeyStore:
             self._con.close()
 
 
-class PostgresKeyStore:
+class PostgresKeyStore(_KeyReads):
     """The api_keys table inside the PostgreSQL database itself, shared by every process and machine.
 
     `version` changes with every created or revoked key (the count and the sum of revocation times), so a
@@ -160,15 +167,6 @@ class PostgresKeyStore:
         with self._errors() as con:
             row = con.execute("SELECT count(*), coalesce(sum(revoked_at), 0) FROM api_keys").fetchone()
         return hash((int(row[0]), int(row[1])))
-
-    def rows(self) -> list[dict[str, Any]]:
-        with self._errors() as con:
-            rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM api_keys ORDER BY created_at, key_id").fetchall()
-        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
-
-    def count(self) -> int:
-        with self._errors() as con:
-            return int(con.execute("SELECT count(*) FROM api_keys").fetchone()[0])
 
     def insert(self, rows: list[dict[str, Any]]) -> None:
         with self._errors() as con, con.transaction():

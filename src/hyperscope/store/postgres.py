@@ -48,6 +48,7 @@ from hyperscope.store.base import (
     Series,
     WriteBatch,
     as_open_positions,
+    order_rows,
     to_storage,
 )
 from hyperscope.store.sql import SqlReads
@@ -568,17 +569,11 @@ class PostgresStore(SqlReads):
         return int(row[0]) - count
 
     def _write_orders(self, cur: psycopg.Cursor[Any], orders: OrderWrite, height: int) -> None:
-        if len(orders.ended) and orders.ended_height is not None:
-            n = len(orders.ended)
-            self._copy(cur, "order_ends", pa.table({
-                "span": pa.array(orders.ended, pa.int64()),
-                "last_height": pa.array(np.full(n, orders.ended_height, np.int64)),
-                "last_time": pa.array(np.full(n, orders.ended_time, np.int64)),
-            }))  # fmt: skip
-        opened = orders.opened
-        if opened.num_rows:
-            opened = opened.append_column("first_height", pa.array(np.full(opened.num_rows, height, np.int64)))
-            self._copy(cur, "order_spans", opened)
+        ends, spans = order_rows(orders, height)
+        if ends is not None:
+            self._copy(cur, "order_ends", ends)
+        if spans is not None:
+            self._copy(cur, "order_spans", spans)
 
     def open_order_spans(self) -> tuple[np.ndarray, tuple[int, int] | None]:
         """Span keys of the orders open at the newest update with orders, and that update's (height, time)."""
