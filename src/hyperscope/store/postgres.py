@@ -172,12 +172,14 @@ class PostgresStore(SqlReads):
         self._encoder = ThreadPoolExecutor(2, thread_name_prefix="pg-encode")
         self._vacuum = threading.Event()
         self._closing = threading.Event()
+        self._vacuumer: threading.Thread | None = None
         try:
             if writer or create:
                 self._writer = self._connect(autocommit=True, name="ingest" if writer else "setup")
             if writer:
                 self._take_writer_lock()
-                threading.Thread(target=self._vacuum_loop, name="pg-vacuum", daemon=True).start()
+                self._vacuumer = threading.Thread(target=self._vacuum_loop, name="pg-vacuum", daemon=True)
+                self._vacuumer.start()
             if create:
                 self._migrate()
             else:
@@ -294,7 +296,7 @@ class PostgresStore(SqlReads):
                 con = con or self._connect(autocommit=True, name="ingest-vacuum")
                 con.execute("VACUUM (SKIP_LOCKED) open_states, wallets, lifecycles")
             except (psycopg.Error, ConfigError) as e:
-                log.warning("vacuum after a state update failed (autovacuum will do it): %s", e)
+                log.warning("vacuum after a state update failed (autovacuum will do it): %s", " ".join(str(e).split()))
                 if con is not None:
                     con.close()
                 con = None
@@ -739,6 +741,8 @@ class PostgresStore(SqlReads):
     def close(self) -> None:
         self._closing.set()
         self._encoder.shutdown(wait=True)
+        if self._vacuumer is not None:
+            self._vacuumer.join(timeout=30)  # a vacuum in progress finishes before the session ends
         while True:
             try:
                 self._pool.get_nowait().close()
