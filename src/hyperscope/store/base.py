@@ -10,6 +10,15 @@ import pyarrow as pa
 
 from hyperscope.domain.state import TS
 
+SCHEMA_VERSION = 5  # of schema.sql; each backend migrates older stores up to it
+DAY_MS = 86_400_000
+# the columns of a lifecycle's identity (written when it opens) and of its numbers (rewritten every update)
+LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
+STATE_COLUMNS = (
+    "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
+    "liquidation_progress", "leverage", "margin_used", "updated_at", "height", "size_segment", "pnl_segment",
+    "size_bucket",
+)  # fmt: skip
 SERIES_TABLES = (
     "metrics_general",
     "metrics_coin",

@@ -22,10 +22,14 @@ import pyarrow as pa
 from hyperscope.domain.ids import position_ids
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store.base import (
+    DAY_MS,
     HISTORY_FIELDS,
     HISTORY_SORT,
+    LIFECYCLE_COLUMNS,
     MISSING_MARKET,
+    SCHEMA_VERSION,
     SERIES_TABLES,
+    STATE_COLUMNS,
     HistoryQuery,
     LatestUpdate,
     OrderWrite,
@@ -39,14 +43,6 @@ from hyperscope.store.base import (
 from hyperscope.store.sql import SqlReads
 
 _TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
-SCHEMA_VERSION = 5
-DAY_MS = 86_400_000
-LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
-STATE_COLUMNS = (
-    "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
-    "liquidation_progress", "leverage", "margin_used", "updated_at", "height", "size_segment", "pnl_segment",
-    "size_bucket",
-)  # fmt: skip
 
 
 # a wallet's key: the first 60 bits of its address (hex digits 3-17) as an integer

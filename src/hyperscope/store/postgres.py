@@ -37,10 +37,14 @@ from hyperscope.domain.ids import wallet_keys
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store import pgcopy
 from hyperscope.store.base import (
+    DAY_MS,
     HISTORY_FIELDS,
     HISTORY_SORT,
+    LIFECYCLE_COLUMNS,
     MISSING_MARKET,
+    SCHEMA_VERSION,
     SERIES_TABLES,
+    STATE_COLUMNS,
     HistoryQuery,
     LatestUpdate,
     OrderWrite,
@@ -54,16 +58,8 @@ from hyperscope.store.base import (
 from hyperscope.store.sql import SqlReads
 
 log = logging.getLogger("hyperscope.store")
-SCHEMA_VERSION = 5
-DAY_MS = 86_400_000
 NOTIFY_CHANNEL = "hyperscope_updates"  # the writer announces each committed state update here
 WRITER_LOCK = 0x6879_7065_7273  # the advisory lock id the one ingest process holds ("hypers")
-LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
-STATE_COLUMNS = (
-    "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
-    "liquidation_progress", "leverage", "margin_used", "updated_at", "height", "size_segment", "pnl_segment",
-    "size_bucket",
-)  # fmt: skip
 # table -> the time column its daily partitions split on
 PARTITIONED = {
     **dict.fromkeys(SERIES_TABLES, "created_at"),
@@ -460,7 +456,6 @@ class PostgresStore(SqlReads):
     def _partitions_of(self, batch: WriteBatch) -> dict[str, tuple[int, int]]:
         wanted = {t: (batch.time, batch.time) for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
         if batch.positions_closed.num_rows:
-            wanted["positions_closed"] = (batch.time, batch.time)
             close = to_storage(batch.positions_closed.select(["close_time"])).column(0).to_numpy()
             wanted["positions_closed"] = (int(close.min()), int(close.max()))
         if batch.fills is not None and batch.fills.num_rows:
