@@ -167,7 +167,7 @@ def make_app(parts: Parts, *, ingesting: bool) -> FastAPI:
     config = ApiConfig(
         exports_dir=s.exports_dir, stale_after_seconds=stale_after(s, ingesting=ingesting),
         cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
-        exports_per_minute=s.exports_per_minute, public_url=s.public_url,
+        exports_per_minute=s.exports_per_minute, public_url=s.public_url, allowed_hosts=tuple(s.allowed_hosts),
         orders_retention_ms=int(s.retention_orders_days * 86_400_000), secret=parts.secret,
         files=s.files, s3_endpoint_url=s.s3_endpoint_url,
     )  # fmt: skip

@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The command-line flag of each setting that has one, for error messages.
 FLAGS = {
@@ -162,7 +162,24 @@ class Settings(BaseSettings):
         None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", description="Absolute base URL of the API as clients "
         "reach it (e.g. https://hs.example.com); download links start with it. Default: the request's own host.",
     )  # fmt: skip
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names (besides localhost, 127.0.0.1 and ::1) whose Host header may "
+        "start download links and next_page_url when public_url is unset; any other Host gets the server's own "
+        "address. Comma-separated in HYPERSCOPE_ALLOWED_HOSTS.",
+    )  # fmt: skip
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python logging level.")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [h for h in value.split(",") if h.strip()]
+        if isinstance(value, list):
+            for h in value:
+                if not isinstance(h, str) or not re.fullmatch(r"[A-Za-z0-9.:\-]+", h.strip()):
+                    raise ValueError(f"not a host name: {h!r}")
+            return [h.strip().lower() for h in value]
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

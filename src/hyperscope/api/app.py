@@ -33,7 +33,8 @@ class ApiConfig:
     cache_max_bytes: int = 256 * MIB
     exports_max_bytes: int = 1024 * MIB
     exports_per_minute: int = 30
-    public_url: str | None = None  # absolute base of download links; None: the request's own host
+    public_url: str | None = None  # absolute base of download links; None: see api/urls.py
+    allowed_hosts: tuple[str, ...] = ()  # Host header names links may start with when public_url is unset
     orders_retention_ms: int = 7 * 86_400_000  # order snapshots older than this are refused
     files: str | None = None  # s3://bucket/prefix, else the local exports_dir
     s3_endpoint_url: str | None = None

@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hyperscope.api.errors import family_error_body
+from hyperscope.api.errors import COINMETRICS, family_error_body
 from hyperscope.errors import AuthError, Forbidden, HyperscopeError, RateLimited
 from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, UsageStore
 
@@ -37,10 +37,14 @@ def is_public(path: str) -> bool:
 
 
 def credentials(scope: Scope) -> str | None:
-    """The key as an Authorization header value: the header itself, or Coin Metrics' `api_key=` parameter."""
+    """The key as an Authorization header value: the header itself, or, under /v4 only, Coin Metrics'
+    `api_key=` parameter (the official client sends it). HyperTracker routes take the header alone, as
+    upstream documents, so keys stay out of URLs, proxies' logs and browser histories."""
     header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
     if header:
         return header.decode("latin-1")
+    if not scope["path"].startswith(COINMETRICS):
+        return None
     for part in scope.get("query_string", b"").split(b"&"):
         name, _, value = part.partition(b"=")
         if name == b"api_key" and value:

@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from hyperscope.api.auth import scoped
 from hyperscope.api.coinmetrics import shape
 from hyperscope.api.coinmetrics.shape import CMBadParameter, unsupported
+from hyperscope.api.urls import link_base
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.service.funding import ALIASES, HOUR_MS, METRICS, FundingService, Series, supported
 
@@ -275,9 +276,9 @@ def _respond(request: Request, table: Table, entity_key: str, limit_param: str, 
     token = url = None
     if edge is not None:
         token = tokens.encode((table.entities[table.entity[edge]], int(table.time[edge])), query)
-        params = [(k, v) for k, v in q.multi_items() if k != "next_page_token"] + [("next_page_token", token)]
-        base = request.app.state.config.public_url or str(request.base_url).rstrip("/")
-        url = f"{base.rstrip('/')}{request.url.path}?{urlencode(params)}"
+        # never the caller's api_key: this page may be cached and served to another key (the client adds its own)
+        params = [(k, v) for k, v in q.multi_items() if k not in ("next_page_token", "api_key")]
+        url = f"{link_base(request)}{request.url.path}?{urlencode([*params, ('next_page_token', token)])}"
     if fmt == "csv":
         rows = list(shown.records(entity_key, null_as_zero))
         out = io.StringIO()
@@ -325,7 +326,7 @@ async def _cached(request: Request, build: Any) -> Response:
     q = request.query_params
     if q.get("format", "json") != "json":
         return await run_in_threadpool(build)
-    key = (request.url.path, str(request.base_url), tuple(sorted((k, v) for k, v in q.multi_items() if k != "api_key")))
+    key = (request.url.path, link_base(request), tuple(sorted((k, v) for k, v in q.multi_items() if k != "api_key")))
     latest = request.app.state.service.store.latest()
     cache = request.app.state.cache
     body = await run_in_threadpool(cache.get_or_build, latest.height if latest else None, key, lambda: build().body)

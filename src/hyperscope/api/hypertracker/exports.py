@@ -19,6 +19,7 @@ from hyperscope.api import params
 from hyperscope.api.auth import scoped
 from hyperscope.api.hypertracker.common import EXTERNAL, query_params, service
 from hyperscope.api.models import DownloadLink, error_responses
+from hyperscope.api.urls import link_base
 from hyperscope.api.responses import JSONBytes
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound, RetryLater
@@ -53,9 +54,8 @@ def _latest(request: Request) -> LatestUpdate:
 
 
 def absolute(request: Request, path: str) -> str:
-    """An absolute URL of `path` on this API: `public_url` when configured, else the request's base URL."""
-    base = request.app.state.config.public_url or str(request.base_url)
-    return base.rstrip("/") + path
+    """An absolute URL of `path` on this API (its base from api/urls.py: never any Host a client sends)."""
+    return link_base(request) + path
 
 
 async def _file_link(
