@@ -520,7 +520,7 @@ def main() -> None:
     except Exit as e:
         _leave(e.code)
     except HyperscopeError as e:
-        err.print(f"[red]error:[/] {escape(e.message)}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(e.log_text)}", soft_wrap=True)  # the operator's terminal: the detail too
         _leave(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -38,6 +38,7 @@ FLAGS = {
     "workers": "--workers",
 }
 MIB = 1024 * 1024
+SECRET_SETTINGS = frozenset({"store", "cursor_secret"})  # values never shown in messages
 
 
 class Settings(BaseSettings):
@@ -200,15 +201,16 @@ class Settings(BaseSettings):
         if value is None:
             return None
         if value.startswith(("postgresql://", "postgres://")):
-            from urllib.parse import urlsplit
+            from hyperscope.dsn import check_postgres_url
 
-            parts = urlsplit(value)
-            if not parts.hostname and "host=" not in parts.query:
-                raise ValueError("a PostgreSQL URL needs a host: postgresql://user@host:5432/database")
+            check_postgres_url(value)
             return value
         if value.startswith("duckdb://") and len(value) > len("duckdb://"):
             return value
-        raise ValueError(f"expected duckdb:///path/file.duckdb or postgresql://user@host/database, got {value!r}")
+        from hyperscope.dsn import redact
+
+        raise ValueError(f"expected duckdb:///path/file.duckdb or postgresql://user@host/database, got "
+                         f"{redact(value)!r}")  # fmt: skip
 
     @field_validator("host")
     @classmethod
@@ -273,4 +275,6 @@ def describe_error(error: ValidationError) -> str:
     label = f"{flag} ({name})" if flag else f"{name} (HYPERSCOPE_{name.upper()})"
     if first["type"] == "value_error":  # our own validators name the value themselves
         return f"{label}: {str(first['msg']).removeprefix('Value error, ')}"
+    if name in SECRET_SETTINGS:  # never echo a value that may hold a secret
+        return f"{label}: {first['msg']}"
     return f"{label}: {first['msg']} (got {first.get('input')!r})"

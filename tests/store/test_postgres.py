@@ -6,13 +6,14 @@ import time
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 
-from hyperscope.errors import ConfigError
+from hyperscope.errors import ConfigError, HyperscopeError, StoreUnavailable
 from hyperscope.ingest import Ingestor
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from hyperscope.store.base import Retention
-from hyperscope.store.postgres import redact
+from hyperscope.dsn import redact
 from tests.factories import T0
 
 DAY = 86_400_000
@@ -137,11 +138,45 @@ def test_a_reader_of_a_database_without_hyperscope_data_is_refused(pg_server):
         open_key_store(empty)
 
 
-def test_an_unreachable_database_is_one_clear_error_without_the_password():
+ODD_URLS = [
+    "postgresql://me:s3cretPW@127.0.0.1:1/nowhere",
+    "postgresql://me:S3cret%PW@127.0.0.1:1/nowhere",  # '%' that is not percent-encoding
+    "postgresql://me:S3cret%25PW@127.0.0.1:1/nowhere",
+    "postgresql://me@127.0.0.1:1/nowhere?password=S3cretPW",
+    "postgresql://me@127.0.0.1:1/nowhere?sslmode=disable&password=S3cret%2FPW",
+    "postgresql://me:S3cretPW@127.0.0.1:notaport/nowhere",
+    "postgresql://me:S3cret@PW@127.0.0.1:1/nowhere",  # an '@' inside the password
+    "postgres://me:S3cretPW@[::1]:1/nowhere",
+]
+
+
+@pytest.mark.parametrize("url", ODD_URLS)
+def test_no_message_about_an_odd_url_shows_its_password(url, caplog):
+    """Whatever the URL's shape, neither the settings check, the store, the key store nor the logs show it."""
+    from hyperscope.settings import Settings, describe_error
+    from hyperscope.store.keys import open_key_store
+
+    texts = [redact(url)]
+    try:
+        Settings(store=url)
+    except ValidationError as e:
+        texts.append(describe_error(e))
+    for opener in (lambda: open_store(url, read_only=True), lambda: open_key_store(url)):
+        with pytest.raises(HyperscopeError) as raised:
+            opener()
+        texts += [raised.value.message, raised.value.log_text]
+    texts += [r.getMessage() for r in caplog.records]
+    for text in texts:
+        assert "S3cret" not in text and "s3cret" not in text and "PW" not in text, text
+    assert "cannot connect" in texts[-2] or "cannot open" in texts[-2]
+
+
+def test_an_unreachable_database_is_one_clear_retryable_error():
     url = "postgresql://me:s3cret@127.0.0.1:1/nowhere"
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(StoreUnavailable) as raised:
         open_store(url, read_only=True)
-    assert "s3cret" not in raised.value.message and "cannot connect" in raised.value.message
+    assert raised.value.message == "cannot connect to the PostgreSQL store"  # what /health may show: no place
+    assert "127.0.0.1:1/nowhere" in raised.value.detail  # what the operator's log and terminal show
     assert redact(url) == "postgresql://me:***@127.0.0.1:1/nowhere"
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hyperscope.errors import ConfigError, RetryLater
+from hyperscope.errors import ConfigError, RetryLater, StoreUnavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -136,7 +136,7 @@ class PostgresKeyStore(_KeyReads):
     def __init__(self, url: str) -> None:
         import psycopg
 
-        from hyperscope.store.postgres import redact
+        from hyperscope.dsn import redact, scrub
 
         self.path = redact(url)
         try:
@@ -150,7 +150,8 @@ class PostgresKeyStore(_KeyReads):
                 self._con.execute(SCHEMA.replace("INTEGER", "BIGINT"))
                 self._con.execute(USAGE.replace("CREATE TABLE", "CREATE UNLOGGED TABLE"))
         except psycopg.Error as e:
-            raise ConfigError(f"cannot open the API keys in {self.path}: {' '.join(str(e).split())}") from e
+            raise StoreUnavailable("cannot open the API keys in the PostgreSQL store",
+                                   detail=f"{self.path}: {scrub(' '.join(str(e).split()), url)}") from e
         self._lock = threading.Lock()
 
     @contextmanager

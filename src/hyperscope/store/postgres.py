@@ -24,7 +24,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -36,6 +35,7 @@ from psycopg.rows import dict_row
 from hyperscope.domain.ids import wallet_keys
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store import pgcopy
+from hyperscope.dsn import redact, scrub
 from hyperscope.store.base import (
     DAY_MS,
     HISTORY_FIELDS,
@@ -124,16 +124,6 @@ _ARROW_TYPES = {20: pa.int64(), 23: pa.int32(), 21: pa.int16(), 701: pa.float64(
                 16: pa.bool_(), 1043: pa.string(), 25: pa.string()}  # fmt: skip
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and status."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _schema_statements() -> list[str]:
     """schema.sql with each growing table partitioned by day on its time column."""
     ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
@@ -196,8 +186,14 @@ class PostgresStore(SqlReads):
             label = f"hyperscope {name} pid={os.getpid()} host={socket.gethostname()}"
             con = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10, application_name=label)
         except psycopg.Error as e:
-            raise ConfigError(f"cannot connect to PostgreSQL at {self.path}: {' '.join(str(e).split())}") from e
+            raise StoreUnavailable("cannot connect to the PostgreSQL store",
+                                   detail=f"{self.path}: {self._text(e)}") from e
         return con
+
+    def _text(self, error: BaseException) -> str:
+        """An error's text on one line, with no secret of the URL in it (for details and logs)."""
+        text = error.log_text if isinstance(error, StoreUnavailable | StoreFailed) else str(error)
+        return scrub(" ".join(text.split()), self.url)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -206,9 +202,9 @@ class PostgresStore(SqlReads):
             yield
         except _TRANSIENT as e:
             raise StoreUnavailable(f"the store could not answer ({type(e).__name__}); try again",
-                                   detail=str(e).strip()) from e  # fmt: skip
+                                   detail=self._text(e)) from e  # fmt: skip
         except psycopg.Error as e:
-            raise StoreFailed(f"the store failed ({type(e).__name__})", detail=str(e).strip()) from e
+            raise StoreFailed(f"the store failed ({type(e).__name__})", detail=self._text(e)) from e
 
     @contextmanager
     def _reader(self) -> Iterator[psycopg.Connection[Any]]:
@@ -292,7 +288,7 @@ class PostgresStore(SqlReads):
                 con = con or self._connect(autocommit=True, name="ingest-vacuum")
                 con.execute("VACUUM (SKIP_LOCKED) open_states, wallets, lifecycles")
             except (psycopg.Error, ConfigError) as e:
-                log.warning("vacuum after a state update failed (autovacuum will do it): %s", " ".join(str(e).split()))
+                log.warning("vacuum after a state update failed (autovacuum will do it): %s", self._text(e))
                 if con is not None:
                     con.close()
                 con = None
@@ -424,7 +420,8 @@ class PostgresStore(SqlReads):
                                 self._latest = LatestUpdate(height, when, ingested)
             except (psycopg.Error, StoreUnavailable, StoreFailed) as e:
                 self._following = False
-                log.warning("lost the store's update notifications (%s); reading the newest height directly", e)
+                log.warning("lost the store's update notifications (%s); reading the newest height directly",
+                            self._text(e))
                 self._closing.wait(2.0)
         self._following = False
 
