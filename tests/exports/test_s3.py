@@ -73,18 +73,55 @@ def test_export_links_are_presigned_by_the_store_and_hold_the_file(world_s3, s3)
             assert httpx.get(r.headers["location"]).status_code == 200
 
 
+class Clock:
+    def __init__(self):
+        self.ahead = 0.0
+
+    def __call__(self):
+        return time.time() + self.ahead
+
+
 def test_old_objects_are_deleted_and_a_full_store_refuses_new_files(s3):
-    files = S3Files("s3://hs-exports/purge", endpoint_url=s3, max_bytes=1000, keep_seconds=4)
+    clock = Clock()
+    files = S3Files("s3://hs-exports/purge", endpoint_url=s3, max_bytes=1000, keep_seconds=100, clock=clock)
     first = files.put(b"x" * 600, "csv")
+    clock.ahead += 61  # the next purge pass is due (they run at most once a minute)
     with pytest.raises(Exception, match="full"):
-        files._purged = 0  # a purge pass now (they run at most once a minute)
         files.put(b"y" * 600, "csv")
-    time.sleep(5.1)  # S3 keeps whole seconds of LastModified
-    files._purged = 0
+    clock.ahead += 61
     assert files.purge() == 0  # the old object went
     assert not files.keep_alive(first)
+    clock.ahead = 0  # back to now: a new file is young
     second = files.put(b"z" * 600, "csv")
     assert files.keep_alive(second)
+
+
+def test_only_objects_hyperscope_wrote_are_ever_deleted(s3):
+    import boto3
+
+    raw = boto3.client("s3", endpoint_url=s3)
+    raw.create_bucket(Bucket="shared")
+    foreign = ["backup.tar", "important/report.csv", "exp/notes.txt", "exp/sub/0123456789abcdef0123456789abcdef.csv",
+               "exp/0123456789abcdef0123456789abcdef.csv"]  # the last: our naming, but not written by us
+    for key in foreign:
+        raw.put_object(Bucket="shared", Key=key, Body=b"theirs")
+    clock = Clock()
+    files = S3Files("s3://shared/exp", endpoint_url=s3, max_bytes=10_000, keep_seconds=4, clock=clock)
+    ours = files.put(b"ours", "json")
+    clock.ahead += 3600
+    files.purge()
+    left = {o["Key"] for o in raw.list_objects_v2(Bucket="shared")["Contents"]}
+    assert left == set(foreign)  # ours went, nothing of theirs did
+    assert f"exp/{ours}" not in left
+
+
+def test_a_bare_bucket_is_refused(s3):
+    from hyperscope.settings import Settings
+
+    with pytest.raises(ConfigError, match="prefix"):
+        S3Files("s3://hs-exports", endpoint_url=s3, max_bytes=1000)
+    with pytest.raises(ValueError, match="prefix"):
+        Settings(files="s3://hs-exports")
 
 
 def test_a_bucket_that_cannot_be_reached_is_one_clear_error(s3):

@@ -3,7 +3,11 @@ machine shares them, with links the store itself signs (pre-signed GETs that exp
 
 Objects are named `<prefix>/<random id>.<suffix>`; callers never choose a key. Bounded like the local folder:
 objects older than `keep_seconds` are deleted (at most one listing a minute), and a bucket lifecycle rule
-can do the same (docs/scaling.md). boto3 exceptions become ours here.
+can do the same (docs/scaling.md).
+
+hyperscope deletes only what it created, even in a bucket it shares: a prefix is required (never a bare
+bucket), only keys of its own naming directly under that prefix are considered, and each is deleted only
+if it carries the `hyperscope: export` metadata written with it. boto3 exceptions become ours here.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +25,7 @@ from hyperscope.exports.documents import FORMATS
 from hyperscope.exports.storage import valid_name
 
 PURGE_EVERY_SECONDS = 60.0
+MARKER = {"hyperscope": "export"}  # object metadata written with every file; nothing without it is deleted
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -27,12 +33,16 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme != "s3" or not parts.netloc:
         raise ConfigError(f"--files: expected s3://bucket/prefix, got {url!r}")
-    return parts.netloc, parts.path.strip("/")
+    prefix = parts.path.strip("/")
+    if not prefix:
+        raise ConfigError(f"--files: {url} names a whole bucket; give a prefix that only hyperscope writes to, "
+                          f"e.g. s3://{parts.netloc}/hyperscope-exports (expired files under it are deleted)")  # fmt: skip
+    return parts.netloc, prefix
 
 
 class S3Files:
     def __init__(self, url: str, *, endpoint_url: str | None = None, max_bytes: int, keep_seconds: int = 180,
-                 client: Any = None) -> None:  # fmt: skip
+                 client: Any = None, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         import boto3
         from botocore.config import Config
 
@@ -43,8 +53,9 @@ class S3Files:
             "s3", endpoint_url=endpoint_url, config=Config(retries={"max_attempts": 3}, connect_timeout=5,
                                                            read_timeout=30, signature_version="s3v4"),
         )  # fmt: skip
+        self._clock = clock
         self._lock = threading.Lock()
-        self._purged = 0.0
+        self._purged = -PURGE_EVERY_SECONDS
         self._used = 0
         try:
             self._client.head_bucket(Bucket=self.bucket)
@@ -54,7 +65,7 @@ class S3Files:
     def _key(self, file_id: str) -> str:
         if not valid_name(file_id):
             raise NotFound("no such export file")
-        return f"{self.prefix}/{file_id}" if self.prefix else file_id
+        return f"{self.prefix}/{file_id}"
 
     def put(self, data: bytes, suffix: str) -> str:
         """Upload bytes (a single PUT: the object appears whole or not at all); returns the file id."""
@@ -64,7 +75,7 @@ class S3Files:
         file_id = f"{secrets.token_hex(16)}.{suffix}"
         try:
             self._client.put_object(Bucket=self.bucket, Key=self._key(file_id), Body=data,
-                                    ContentType=FORMATS[suffix])  # fmt: skip
+                                    ContentType=FORMATS[suffix], Metadata=MARKER)  # fmt: skip
         except Exception as e:
             raise RetryLater("the export could not be stored; try again later", detail=_reason(e)) from e
         with self._lock:
@@ -78,7 +89,7 @@ class S3Files:
             head = self._client.head_object(Bucket=self.bucket, Key=self._key(file_id))
         except Exception:
             return False
-        age = time.time() - head["LastModified"].timestamp()
+        age = self._clock() - head["LastModified"].timestamp()
         return age < self.keep / 2
 
     def presigned(self, file_id: str, name: str, seconds: int) -> str | None:
@@ -97,30 +108,38 @@ class S3Files:
         raise NotFound("export files live on S3; use the link the export route returned")
 
     def purge(self) -> int:
-        """Delete objects older than `keep_seconds` (one listing a minute at most); returns the bytes held."""
-        now = time.time()
+        """Delete our objects older than `keep_seconds` (one listing a minute at most); returns the bytes ours
+        still hold. Objects under the prefix that are not ours are neither counted nor touched."""
+        now = self._clock()
         with self._lock:
             if now - self._purged < PURGE_EVERY_SECONDS:
                 return self._used
             self._purged = now
         used, doomed = 0, []
         try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""
-            )
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/")
             for page in pages:
                 for item in page.get("Contents", []):
+                    name = str(item["Key"])[len(self.prefix) + 1 :]
+                    if not valid_name(name):  # not of our naming (or in a sub-folder): never ours
+                        continue
                     if now - item["LastModified"].timestamp() > self.keep:
-                        doomed.append({"Key": item["Key"]})
+                        doomed.append(item["Key"])
                     else:
                         used += int(item["Size"])
-            for start in range(0, len(doomed), 1000):
-                self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000]})
+            ours = [{"Key": key} for key in doomed if self._is_ours(key)]
+            for start in range(0, len(ours), 1000):
+                self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": ours[start : start + 1000]})
         except Exception as e:
             raise RetryLater("export storage could not be tidied; try again later", detail=_reason(e)) from e
         with self._lock:
             self._used = used
         return used
+
+    def _is_ours(self, key: str) -> bool:
+        """Whether the object carries the marker hyperscope writes with each file."""
+        head = self._client.head_object(Bucket=self.bucket, Key=key)
+        return all(head.get("Metadata", {}).get(k) == v for k, v in MARKER.items())
 
 
 def _reason(error: Exception) -> str:
