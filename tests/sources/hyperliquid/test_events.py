@@ -5,7 +5,7 @@ from tests.sources.hyperliquid.conftest import DATA, load
 
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, add_perp_contexts, perp_dex_names
-from hyperscope.sources.hyperliquid.events import FILLS_DIR, BlockStream, fills_table, flows_of
+from hyperscope.sources.hyperliquid.events import FILLS_DIR, Block, BlockStream, Skips, fills_table, flows_of
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot
 
 LINES = (DATA / "node_fills_by_block.ndjson").read_bytes().splitlines(keepends=True)
@@ -76,14 +76,68 @@ def test_opening_fills_teach_open_times(tmp_path):
     assert hints == [1774947599852, 1774947599990, None]
 
 
-def test_a_malformed_fill_is_rejected_naming_its_block(tmp_path):
+def test_a_malformed_fill_is_skipped_and_counted_naming_its_block(tmp_path):
     root = fills_folder(tmp_path)
     (root / "hourly" / "20260331" / "10").write_bytes(
-        b'{"block_time":"2026-03-31T10:00:00.0","block_number":941006700,"events":[["0x1",{"coin":"BTC"}]]}\n'
+        b'{"block_time":"2026-03-31T10:00:00.0","block_number":941006700,"events":[["0x1",{"coin":"BTC"}],'
+        + LINES[0].split(b'"events":[', 1)[1].rstrip(b"\n").removesuffix(b"]}") + b"]}\n"
     )
     blocks, _ = BlockStream(root).until(941006700)
-    with pytest.raises(InvalidSnapshot, match="block 941006700 event 0"):
-        fills_table(blocks, {"BTC"})
+    skips = Skips()
+    table = fills_table(blocks, {"BTC", "ETH", "xyz:GOLD"}, skips)
+    assert skips.counts == {"fills that are not [user, fill]": 1}
+    assert "block 941006700 event 0" in skips.summary()
+    whole = fills_table(BlockStream(fills_folder(tmp_path / "again")).until(941006640)[0], {"BTC", "ETH", "xyz:GOLD"})
+    assert table.num_rows > whole.num_rows  # the block's good events are kept
+
+
+def test_a_line_that_is_not_a_block_is_skipped_once_and_the_stream_goes_on(tmp_path):
+    root = fills_folder(tmp_path)
+    hour9 = root / "hourly" / "20260331" / "9"
+    hour9.write_bytes(LINES[1] + b'{"not": "a block"}\n' + b"\x00garbage\n" + LINES[2])
+    stream = BlockStream(root)
+    blocks, _ = stream.until(941006640)
+    assert [b.number for b in blocks] == [941006631, 941006632, 941006633]
+    assert stream.skips.counts == {"lines that are not blocks": 2}
+    assert "20260331/9 line 2" in stream.skips.summary()
+    with hour9.open("ab") as f:  # the position moved past them: more blocks come, nothing is counted twice
+        f.write(LINES[2].replace(b"941006633", b"941006634"))
+    assert [b.number for b in stream.until(941006640)[0]] == [941006634]
+    assert sum(stream.skips.counts.values()) == 2
+
+
+def test_a_cut_line_is_final_once_a_later_file_exists(tmp_path):
+    root = fills_folder(tmp_path, split_last_line=True)
+    stream = BlockStream(root)
+    stream.until(941006640)
+    assert not stream.skips  # hour 9 is the newest file: its last line may still be being written
+    (root / "hourly" / "20260331" / "10").write_bytes(LINES[2].replace(b"941006633", b"941006700"))
+    blocks, _ = stream.until(941006700)
+    assert [b.number for b in blocks] == [941006700]
+    assert stream.skips.counts == {"cut last lines": 1}
+
+
+def test_a_finished_folder_reads_a_last_line_without_its_newline_and_counts_a_cut_one(tmp_path):
+    root = fills_folder(tmp_path)
+    hour9 = root / "hourly" / "20260331" / "9"
+    hour9.write_bytes(LINES[1] + LINES[2].rstrip(b"\n"))  # whole, but no newline at the end
+    stream = BlockStream(root, complete=True)
+    assert [b.number for b in stream.until(941006640)[0]] == [941006631, 941006632, 941006633]
+    assert not stream.skips
+    hour9.write_bytes(LINES[1] + LINES[2][:40])
+    cut = BlockStream(root, complete=True)
+    assert [b.number for b in cut.until(941006640)[0]] == [941006631, 941006632]
+    assert cut.skips.counts == {"cut last lines": 1}
+
+
+def test_a_misc_event_of_an_unknown_shape_is_skipped_and_the_rest_booked(tmp_path):
+    good = {"time": "2026-03-31T10:00:00.0", "hash": "0x0", "inner": {"CDeposit": {"user": "0xAB", "amount": "2.5"}}}
+    bad = [{"inner": {"LedgerUpdate": {"users": ["0x1"], "delta": {"type": "deposit"}}}},  # no usdc
+           {"inner": {"CDeposit": {"user": "0x2"}}}, {"inner": "text"}, "not an event"]  # fmt: skip
+    skips = Skips()
+    flows = flows_of([Block(1, 0, [*bad, good])], skips)
+    assert flows.staking_user == ["0xab"] and flows.staking == [2.5] and flows.usdc == []
+    assert skips.counts == {"misc events of an unknown shape": 4}
 
 
 def test_misc_events_give_perp_flows_and_staking(tmp_path):

@@ -109,3 +109,53 @@ def test_a_store_refuses_another_node_folder(node_dir, tmp_path):
             replay(other, tmp_path).attach(store)
     finally:
         store.close()
+
+
+def test_a_bad_line_in_an_event_file_never_blocks_later_snapshots(node_dir, direct, tmp_path, caplog):
+    """A line that is not a block in the fills, and a cut last line in the misc events: every snapshot goes in,
+    the rest of each file is read, and the skips are counted in the source's health and logged."""
+    folder = tmp_path / "node"
+    shutil.copytree(node_dir, folder)
+    fills = sorted((folder / "node_fills_by_block" / "hourly").glob("*/*"), key=lambda p: int(p.name))
+    lines = fills[0].read_bytes().splitlines(keepends=True)
+    fills[0].write_bytes(b"".join([*lines[:1], b"{half a block\n", *lines[1:]]))
+    misc = sorted((folder / "misc_events_by_block" / "hourly").glob("*/*"), key=lambda p: int(p.name))
+    misc[-1].write_bytes(misc[-1].read_bytes() + b'{"local_time": "2026-')
+    status = IngestStatus()
+    source = replay(folder, tmp_path)
+    replayed, counts = ingest_all(source, tmp_path, status=status)
+    assert status.rejected == 0 and counts["state_updates"] == HOURS * 4
+    assert replayed == direct[0]  # every good block is there: the bad lines held nothing
+    assert source.health()["skipped_total"] == {"lines that are not blocks": 1, "cut last lines": 1}
+    assert any("skipped what could not be read" in r.getMessage() for r in caplog.records)
+
+
+def test_a_snapshot_still_being_written_is_read_again_not_rejected(node_dir, tmp_path):
+    from hyperscope.errors import SourceUnavailable
+    from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot
+
+    folder = tmp_path / "node"
+    shutil.copytree(node_dir, folder)
+    first = next(iter(snapshot_files(folder).values()))
+    whole = first.read_bytes()
+    first.write_bytes(whole[: len(whole) // 3])  # the node is half-way through writing it
+    now = [first.stat().st_mtime + 1]
+    source = NodeSource(folder, tmp_path / "source.npz", watch=True, fills_wait_seconds=0, clock=lambda: now[0])
+    store = open_store(tmp_path / "s.duckdb")
+    try:
+        source.attach(store)
+        due = source._due()
+        with pytest.raises(SourceUnavailable, match="may still be being written"):
+            source._update(*due[0])
+        assert source.last_height is None and source.rejected is None  # not given up on
+        first.write_bytes(whole)  # finished
+        assert source._update(*due[0]).height == due[0][0]
+        # a file cut for good (older than the settle time) is rejected once, and the source moves on
+        second = due[1][1]
+        second.write_bytes(second.read_bytes()[:100])
+        now[0] = second.stat().st_mtime + 3600
+        with pytest.raises(InvalidSnapshot):
+            source._update(*due[1])
+        assert source.last_height == due[1][0] and source.rejected["height"] == due[1][0]
+    finally:
+        store.close()

@@ -6,6 +6,10 @@ processing time, so a block of hour H may sit in the file of hour H+1: a `BlockS
 files in order as one stream and hands out blocks by block number, never by file name. Only complete
 lines are read (the node may be writing the last one), and the stream remembers where it stopped.
 
+One bad record never blocks a stream: a line that is not a block, a cut last line that can no longer be
+finished (a later file exists, or the folder is a finished replay) and an event of a shape we cannot read
+are skipped, counted by kind in `Skips` and logged once per snapshot; the read position moves past them.
+
 Fill events are `[user, fill]` in the API's fill format; misc events are externally tagged
 (`{"inner": {"LedgerUpdate": ...}}`). What hyperscope takes from them:
 - fills: perp volume, liquidations and position open times (columns of the FILLS schema);
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +34,6 @@ import orjson
 import pyarrow as pa
 
 from hyperscope.domain.state import FILLS
-from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
 
@@ -50,6 +54,25 @@ def hourly_files(root: Path) -> list[Path]:
             if hour.is_file() and hour.name.isdigit():
                 found.append((day.name, int(hour.name), hour))
     return [path for _, _, path in sorted(found)]
+
+
+@dataclass
+class Skips:
+    """Records skipped because they could not be read, by kind, with where the first of each kind was."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    first: dict[str, str] = field(default_factory=dict)
+
+    def add(self, kind: str, where: str) -> None:
+        self.counts[kind] += 1
+        self.first.setdefault(kind, where)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def summary(self) -> str:
+        """One line: each kind's count and its first example."""
+        return "; ".join(f"{n} {kind} (first: {self.first[kind]})" for kind, n in sorted(self.counts.items()))
 
 
 @dataclass
@@ -77,6 +100,8 @@ class BlockStream:
     offset: int = 0
     pending: list[Block] = field(default_factory=list)
     last_block: int = 0
+    complete: bool = False  # every file is finished (a replay): a cut last line will never be completed
+    skips: Skips = field(default_factory=Skips)
 
     def _files_from_cursor(self) -> list[Path]:
         files = hourly_files(self.root)
@@ -90,26 +115,38 @@ class BlockStream:
         return files[names.index(self.file) :]
 
     def _read_more(self) -> Iterator[Block]:
-        for path in self._files_from_cursor():
+        files = self._files_from_cursor()
+        for k, path in enumerate(files):
             name = str(path.relative_to(self.root))
             if name != self.file:
                 self.file, self.offset = name, 0
             with path.open("rb") as f:
                 f.seek(self.offset)
                 data = f.read()
-            end = data.rfind(b"\n") + 1  # complete lines only
+            end = data.rfind(b"\n") + 1  # complete lines only, unless this file can no longer grow
+            final = self.complete or k < len(files) - 1
+            lines = data[:end].split(b"\n")[:-1]
+            if final and end < len(data):
+                lines.append(data[end:])
+                end = len(data)
             at = 0
-            for number, line in enumerate(data[:end].split(b"\n")[:-1]):
+            for number, line in enumerate(lines):
                 start, at = at, at + len(line) + 1
                 if not line.strip():
                     continue
+                where = f"{name} line {number + 1} after byte {self.offset}"
                 try:
                     raw = orjson.loads(line)
                     block = Block(int(raw["block_number"]), _block_time(raw["block_time"]), raw["events"], name,
                                   self.offset + start)  # fmt: skip
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                    raise InvalidSnapshot(f"{name}: line {number + 1} after byte {self.offset} is not a block "
-                                          f"({type(e).__name__}: {e!s:.60})") from e  # fmt: skip
+                    cut = start + len(line) >= len(data) and not data.endswith(b"\n")
+                    self.skips.add("cut last lines" if cut else "lines that are not blocks",
+                                   f"{where}: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                    continue
+                if not isinstance(block.events, list):
+                    self.skips.add("blocks without an event list", where)
+                    continue
                 yield block
             self.offset += end
 
@@ -139,6 +176,9 @@ class BlockStream:
 
 # ------------------------------------------------------------------ fills
 
+_FILL_COLUMNS = ("address", "coin", "px", "sz", "side", "time", "start_position", "dir", "closed_pnl", "fee", "tid",
+                 "liquidation")  # fmt: skip
+
 
 def _f(value: Any) -> float:
     number = float(value)
@@ -147,9 +187,11 @@ def _f(value: Any) -> float:
     return number
 
 
-def fills_table(blocks: list[Block], perp_coins: set[str]) -> pa.Table:
-    """The perp fills of `blocks` as a FILLS table (spot fills, `@107` or `PURR/USDC`, are left out)."""
+def fills_table(blocks: list[Block], perp_coins: set[str], skips: Skips | None = None) -> pa.Table:
+    """The perp fills of `blocks` as a FILLS table (spot fills, `@107` or `PURR/USDC`, are left out). A fill
+    that cannot be read is skipped and counted in `skips`; the others are kept."""
     cols: dict[str, list[Any]] = {f.name: [] for f in FILLS}
+    skips = skips if skips is not None else Skips()
     for block in blocks:
         for i, event in enumerate(block.events):
             try:
@@ -158,23 +200,16 @@ def fills_table(blocks: list[Block], perp_coins: set[str]) -> pa.Table:
                 if coin not in perp_coins:
                     continue
                 liquidation = fill.get("liquidation")
-                cols["address"].append(user)
-                cols["coin"].append(coin)
-                cols["px"].append(_f(fill["px"]))
-                cols["sz"].append(_f(fill["sz"]))
-                cols["side"].append(fill["side"])
-                cols["time"].append(int(fill["time"]))
-                cols["start_position"].append(_f(fill["startPosition"]))
-                cols["dir"].append(fill.get("dir") or "")
-                cols["closed_pnl"].append(_f(fill.get("closedPnl", 0)))
-                cols["fee"].append(_f(fill.get("fee", 0)))
-                cols["tid"].append(int(fill["tid"]))
-                cols["liquidation"].append(
-                    isinstance(liquidation, dict) and liquidation.get("liquidatedUser", user) == user
-                )
-            except (KeyError, TypeError, ValueError) as e:
-                raise InvalidSnapshot(f"fills: block {block.number} event {i} is not [user, fill] "
-                                      f"({type(e).__name__}: {e!s:.60})") from e  # fmt: skip
+                row = (str(user), coin, _f(fill["px"]), _f(fill["sz"]), str(fill["side"]), int(fill["time"]),
+                       _f(fill["startPosition"]), str(fill.get("dir") or ""), _f(fill.get("closedPnl", 0)),
+                       _f(fill.get("fee", 0)), int(fill["tid"]),
+                       isinstance(liquidation, dict) and liquidation.get("liquidatedUser", user) == user)  # fmt: skip
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                skips.add("fills that are not [user, fill]", f"block {block.number} event {i}: "
+                          f"{type(e).__name__}: {e!s:.60}")  # fmt: skip
+                continue
+            for name, value in zip(_FILL_COLUMNS, row, strict=True):
+                cols[name].append(value)
     arrays = {name: pa.array(values) for name, values in cols.items()}
     arrays["time"] = pa.array(np.array(cols["time"], np.int64)).cast(FILLS.field("time").type)
     return pa.table({f.name: arrays[f.name].cast(f.type) for f in FILLS}, schema=FILLS)
@@ -225,24 +260,31 @@ def _ledger(flows: Flows, users: list[Any], delta: dict[str, Any]) -> None:
         flows.move(delta.get("user", first), _f(delta.get("netWithdrawnUsd", delta.get("requestedUsd", 0))))
 
 
-def flows_of(blocks: list[Block]) -> Flows:
+def flows_of(blocks: list[Block], skips: Skips | None = None) -> Flows:
+    """The money moved in `blocks`; an event that cannot be read is skipped and counted in `skips`."""
     flows = Flows()
+    skips = skips if skips is not None else Skips()
     for block in blocks:
         for i, event in enumerate(block.events):
             try:
                 inner = event["inner"]
                 ((tag, body),) = inner.items()
                 if tag == "LedgerUpdate":
-                    _ledger(flows, body.get("users") or [], body["delta"])
+                    one = Flows()  # applied only once the whole event was read
+                    _ledger(one, body.get("users") or [], body["delta"])
+                    flows.usdc_user += one.usdc_user
+                    flows.usdc += one.usdc
                 elif tag == "CDeposit":
-                    flows.staking_user.append(body["user"].lower())
-                    flows.staking.append(_f(body["amount"]))
+                    user, amount = body["user"].lower(), _f(body["amount"])
+                    flows.staking_user.append(user)
+                    flows.staking.append(amount)
                 elif tag == "CWithdrawal":
-                    flows.staking_user.append(body["user"].lower())
-                    flows.staking.append(-_f(body["amount"]))
+                    user, amount = body["user"].lower(), -_f(body["amount"])
+                    flows.staking_user.append(user)
+                    flows.staking.append(amount)
                 elif tag == "Funding":
                     flows.funding_events += 1
             except (KeyError, TypeError, ValueError, AttributeError) as e:
-                raise InvalidSnapshot(f"misc events: block {block.number} event {i} is malformed "
-                                      f"({type(e).__name__}: {e!s:.60})") from e  # fmt: skip
+                skips.add("misc events of an unknown shape", f"block {block.number} event {i}: "
+                          f"{type(e).__name__}: {e!s:.60}")  # fmt: skip
     return flows

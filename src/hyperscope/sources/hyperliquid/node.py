@@ -21,18 +21,20 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
 from hyperscope.domain.state import StateUpdate
-from hyperscope.errors import ConfigError
+from hyperscope.errors import ConfigError, SourceUnavailable
 from hyperscope.sources.base import Backlog, Ledger, Progress, claim
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook, build_update
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, from_recording
-from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, fills_table, flows_of
+from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, Skips, fills_table, flows_of
 from hyperscope.sources.hyperliquid.nodefiles import RECORDS_DIR, SNAPSHOTS_DIR, write_json
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, height_of, read_snapshot
 
@@ -44,6 +46,9 @@ log = logging.getLogger("hyperscope.sources.hyperliquid")
 
 BLOCKS_PER_SNAPSHOT = 10_000
 RECORDINGS_KEPT_SECONDS = 48 * 3600
+# a snapshot that does not read whole while it changed during the read, or is younger than this, may still
+# be being written: it is read again later (the pipeline's retries), never rejected for good at once
+SETTLE_SECONDS = 30.0
 
 
 def snapshot_files(root: Path) -> dict[int, Path]:
@@ -66,7 +71,7 @@ class NodeSource:
     def __init__(
         self, root: Path, checkpoint: Path, *, watch: bool, catch_up: str = "oldest",
         market: InfoClient | None = None, records: Path | None = None, anchors: Anchors | None = None,
-        poll_seconds: float = 1.0, fills_wait_seconds: float = 30.0,
+        poll_seconds: float = 1.0, fills_wait_seconds: float = 30.0, clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self.root = root
         self.kind = "node" if watch else "replay"
@@ -79,8 +84,11 @@ class NodeSource:
         self.poll_seconds = poll_seconds
         self.fills_wait_seconds = fills_wait_seconds
         self.book = WalletBook(anchors)
-        self.fills = BlockStream(root / FILLS_DIR)
-        self.misc = BlockStream(root / MISC_DIR)
+        self.fills = BlockStream(root / FILLS_DIR, complete=not watch)
+        self.misc = BlockStream(root / MISC_DIR, complete=not watch)
+        self.clock = clock
+        self.skipped: dict[str, int] = {}  # what the last snapshot's events skipped, by kind
+        self.skipped_total: Counter[str] = Counter()
         self.last_height: int | None = None  # of the newest snapshot turned into an update
         self._stored: int | None = None
         self._saved: int | None = None
@@ -196,30 +204,49 @@ class NodeSource:
         return None
 
     def _update(self, height: int, path: Path) -> StateUpdate:
-        """Turn one snapshot into a state update; a bad one is rejected whole (InvalidSnapshot, logged)."""
+        """Turn one snapshot into a state update; a bad one is rejected whole (InvalidSnapshot, logged), one
+        that may still be being written is left for a retry (SourceUnavailable). Events that cannot be read
+        are skipped and counted, never the snapshot's reason to fail."""
+        before = _stat(path)
         try:
             snapshot = read_snapshot(path, height)
+        except InvalidSnapshot as e:
+            after = _stat(path)
+            if self.watch and (after != before or (after is not None and self.clock() - after[1] < SETTLE_SECONDS)):
+                raise SourceUnavailable(f"snapshot {height} did not read whole and may still be being written; "
+                                        "reading it again shortly", detail=e.message) from e  # fmt: skip
+            self._reject(path, height, e)
+        skips = Skips()
+        self.fills.skips = self.misc.skips = skips
+        try:
             if self.last_height is None:  # blocks before the first snapshot's own: open times and staking only
                 older_fills, _ = self.fills.until(height - BLOCKS_PER_SNAPSHOT)
                 older_misc, _ = self.misc.until(height - BLOCKS_PER_SNAPSHOT)
-                self.book.stake(flows_of(older_misc))
+                self.book.stake(flows_of(older_misc, skips))
                 contexts = self._contexts(height, snapshot.time_ms)
-                self.book.learn_opens(fills_table(older_fills, set(contexts.coins) or _all_coins(snapshot)))
+                self.book.learn_opens(fills_table(older_fills, set(contexts.coins) or _all_coins(snapshot), skips))
             else:
                 contexts = self._contexts(height, snapshot.time_ms)
             coins = _all_coins(snapshot)
             fill_blocks = self._blocks(self.fills, height)
             misc_blocks = self._blocks(self.misc, height)
-            fills = fills_table(fill_blocks, coins) if self.fills.file is not None else None
-            flows = flows_of(misc_blocks)
+            fills = fills_table(fill_blocks, coins, skips) if self.fills.file is not None else None
+            flows = flows_of(misc_blocks, skips)
             update = build_update(snapshot, contexts, self.book, fills=fills, flows=flows, source=self.kind)
         except InvalidSnapshot as e:
-            log.error("rejected %s: %s", path, e.message)
-            self.rejected = {"height": height, "reason": e.message}
-            self.last_height = height  # never retried: the next snapshot is a whole new state
-            raise
+            self._reject(path, height, e)
+        self.skipped = dict(skips.counts)
+        self.skipped_total.update(skips.counts)
+        if skips:
+            log.warning("snapshot %d: skipped what could not be read: %s", height, skips.summary())
         self.last_height = height
         return update
+
+    def _reject(self, path: Path, height: int, error: InvalidSnapshot) -> NoReturn:
+        log.error("rejected %s: %s", path, error.message)
+        self.rejected = {"height": height, "reason": error.message}
+        self.last_height = height  # never retried: the next snapshot is a whole new state
+        raise error
 
     def _blocks(self, stream: BlockStream, height: int) -> list[Any]:
         blocks, reached = stream.until(height)
@@ -276,7 +303,17 @@ class NodeSource:
         return {
             "kind": self.kind, "coverage": "all wallets", "last_snapshot": self.last_height,
             "market_data": self.market_origin, "last_rejected": self.rejected,
+            "skipped_last_snapshot": self.skipped, "skipped_total": dict(self.skipped_total),
         }  # fmt: skip
+
+
+def _stat(path: Path) -> tuple[int, float] | None:
+    """(size, mtime) of a file, None when it is gone."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime
 
 
 def _all_coins(snapshot: Any) -> set[str]:
