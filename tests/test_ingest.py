@@ -178,3 +178,26 @@ def test_a_wallet_missing_from_an_update_keeps_its_last_profile(store, ingestor)
     assert rows[make_wallet(4)["address"]]["perp_equity"] == 4_000.0
     assert rows[make_wallet(4)["address"]]["height"] == first.height
     assert rows[make_wallet(1)["address"]]["perp_equity"] == 5.0
+
+
+def test_a_restart_inside_an_hour_writes_no_wallet_marks_until_the_next_hour(store, sim):
+    """Marks are the leaderboards' hourly baselines: a restart (a new Ingestor, as after a crash or a database
+    outage) must not add a set at another time of the hour."""
+    from hyperscope.ingest import Ingestor
+
+    def mark_times():
+        return [r["time"] for r in store._dicts("SELECT DISTINCT time FROM wallet_marks ORDER BY time", [])]
+
+    first = Ingestor(store)
+    for minutes in (5, 20):
+        first.ingest(sim.step(T0 + minutes * 60_000))
+    assert len(mark_times()) == 1  # the first update marks
+    restarted = Ingestor(store)
+    restarted.ingest(sim.step(T0 + 35 * 60_000))
+    assert len(mark_times()) == 1
+    restarted.ingest(sim.step(T0 + 65 * 60_000))  # the next hour: every wallet, fully
+    times = mark_times()
+    assert len(times) == 2 and times[1] == T0 + 65 * 60_000
+    full = store._dicts("SELECT count(*) AS n, min(CASE WHEN full_mark THEN 1 ELSE 0 END) AS f FROM wallet_marks "
+                        "WHERE time = ?", [times[1]])  # fmt: skip
+    assert full[0]["f"] == 1 and full[0]["n"] > 0

@@ -287,7 +287,7 @@ def backfill_cmd(
                          store=store, **_source_options(source, folder, node_data, info_url=info_url,
                                                         watch_list=watch_list, leaderboard=leaderboard,
                                                         market_info_url=market_info_url))  # fmt: skip
-    parts = build(settings, ingest=True, serve=False)
+    parts = build(settings, ingest=True, serve=False, live=False)
     signals = Signals()
     with signals.installed():
         try:

@@ -156,8 +156,9 @@ class Ingestor:
 
     def _marks(self, profiles: pa.Table, time_ms: int, previous_ms: int | None) -> pa.Table | None:
         """Wallet PnL and volume marks at the first update of an hour: the changed wallets, or every wallet at
-        the first update of a UTC day or after a restart (the leaderboards' baselines)."""
-        if previous_ms is not None and time_ms // HOUR_MS == previous_ms // HOUR_MS and self._marked is not None:
+        the first update of a UTC day or the first hour after a restart (the leaderboards' baselines). A restart
+        inside an hour that is marked already writes nothing until the next hour (never a mark at another time)."""
+        if previous_ms is not None and time_ms // HOUR_MS == previous_ms // HOUR_MS:
             return None
         current = profiles.select(["address", "pnl", "volume"])
         full = self._marked is None or previous_ms is None or time_ms // DAY_MS != previous_ms // DAY_MS

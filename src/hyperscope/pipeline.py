@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hyperscope.domain.state import StateUpdate
+from hyperscope.domain.writer import HEARTBEAT_SECONDS, WRITER_KEY, WriterRecord
 from hyperscope.errors import HyperscopeError, InvalidStateUpdate, RetryLater
 from hyperscope.ingest import Ingestor, IngestResult
 from hyperscope.sources.base import Source
+from hyperscope.store.base import Store
 
 log = logging.getLogger("hyperscope.pipeline")
 
@@ -50,6 +52,44 @@ class IngestStatus:
     @property
     def failed(self) -> bool:
         return self.state == "failed"
+
+
+class WriterHeartbeat:
+    """Records what ingest is doing in the store (service/health.py's WriterRecord), so that `serve` processes
+    over the same store report it honestly: when ingest starts and stops, and, where servers read while it
+    writes (PostgreSQL), every few seconds in between. A record that cannot be written is tried again at the
+    next beat; it never holds up ingest."""
+
+    def __init__(self, store: Store, status: IngestStatus, stale_after: float | None) -> None:
+        self.store, self.status, self.stale_after = store, status, stale_after
+        self.beats = store.backend == "postgresql"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _record(self) -> None:
+        try:
+            self.store.set_meta(WRITER_KEY, WriterRecord.of(self.status, self.stale_after, self.beats).encode())
+        except HyperscopeError as e:
+            log.debug("could not record the ingest's state in the store: %s", e.log_text)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self._record()
+
+    def start(self) -> None:
+        self._record()
+        if self.beats:
+            self._thread = threading.Thread(target=self._loop, name="writer-heartbeat", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """The last record: stopped (or failed, with its reason)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.status.state != "failed":
+            self.status.state = "stopped"
+        self._record()
 
 
 class IngestFailed(Exception):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from hyperscope.ingest import Ingestor
-    from hyperscope.pipeline import IngestStatus
+    from hyperscope.pipeline import IngestStatus, WriterHeartbeat
     from hyperscope.service import KeyManager, Service
     from hyperscope.sources.base import Source
     from hyperscope.store.base import Store
@@ -110,12 +110,14 @@ class Parts:
     ingestor: Ingestor | None = None
     source: Source | None = None
     status: IngestStatus = field(default_factory=lambda: _status())
+    heartbeat: WriterHeartbeat | None = None
 
     def close(self) -> None:
         """Checkpoint and close everything; a part that fails to close is logged, never masks how we ended."""
         from hyperscope.errors import HyperscopeError
 
-        steps = [self.source.save] if self.source is not None else []
+        steps = [self.heartbeat.stop] if self.heartbeat is not None else []
+        steps += [self.source.save] if self.source is not None else []
         steps += [self.keys.store.close] if self.keys is not None else []
         for step in (*steps, self.store.close):
             try:
@@ -130,18 +132,23 @@ def _status() -> IngestStatus:
     return IngestStatus()
 
 
-def build(settings: Settings, *, ingest: bool, serve: bool, read_only: bool = False) -> Parts:
-    """Open the store (creating it only when this command ingests) and build what the command needs."""
+def build(settings: Settings, *, ingest: bool, serve: bool, read_only: bool = False, live: bool = True) -> Parts:
+    """Open the store (creating it only when this command ingests) and build what the command needs. An
+    ingest records its state in the store for `serve` processes (with its pace when it goes `live`)."""
     store = open_store(settings, create=ingest, read_only=read_only)
     parts = Parts(settings, store)
     try:
         if ingest:
             from hyperscope.ingest import Ingestor
+            from hyperscope.pipeline import WriterHeartbeat
 
             settings.data_dir.mkdir(parents=True, exist_ok=True)  # source checkpoints live here (any store)
             parts.ingestor = Ingestor(store, Retention.from_settings(settings))
             parts.source = make_source(settings)
             parts.status.describe_source = parts.source.health
+            pace = stale_after(settings, ingesting=True) if live else None
+            parts.heartbeat = WriterHeartbeat(store, parts.status, pace)
+            parts.heartbeat.start()
         if serve:
             from hyperscope.service import CursorCodec, Service
 
@@ -166,6 +173,7 @@ def make_app(parts: Parts, *, ingesting: bool) -> FastAPI:
         parts.ingestor.listeners.append(metrics.observe_ingest)
     config = ApiConfig(
         exports_dir=s.exports_dir, stale_after_seconds=stale_after(s, ingesting=ingesting),
+        stale_after_from_writer=not ingesting and s.stale_after_seconds is None,
         cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
         exports_per_minute=s.exports_per_minute, public_url=s.public_url, allowed_hosts=tuple(s.allowed_hosts),
         orders_retention_ms=int(s.retention_orders_days * 86_400_000), secret=parts.secret,

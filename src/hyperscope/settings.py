@@ -190,7 +190,8 @@ class Settings(BaseSettings):
     @field_validator("files")
     @classmethod
     def _files_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]*[A-Za-z0-9._-][A-Za-z0-9._/-]*", value):
+        bucket, prefix = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", r"[A-Za-z0-9._/-]*[A-Za-z0-9._-][A-Za-z0-9._/-]*"
+        if value is not None and not re.fullmatch(f"s3://{bucket}/{prefix}", value):
             raise ValueError(f"expected s3://bucket/prefix (a bucket name of 3-63 lowercase letters, digits, dots "
                              f"or dashes, and a prefix only hyperscope writes to), got {value!r}")  # fmt: skip
         return value

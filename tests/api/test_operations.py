@@ -139,7 +139,8 @@ def test_an_export_is_built_once_per_state_update_and_shared(world, tmp_path):
 def test_a_key_may_have_only_so_many_exports_built_per_minute(world, tmp_path):
     app = app_with(world, tmp_path, exports_per_minute=2)
     coins = [c["coin"] for c in world.service.coins()][:3]
-    with TestClient(app, headers=world.headers(), follow_redirects=False) as c:
+    fresh, _ = world.keys.create("exports-bound")  # counts of its own: no earlier test used it this minute
+    with TestClient(app, headers=world.headers(fresh), follow_redirects=False) as c:
         assert [c.get(f"/api/external/positions/open/coin/{coin}").status_code for coin in coins[:2]] == [302, 302]
         over = c.get(f"/api/external/positions/open/coin/{coins[2]}")
         assert over.status_code == 429 and over.json()["retry_after"] >= 1 and "Retry-After" in over.headers

@@ -101,8 +101,13 @@ def test_only_objects_hyperscope_wrote_are_ever_deleted(s3):
 
     raw = boto3.client("s3", endpoint_url=s3)
     raw.create_bucket(Bucket="shared")
-    foreign = ["backup.tar", "important/report.csv", "exp/notes.txt", "exp/sub/0123456789abcdef0123456789abcdef.csv",
-               "exp/0123456789abcdef0123456789abcdef.csv"]  # the last: our naming, but not written by us
+    foreign = [
+        "backup.tar",
+        "important/report.csv",
+        "exp/notes.txt",
+        "exp/sub/0123456789abcdef0123456789abcdef.csv",
+        "exp/0123456789abcdef0123456789abcdef.csv",
+    ]  # the last: our naming, but not written by us
     for key in foreign:
         raw.put_object(Bucket="shared", Key=key, Body=b"theirs")
     clock = Clock()

@@ -81,3 +81,41 @@ def test_keys_of_an_older_build_move_out_of_the_store_once(tmp_path):
         assert keys.ever_created() == 1
     finally:
         keys.store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def key_store_target(request, tmp_path):
+    """Where a key store lives: the SQLite file beside a DuckDB store, or a hyperscope PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "keys.sqlite3")
+    url = request.getfixturevalue("pg_server").create_database(f"k_{abs(hash(request.node.name)) % 10**12}")
+    open_store(url).close()  # the schema
+    return url
+
+
+@pytest.mark.parametrize("limit", [5, 60, 1000])
+def test_a_rate_limit_is_exact_across_processes(key_store_target, limit):
+    """Three processes (each its own connection to the shared counts) serve one key in turn: up to `limit`
+    requests are admitted in the minute, never one more, less at most a token a process took and holds unused."""
+    from hyperscope.errors import RateLimited
+    from hyperscope.service.keys import MinuteWindows
+
+    stores = [open_key_store(key_store_target) for _ in range(3)]
+    windows = [MinuteWindows(s, "requests") for s in stores]
+    minute = int(time.time() // 60)
+    if time.time() % 60 > 55:  # the test must run inside one minute window
+        time.sleep(60 - time.time() % 60 + 0.1)
+        minute = int(time.time() // 60)
+    admitted = refused = 0
+    for i in range(limit + 30):
+        try:
+            windows[i % 3].hit("k1", limit, "limit {limit}, retry {retry}")
+            admitted += 1
+        except RateLimited:
+            refused += 1
+    assert int(time.time() // 60) == minute
+    held = sum(w._held.get("k1", 0) for w in windows)
+    assert admitted + held == limit and held <= 3  # nothing past the limit; at most a token a process unused
+    assert refused == limit + 30 - admitted
+    for s in stores:
+        s.close()

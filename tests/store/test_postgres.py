@@ -8,12 +8,12 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
+from hyperscope.dsn import redact
 from hyperscope.errors import ConfigError, HyperscopeError, StoreUnavailable
 from hyperscope.ingest import Ingestor
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from hyperscope.store.base import Retention
-from hyperscope.dsn import redact
 from tests.factories import T0
 
 DAY = 86_400_000

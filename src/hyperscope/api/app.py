@@ -30,6 +30,7 @@ class ApiConfig:
 
     exports_dir: Path
     stale_after_seconds: float | None = 2700.0  # None: never stale (a replay of history)
+    stale_after_from_writer: bool = False  # the store's writer says how stale is too stale (serve, unset)
     cache_max_bytes: int = 256 * MIB
     exports_max_bytes: int = 1024 * MIB
     exports_per_minute: int = 30
@@ -38,7 +39,6 @@ class ApiConfig:
     orders_retention_ms: int = 7 * 86_400_000  # order snapshots older than this are refused
     files: str | None = None  # s3://bucket/prefix, else the local exports_dir
     s3_endpoint_url: str | None = None
-    usage_sync_seconds: float = 0.1  # how often per-key request counts are summed across processes
     secret: bytes = field(default=b"", repr=False)  # signs download links and /v4 page tokens (runtime.secret)
 
 
@@ -73,7 +73,7 @@ def create_app(
     app.state.keys = keys
     app.state.config = config
     app.state.ingest = ingest
-    app.state.limiter = RateLimiter(keys.store, config.usage_sync_seconds)
+    app.state.limiter = RateLimiter(keys.store)
     app.state.cache = ResponseCache(config.cache_max_bytes)
     app.state.metrics = metrics or Metrics()
     app.state.links = LinkSigner(config.secret)

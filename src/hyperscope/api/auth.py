@@ -83,8 +83,8 @@ class RateLimiter:
 
     REFUSAL = "rate limit of {limit} requests per minute exceeded; retry in {retry} s"
 
-    def __init__(self, usage: UsageStore | None = None, sync_seconds: float = 0.1) -> None:
-        self._windows = MinuteWindows(usage, "requests", sync_seconds)
+    def __init__(self, usage: UsageStore | None = None) -> None:
+        self._windows = MinuteWindows(usage, "requests")
 
     def hit(self, key: ApiKey) -> tuple[int, int, int]:
         """Count one request; returns (limit, remaining, seconds until reset) or raises RateLimited."""

@@ -166,15 +166,24 @@ class IngestHealth(BaseModel):
     reason: str | None
     retries: int
     rejected: int = Field(description="State updates rejected whole since start (each logged with its reason).")
+    heartbeatSecondsAgo: float | None = Field(
+        None, description="When the ingest is another process: how long ago it last recorded its state."
+    )
+    process: str | None = Field(None, description="'another' when the ingest is another process (the writer).")
 
 
 class Health(BaseModel):
-    status: str = Field(description="ok (200); empty, stale or ingest_failed (503)")
+    status: str = Field(
+        description="ok (200); empty, stale, ingest_failed, ingest_down, store_unavailable or keys_unavailable (503)"
+    )
+    reason: str | None = Field(None, description="Why the store or the keys cannot answer, when they cannot.")
     height: int | None
     time: str | None
     lagSeconds: float | None
     staleAfterSeconds: float | None = Field(description="null: never stale (a replay of history)")
-    ingest: IngestHealth | None = Field(description="null when this process does not ingest")
+    ingest: IngestHealth | None = Field(
+        description="this process's ingest, else what the store's writer recorded (null when none did)"
+    )
     store: dict[str, str]
     source: dict[str, Any] | None = Field(
         None, description="what feeds this process (null when it does not ingest): kind, which wallets it covers "

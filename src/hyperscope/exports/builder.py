@@ -27,7 +27,7 @@ class Exports:
         self._lock = threading.Lock()
         # (kind, subject) -> (height, file id), in order of use
         self._built: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
-        self._windows = MinuteWindows(usage, "exports", 0.0)  # files built per key per minute, every process
+        self._windows = MinuteWindows(usage, "exports")  # files built per key per minute, every process
 
     def get_or_build(
         self, kind: str, subject: str, height: int, key_id: str, build: Callable[[], bytes], suffix: str

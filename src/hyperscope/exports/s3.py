@@ -35,8 +35,8 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise ConfigError(f"--files: expected s3://bucket/prefix, got {url!r}")
     prefix = parts.path.strip("/")
     if not prefix:
-        raise ConfigError(f"--files: {url} names a whole bucket; give a prefix that only hyperscope writes to, "
-                          f"e.g. s3://{parts.netloc}/hyperscope-exports (expired files under it are deleted)")  # fmt: skip
+        raise ConfigError(f"--files: {url} names a whole bucket; give a prefix only hyperscope writes to, "
+                          f"e.g. s3://{parts.netloc}/hyperscope-exports (its old files are deleted)")  # fmt: skip
     return parts.netloc, prefix
 
 

@@ -54,16 +54,31 @@ class KeyManager:
         self._keys: dict[str, ApiKey] = {}
         self._version = -1
         self._checked = 0.0
+        self.unavailable: str | None = None  # why the key store cannot answer now (None: it does)
         self.reload()
 
     def refresh(self) -> None:
-        """Reload the keys if another process changed them; checks the file at most once a second."""
+        """Reload the keys if another process changed them; asks the key store at most once a second while it
+        answers, at every call while it does not. A key store that cannot answer is RetryLater (503) for every
+        request, never an answer from the keys last read: a key revoked meanwhile must not keep working."""
         now = time.monotonic()
-        if now - self._checked < RELOAD_SECONDS:
+        if self.unavailable is None and now - self._checked < RELOAD_SECONDS:
             return
+        for attempt in (1, 2):  # a connection found dead is replaced at once: one more try
+            try:
+                if self.store.version() != self._version:
+                    self.reload()
+                break
+            except RetryLater as e:
+                if attempt == 2:
+                    if self.unavailable is None:
+                        log.warning("the key store cannot answer (%s): requests get 503 until it does", e.log_text)
+                    self.unavailable = e.message
+                    raise
+        if self.unavailable is not None:
+            log.warning("the key store answers again")
+            self.unavailable = None
         self._checked = now
-        if self.store.version() != self._version:
-            self.reload()
 
     def reload(self) -> None:
         self._version = self.store.version()
@@ -136,53 +151,74 @@ class KeyManager:
 
 
 class UsageStore(Protocol):
-    def add_usage(self, kind: str, minute: int, counts: dict[str, int]) -> dict[str, int]: ...
+    def take_usage(self, kind: str, key_id: str, minute: int, want: int, limit: int) -> tuple[int, int]: ...
 
 
 class MinuteWindows:
     """Counts per key in fixed one-minute windows, for request rate limits and export-building limits.
 
-    With a shared `usage` store, the windows hold across every process serving the same keys: this process
-    counts locally and, at most every `sync_seconds`, adds its counts to the shared ones and reads back the
-    totals. A key is refused once the shared total plus what this process counted since reaches its limit,
-    so N processes overshoot a limit by at most what they serve in `sync_seconds`. If the shared store cannot
-    answer, counting goes on locally and is added at the next sync that works.
+    With a shared `usage` store, a limit holds exactly across every process serving the same keys: a process
+    admits a request only with a token it took from the shared count, which never passes the limit (the store
+    grants atomically). To spare the store a write per request, a process takes a few tokens at once while
+    the key is far from its limit (a sixteenth of what is left, at most 1,000) and one at a time near it, so
+    the tokens a process holds unused when the limit is reached are at most a handful. A key refused once in
+    a minute stays refused here until the minute ends, without asking the store again.
+    If the shared store cannot answer, this process counts on its own (logged once per outage), so each
+    process then admits up to the limit.
     Holds only the current minute's keys. Not locked: each user calls it from one thread or under its lock."""
 
-    def __init__(self, usage: UsageStore | None = None, kind: str = "requests", sync_seconds: float = 0.1) -> None:
+    MAX_LEASE = 1000
+
+    def __init__(self, usage: UsageStore | None = None, kind: str = "requests") -> None:
         self.usage = usage
         self.kind = kind
-        self.sync_seconds = sync_seconds
         self._minute = 0
-        self._counts: dict[str, int] = {}  # this process, not yet added to the shared counts
-        self._shared: dict[str, int] = {}  # every process's totals at the last sync
-        self._synced = 0.0
+        self._held: dict[str, int] = {}  # tokens taken from the shared count, not used yet
+        self._total: dict[str, int] = {}  # the shared count at this process's last take
+        self._refused: set[str] = set()
+        self._local: dict[str, int] = {}  # counts while the shared store does not answer (or there is none)
+        self._local_only = False
 
-    def _sync(self, now: float) -> None:
+    def _take(self, key_id: str, limit: int) -> int:
+        """Tokens granted to this process for `key_id` (0: the limit is reached); -1 if the store cannot say."""
         assert self.usage is not None
+        want = max(1, min(self.MAX_LEASE, (limit - self._total.get(key_id, 0)) // 16 - 4))
         try:
-            self._shared = self.usage.add_usage(self.kind, self._minute, self._counts)
+            granted, total = self.usage.take_usage(self.kind, key_id, self._minute, want, limit)
         except RetryLater as e:
-            log.warning("shared rate-limit counts unavailable, counting locally: %s", e.message)
-            return
-        self._counts = {}
-        self._synced = now
+            if not self._local_only:  # once per outage, not once per request
+                log.warning("shared %s counts unavailable, counting in this process: %s", self.kind, e.message)
+            self._local_only = True
+            return -1
+        if self._local_only:
+            log.warning("shared %s counts available again", self.kind)
+            self._local_only = False
+        self._total[key_id] = total
+        return granted
 
     def hit(self, key_id: str, limit: int, refusal: str) -> tuple[int, int, int]:
         """Count one; returns (limit, remaining, seconds until reset), or raises RateLimited with `refusal`
         (formatted with `limit` and `retry`) when the key already used its `limit` this minute."""
         now = time.time()
         minute = int(now // 60)
-        if minute != self._minute:  # a new minute: every older window is over
-            self._counts.clear()
-            self._shared = {}
-            self._minute = minute
-            self._synced = 0.0
-        if self.usage is not None and now - self._synced >= self.sync_seconds:
-            self._sync(now)
-        count = self._shared.get(key_id, 0) + self._counts.get(key_id, 0)
         reset = max(1, math.ceil((minute + 1) * 60 - now))
+        if minute != self._minute:  # a new minute: every older window is over
+            self._minute = minute
+            self._held, self._total, self._local = {}, {}, {}
+            self._refused = set()
+        if key_id in self._refused:
+            raise RateLimited(refusal.format(limit=limit, retry=reset), retry_after=reset)
+        held = self._held.get(key_id, 0)
+        if held == 0 and self.usage is not None:
+            held = self._take(key_id, limit)
+        if held > 0:
+            self._held[key_id] = held - 1
+            return limit, max(0, limit - self._total.get(key_id, 0) + held - 1), reset
+        if held == 0 and self.usage is not None:
+            self._refused.add(key_id)
+            raise RateLimited(refusal.format(limit=limit, retry=reset), retry_after=reset)
+        count = self._local.get(key_id, 0)  # no shared store, or it cannot answer
         if count >= limit:
             raise RateLimited(refusal.format(limit=limit, retry=reset), retry_after=reset)
-        self._counts[key_id] = self._counts.get(key_id, 0) + 1
+        self._local[key_id] = count + 1
         return limit, limit - count - 1, reset

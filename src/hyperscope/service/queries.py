@@ -7,6 +7,7 @@ dashboard can read the same service. Definitions follow semantics.md.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,10 +15,11 @@ from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
 from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID, Segment
 from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.timefmt import now_ms
-from hyperscope.errors import BadParameter, NotFound
+from hyperscope.domain.writer import WRITER_KEY, WriterRecord
+from hyperscope.errors import BadParameter, HyperscopeError, NotFound
 from hyperscope.service.health import IngestState, health
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
-from hyperscope.store.base import HistoryQuery, Series, Store
+from hyperscope.store.base import HistoryQuery, LatestUpdate, Series, Store
 
 TWO_HOURS_MS = 2 * 3_600_000
 SIXTY_DAYS_MS = 60 * 86_400_000
@@ -52,6 +54,8 @@ class Service:
         self.cursors = cursors  # the HMAC codec every family signs its paging tokens with
         self._coins: dict[str, str] = {}
         self._coins_height: int | None = None
+        self._writer: WriterRecord | None = None
+        self._writer_read = -1e9
 
     # ------------------------------------------------------------ lookups
 
@@ -82,9 +86,31 @@ class Service:
             raise UnknownBucket(value)
         return value
 
-    def health(self, stale_after: float | None, ingest: IngestState | None) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, body) of /health; see service/health.py."""
-        return health(self.store.latest(), self.store.backend, stale_after, ingest)
+    def health(self, stale_after: float | None, ingest: IngestState | None, *, writer_pace: bool = True,
+               keys_unavailable: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+        """(HTTP status, body) of /health; see service/health.py. Without an ingest of its own, the writer's
+        record in the store says what ingest is doing (and, with `writer_pace`, how stale is too stale)."""
+        try:
+            latest: LatestUpdate | None | HyperscopeError = self.store.latest()
+        except HyperscopeError as e:
+            latest = e
+        writer = None
+        if ingest is None and not isinstance(latest, HyperscopeError):
+            writer = self.writer_record()
+            if writer is not None and not writer_pace:
+                writer = replace(writer, stale_after=None)
+        return health(latest, self.store.backend, stale_after, ingest, writer, keys_unavailable)
+
+    def writer_record(self) -> WriterRecord | None:
+        """What the store's writer recorded of itself (read at most once a second)."""
+        now = time.monotonic()
+        if now - self._writer_read >= 1.0:
+            try:
+                self._writer = WriterRecord.decode(self.store.get_meta(WRITER_KEY))
+            except HyperscopeError:
+                self._writer = None
+            self._writer_read = now
+        return self._writer
 
     @staticmethod
     def timeframe(value: str | None, parameter: str) -> str:

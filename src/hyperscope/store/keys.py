@@ -9,8 +9,10 @@ without a restart. Only hashes are stored (see service/keys.py). sqlite3 excepti
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS usage (
     PRIMARY KEY (kind, key_id, minute)
 )
 """
+log = logging.getLogger("hyperscope.keys")
 COLUMNS = ("key_id", "name", "hash", "scopes", "rate_limit", "created_at", "revoked_at")
 
 
@@ -102,24 +105,28 @@ class KeyStore(_KeyReads):
             )
             return cur.rowcount > 0
 
-    def add_usage(self, kind: str, minute: int, counts: dict[str, int]) -> dict[str, int]:
-        """Add this process's counts of `minute` and return every key's total of that minute (all processes)."""
+    def take_usage(self, kind: str, key_id: str, minute: int, want: int, limit: int) -> tuple[int, int]:
+        """Grant up to `want` of the `limit` a key may use in `minute`, over every process: (granted, the
+        key's total after the grant). Atomic, so the totals never pass the limit; older minutes are dropped."""
         with self._errors() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany(
+                row = con.execute("SELECT count FROM usage WHERE kind = ? AND key_id = ? AND minute = ?",
+                                  (kind, key_id, minute)).fetchone()  # fmt: skip
+                used = int(row[0]) if row else 0
+                granted = max(0, min(want, limit - used))
+                con.execute(
                     "INSERT INTO usage VALUES (?, ?, ?, ?) ON CONFLICT (kind, key_id, minute) "
                     "DO UPDATE SET count = count + excluded.count",
-                    [(kind, key, minute, n) for key, n in counts.items()],
+                    (kind, key_id, minute, granted),
                 )
-                con.execute("DELETE FROM usage WHERE minute < ?", (minute - 1,))
-                rows = con.execute("SELECT key_id, count FROM usage WHERE kind = ? AND minute = ?", (kind, minute))
-                totals = {key: int(n) for key, n in rows.fetchall()}
+                if row is None:
+                    con.execute("DELETE FROM usage WHERE minute < ?", (minute - 1,))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return totals
+        return granted, used + granted
 
     def close(self) -> None:
         with self._lock:
@@ -131,7 +138,12 @@ class PostgresKeyStore(_KeyReads):
 
     `version` changes with every created or revoked key (the count and the sum of revocation times), so a
     server reading it once a second notices another process's change within a second. Usage counts live in
-    an UNLOGGED table: shared across processes, fast, and not worth keeping through a server crash."""
+    an UNLOGGED table: shared across processes, fast, and not worth keeping through a server crash.
+
+    The connection survives the server restarting: a broken one is replaced at the next call (at most one
+    attempt a second while the server is down; meanwhile every call is RetryLater, never an old answer)."""
+
+    RECONNECT_SECONDS = 1.0
 
     def __init__(self, url: str) -> None:
         import psycopg
@@ -139,8 +151,10 @@ class PostgresKeyStore(_KeyReads):
         from hyperscope.dsn import redact, scrub
 
         self.path = redact(url)
+        self._url = url
+        self._next_attempt = 0.0
         try:
-            self._con = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            self._con: Any = psycopg.connect(url, autocommit=True, connect_timeout=5)
             exists = self._con.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
             if not exists or not exists[0]:
                 self._con.close()
@@ -150,9 +164,28 @@ class PostgresKeyStore(_KeyReads):
                 self._con.execute(SCHEMA.replace("INTEGER", "BIGINT"))
                 self._con.execute(USAGE.replace("CREATE TABLE", "CREATE UNLOGGED TABLE"))
         except psycopg.Error as e:
-            raise StoreUnavailable("cannot open the API keys in the PostgreSQL store",
-                                   detail=f"{self.path}: {scrub(' '.join(str(e).split()), url)}") from e
+            raise StoreUnavailable(
+                "cannot open the API keys in the PostgreSQL store",
+                detail=f"{self.path}: {scrub(' '.join(str(e).split()), url)}",
+            ) from e
         self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        import psycopg
+
+        if not (self._con.closed or self._con.broken):
+            return self._con
+        now = time.monotonic()
+        if now < self._next_attempt:
+            raise RetryLater("the key store cannot be reached; try again")
+        self._next_attempt = now + self.RECONNECT_SECONDS
+        self._con.close()
+        try:
+            self._con = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+        except psycopg.Error as e:
+            raise RetryLater("the key store cannot be reached; try again") from e
+        log.warning("reconnected to the key store")
+        return self._con
 
     @contextmanager
     def _errors(self) -> Iterator[Any]:
@@ -160,7 +193,7 @@ class PostgresKeyStore(_KeyReads):
 
         with self._lock:
             try:
-                yield self._con
+                yield self._connection()
             except psycopg.Error as e:
                 raise RetryLater(f"the key store could not answer ({type(e).__name__}); try again") from e
 
@@ -184,17 +217,19 @@ class PostgresKeyStore(_KeyReads):
             )
             return bool(cur.rowcount > 0)
 
-    def add_usage(self, kind: str, minute: int, counts: dict[str, int]) -> dict[str, int]:
+    def take_usage(self, kind: str, key_id: str, minute: int, want: int, limit: int) -> tuple[int, int]:
         with self._errors() as con, con.transaction():
-            if counts:
-                con.execute(
-                    "INSERT INTO usage SELECT %s, k, %s, n FROM unnest(%s::text[], %s::bigint[]) AS t(k, n) "
-                    "ON CONFLICT (kind, key_id, minute) DO UPDATE SET count = usage.count + EXCLUDED.count",
-                    (kind, minute, list(counts), list(counts.values())),
-                )
-            con.execute("DELETE FROM usage WHERE minute < %s", (minute - 1,))
-            rows = con.execute("SELECT key_id, count FROM usage WHERE kind = %s AND minute = %s", (kind, minute))
-            return {key: int(n) for key, n in rows.fetchall()}
+            con.execute("INSERT INTO usage VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING", (kind, key_id, minute))
+            row = con.execute("SELECT count FROM usage WHERE kind = %s AND key_id = %s AND minute = %s FOR UPDATE",
+                              (kind, key_id, minute)).fetchone()  # fmt: skip
+            used = int(row[0]) if row else 0
+            granted = max(0, min(want, limit - used))
+            if granted:
+                con.execute("UPDATE usage SET count = count + %s WHERE kind = %s AND key_id = %s AND minute = %s",
+                            (granted, kind, key_id, minute))  # fmt: skip
+            if used == 0:
+                con.execute("DELETE FROM usage WHERE minute < %s", (minute - 1,))
+        return granted, used + granted
 
     def close(self) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -33,9 +33,9 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from hyperscope.domain.ids import wallet_keys
+from hyperscope.dsn import redact, scrub
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store import pgcopy
-from hyperscope.dsn import redact, scrub
 from hyperscope.store.base import (
     DAY_MS,
     HISTORY_FIELDS,
@@ -58,6 +58,7 @@ from hyperscope.store.base import (
 from hyperscope.store.sql import SqlReads
 
 log = logging.getLogger("hyperscope.store")
+T = TypeVar("T")
 NOTIFY_CHANNEL = "hyperscope_updates"  # the writer announces each committed state update here
 WRITER_LOCK = 0x6879_7065_7273  # the advisory lock id the one ingest process holds ("hypers")
 # table -> the time column its daily partitions split on
@@ -162,8 +163,8 @@ class PostgresStore(SqlReads):
         try:
             if writer or create:
                 self._writer = self._connect(autocommit=True, name="ingest" if writer else "setup")
-            if writer:
-                self._take_writer_lock()
+                if writer:
+                    self._take_writer_lock(self._writer)
                 self._vacuumer = threading.Thread(target=self._vacuum_loop, name="pg-vacuum", daemon=True)
                 self._vacuumer.start()
             if create:
@@ -186,8 +187,9 @@ class PostgresStore(SqlReads):
             label = f"hyperscope {name} pid={os.getpid()} host={socket.gethostname()}"
             con = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10, application_name=label)
         except psycopg.Error as e:
-            raise StoreUnavailable("cannot connect to the PostgreSQL store",
-                                   detail=f"{self.path}: {self._text(e)}") from e
+            raise StoreUnavailable(
+                "cannot connect to the PostgreSQL store", detail=f"{self.path}: {self._text(e)}"
+            ) from e
         return con
 
     def _text(self, error: BaseException) -> str:
@@ -229,44 +231,64 @@ class PostgresStore(SqlReads):
                 self._pool.put(con)
             self._pool_slots.release()
 
+    def _read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`work` on a pooled connection. A pooled connection that turns out dead (the server restarted since
+        it was last used) is never the answer: every idle one is dropped and `work` runs once more on a new
+        connection, whose failure is the answer (reads change nothing, so running one twice is safe)."""
+        for attempt in range(2):
+            reused = attempt == 0 and not self._pool.empty()
+            try:
+                with self._reader() as con:
+                    return work(con)
+            except StoreUnavailable:
+                if not reused:
+                    raise
+                self._drain_pool()
+        raise AssertionError("unreachable")
+
+    def _drain_pool(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
     def _dicts(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         sql = sql.replace("?", "%s") if "%s" not in sql else sql
-        with self._reader() as con:
-            cur = con.cursor(row_factory=dict_row)
-            return list(cur.execute(sql, params).fetchall())  # type: ignore[arg-type]
+        return self._read(lambda con: list(con.cursor(row_factory=dict_row).execute(sql, params).fetchall()))  # type: ignore[arg-type]
 
     def _scalar(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
         sql = sql.replace("?", "%s") if "%s" not in sql else sql
-        with self._reader() as con:
-            row = con.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        row = self._read(lambda con: con.execute(sql, params).fetchone())  # type: ignore[arg-type]
         return row[0] if row else None
 
     def _arrow(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> pa.Table:
         """A query's rows as an Arrow table typed from the result's column types."""
         sql = sql.replace("?", "%s") if "%s" not in sql else sql
-        with self._reader() as con:
+
+        def work(con: psycopg.Connection[Any]) -> tuple[list[Any], list[str], list[Any]]:
             cur = con.execute(sql, params)  # type: ignore[arg-type]
             rows = cur.fetchall()
             assert cur.description is not None
-            names = [d.name for d in cur.description]
-            types = [_ARROW_TYPES.get(d.type_code, None) for d in cur.description]
+            return rows, [d.name for d in cur.description], [_ARROW_TYPES.get(d.type_code) for d in cur.description]
+
+        rows, names, types = self._read(work)
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         return pa.table({n: pa.array(c, type=t) for n, c, t in zip(names, columns, types, strict=True)})
 
-    def _take_writer_lock(self, wait_seconds: float = 3.0) -> None:
-        """The one-writer lock, or ConfigError naming its holder. Waits a few seconds first: a writer that was
-        just killed holds it until the server notices its connection is gone."""
-        assert self._writer is not None
+    def _take_writer_lock(self, con: psycopg.Connection[Any], wait_seconds: float = 3.0) -> None:
+        """The one-writer lock on `con`, or ConfigError naming its holder. Waits a few seconds first: a writer
+        that was just killed holds it until the server notices its connection is gone."""
         deadline = time.monotonic() + wait_seconds
         with self._errors():
             while True:
-                taken = self._writer.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+                taken = con.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
                 if taken and taken[0]:
                     return
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.2)
-            holder = self._writer.execute(
+            holder = con.execute(
                 "SELECT a.application_name, a.client_addr::text FROM pg_locks l JOIN pg_stat_activity a "
                 "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
                 "((l.classid::bigint << 32) | l.objid::bigint) = %s",
@@ -274,6 +296,28 @@ class PostgresStore(SqlReads):
             ).fetchone()
         who = f" ({holder[0]}, from {holder[1] or 'a local socket'})" if holder else ""
         raise ConfigError(f"another hyperscope ingest is writing to {self.path}{who}: one writer per database")
+
+    def _live_writer(self) -> psycopg.Connection[Any]:
+        """The writer's connection. Once it broke (the server restarted, the network cut it), a new one that
+        holds the writer lock again, with the newest height and the partitions read anew; StoreUnavailable
+        while the server cannot be reached, ConfigError if another ingest took the lock meanwhile."""
+        if self._writer is None:
+            raise ConfigError("this store was opened for reading; `hyperscope ingest` writes")
+        if not (self._writer.closed or self._writer.broken):
+            return self._writer
+        self._writer.close()
+        con = self._connect(autocommit=True, name="ingest")
+        try:
+            self._take_writer_lock(con, wait_seconds=10.0)  # the old session's lock ends with it
+        except BaseException:
+            con.close()
+            raise
+        self._writer = con
+        self._latest = self._read_latest()
+        self._partitions = self._known_partitions()
+        log.warning("reconnected to the store and took the writer lock again (newest height %s)",
+                    self._latest.height if self._latest else None)  # fmt: skip
+        return con
 
     def _vacuum_loop(self) -> None:
         """After each state update, vacuum the tables it rewrote (open positions, profiles, lifecycles) from a
@@ -387,10 +431,8 @@ class PostgresStore(SqlReads):
     # ------------------------------------------------------------ meta and state
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._reader() as con:
-            con.execute(
-                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value)
-            )
+        sql = "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        self._read(lambda con: con.execute(sql, (key, value)))
 
     def _read_latest(self) -> LatestUpdate | None:
         rows = self._dicts("SELECT height, time, ingested_at FROM state_updates ORDER BY height DESC LIMIT 1")
@@ -420,8 +462,9 @@ class PostgresStore(SqlReads):
                                 self._latest = LatestUpdate(height, when, ingested)
             except (psycopg.Error, StoreUnavailable, StoreFailed) as e:
                 self._following = False
-                log.warning("lost the store's update notifications (%s); reading the newest height directly",
-                            self._text(e))
+                log.warning(
+                    "lost the store's update notifications (%s); reading the newest height directly", self._text(e)
+                )
                 self._closing.wait(2.0)
         self._following = False
 
@@ -464,9 +507,8 @@ class PostgresStore(SqlReads):
 
     def write_update(self, batch: WriteBatch) -> None:
         """Write one state update as one transaction (a no-op for a height already stored)."""
-        if self._writer is None:
-            raise ConfigError("this store was opened for reading; `hyperscope ingest` writes")
         with self._write_lock:
+            con = self._live_writer()
             self._ensure_partitions(self._partitions_of(batch))
             # the big payloads are encoded on other threads (numpy lets go of the GIL) while the transaction
             # streams the small ones and the server works
@@ -476,10 +518,11 @@ class PostgresStore(SqlReads):
                                                     states.take(pc.sort_indices(states.column("key")))),
                 "wallets": self._encoder.submit(self._encode, "wallets", batch.wallets),
             }  # fmt: skip
-            con = self._writer
             with self._errors(), con.transaction():
                 cur = con.cursor()
                 if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
+                    # stored already: a commit whose answer the connection lost before it reached us
+                    self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
                     return
                 self._write(cur, batch, pending)
                 cur.execute("SELECT pg_notify(%s, %s)",
@@ -581,12 +624,11 @@ class PostgresStore(SqlReads):
     def apply_retention(self, policy: Retention, now: int) -> dict[str, int]:
         """Drop whole daily partitions past each table's retention, then delete the rows the policy no
         longer keeps in what remains (the same rules as the DuckDB store: thinning, the newest update kept)."""
-        if self._writer is None:
-            raise ConfigError("this store was opened for reading; `hyperscope ingest` applies retention")
         cut = (now - policy.full_resolution) // policy.thin_every * policy.thin_every
         expired = now - policy.metrics
         deleted: dict[str, int] = {}
         with self._write_lock:
+            con = self._live_writer()
             latest = self.latest()
             newest = latest.height if latest else -1
             keep_from = min(expired, latest.time if latest else expired)  # the newest update keeps its rows
@@ -599,7 +641,6 @@ class PostgresStore(SqlReads):
             }
             # (order_ends loses rows, not partitions: its rows say which order spans go with them)
             deleted["partitions"] = self._drop_partitions(horizons)
-            con = self._writer
             with self._errors(), con.transaction():
                 cur = con.cursor()
                 doomed = [h for (h,) in cur.execute(
@@ -735,11 +776,7 @@ class PostgresStore(SqlReads):
         self._encoder.shutdown(wait=True)
         if self._vacuumer is not None:
             self._vacuumer.join(timeout=30)  # a vacuum in progress finishes before the session ends
-        while True:
-            try:
-                self._pool.get_nowait().close()
-            except queue.Empty:
-                break
+        self._drain_pool()
         if self._writer is not None:
             self._writer.close()  # ends the session: the writer lock goes with it
             self._writer = None

@@ -80,7 +80,8 @@ def test_a_malformed_fill_is_skipped_and_counted_naming_its_block(tmp_path):
     root = fills_folder(tmp_path)
     (root / "hourly" / "20260331" / "10").write_bytes(
         b'{"block_time":"2026-03-31T10:00:00.0","block_number":941006700,"events":[["0x1",{"coin":"BTC"}],'
-        + LINES[0].split(b'"events":[', 1)[1].rstrip(b"\n").removesuffix(b"]}") + b"]}\n"
+        + LINES[0].split(b'"events":[', 1)[1].rstrip(b"\n").removesuffix(b"]}")
+        + b"]}\n"
     )
     blocks, _ = BlockStream(root).until(941006700)
     skips = Skips()

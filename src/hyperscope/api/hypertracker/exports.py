@@ -19,8 +19,8 @@ from hyperscope.api import params
 from hyperscope.api.auth import scoped
 from hyperscope.api.hypertracker.common import EXTERNAL, query_params, service
 from hyperscope.api.models import DownloadLink, error_responses
-from hyperscope.api.urls import link_base
 from hyperscope.api.responses import JSONBytes
+from hyperscope.api.urls import link_base
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound, RetryLater
 from hyperscope.exports import FORMATS, Document, documents, open_positions_table

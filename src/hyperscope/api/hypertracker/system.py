@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
 from hyperscope.api.hypertracker.common import service
@@ -18,7 +19,10 @@ router = APIRouter(tags=["system"])
 async def health(request: Request) -> JSONBytes:
     """200 when the newest state update is fresh and ingest runs; 503 with the reason otherwise."""
     state = request.app.state
-    status, body = service(request).health(state.config.stale_after_seconds, state.ingest)
+    config = state.config
+    status, body = await run_in_threadpool(service(request).health, config.stale_after_seconds, state.ingest,
+                                           writer_pace=config.stale_after_from_writer,
+                                           keys_unavailable=state.keys.unavailable)  # fmt: skip
     return JSONBytes(body, status_code=status)
 
 
