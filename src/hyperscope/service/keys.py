@@ -163,8 +163,8 @@ class MinuteWindows:
     the key is far from its limit (a sixteenth of what is left, at most 1,000) and one at a time near it, so
     the tokens a process holds unused when the limit is reached are at most a handful. A key refused once in
     a minute stays refused here until the minute ends, without asking the store again.
-    If the shared store cannot answer, this process counts on its own (logged once per outage), so each
-    process then admits up to the limit.
+    If the shared store cannot answer, the request is RetryLater (503, logged once per outage): a limit that
+    cannot be checked is never guessed, and with PostgreSQL the keys cannot be read either.
     Holds only the current minute's keys. Not locked: each user calls it from one thread or under its lock."""
 
     MAX_LEASE = 1000
@@ -176,23 +176,24 @@ class MinuteWindows:
         self._held: dict[str, int] = {}  # tokens taken from the shared count, not used yet
         self._total: dict[str, int] = {}  # the shared count at this process's last take
         self._refused: set[str] = set()
-        self._local: dict[str, int] = {}  # counts while the shared store does not answer (or there is none)
-        self._local_only = False
+        self._local: dict[str, int] = {}  # counts when there is no shared store
+        self._unreachable = False  # the shared store did not answer the last take
 
     def _take(self, key_id: str, limit: int) -> int:
-        """Tokens granted to this process for `key_id` (0: the limit is reached); -1 if the store cannot say."""
+        """Tokens granted to this process for `key_id` (0: the limit is reached); RetryLater if the store
+        cannot answer."""
         assert self.usage is not None
         want = max(1, min(self.MAX_LEASE, (limit - self._total.get(key_id, 0)) // 16 - 4))
         try:
             granted, total = self.usage.take_usage(self.kind, key_id, self._minute, want, limit)
         except RetryLater as e:
-            if not self._local_only:  # once per outage, not once per request
-                log.warning("shared %s counts unavailable, counting in this process: %s", self.kind, e.message)
-            self._local_only = True
-            return -1
-        if self._local_only:
+            if not self._unreachable:  # once per outage, not once per request
+                log.warning("shared %s counts unavailable: answering 503 until they are (%s)", self.kind, e.message)
+            self._unreachable = True
+            raise
+        if self._unreachable:
             log.warning("shared %s counts available again", self.kind)
-            self._local_only = False
+            self._unreachable = False
         self._total[key_id] = total
         return granted
 
@@ -214,10 +215,10 @@ class MinuteWindows:
         if held > 0:
             self._held[key_id] = held - 1
             return limit, max(0, limit - self._total.get(key_id, 0) + held - 1), reset
-        if held == 0 and self.usage is not None:
+        if self.usage is not None:
             self._refused.add(key_id)
             raise RateLimited(refusal.format(limit=limit, retry=reset), retry_after=reset)
-        count = self._local.get(key_id, 0)  # no shared store, or it cannot answer
+        count = self._local.get(key_id, 0)  # no shared store: this process is the only one
         if count >= limit:
             raise RateLimited(refusal.format(limit=limit, retry=reset), retry_after=reset)
         self._local[key_id] = count + 1
