@@ -86,7 +86,10 @@ def test_everything_comes_back_after_postgresql_restarts(own_server, tmp_path):
 
         limited = create_key(url, "--name", "limited", "--rate-limit", "10")
         codes = [servers[i % 2].get(COINS, limited).status_code for i in range(16)]
-        assert codes.count(200) == 10 and codes.count(429) == 6, (codes, [s.finish(timeout=5)[1][-3000:] for s in servers])
+        assert codes.count(200) == 10 and codes.count(429) == 6, (
+            codes,
+            [s.finish(timeout=5)[1][-3000:] for s in servers],
+        )
 
         heights, marks = stored(url)
         steps = {b - a for a, b in zip(heights, heights[1:], strict=False)}

@@ -15,7 +15,7 @@ JSON_PATHS = [
     f"{E}/positions/coins",
     f"{E}/position-metrics/general?start={START}&limit=50",
     f"{E}/position-metrics/coin/BTC?start={START}&limit=50",
-    f"{E}/position-metrics/coin/ETH/segment/3?start={START}&timeframe=24h",
+    f"{E}/position-metrics/coin/ETH/segment/3?start={START}&positionRecencyTimeframe=24h",
     f"{E}/position-metrics/coin/BTC/position-size-bucket/4?start={START}",
     f"{E}/metrics/perp-volume?start={START}",
     f"{E}/segments",

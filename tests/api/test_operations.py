@@ -97,9 +97,11 @@ def test_the_cache_keys_on_what_a_route_reads_and_stays_within_its_bytes(world, 
     app = app_with(world, tmp_path, cache_max_bytes=64 * 1024)
     cache = app.state.cache
     with TestClient(app, headers=world.headers()) as c:
-        for i in range(1_200):
-            assert c.get(f"/api/external/positions/coins?junk={i}").status_code == 200
+        for _ in range(1_200):
+            assert c.get("/api/external/positions/coins").status_code == 200
         assert len(cache) == 1 and cache.hits == 1_199
+        junk = c.get("/api/external/positions/coins?junk=1")  # a parameter the route does not read: a 400
+        assert junk.status_code == 400 and "junk" in junk.json()["message"] and len(cache) == 1
         for i in range(1, 200):
             c.get(f"/api/external/position-metrics/general?start={START}&limit={i}")
             assert cache.bytes <= 64 * 1024

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hyperscope.api.errors import COINMETRICS, family_error_body
-from hyperscope.errors import AuthError, Forbidden, HyperscopeError, RateLimited
+from hyperscope.errors import AuthError, BadParameter, Forbidden, HyperscopeError, RateLimited
 from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, UsageStore
 
 EXTERNAL = "/api/external/"
@@ -62,6 +62,11 @@ def scoped(scope: str) -> type[APIRoute]:
 
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            # the query parameters the route documents are the ones it reads: any other is a typo or a
+            # misunderstanding (`coins=BTC` must not quietly answer for every coin), so a 400 that names it
+            documented = sorted(p["name"] for p in (self.openapi_extra or {}).get("parameters", [])
+                                if p.get("in") == "query")  # fmt: skip
+            allowed = frozenset(documented)
 
             async def checked(request: Request) -> Response:
                 key: ApiKey | None = request.scope.get("state", {}).get("api_key")
@@ -69,6 +74,10 @@ def scoped(scope: str) -> type[APIRoute]:
                     raise AuthError("missing Authorization header; send 'Authorization: Bearer <your API key>'")
                 if not key.allows(scope):
                     raise Forbidden(f"this API key has no access to '{scope}' routes")
+                for name in request.query_params:
+                    if name not in allowed:
+                        reads = ", ".join(documented) if documented else "no parameters"
+                        raise BadParameter(name[:64], f"not a parameter of this route (it reads {reads})")
                 return await handler(request)
 
             return checked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,11 +35,27 @@ def family_error_body(path: str, exc: HyperscopeError) -> dict[str, object]:
     return error_body(exc.type, hint(exc), **extra)
 
 
+_LOGGED: dict[str, float] = {}
+REPEAT_SECONDS = 60.0
+
+
+def _log_once(status: int, text: str) -> None:
+    """Log a server-side failure, each distinct text at most once a minute (an outage or a full export store
+    must not write a line per request); 503s are warnings (they pass), 500s errors."""
+    now = time.monotonic()
+    if now - _LOGGED.get(text, -REPEAT_SECONDS) < REPEAT_SECONDS:
+        return
+    if len(_LOGGED) > 1000:
+        _LOGGED.clear()
+    _LOGGED[text] = now
+    log.log(logging.WARNING if status == 503 else logging.ERROR, "%s", text)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(HyperscopeError)
     async def ours(request: Request, exc: HyperscopeError) -> JSONBytes:
         if exc.status >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc.log_text)
+            _log_once(exc.status, f"{request.method} {request.url.path} failed: {exc.log_text}")
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return JSONBytes(family_error_body(request.url.path, exc), status_code=exc.status, headers=headers)
 
@@ -69,4 +86,5 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONBytes:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONBytes(error_body("internal_error", "unexpected server error; it has been logged"), status_code=500)
+        error = HyperscopeError("unexpected server error; it has been logged")
+        return JSONBytes(family_error_body(request.url.path, error), status_code=500)

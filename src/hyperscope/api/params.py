@@ -15,9 +15,10 @@ ID_PATTERN = "^[1-9][0-9]{0,8}$"
 _ID = re.compile(ID_PATTERN)
 # What `parse_time` accepts, as the OpenAPI document states it (a date, optionally a time and a zone).
 TIME_PATTERN = (
-    r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"^([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$"
 )
+_TIME = re.compile(TIME_PATTERN)
 EARLIEST_MS = 0  # 1970-01-01T00:00:00Z
 LATEST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
@@ -30,8 +31,12 @@ def path_id(text: str, what: str, hint: str) -> int:
 
 
 def parse_time(value: str, parameter: str) -> int:
-    """Any ISO 8601 form: a date alone is 00:00 UTC, no zone means UTC."""
+    """An ISO 8601 date or time of the documented form (TIME_PATTERN): a date alone is 00:00 UTC, no zone
+    means UTC; a day the month does not have (2026-02-30) is a 400 too."""
     text = value.strip()
+    if not _TIME.match(text):
+        raise BadParameter(parameter, f"expected an ISO 8601 date or time such as 2026-02-10 or "
+                           f"2026-02-10T12:00:00Z, got {value!r}")  # fmt: skip
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
     try:
@@ -49,9 +54,17 @@ def parse_time(value: str, parameter: str) -> int:
     return ms
 
 
+def present(value: str | None, parameter: str) -> str | None:
+    """The value as given, None when the parameter is absent; an empty one is a 400 (leave it out instead)."""
+    if value is not None and not value.strip():
+        raise BadParameter(parameter, "is empty; leave it out for the default")
+    return value
+
+
 def parse_int(value: str | None, parameter: str, default: int, low: int, high: int) -> int:
-    if value is None or value == "":
+    if value is None:
         return default
+    present(value, parameter)
     if not re.fullmatch(r"-?[0-9]{1,18}", value):
         raise BadParameter(parameter, f"expected a whole number, got {value!r}")
     number = int(value)
@@ -91,8 +104,9 @@ MAX_ADDRESSES = 1000
 
 def parse_bool(value: str | None, parameter: str) -> bool | None:
     """The strings "true" and "false" (as upstream takes them); None when absent."""
-    if value is None or value == "":
+    if value is None:
         return None
+    present(value, parameter)
     text = value.strip().lower()
     if text not in ("true", "false"):
         raise BadParameter(parameter, f"expected true or false, got {value!r}")
@@ -100,8 +114,9 @@ def parse_bool(value: str | None, parameter: str) -> bool | None:
 
 
 def parse_choice(value: str | None, parameter: str, choices: tuple[str, ...], default: str) -> str:
-    if value is None or value == "":
+    if value is None:
         return default
+    present(value, parameter)
     for choice in choices:
         if value.strip().lower() == choice.lower():
             return choice

@@ -13,6 +13,7 @@ import json
 import time
 
 from hyperscope.errors import Forbidden
+from hyperscope.signing import signed_body
 
 LINK_TTL_SECONDS = 120
 
@@ -37,10 +38,14 @@ class LinkSigner:
 
     def verify(self, token: str) -> tuple[str, str]:
         """(file id, download name) of a valid, unexpired link."""
-        body, _, signature = token.partition(".")
-        if not body or not signature or not hmac.compare_digest(signature, self._sign(body)):
+        body = signed_body(token, self._sign)
+        if body is None:
             raise Forbidden("invalid download link")
-        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        if int(payload["x"]) < time.time():
+        try:
+            payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            expires = int(payload["x"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise Forbidden("invalid download link") from e
+        if expires < time.time():
             raise Forbidden("download link expired; request the export again")
         return str(payload["f"]), str(payload["n"])

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from hyperscope.errors import BadCursor
+from hyperscope.signing import signed_body
 
 MAX_LIMIT = 1000
 
@@ -68,8 +69,8 @@ class CursorCodec:
         return value, row_id
 
     def _verified(self, token: str, query: str) -> dict:
-        body, _, signature = token.partition(".")
-        if not body or not signature or not hmac.compare_digest(signature, self._sign(body)):
+        body = signed_body(token, self._sign)
+        if body is None:
             raise BadCursor("nextCursor: invalid or tampered cursor")
         try:
             payload = json.loads(_unb64(body))

@@ -417,9 +417,10 @@ def _plain(request: Request, rows: list[dict[str, Any]]) -> Response:
     """A catalog answer: every row in one page (json) or as NDJSON (json_stream)."""
     q = request.query_params
     fmt = shape.parse_choice(q.get("format"), "format", ("json", "json_stream"), "json")
+    pretty = shape.parse_bool(q.get("pretty"), "pretty", False)  # checked whatever the format
     if fmt == "json_stream":
         return Response(b"".join(orjson.dumps(r) + b"\n" for r in rows), media_type="application/x-ndjson")
-    option = orjson.OPT_INDENT_2 if shape.parse_bool(q.get("pretty"), "pretty", False) else 0
+    option = orjson.OPT_INDENT_2 if pretty else 0
     return Response(orjson.dumps({"data": rows}, option=option), media_type="application/json")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hyperscope.errors import BadParameter, HyperscopeError, RateLimited
+from hyperscope.signing import signed_body
 
 MAX_PAGE_SIZE = 10_000
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?)?Z?$|^(\d{4})(\d{2})(\d{2})$")
@@ -85,10 +86,10 @@ def time_in(value: str, parameter: str, zone: str | None) -> int:
     else:
         year, month, day, hh, mm, ss, frac = (m.group(i) or "0" for i in range(1, 8))
         frac = m.group(7)
-    try:
+    try:  # a folder ("Europe"), a too-long name, odd characters: all just an unknown zone
         tz = ZoneInfo(zone) if zone else UTC
-    except (ZoneInfoNotFoundError, ValueError):
-        raise unsupported("timezone", zone or "") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
+        raise unsupported("timezone", (zone or "")[:64]) from None
     try:
         dt = datetime(int(year), int(month), int(day), int(hh), int(mm), int(ss),
                       int((frac or "0").ljust(6, "0")[:6]), tzinfo=tz)  # fmt: skip
@@ -97,25 +98,33 @@ def time_in(value: str, parameter: str, zone: str | None) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def _not_empty(value: str, parameter: str) -> None:
+    if not value.strip():
+        raise CMBadParameter(parameter, "Value is empty; leave the parameter out for its default.")
+
+
 def parse_bool(value: str | None, parameter: str, default: bool) -> bool:
-    if value is None or value == "":
+    if value is None:
         return default
+    _not_empty(value, parameter)
     if value.lower() not in ("true", "false"):
         raise CMBadParameter(parameter, f"Value '{value}' is not supported; use true or false.")
     return value.lower() == "true"
 
 
 def parse_int(value: str | None, parameter: str, default: int | None, low: int, high: int) -> int | None:
-    if value is None or value == "":
+    if value is None:
         return default
+    _not_empty(value, parameter)
     if not re.fullmatch(r"[0-9]{1,9}", value) or not low <= int(value) <= high:
         raise CMBadParameter(parameter, f"Value '{value}' is not supported; use a whole number {low}-{high}.")
     return int(value)
 
 
 def parse_choice(value: str | None, parameter: str, choices: tuple[str, ...], default: str) -> str:
-    if value is None or value == "":
+    if value is None:
         return default
+    _not_empty(value, parameter)
     if value not in choices:
         raise CMBadParameter(parameter, f"Value '{value}' is not supported; use one of {', '.join(choices)}.")
     return value
@@ -144,8 +153,8 @@ class PageTokens:
         return f"{body}.{self._sign(body)}"
 
     def decode(self, token: str, query: str) -> tuple[str, int]:
-        body, _, signature = token.partition(".")
-        if not body or not hmac.compare_digest(signature, self._sign(body)):
+        body = signed_body(token, self._sign)
+        if body is None:
             raise CMBadParameter("next_page_token", "Value is not a valid page token.")
         try:
             entity, time, bound = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
