@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-MAIN = "from hyperscope.cli import main; main()"
+MAIN = "from hyperscope.__main__ import main; main()"  # the console script's entry point
 ENV = {**os.environ, "HYPERSCOPE_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
 
 

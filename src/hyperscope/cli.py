@@ -200,6 +200,8 @@ def _serve_until_stopped(parts: Parts, sock: socket.socket, application: FastAPI
 
     signals.callbacks.append(shut_down)
     parts.status.on_failure.append(shut_down)
+    if signals.stop.is_set():  # a stop that came before the callback was there: never start serving
+        return
     if worker is not None:
         worker.start()
     _announce(sock, key, parts.keys)
@@ -515,9 +517,15 @@ def _leave(code: int) -> NoReturn:
 
 
 def main() -> None:
+    from hyperscope.__main__ import Interrupted, install_early_handlers
+
+    install_early_handlers()  # again: when called directly rather than through the entry point
     try:
         app()
     except Exit as e:
+        _leave(e.code)
+    except Interrupted as e:
+        err.print("interrupted during start-up; nothing was left half-done")
         _leave(e.code)
     except HyperscopeError as e:
         err.print(f"[red]error:[/] {escape(e.log_text)}", soft_wrap=True)  # the operator's terminal: the detail too

@@ -218,10 +218,11 @@ def stale_after(settings: Settings, *, ingesting: bool) -> float | None:
 
 
 class Signals:
-    """SIGINT and SIGTERM as a stop request: the current state update finishes, the store closes cleanly.
+    """SIGINT, SIGTERM and SIGHUP as a stop request: the current state update finishes, the store closes
+    cleanly, and one line says so.
 
     A second Ctrl-C quits at once (the store stays consistent: a state update is one transaction).
-    `code` is the exit code the signal asks for: 130 for Ctrl-C, 0 for SIGTERM (an orderly stop).
+    `code` is the exit code the signal asks for: 130 for Ctrl-C, 0 for SIGTERM or SIGHUP (an orderly stop).
     """
 
     def __init__(self) -> None:
@@ -238,7 +239,9 @@ class Signals:
             self.received = signum
             if signum == signal.SIGINT:
                 sys.stderr.write("\nstopping after the current state update (Ctrl-C again to quit now)\n")
-                sys.stderr.flush()
+            else:
+                sys.stderr.write(f"{signal.Signals(signum).name}: stopping after the current state update\n")
+            sys.stderr.flush()
         self.stop.set()
         for callback in self.callbacks:
             callback()
@@ -249,7 +252,7 @@ class Signals:
 
     @contextmanager
     def installed(self) -> Iterator[Signals]:
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             yield self
         finally:
@@ -292,6 +295,8 @@ def serve_workers(settings: Settings, sock: socket.socket, signals: Signals, ann
                 os.kill(pid, signal.SIGTERM)
 
     signals.callbacks.append(forward)
+    if signals.stop.is_set():  # a stop while the workers were starting: pass it on now
+        forward()
     while children:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
@@ -327,7 +332,8 @@ def _worker(settings: Settings, sock: socket.socket, index: int) -> int:
                 server.should_exit = True
 
             signals.callbacks.append(shut_down)
-            server.run(sockets=[sock])
+            if not signals.stop.is_set():  # a stop before the callback was there: never start serving
+                server.run(sockets=[sock])
         finally:
             parts.close()
     return 0

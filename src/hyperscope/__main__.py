@@ -1,0 +1,52 @@
+"""The `hyperscope` command's entry point: signal handling from the first moment, then the CLI.
+
+Importing the CLI (typer, rich, pydantic) and building a command's parts take a while; a Ctrl-C, SIGTERM or
+SIGHUP in that time must end the process the way it does later (one line, exit 130 for Ctrl-C, 0 for an
+orderly stop), never with Python's default (a traceback, or death by the signal with nothing closed).
+Until a command installs its own handlers (runtime.Signals: finish the current state update, then stop),
+a signal raises `Interrupted` wherever start-up is; what was opened is closed as the exception unwinds.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """A stop signal that arrived before the command could stop gracefully."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def code(self) -> int:
+        return 130 if self.signum == signal.SIGINT else 0
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _early(signum: int, frame: FrameType | None) -> None:
+    for s in STOP_SIGNALS:  # one is enough: a second signal while unwinding must not interrupt the cleanup
+        signal.signal(s, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def install_early_handlers() -> None:
+    for s in STOP_SIGNALS:
+        signal.signal(s, _early)
+
+
+def main() -> None:
+    install_early_handlers()
+    try:
+        from hyperscope.cli import main as cli_main
+    except Interrupted as e:
+        raise SystemExit(e.code) from None
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
