@@ -78,3 +78,20 @@ def test_backfill_from_an_info_server_on_the_loopback_interface(tmp_path):
     assert result.returncode == 0, result.stderr
     assert re.search(r"open positions\s*│\s*2\s*│", result.stdout), result.stdout
     assert "HTTP Request" not in result.stderr  # no log line per request
+
+
+def test_a_replay_with_a_rejected_snapshot_says_how_many_were_stored_and_rejected(tmp_path):
+    folder = tmp_path / "node"
+    assert hyperscope("simulate", "--scale", "tiny", "--hours", "1", "--write-node-dir", str(folder)).returncode == 0
+    bad = sorted((folder / "periodic_abci_states").glob("*/*.rmp"))[1]
+    bad.write_bytes(bad.read_bytes()[:200])  # cut: not a snapshot any more
+    replayed = hyperscope("backfill", "--source", "replay", str(folder), "--data-dir", str(tmp_path / "r"))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "stored 3 state update(s); 1 rejected whole" in replayed.stderr, replayed.stderr
+
+
+def test_keys_create_help_names_every_scope():
+    from hyperscope.service.keys import SCOPES
+
+    shown = " ".join(hyperscope("keys", "create", "--help").stdout.split())
+    assert all(scope in shown for scope in SCOPES), shown

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import ConfigError, HyperscopeError
+from hyperscope.service.keys import SCOPES
 from hyperscope.settings import Settings, describe_error
 
 if TYPE_CHECKING:  # the heavy modules load only in the commands that use them
@@ -151,18 +152,23 @@ def _catch_up(parts: Parts, signals: Signals) -> int:
         task = bar.add_task("backfill", total=None, info="")
 
         def advance(done: int, total: int, result: IngestResult) -> None:
+            rejected = f", {parts.status.rejected} rejected" if parts.status.rejected else ""
             bar.update(task, completed=done, total=total,
-                       info=f"height {result.height}, {result.positions} positions")  # fmt: skip
+                       info=f"height {result.height}, {result.positions} positions{rejected}")  # fmt: skip
 
         if hasattr(parts.source, "progress"):  # a source whose one update is a long sweep shows it too
             sweep = bar.add_task("sweep", total=None, info="(wallets of the sweep)")
             parts.source.progress = lambda done, total: bar.update(sweep, completed=done, total=total)
 
         try:
-            return backfill(parts.source, parts.ingestor, stop=stop, status=parts.status,
+            done = backfill(parts.source, parts.ingestor, stop=stop, status=parts.status,
                             retries=parts.settings.ingest_retries, progress=advance)  # fmt: skip
         except IngestFailed:
             return 0
+    if parts.status.rejected:
+        err.print(f"stored {done} state update(s); {parts.status.rejected} rejected whole (the log says why)",
+                  soft_wrap=True)  # fmt: skip
+    return done
 
 
 def _first_key(keys: KeyManager) -> str | None:
@@ -460,7 +466,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
     scope: Annotated[
         list[str] | None,
-        typer.Option(help="positions, metrics, segments, exports, orders or leaderboards; all when omitted."),
+        typer.Option(help=f"{', '.join(SCOPES)}: repeat --scope for several; every scope when omitted."),
     ] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute (1-1000000).")] = None,
     data_dir: DataDir = None,
