@@ -67,12 +67,12 @@ def client(world):
 
 
 @contextmanager
-def serving(app, headers):
+def serving(app, headers, protocol=JSONErrorProtocol):
     """An app on a real socket (uvicorn in a thread), with an httpx client at its base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=JSONErrorProtocol)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=protocol)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -118,3 +118,47 @@ def test_link_hosts_come_from_the_allow_list_never_from_any_host(tmp_path, host,
     finally:
         world.keys.store.close()
         world.store.close()
+
+
+def test_connections_that_never_complete_a_request_are_closed(world):
+    """An idle connection, one trickling its headers and one idle after its first answer all close within the
+    header deadline, while a well-behaved client is served on the same server."""
+    import socket
+    import time
+
+    from hyperscope.api.server import JSONErrorProtocol
+    from tests.api.conftest import serving
+
+    class Quick(JSONErrorProtocol):
+        header_seconds = 0.5
+
+    def closed_within(sock, seconds, trickle=b""):
+        sock.settimeout(0.1)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if trickle:
+                try:
+                    sock.sendall(trickle)
+                except OSError:
+                    return True
+            try:
+                if sock.recv(65536) == b"":
+                    return True
+            except TimeoutError:
+                continue
+            except OSError:
+                return True
+        return False
+
+    with serving(world.app, world.headers(), protocol=Quick) as http:
+        address = (http.base_url.host, http.base_url.port)
+        idle, trickling, kept = (socket.create_connection(address) for _ in range(3))
+        trickling.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        kept.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert kept.recv(65536).startswith(b"HTTP/1.1 ")
+        assert http.get("/api/external/segments").status_code == 200
+        assert closed_within(idle, 10)
+        assert closed_within(trickling, 10, trickle=b"a")
+        assert closed_within(kept, 10)
+        for s in (idle, trickling, kept):
+            s.close()

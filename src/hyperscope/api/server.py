@@ -7,6 +7,7 @@ SIGTERM after shutdown, which killed the process before the store was closed.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 from collections.abc import Generator
@@ -41,7 +42,39 @@ def bind(host: str, port: int) -> socket.socket:
 
 class JSONErrorProtocol(HttpToolsProtocol):
     """Requests the HTTP parser rejects (a 100k-character URL, a malformed request line) get the API's JSON
-    error shape rather than uvicorn's plain text."""
+    error shape rather than uvicorn's plain text.
+
+    A connection must bring a whole request line and headers within `header_seconds` of opening, and of each
+    response on a kept-alive connection: uvicorn times out only idle kept-alive connections, so a client that
+    connects and sends nothing, or trickles a byte at a time, would otherwise hold a connection forever."""
+
+    header_seconds = 10.0
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        waiting_after = self.cycle  # a new request replaces it once its headers are complete
+
+        def expire() -> None:
+            if self.cycle is waiting_after and not self.transport.is_closing():
+                self.transport.close()
+
+        self._header_deadline = self.loop.call_later(self.header_seconds, expire)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
         body = orjson.dumps(error_body("bad_request", f"malformed HTTP request: {msg}"))
