@@ -78,7 +78,7 @@ def create_app(
     app.state.metrics = metrics or Metrics()
     app.state.links = LinkSigner(config.secret)
     files = open_files(config, keep_seconds=app.state.links.ttl + 60)
-    app.state.exports = Exports(files, config.exports_per_minute, keys.store)
+    app.state.exports = Exports(files, config.exports_per_minute, keys.store, config.secret)
     app.state.funding = FundingService(service.store)
     app.state.cm_tokens = PageTokens(config.secret)
     errors.install(app)

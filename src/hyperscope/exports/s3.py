@@ -15,7 +15,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,7 @@ class S3Files:
         )  # fmt: skip
         self._clock = clock
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._purged = -PURGE_EVERY_SECONDS
         self._used = 0
         try:
@@ -67,12 +69,13 @@ class S3Files:
             raise NotFound("no such export file")
         return f"{self.prefix}/{file_id}"
 
-    def put(self, data: bytes, suffix: str) -> str:
-        """Upload bytes (a single PUT: the object appears whole or not at all); returns the file id."""
+    def put(self, data: bytes, suffix: str, file_id: str | None = None) -> str:
+        """Upload bytes under `file_id` (a new random one when None; a single PUT: the object appears whole or
+        not at all, replacing an older one of the same id); returns the file id."""
         used = self.purge()
         if used + len(data) > self.max_bytes:
             raise RetryLater("export storage is full; try again in a few minutes")
-        file_id = f"{secrets.token_hex(16)}.{suffix}"
+        file_id = file_id or f"{secrets.token_hex(16)}.{suffix}"
         try:
             self._client.put_object(Bucket=self.bucket, Key=self._key(file_id), Body=data,
                                     ContentType=FORMATS[suffix], Metadata=MARKER)  # fmt: skip
@@ -91,6 +94,13 @@ class S3Files:
             return False
         age = self._clock() - head["LastModified"].timestamp()
         return age < self.keep / 2
+
+    @contextmanager
+    def building(self, file_id: str) -> Iterator[None]:
+        """This process's lock only: processes on other machines may build the same file at the same moment
+        (the same bytes under the same id; the later PUT replaces the earlier)."""
+        with self._build_lock:
+            yield
 
     def presigned(self, file_id: str, name: str, seconds: int) -> str | None:
         try:
