@@ -233,10 +233,10 @@ def write_update(self, batch):
     calls.append(batch.height)
     if len(calls) > limit:
         with self._errors():
-            raise duckdb.FatalException("simulated: database has been invalidated")
+            raise duckdb.InternalException("simulated: an internal error")
     return original(self, batch)
 backend.DuckDBStore.write_update = write_update
-from hyperscope.cli import main; main()
+from hyperscope.__main__ import main; main()
 """
 
 
@@ -246,5 +246,5 @@ def test_a_fatal_store_error_stops_the_process_with_one_line_and_exit_1(tmp_path
     code, stderr = run.finish(timeout=30)
     assert code == 1, stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ingest stopped: the store failed (FatalException)"), stderr
+    assert last.startswith("error: ingest stopped: the store failed (InternalException)"), stderr
     assert "Traceback" not in stderr

@@ -36,7 +36,9 @@ def native(store, kind: str) -> Exception:
     if store.backend == "duckdb":
         if kind == "transient":
             return duckdb.IOException("simulated: No space left on device")
-        return duckdb.FatalException("simulated: database has been invalidated")
+        if kind == "fatal":
+            return duckdb.FatalException("simulated: database has been invalidated")
+        return duckdb.InternalException("simulated: an internal error")
     from psycopg import errors
 
     if kind == "transient":
@@ -77,13 +79,32 @@ def test_retries_run_out_and_ingest_stops_with_the_reason(sim, ingestor, store):
 
 def test_a_fatal_store_error_stops_ingest_at_once(sim, ingestor, store):
     ingestor.ingest(sim.step(T0 + STEP))
-    fatal = native(store, "fatal")
+    fatal = native(store, "broken")
     store.fault_hook = failing(1, fatal)
     status = IngestStatus()
     with pytest.raises(IngestFailed) as raised:
         supervised_ingest(ingestor, sim.step(T0 + 2 * STEP), status, threading.Event(), 5, NO_WAIT)
     assert isinstance(raised.value.__cause__, StoreFailed)
     assert status.failed and status.reason == f"the store failed ({type(fatal).__name__})"
+
+
+def test_an_embedded_store_invalidated_by_a_fatal_error_is_opened_again_and_the_update_lands(tmp_path, sim):
+    """DuckDB refuses every statement after a fatal error (a failed write to disk, say) until the database is
+    opened again: the store reopens its file (replaying the WAL) and the retried update lands, once."""
+    from hyperscope.ingest import Ingestor
+    from hyperscope.store import open_store
+
+    store = open_store(tmp_path / "store.duckdb")
+    ingestor = Ingestor(store)
+    ingestor.ingest(sim.step(T0 + STEP))
+    store.fault_hook = failing(1, native(store, "fatal"))
+    status, delays = IngestStatus(), []
+    update = sim.step(T0 + 2 * STEP)
+    result = supervised_ingest(ingestor, update, status, threading.Event(), 3, lambda a: delays.append(a) or 0.0)
+    assert result is not None and delays == [1] and status.state == "running"
+    assert store.status()["counts"]["state_updates"] == 2
+    check_recomputation(store, update.height)
+    store.close()
 
 
 def test_a_rejected_update_is_skipped_counted_and_the_next_one_lands(sim, ingestor, store):

@@ -7,6 +7,7 @@ translated to ours here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ from hyperscope.store.base import (
 )
 from hyperscope.store.sql import SqlReads
 
+log = logging.getLogger("hyperscope.store")
 _TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException, duckdb.InterruptException)
 
 
@@ -86,6 +88,10 @@ class DuckDBStore(SqlReads):
             "memory_limit": f"{memory_mib}MB",
             "threads": threads,
         }
+        self._open_args = {"read_only": read_only, "config": config}
+        self._generation = 0  # moves on each reopen: thread-local cursors of an older connection are dropped
+        self._invalid: str | None = None  # why the connection must be reopened before its next use
+        self._reopen_lock = threading.Lock()
         try:
             self._con = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.IOException as e:
@@ -110,22 +116,53 @@ class DuckDBStore(SqlReads):
 
     # ------------------------------------------------------------ plumbing
 
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """The database connection; after a fatal error (DuckDB then refuses every statement until the
+        database is opened again) a new one, opened from the file as it is on disk (its WAL replayed), with
+        what this object keeps in memory read anew. StoreUnavailable while that cannot be done."""
+        if self._invalid is None:
+            return self._con
+        with self._reopen_lock:
+            if self._invalid is None:
+                return self._con
+            try:
+                self._con.close()
+            except duckdb.Error:
+                pass
+            try:
+                self._con = duckdb.connect(self.path, **self._open_args)  # type: ignore[arg-type]
+            except duckdb.Error as e:
+                raise StoreUnavailable("the store cannot be opened again yet; try again", detail=str(e)) from e
+            self._generation += 1
+            reason, self._invalid = self._invalid, None
+            log.warning("reopened the store after a fatal error (%s)", reason)
+        with self._errors():
+            self._next_ids = {t: self._scalar(f"SELECT coalesce(max(id), 0) + 1 FROM {t}") for t in SERIES_TABLES}
+            self._latest = self._read_latest()
+        return self._con
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
+        con = self._connection()
         cur = getattr(self._local, "cursor", None)
-        if cur is None:
-            cur = self._con.cursor()
-            self._local.cursor = cur
+        if cur is None or getattr(self._local, "generation", -1) != self._generation:
+            cur = con.cursor()
+            self._local.cursor, self._local.generation = cur, self._generation
         return cur
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """DuckDB's exceptions as ours: what may work later (I/O, disk full, memory, a conflict) is
-        StoreUnavailable; anything else means the store or this code is broken: StoreFailed."""
+        StoreUnavailable; a fatal error too, once (the connection is reopened at its next use: a disk that
+        failed a write may work again); anything else means the store or this code is broken: StoreFailed."""
         try:
             yield
         except _TRANSIENT as e:
             raise StoreUnavailable(f"the store could not answer ({type(e).__name__}); try again", detail=str(e)) from e
         except duckdb.Error as e:
+            if isinstance(e, duckdb.FatalException) or "invalidated" in str(e):
+                self._invalid = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+                raise StoreUnavailable("the store hit a fatal error and is opened again; try again",
+                                       detail=str(e)) from e  # fmt: skip
             raise StoreFailed(f"the store failed ({type(e).__name__})", detail=str(e)) from e
 
     def _scalar(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
@@ -180,8 +217,9 @@ class DuckDBStore(SqlReads):
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write_lock, self._errors():
-            self._con.execute("DELETE FROM meta WHERE key = ?", [key])
-            self._con.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
+            con = self._connection()
+            con.execute("DELETE FROM meta WHERE key = ?", [key])
+            con.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
 
     def _read_latest(self) -> LatestUpdate | None:
         rows = self._dicts("SELECT height, time, ingested_at FROM state_updates ORDER BY height DESC LIMIT 1", [])
@@ -217,7 +255,7 @@ class DuckDBStore(SqlReads):
     def write_update(self, batch: WriteBatch) -> None:
         """Write one state update as one transaction (a no-op for a height already stored)."""
         with self._write_lock, self._errors():
-            con = self._con
+            con = self._connection()
             if self.has_height(batch.height):
                 return
             next_ids = dict(self._next_ids)
@@ -333,7 +371,7 @@ class DuckDBStore(SqlReads):
         expired = now - policy.metrics
         deleted: dict[str, int] = {}
         with self._write_lock, self._errors():
-            con = self._con
+            con = self._connection()
             newest = self._latest.height if self._latest else -1
             doomed = con.execute(
                 "SELECT height FROM (SELECT height, time, row_number() OVER (PARTITION BY time // ? "
