@@ -65,6 +65,9 @@ def test_everything_comes_back_after_postgresql_restarts(own_server, tmp_path):
         for s in servers:
             wait_until(lambda s=s: s.get(COINS, victim).status_code == 200, "the new key works")
 
+        seen = servers[1].get("/health").json()  # a server reads what the writer (another process) records
+        assert seen["ingest"]["process"] == "another" and seen["ingest"]["state"] in ("idle", "running"), seen
+
         own_server.halt()
         for s in servers:  # down: said, never served from a dead connection
             wait_until(lambda s=s: s.get("/health").json()["status"] == "store_unavailable", "health says so")

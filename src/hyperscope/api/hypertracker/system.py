@@ -9,6 +9,7 @@ from starlette.responses import FileResponse, Response
 from hyperscope.api.hypertracker.common import service
 from hyperscope.api.models import Error, Health
 from hyperscope.api.responses import JSONBytes
+from hyperscope.errors import HyperscopeError
 from hyperscope.exports import FORMATS
 
 router = APIRouter(tags=["system"])
@@ -30,7 +31,10 @@ async def health(request: Request) -> JSONBytes:
 async def prometheus(request: Request) -> Response:
     """Prometheus text format: requests, latencies, ingest durations, height and lag."""
     metrics = request.app.state.metrics
-    latest = service(request).store.latest()
+    try:  # during an outage the process's own figures still answer (Prometheus keeps scraping)
+        latest = service(request).store.latest()
+    except HyperscopeError:
+        latest = None
     if latest is not None:
         metrics.observe_latest(latest.height, latest.time)
     cache = request.app.state.cache
