@@ -48,9 +48,8 @@ class WriterRecord:
         except (ValueError, TypeError):
             return None
 
-    @property
-    def gone(self) -> bool:
-        """It said it was ingesting, but it has not recorded so for too long."""
+    def gone(self, now: int | None = None) -> bool:
+        """It said it was ingesting, but it has not recorded so for too long (as of `now`, epoch ms)."""
         if self.state not in ("idle", "running", "retrying"):
             return False
-        return not self.beats or (now_ms() - self.heartbeat) / 1000 > GONE_AFTER_SECONDS
+        return not self.beats or ((now or now_ms()) - self.heartbeat) / 1000 > GONE_AFTER_SECONDS

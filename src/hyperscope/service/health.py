@@ -45,20 +45,23 @@ def health(
     ingest: IngestState | None,
     writer: WriterRecord | None = None,
     keys_unavailable: str | None = None,
+    now: int | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body). `latest` is the error the store raised when it could not answer; `ingest` this
-    process's own ingest, `writer` (for a process that does not ingest) what the store's writer recorded."""
+    """(HTTP status, body) as of `now` (epoch ms; the clock by default). `latest` is the error the store
+    raised when it could not answer; `ingest` this process's own ingest, `writer` (for a process that does
+    not ingest) what the store's writer recorded."""
+    now = now if now is not None else now_ms()
     problem = latest if isinstance(latest, HyperscopeError) else None
     latest = None if problem is not None else latest
     assert not isinstance(latest, HyperscopeError)
-    lag = round((now_ms() - latest.time) / 1000, 3) if latest else None
+    lag = round((now - latest.time) / 1000, 3) if latest else None
     account: dict[str, Any] | None = None
     if ingest is not None:
         account = {"state": ingest.state, "reason": ingest.reason, "retries": ingest.retries,
                    "rejected": ingest.rejected}  # fmt: skip
     elif writer is not None:
         account = {"state": writer.state, "reason": writer.reason, "retries": writer.retries,
-                   "rejected": writer.rejected, "heartbeatSecondsAgo": round((now_ms() - writer.heartbeat) / 1000, 1),
+                   "rejected": writer.rejected, "heartbeatSecondsAgo": round((now - writer.heartbeat) / 1000, 1),
                    "process": "another"}  # fmt: skip
         if writer.stale_after is not None or writer.state != "stopped":
             stale_after = writer.stale_after if writer.stale_after is not None else stale_after
@@ -68,7 +71,7 @@ def health(
         status = "keys_unavailable"
     elif account is not None and account["state"] == "failed":
         status = "ingest_failed"
-    elif ingest is None and writer is not None and writer.gone:
+    elif ingest is None and writer is not None and writer.gone(now):
         status = "ingest_down"
         account = {
             **(account or {}),
