@@ -5,7 +5,8 @@ from tests.sources.hyperliquid.conftest import DATA, load
 
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, add_perp_contexts, perp_dex_names
-from hyperscope.sources.hyperliquid.events import FILLS_DIR, Block, BlockStream, Skips, fills_table, flows_of
+from hyperscope.sources.hyperliquid.events import FILLS_DIR, Block, BlockStream, fills_table, flows_of
+from hyperscope.sources.hyperliquid.skips import Skips
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot
 
 LINES = (DATA / "node_fills_by_block.ndjson").read_bytes().splitlines(keepends=True)

@@ -266,13 +266,20 @@ def build_update(
     account_user, account_raw = [], []
     n_accounts = 0
     for house, rows in zip(snapshot.clearinghouses, market_row, strict=True):
+        # a position that cannot be valued (its coin has no price) or has no usable leverage is skipped and
+        # counted: one odd position never costs the whole market
+        unpriced = rows[house.pos_coin] < 0
+        no_leverage = (house.pos_lev_kind != LEV_DEFAULT) & (house.pos_leverage <= 0)
+        for mask, kind_of in ((unpriced, "positions on a coin without a price"),
+                              (no_leverage & ~unpriced, "positions whose leverage is not positive")):  # fmt: skip
+            if mask.any():
+                first = house.coins[int(house.pos_coin[np.argmax(mask)])]
+                snapshot.skipped.add(kind_of, f"cls[{house.index}] {first}", int(mask.sum()))
+        if unpriced.any() or no_leverage.any():
+            house.keep_positions(~(unpriced | no_leverage))
         n = house.pos_size.size
         coin = house.pos_coin
         market = rows[coin]
-        if (market < 0).any():
-            j = int(coin[np.argmax(market < 0)])
-            raise InvalidSnapshot(f"snapshot {snapshot.height}: positions on {house.coins[j]} (cls[{house.index}]), "
-                                  "which has no price")  # fmt: skip
         scale = 10.0 ** house.sz_decimals[coin]
         size = house.pos_size / scale
         table_ids = house.margin_table[coin] + 1_000_000 * house.index  # tables are per dex
@@ -285,13 +292,15 @@ def build_update(
         kind = house.pos_lev_kind
         default_isolated = (house.index > 0) | house.strict_isolated[coin]
         isolated = (kind == LEV_ISOLATED) | ((kind == LEV_DEFAULT) & default_isolated)
-        leverage = np.where(kind == LEV_DEFAULT, max_lev, house.pos_leverage.astype(np.float64))
+        # no leverage set: as the public parsers read it, min(max leverage, 20) cross on the main dex, the
+        # entry's `M` (else the max) on a HIP-3 dex (docs/decisions.md)
+        set_lev = house.pos_leverage.astype(np.float64)
+        default = np.minimum(max_lev, 20.0) if house.index == 0 else np.where(set_lev > 0, set_lev, max_lev)
+        leverage = np.where(kind == LEV_DEFAULT, default, set_lev)
         entry = np.abs(house.pos_cost) / 1e6 / np.abs(size) if n else np.zeros(0)
         # an isolated position without its margin in the file: the initial margin at entry is assumed posted
         assumed = np.abs(size) * entry / np.maximum(leverage, 1.0) - size * entry
         iso_raw = np.where(kind == LEV_ISOLATED, house.pos_iso_raw / 1e6, np.where(isolated, assumed, 0.0))
-        if (leverage <= 0).any():
-            raise InvalidSnapshot(f"snapshot {snapshot.height}: a position in cls[{house.index}] has leverage <= 0")
         parts["user"].append(house.user[house.pos_account])
         parts["market"].append(market)
         parts["size"].append(size)
@@ -325,8 +334,15 @@ def build_update(
 
     cash = raw_usd + np.bincount(col["account"].astype(np.int64), weights=col["iso_raw"], minlength=raw_usd.size)
     wallets = _wallets(snapshot, contexts, book, addresses, m.account_value, account_user, cash, fills, flows)
+    # positions were skipped (or users who may have held some): a coin's long and short need not match
+    partial = any(kind in snapshot.skipped.counts for kind in POSITION_SKIPS)
     return StateUpdate(height=snapshot.height, time=snapshot.time_ms, markets=markets, wallets=wallets,
-                       positions=positions, orders=orders, fills=fills, source=source)  # fmt: skip
+                       positions=positions, orders=orders, fills=fills, source=source, partial=partial)  # fmt: skip
+
+
+POSITION_SKIPS = ("position entries that could not be read", "user states that could not be read",
+                  "positions on an asset meta does not list",
+                  "positions on a coin without a price", "positions whose leverage is not positive")  # fmt: skip
 
 
 def _wallets(

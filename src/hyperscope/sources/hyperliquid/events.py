@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ import orjson
 import pyarrow as pa
 
 from hyperscope.domain.state import FILLS
+from hyperscope.sources.hyperliquid.skips import Skips
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
 
@@ -54,25 +54,6 @@ def hourly_files(root: Path) -> list[Path]:
             if hour.is_file() and hour.name.isdigit():
                 found.append((day.name, int(hour.name), hour))
     return [path for _, _, path in sorted(found)]
-
-
-@dataclass
-class Skips:
-    """Records skipped because they could not be read, by kind, with where the first of each kind was."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    first: dict[str, str] = field(default_factory=dict)
-
-    def add(self, kind: str, where: str) -> None:
-        self.counts[kind] += 1
-        self.first.setdefault(kind, where)
-
-    def __bool__(self) -> bool:
-        return bool(self.counts)
-
-    def summary(self) -> str:
-        """One line: each kind's count and its first example."""
-        return "; ".join(f"{n} {kind} (first: {self.first[kind]})" for kind, n in sorted(self.counts.items()))
 
 
 @dataclass

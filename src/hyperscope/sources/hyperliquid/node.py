@@ -34,8 +34,9 @@ from hyperscope.errors import ConfigError, SourceUnavailable
 from hyperscope.sources.base import Backlog, Ledger, Progress, claim
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook, build_update
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, from_recording
-from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, Skips, fills_table, flows_of
+from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, fills_table, flows_of
 from hyperscope.sources.hyperliquid.nodefiles import RECORDS_DIR, SNAPSHOTS_DIR, write_json
+from hyperscope.sources.hyperliquid.skips import Skips
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, height_of, read_snapshot
 
 if TYPE_CHECKING:
@@ -235,6 +236,7 @@ class NodeSource:
             update = build_update(snapshot, contexts, self.book, fills=fills, flows=flows, source=self.kind)
         except InvalidSnapshot as e:
             self._reject(path, height, e)
+        skips.merge(snapshot.skipped)  # the snapshot's own (user states, positions, balances) with the events'
         self.skipped = dict(skips.counts)
         self.skipped_total.update(skips.counts)
         if skips:

@@ -6,19 +6,25 @@ fee tracker, ...) and unpacks one user state at a time, with the garbage collect
 is the raw integers of the clearinghouses (`exchange.locus.cls[i]`: meta, oracle prices, every user's cash
 and positions), spot balances (`locus.scl`) and vault shares (`locus.vlt`), as numpy columns.
 
-The format is undocumented and drifts, so every key is guarded: anything that does not fit raises
-`InvalidSnapshot` naming the height and the path inside the file (`...cls[1].user_states.user_to_state[42].p`),
-and nothing of that snapshot is used.
+The format is undocumented and drifts (real-shapes.md), so every key is guarded, and what does not fit is
+treated by its reach: a file that cannot be a snapshot (not MessagePack, truncated, no `locus`, no
+clearinghouse, a clearinghouse without meta) raises `InvalidSnapshot` naming the height and the path inside
+the file, and nothing of it is used; anything narrower (one user state, one position entry, one spot balance,
+one vault follower, a `ctx.height` unlike the file name) is skipped and counted in `Snapshot.skipped` by kind,
+with the path of the first of each kind (`...cls[1].user_states.user_to_state[42]`). Sections the reader does
+not use are passed over wherever they sit, whatever their size.
 
 Scales (sources.md section 1.5): sizes are integers x 10^szDecimals, USD amounts x 1e6, oracle prices
 x 10^(6 - szDecimals); leverage is `{"C": n}` (cross) or `{"I": {"l": n, "u": raw_usd}}` (isolated), and
-when absent the market default applies. Entries with size 0 only hold a leverage preference and are skipped.
+when absent the market default applies (the entry's `M` is kept for it). An entry with no, null or zero
+size only holds a leverage preference: it is not a position.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hyperscope.errors import InvalidStateUpdate
+from hyperscope.sources.hyperliquid.skips import Skips
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
 
@@ -81,6 +88,12 @@ class Clearinghouse:
                 return coin.split(":", 1)[0]
         return f"dex{self.index}"
 
+    def keep_positions(self, keep: np.ndarray) -> None:
+        """Drop the positions where `keep` is False (every pos_* column alike)."""
+        for name in ("pos_account", "pos_coin", "pos_size", "pos_cost", "pos_lev_kind", "pos_leverage", "pos_iso_raw",
+                     "pos_funding"):  # fmt: skip
+            setattr(self, name, getattr(self, name)[keep])
+
     def oracle_px(self) -> np.ndarray:
         px = self.oracle_raw.astype(np.float64) / 10.0 ** (6 - self.sz_decimals)
         return np.where(self.oracle_raw > 0, px, np.nan)
@@ -98,6 +111,7 @@ class Snapshot:
     vault: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # address index of the vault
     vault_user: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     vault_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    skipped: Skips = field(default_factory=Skips)  # what could not be used, by kind (see the module docstring)
 
 
 def height_of(path: Path) -> int | None:
@@ -298,52 +312,50 @@ def _hex_array(raw: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), m, [None, offsets, pa.py_buffer(text.tobytes())])
 
 
-def _positions(account: int, held: Any) -> list[tuple[int, ...]]:
-    """The open positions of one user state's `p.p` as raw columns (size-0 entries only set leverage)."""
+def _positions(account: int, held: Any, skips: Skips | None = None, where: str = "") -> list[tuple[int, ...]]:
+    """The open positions of one user state's `p.p` as raw columns. An entry with no, null or zero size only
+    sets leverage; one that cannot be read is skipped and counted in `skips` (without `skips`, ValueError)."""
     out: list[tuple[int, ...]] = []
-    for asset, p in held:
-        size = p[b"s"]
-        if size == 0:
-            continue
-        cost = p[b"e"]
-        if type(size) is not int or type(cost) is not int or type(asset) is not int:
-            raise ValueError(f"asset {asset!r:.20}, size {size!r:.30} or entry cost {cost!r:.30} is not an integer")
-        lev = p.get(b"l")
-        if lev is None:
-            kind, leverage, iso_raw = LEV_DEFAULT, 0, 0
-        elif b"C" in lev:
-            kind, leverage, iso_raw = LEV_CROSS, lev[b"C"], 0
-        else:
-            iso = lev[b"I"]
-            kind, leverage, iso_raw = LEV_ISOLATED, iso[b"l"], iso.get(b"u", 0)
-        funding = p.get(b"f")
-        out.append(
-            (account, asset % 10_000, size, cost, kind, leverage, iso_raw, funding.get(b"o", 0) if funding else 0)
-        )
+    for j, entry in enumerate(held):
+        try:
+            asset, p = entry
+            size = p.get(b"s")
+            if size is None or size == 0:
+                continue  # a leverage preference on a coin not held
+            cost = p.get(b"e")
+            if type(size) is not int or type(cost) is not int or type(asset) is not int:
+                raise ValueError(f"asset {asset!r:.20}, size {size!r:.30} or entry cost {cost!r:.30} is not an integer")
+            lev = p.get(b"l")
+            if lev is None:
+                default = p.get(b"M", 0)  # HIP-3: the leverage the public parsers take when none is set
+                kind, leverage, iso_raw = LEV_DEFAULT, default if type(default) is int else 0, 0
+            elif b"C" in lev:
+                kind, leverage, iso_raw = LEV_CROSS, lev[b"C"], 0
+            else:
+                iso = lev[b"I"]
+                kind, leverage, iso_raw = LEV_ISOLATED, iso[b"l"], iso.get(b"u", 0)
+            if type(leverage) is not int or type(iso_raw) is not int:
+                raise ValueError(f"leverage {leverage!r:.20} or isolated margin {iso_raw!r:.20} is not an integer")
+            funding = p.get(b"f")
+            since_open = funding.get(b"o", 0) if isinstance(funding, dict) else 0
+            out.append((account, asset % 10_000, size, cost, kind, leverage, iso_raw,
+                        since_open if type(since_open) is int else 0))  # fmt: skip
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            if skips is None:
+                raise ValueError(str(e)) from e
+            skips.add("position entries that could not be read", f"{where}.p.p[{j}]: {type(e).__name__}: {e!s:.60}")
     return out
 
 
-def _first_bad(chunk: list[Any], spot: bool = False) -> int:
-    """The index of the first element of a chunk that does not have the expected shape."""
-    for k, pair in enumerate(chunk):
-        try:
-            address, state = pair
-            if type(address) is not bytes:
-                raise TypeError
-            if not spot and type(state.get(b"u", 0)) is not int:
-                raise TypeError
-            if spot:
-                for token, balance in state.get(b"b") or ():
-                    total = balance[b"t"] if type(balance) is dict else balance
-                    if type(token) is not int or type(total) is not int:
-                        raise ValueError
-            else:
-                state.get(b"u", 0)
-                if state.get(b"p"):
-                    _positions(0, state[b"p"][b"p"])
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
-            return k
-    return 0
+def _spot_rows(chunk: list[Any]) -> list[tuple[Any, int, int]]:
+    """(address, token, total) of every non-zero balance of some `scl.user_states` entries; ValueError and
+    its kin when one does not fit."""
+    rows = [(pair[0], token, balance[b"t"] if type(balance) is dict else balance)
+            for pair in chunk for token, balance in (pair[1].get(b"b") or ())]  # fmt: skip
+    rows = [r for r in rows if r[2]]
+    if rows and (np.array([r[1] for r in rows]).dtype.kind != "i" or np.array([r[2] for r in rows]).dtype.kind != "i"):
+        raise ValueError("a token or total is not an integer")
+    return rows
 
 
 def _spot_worker(path: str, height: int, conn: Any) -> None:
@@ -361,7 +373,7 @@ def _spot_worker(path: str, height: int, conn: Any) -> None:
                     f"snapshot {height}: unreadable at {reader.where()}: {type(e).__name__}: {e}"
                 ) from e
         blobs, lengths, users, tokens, totals, sections = reader.spot_parts()
-        conn.send(("ok", sections, len(lengths), len(users)))
+        conn.send(("ok", sections, len(lengths), len(users), dict(reader.skips.counts), reader.skips.first))
         for part in (blobs, lengths.tobytes(), users.tobytes(), tokens.tobytes(), totals.tobytes()):
             conn.send_bytes(part)
     except InvalidSnapshot as e:
@@ -375,6 +387,7 @@ class _SpotHelper:
 
     def __init__(self, path: Path, process: Any, conn: Any) -> None:
         self.path, self.process, self.conn = path, process, conn
+        self.skips = Skips()  # what the helper skipped, once its result is in
 
     @classmethod
     def start(cls, path: Path, height: int) -> _SpotHelper | None:
@@ -397,7 +410,8 @@ class _SpotHelper:
             head = self.conn.recv()
             if head[0] == "invalid":
                 return str(head[1])
-            _, sections, n_addresses, n_rows = head
+            _, sections, n_addresses, n_rows, counts, first = head
+            self.skips = Skips(Counter(counts), dict(first))
             blobs = self.conn.recv_bytes()
             lengths = np.frombuffer(self.conn.recv_bytes(), np.int64)
             users, tokens, totals = (np.frombuffer(self.conn.recv_bytes(), np.int64) for _ in range(3))
@@ -431,6 +445,7 @@ class _Reader:
         self.spot: tuple[list[int], list[int], list[int]] = ([], [], [])
         self.spot_parts_taken: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # from the helper
         self.vaults: tuple[list[int], list[int], list[float]] = ([], [], [])
+        self.skips = Skips()
 
     def where(self) -> str:
         return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".") or "the top"
@@ -570,7 +585,7 @@ class _Reader:
             height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
             spot_user=row[spot_user], spot_token=spot_token, spot_total=spot_total,
             vault=row[np.array(vault, np.int64)], vault_user=row[np.array(vault_user, np.int64)],
-            vault_fraction=np.array(fraction, np.float64),
+            vault_fraction=np.array(fraction, np.float64), skipped=self.skips,
         )  # fmt: skip
 
     def locus(self) -> None:
@@ -595,7 +610,11 @@ class _Reader:
                 if isinstance(ctx, dict) and b"time" in ctx:
                     self.time_ms = _time_ms(ctx[b"time"])
                 if isinstance(ctx, dict) and isinstance(ctx.get(b"height"), int) and ctx[b"height"] != self.height:
-                    raise self.fail(f"file is named for height {self.height} but holds height {ctx[b'height']}")
+                    # the file name wins (real-shapes.md): one warning, counted
+                    self.skips.add("snapshots whose ctx.height is not their file name's",
+                                   f"{self.where()}: {ctx[b'height']} in a file named {self.height}")  # fmt: skip
+                    log.warning("snapshot %d: ctx.height says %s; the file name's height is used", self.height,
+                                ctx[b"height"])  # fmt: skip
             else:
                 self.skip()
 
@@ -637,8 +656,9 @@ class _Reader:
         bad = (house.pos_coin < 0) | (house.pos_coin >= len(house.coins))
         if bad.any():
             row = int(np.argmax(bad))
-            raise self.fail(f"position {row} is on asset {house.pos_coin[row]}, which meta does not list "
-                            f"({len(house.coins)} coins) in cls[{index}]")  # fmt: skip
+            self.skips.add("positions on an asset meta does not list", f"cls[{index}]: asset {house.pos_coin[row]} "
+                           f"({len(house.coins)} coins listed)", int(bad.sum()))  # fmt: skip
+            house.keep_positions(~bad)
         return house
 
     def meta(self, index: int, meta: dict[bytes, Any]) -> Clearinghouse:
@@ -695,7 +715,7 @@ class _Reader:
         """`user_to_state`: [[address, {"u": cash, "p": {"p": [[asset, position], ...]}}], ...].
 
         Unpacked one user state at a time but handled a chunk at a time with comprehensions (most users hold
-        no position); a chunk that does not fit is walked element by element to name the one that broke."""
+        no position); a chunk that does not fit is walked element by element, keeping what reads."""
         u = self.unpacker
         user_col, cash_col = users
         found = self.found
@@ -704,22 +724,48 @@ class _Reader:
         done = 0
         while done < n:
             chunk = [u.unpack() for _ in range(min(CHUNK, n - done))]
-            try:
+            try:  # the fast path reads the whole chunk first and keeps it only if all of it reads
                 first_account = self._accounts
-                first_id = found.add([pair[0] for pair in chunk])
                 cash = np.array([pair[1].get(b"u", 0) for pair in chunk])
                 if cash.dtype.kind != "i":
                     raise ValueError(f"a user's cash (u) is not an integer ({cash.dtype})")
+                held = [(k, pair[1][b"p"]) for k, pair in enumerate(chunk) if b"p" in pair[1]]
+                taken = [row for k, h in held if h for row in _positions(first_account + k, h[b"p"])]
+                first_id = found.add([pair[0] for pair in chunk])  # TypeError before it adds anything
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+                self._user_states_one_by_one(chunk, done, users, positions)
+            else:
                 cash_col.append(cash)
                 user_col.append(np.arange(first_id, first_id + len(chunk), dtype=np.int64))
                 self._accounts += len(chunk)
-                for k, held in [(k, pair[1][b"p"]) for k, pair in enumerate(chunk) if b"p" in pair[1]]:
-                    if held:
-                        positions.extend(_positions(first_account + k, held[b"p"]))
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-                self.path.append(f"[{done + _first_bad(chunk)}]")
-                raise self.fail(f"unexpected user state ({type(e).__name__}: {e!s:.80})") from e
+                positions.extend(taken)
             done += len(chunk)
+
+    def _user_states_one_by_one(self, chunk: list[Any], done: int, users: tuple[list[np.ndarray], list[np.ndarray]],
+                                positions: list[tuple[int, ...]]) -> None:  # fmt: skip
+        """A chunk whose fast path failed: every user state that reads is kept, and each one that does not (or
+        a position entry of it) is skipped and counted."""
+        user_col, cash_col = users
+        where = self.where()
+        for k, pair in enumerate(chunk):
+            here = f"{where}[{done + k}]"
+            try:
+                address, state = pair
+                if type(address) is not bytes:
+                    raise TypeError(f"address {address!r:.30} is not text")
+                cash = state.get(b"u", 0)
+                if type(cash) is not int:
+                    raise TypeError(f"cash (u) {cash!r:.30} is not an integer")
+                held = state.get(b"p")
+                entries = held.get(b"p", []) if isinstance(held, dict) else []
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                self.skips.add("user states that could not be read", f"{here}: {type(e).__name__}: {e!s:.60}")
+                continue
+            account = self._accounts
+            positions.extend(_positions(account, entries or [], self.skips, here))
+            user_col.append(np.array([self.found.add([address])], np.int64))
+            cash_col.append(np.array([cash], np.int64))
+            self._accounts += 1
 
     # ------------------------------------------------------------ spot and vaults
 
@@ -736,19 +782,21 @@ class _Reader:
             while done < n:
                 chunk = [u.unpack() for _ in range(min(CHUNK, n - done))]
                 try:
-                    rows = [(pair[0], token, balance[b"t"] if type(balance) is dict else balance)
-                            for pair in chunk for token, balance in (pair[1].get(b"b") or ())]  # fmt: skip
-                    rows = [r for r in rows if r[2]]
-                    if rows and (np.array([r[1] for r in rows]).dtype.kind != "i"
-                                 or np.array([r[2] for r in rows]).dtype.kind != "i"):  # fmt: skip
-                        raise ValueError("a token or total is not an integer")
-                except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-                    self.path.append(f"[{done + _first_bad(chunk, spot=True)}]")
-                    raise self.fail(f"unexpected spot balance ({type(e).__name__}: {e!s:.80})") from e
-                try:
+                    rows = _spot_rows(chunk)
+                    first = self.found.add([r[0] for r in rows])  # TypeError before it adds anything
+                except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+                    rows = []  # one user at a time: keep every balance that reads, count the others
+                    for k, pair in enumerate(chunk):
+                        try:
+                            mine = _spot_rows([pair])
+                            if any(type(r[0]) is not bytes for r in mine):
+                                raise TypeError("the address is not text")
+                        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+                            self.skips.add("spot balances that could not be read",
+                                           f"{self.where()}[{done + k}]: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                            continue
+                        rows += mine
                     first = self.found.add([r[0] for r in rows])
-                except TypeError as e:
-                    raise self.fail(f"an address is not text or bytes ({e})") from e
                 self.spot_parts_taken.append((
                     np.arange(first, first + len(rows), dtype=np.int64),
                     np.array([r[1] for r in rows], np.int64), np.array([r[2] for r in rows], np.int64),
@@ -765,7 +813,9 @@ class _Reader:
                 other = _Reader(f, self.height, only_spot=True)
                 other.spot_only()
             blobs, lengths, users, tokens, totals, sections = other.spot_parts()
+            self.skips.merge(other.skips)
         else:
+            self.skips.merge(helper.skips)
             if isinstance(result, str):
                 raise InvalidSnapshot(result)
             blobs, lengths, users, tokens, totals, sections = result
@@ -793,19 +843,31 @@ class _Reader:
         self.sections.append((self.found.count, self.where(), False))
         for i in range(count):
             pair = u.unpack()
+            here = f"{self.where()}[{i}]"
             try:
                 vault_address, vault = pair
-                vault_index = self.intern(vault_address)
-                for user, share in vault.get(b"user_states", []) or []:
+                followers = vault.get(b"user_states", []) or []
+                if type(vault_address) is not bytes:
+                    raise TypeError(f"vault address {vault_address!r:.30} is not text")
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                self.skips.add("vaults that could not be read", f"{here}: {type(e).__name__}: {e!s:.60}")
+                continue
+            vault_index = self.intern(vault_address)
+            for j, follower in enumerate(followers):
+                try:
+                    user, share = follower
                     fraction = share[b"o"][b"f"]
                     if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
                         raise ValueError(f"ownership fraction {fraction!r:.30} is not in [0, 1]")
-                    vaults.append(vault_index)
-                    users.append(self.intern(user))
-                    fractions.append(float(fraction))
-            except (ValueError, TypeError, KeyError, AttributeError) as e:
-                self.path.append(f"[{i}]")
-                raise self.fail(f"unexpected vault ({type(e).__name__}: {e!s:.80})") from e
+                    if type(user) is not bytes:
+                        raise TypeError(f"follower {user!r:.30} is not text")
+                except (ValueError, TypeError, KeyError, AttributeError) as e:
+                    self.skips.add("vault followers that could not be read",
+                                   f"{here}.user_states[{j}]: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                    continue
+                vaults.append(vault_index)
+                users.append(self.intern(user))
+                fractions.append(float(fraction))
 
 
 def users_with_positions(path: Path) -> list[str]:
