@@ -215,30 +215,50 @@ class Flows:
             self.usdc.append(amount)
 
 
-def _ledger(flows: Flows, users: list[Any], delta: dict[str, Any]) -> None:
+def _amount(delta: dict[str, Any]) -> float:
+    """The USDC a ledger update moves: `usdc`, else `usdcValue`, else `amount` (the field names vary by type)."""
+    for name in ("usdc", "usdcValue", "amount"):
+        if name in delta:
+            return _f(delta[name])
+    raise KeyError("usdc")
+
+
+# ledger updates that move no USDC into or out of a perp account (spot only, or losses that are PnL)
+NO_PERP_FLOW = frozenset({"spotTransfer", "rewardsClaim", "liquidation", "spotGenesis", "accountActivationGas",
+                          "deployGasAuction", "cStakingTransfer", "borrowLend"})  # fmt: skip
+
+
+def _ledger(flows: Flows, users: list[Any], delta: dict[str, Any], skips: Skips, where: str) -> None:
+    """Book one ledger update: USDC into (+) or out of (-) the perp accounts it touches, so that money moved is
+    never taken for PnL. A type not known here is counted (it may move money hyperscope cannot see)."""
     kind = delta.get("type")
     first = users[0] if users else delta.get("user")
     if kind == "deposit":
         flows.move(first, _f(delta["usdc"]))
     elif kind == "withdraw":
         flows.move(first, -_f(delta["usdc"]))
-    elif kind == "accountClassTransfer":
-        amount = _f(delta["usdc"])
-        flows.move(first, amount if delta.get("toPerp") else -amount)
+    elif kind in ("accountClassTransfer", "perpDexClassTransfer"):  # between a wallet's spot and perp accounts
+        amount = _amount(delta)
+        if "toPerp" in delta:
+            flows.move(delta.get("user", first), amount if delta.get("toPerp") else -amount)
     elif kind in ("internalTransfer", "subAccountTransfer"):
-        amount = _f(delta["usdc"])
+        amount = _amount(delta)
         flows.move(delta.get("user", first), -amount)
         flows.move(delta.get("destination"), amount)
     elif kind == "send":
-        amount = _f(delta.get("usdcValue", delta.get("amount", 0)))
+        amount = _amount(delta)
         if delta.get("sourceDex", "spot") != "spot":
             flows.move(delta.get("user", first), -amount)
         if delta.get("destinationDex", "spot") != "spot":
             flows.move(delta.get("destination"), amount)
-    elif kind == "vaultDeposit":
-        flows.move(delta.get("user", first), -_f(delta["usdc"]))
+    elif kind in ("vaultDeposit", "vaultCreate"):
+        flows.move(delta.get("user", first), -_amount(delta))
     elif kind == "vaultWithdraw":
         flows.move(delta.get("user", first), _f(delta.get("netWithdrawnUsd", delta.get("requestedUsd", 0))))
+    elif kind in ("vaultDistribution", "vaultLeaderCommission"):
+        flows.move(delta.get("user", first), _amount(delta))
+    elif kind not in NO_PERP_FLOW:
+        skips.add("ledger updates of an unknown type", f"{where}: {str(kind)[:40]}")
 
 
 def flows_of(blocks: list[Block], skips: Skips | None = None) -> Flows:
@@ -247,12 +267,13 @@ def flows_of(blocks: list[Block], skips: Skips | None = None) -> Flows:
     skips = skips if skips is not None else Skips()
     for block in blocks:
         for i, event in enumerate(block.events):
+            where = f"block {block.number} event {i}"
             try:
                 inner = event["inner"]
                 ((tag, body),) = inner.items()
                 if tag == "LedgerUpdate":
                     one = Flows()  # applied only once the whole event was read
-                    _ledger(one, body.get("users") or [], body["delta"])
+                    _ledger(one, body.get("users") or [], body["delta"], skips, where)
                     flows.usdc_user += one.usdc_user
                     flows.usdc += one.usdc
                 elif tag == "CDeposit":
@@ -260,12 +281,14 @@ def flows_of(blocks: list[Block], skips: Skips | None = None) -> Flows:
                     flows.staking_user.append(user)
                     flows.staking.append(amount)
                 elif tag == "CWithdrawal":
-                    user, amount = body["user"].lower(), -_f(body["amount"])
-                    flows.staking_user.append(user)
-                    flows.staking.append(amount)
+                    # sent twice: queued (is_finalized false), then done; the HYPE stays staked until then,
+                    # so it leaves once, at the finalized one (a line without the flag counts as finalized)
+                    if body.get("is_finalized", True) is not False:
+                        user, amount = body["user"].lower(), -_f(body["amount"])
+                        flows.staking_user.append(user)
+                        flows.staking.append(amount)
                 elif tag == "Funding":
                     flows.funding_events += 1
             except (KeyError, TypeError, ValueError, AttributeError) as e:
-                skips.add("misc events of an unknown shape", f"block {block.number} event {i}: "
-                          f"{type(e).__name__}: {e!s:.60}")  # fmt: skip
+                skips.add("misc events of an unknown shape", f"{where}: {type(e).__name__}: {e!s:.60}")
     return flows
