@@ -50,6 +50,9 @@ RECORDINGS_KEPT_SECONDS = 48 * 3600
 # a snapshot that does not read whole while it changed during the read, or is younger than this, may still
 # be being written: it is read again later (the pipeline's retries), never rejected for good at once
 SETTLE_SECONDS = 30.0
+# market data fetched now describes a snapshot only this young; an older one (catch-up, a restart after a
+# while) is valued with what was recorded at its time, else with its own oracle prices
+MARKET_DATA_MAX_AGE_SECONDS = 300.0
 
 
 def snapshot_files(root: Path) -> dict[int, Path]:
@@ -269,8 +272,13 @@ class NodeSource:
                 contexts = from_recording(orjson.loads(recorded.read_bytes()))
             except orjson.JSONDecodeError as e:
                 raise InvalidSnapshot(f"market data recording {recorded.name} is not JSON: {e}") from e
-        elif self.market is not None:
+        elif self.market is not None and self.clock() - time_ms / 1000 <= MARKET_DATA_MAX_AGE_SECONDS:
             contexts = self._fetch(height, time_ms)
+        elif self.market is not None:
+            age = self.clock() - time_ms / 1000
+            contexts = MarketContexts(origin=f"oracle prices only: the snapshot was {age / 60:,.0f} min old when read, "
+                                      "and no market data was recorded at its time (marks fetched now would not "
+                                      "describe it)")  # fmt: skip
         else:
             contexts = MarketContexts()
         self.market_origin = contexts.origin
