@@ -122,8 +122,19 @@ def test_a_wallet_the_server_refuses_is_skipped_not_fatal(server, rmp):
 
 def test_a_watching_node_source_fetches_and_records_market_data(server, rmp, tmp_path):
     records = tmp_path / "market"
-    source = NodeSource(rmp.parents[2], tmp_path / "source.npz", watch=True, market=InfoClient(server.url),
-                        records=records, fills_wait_seconds=0)  # fmt: skip
+    from hyperscope.sources.hyperliquid.snapshot import read_snapshot
+
+    written = read_snapshot(rmp).time_ms / 1000
+    source = NodeSource(
+        rmp.parents[2],
+        tmp_path / "source.npz",
+        watch=True,
+        market=InfoClient(server.url),
+        records=records,
+        fills_wait_seconds=0,
+        clock=lambda: written + 30,
+    )  # read as it lands
+
     update = source.next_update(threading.Event())
     marks = dict(
         zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist(), strict=True)
@@ -133,11 +144,15 @@ def test_a_watching_node_source_fetches_and_records_market_data(server, rmp, tmp
 
 
 def test_without_the_info_api_a_node_source_uses_oracle_prices_and_says_so(rmp, tmp_path):
+    from hyperscope.sources.hyperliquid.snapshot import read_snapshot
+
     client = InfoClient("http://127.0.0.1:9/info", retries=0, timeout=0.5)
-    source = NodeSource(rmp.parents[2], tmp_path / "source.npz", watch=True, market=client, fills_wait_seconds=0)
+    written = read_snapshot(rmp).time_ms / 1000
+    source = NodeSource(rmp.parents[2], tmp_path / "source.npz", watch=True, market=client, fills_wait_seconds=0,
+                        clock=lambda: written + 30)  # fmt: skip
     update = source.next_update(threading.Event())
     assert update.markets.column("mark_px").to_pylist()[:2] == [60000.0, 2500.0]
-    assert source.health()["market_data"].startswith("oracle prices only")
+    assert source.health()["market_data"].startswith("oracle prices only: the Info API could not be reached")
 
 
 def test_next_to_a_node_the_wallets_of_recent_fills_are_swept_too(server, rmp):

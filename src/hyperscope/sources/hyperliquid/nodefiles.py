@@ -110,10 +110,19 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
             position["l"] = {"I": {"l": int(house.pos_leverage[k]), "u": int(house.pos_iso_raw[k])}}
         held.setdefault(int(house.pos_account[k]), []).append([offset + int(house.pos_coin[k]), position])
     states = []
+    n_coins = len(house.coins)
     for row, (user, cash) in enumerate(zip(house.user.tolist(), house.raw_usd.tolist(), strict=True)):
         state: dict[str, Any] = {"u": cash, "S": {"s": cash, "r": cash}}
-        if row in held:
-            state["p"] = {"p": held[row]}
+        entries = list(held.get(row, []))
+        if row % 7 == 3 and n_coins:  # as real files hold: leverage set on a coin not held (no s, no e)
+            asset = offset + row % n_coins
+            if all(a != asset for a, _ in entries):
+                entries.append([asset, {"l": {"C": 15}, "M": int(house.margin_table[row % n_coins]),
+                                        "f": {"a": -217821}}])  # fmt: skip
+        if entries:
+            state["p"] = {"p": entries}
+        if row % 11 == 5:
+            state["x"] = {"y": [1, 2], "z": None}  # a field no reader knows
         states.append([address[user], state])
     return {
         "meta": meta,
@@ -131,9 +140,11 @@ def _address_list(snapshot: Snapshot) -> list[str]:
     return a.to_pylist() if isinstance(a, pa.Array) else list(a)
 
 
-def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = ()) -> bytes:
-    """The snapshot as the node writes it; `filler` items go into `exchange.perp_dexs`, before `locus`,
-    the way order books precede it in real files (the reader must skip them)."""
+def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = (), books_first: bool = False) -> bytes:
+    """The snapshot in the shapes real files show (real-shapes.md): leverage-only position entries, fields
+    and `locus` sections the reader does not use (`ust`, `blp`, `c_staking`, `spot_books`), and `filler` items
+    as the order books in `exchange.perp_dexs`, after `locus` (before it with `books_first`; the reader must
+    skip them wherever they sit)."""
     addresses = _address_list(snapshot)
     spot: dict[int, list[Any]] = {}
     for user, token, total in zip(snapshot.spot_user.tolist(), snapshot.spot_token.tolist(),
@@ -143,18 +154,27 @@ def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = ()) -> bytes:
     for vault, user, fraction in zip(snapshot.vault.tolist(), snapshot.vault_user.tolist(),
                                      snapshot.vault_fraction.tolist(), strict=True):  # fmt: skip
         vaults.setdefault(vault, []).append([addresses[user], {"o": {"f": fraction, "b": 0}}])
-    state = {
-        "exchange": {
-            "perp_dexs": list(filler),
-            "locus": {
-                "ctx": {"height": snapshot.height, "time": block_time(snapshot.time_ms)},
-                "cls": [_clearinghouse(snapshot, i) for i in range(len(snapshot.clearinghouses))],
-                "scl": {"user_states": [[addresses[u], {"b": b}] for u, b in spot.items()]},
-                "vlt": [[addresses[v], {"user_states": s}] for v, s in vaults.items()],
-            },
-            "partial_liquidation_cooldown": 30.0,
-        }
+    some = addresses[::5]
+    locus = {
+        "ctx": {"height": snapshot.height, "time": block_time(snapshot.time_ms)},
+        "cls": [_clearinghouse(snapshot, i) for i in range(len(snapshot.clearinghouses))],
+        # sections real files carry that hyperscope does not read (yet): account modes, borrow/lend, staking
+        "ust": [[a, "udp"[k % 3]] for k, a in enumerate(some)],
+        "blp": {"pools": [[0, {"total_supplied": 10**12, "total_borrowed": 10**11}]], "user_states": []},
+        "scl": {"user_states": [[addresses[u], {"b": b}] for u, b in spot.items()]},
+        "c_staking": {
+            "delegations": [[a, [["0x" + "ab" * 20, 10**8]]] for a in some[:50]],
+            "user_states": [],
+            "pending_withdrawals": [],
+        },  # fmt: skip
+        "vlt": [[addresses[v], {"user_states": s}] for v, s in vaults.items()],
+        "spot_books": [[k, {"bids": [], "asks": []}] for k in range(3)],
     }
+    if books_first:
+        exchange: dict[str, Any] = {"perp_dexs": list(filler), "locus": locus}
+    else:  # as public notes show real files: locus first, the books after it
+        exchange = {"locus": locus, "perp_dexs": list(filler)}
+    state = {"exchange": {**exchange, "partial_liquidation_cooldown": 30.0}}
     return msgpack.packb(state, use_bin_type=True)
 
 
@@ -192,23 +212,72 @@ def fill_events(fills: pa.Table) -> list[list[Any]]:
     return events
 
 
+VAULT = "0x" + "5a" * 20  # the vault the simulated vault flows go through
+
+
+def _ledger(user: str, delta: dict[str, Any], time_ms: int) -> dict[str, Any]:
+    return {"time": block_time(time_ms), "hash": "0x" + "0" * 64,
+            "inner": {"LedgerUpdate": {"users": [user], "delta": delta}}}  # fmt: skip
+
+
 def deposit_events(users: list[str], amounts: list[float], time_ms: int) -> list[dict[str, Any]]:
-    """Ledger updates moving USDC into (positive) or out of (negative, a withdrawal) perp accounts."""
+    """Ledger updates moving USDC into (positive) or out of (negative) perp accounts, spread over the ledger
+    types real nodes write for such moves (so a replay books each kind), then some that move no perp cash."""
 
-    def delta(amount: float) -> dict[str, Any]:
-        if amount < 0:
-            return {"type": "withdraw", "usdc": _number(-amount), "nonce": 0, "fee": "0.0"}
-        return {"type": "deposit", "usdc": _number(amount)}
+    def delta(k: int, user: str, amount: float) -> dict[str, Any]:
+        usdc = _number(abs(amount))
+        kinds: list[dict[str, Any]] = (
+            [
+                {"type": "deposit", "usdc": usdc},
+                {"type": "accountClassTransfer", "usdc": usdc, "toPerp": True},
+                {"type": "vaultDistribution", "vault": VAULT, "usdc": usdc},
+                {"type": "perpDexClassTransfer", "dex": "", "token": "USDC", "amount": usdc, "toPerp": True},
+                {"type": "vaultLeaderCommission", "vault": VAULT, "usdc": usdc},
+            ]
+            if amount >= 0
+            else [
+                {"type": "withdraw", "usdc": usdc, "nonce": 0, "fee": "0.0"},
+                {"type": "accountClassTransfer", "usdc": usdc, "toPerp": False},
+                {"type": "vaultDeposit", "vault": VAULT, "usdc": usdc},
+                {"type": "vaultCreate", "vault": VAULT, "usdc": usdc, "fee": "0.0"},
+            ]
+        )
+        return kinds[(k + int(user[2:10], 16)) % len(kinds)]  # by the address: every kind turns up
 
-    return [{"time": block_time(time_ms), "hash": "0x" + "0" * 64,
-             "inner": {"LedgerUpdate": {"users": [u], "delta": delta(a)}}}
-            for u, a in zip(users, amounts, strict=True)]  # fmt: skip
+    events = [_ledger(u, delta(k, u, a), time_ms) for k, (u, a) in enumerate(zip(users, amounts, strict=True))]
+    if users:
+        u = users[0]
+        events += [
+            _ledger(u, {"type": "spotTransfer", "token": "PURR", "amount": "1.0", "usdcValue": "0.2",
+                        "user": u, "destination": VAULT, "fee": "0.0"}, time_ms),
+            _ledger(u, {"type": "rewardsClaim", "amount": "0.5"}, time_ms),
+            _ledger(u, {"type": "send", "user": u, "destination": VAULT, "sourceDex": "spot",
+                        "destinationDex": "spot", "token": "USDC", "amount": "3.0", "usdcValue": "3.0"}, time_ms),
+            {"time": block_time(time_ms), "hash": "0x" + "0" * 64,
+             "inner": {"Delegation": {"user": u, "validator": VAULT, "amount": "1.0", "is_undelegate": False}}},
+        ]  # fmt: skip
+    return events
 
 
 def staking_events(users: list[str], amounts: list[float], time_ms: int) -> list[dict[str, Any]]:
-    return [{"time": block_time(time_ms), "hash": "0x" + "0" * 64,
-             "inner": {"CDeposit": {"user": u, "amount": _number(a)}}}
-            for u, a in zip(users, amounts, strict=True)]  # fmt: skip
+    """HYPE into (+) or out of (-) staking; a withdrawal as real nodes write it: queued, then finalized. The
+    first user also stakes and withdraws the same amount, so a reader that counted both is seen at once."""
+
+    def event(tag: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"time": block_time(time_ms), "hash": "0x" + "0" * 64, "inner": {tag: body}}
+
+    out = []
+    for u, a in zip(users, amounts, strict=True):
+        if a >= 0:
+            out.append(event("CDeposit", {"user": u, "amount": _number(a)}))
+        else:
+            out += [event("CWithdrawal", {"user": u, "amount": _number(-a), "is_finalized": False}),
+                    event("CWithdrawal", {"user": u, "amount": _number(-a), "is_finalized": True})]  # fmt: skip
+    if users:
+        out += [event("CDeposit", {"user": users[0], "amount": "2.5"}),
+                event("CWithdrawal", {"user": users[0], "amount": "2.5", "is_finalized": False}),
+                event("CWithdrawal", {"user": users[0], "amount": "2.5", "is_finalized": True})]  # fmt: skip
+    return out
 
 
 def append_block(root: Path, kind: str, number: int, time_ms: int, events: list[Any]) -> None:
