@@ -101,7 +101,7 @@ def test_a_line_that_is_not_a_block_is_skipped_once_and_the_stream_goes_on(tmp_p
     blocks, _ = stream.until(941006640)
     assert [b.number for b in blocks] == [941006631, 941006632, 941006633]
     assert stream.skips.counts == {"lines that are not blocks": 2}
-    assert "20260331/9 line 2" in stream.skips.summary()
+    assert f"20260331/9 line after byte {len(LINES[1])}" in stream.skips.summary()  # where the bad line starts
     with hour9.open("ab") as f:  # the position moved past them: more blocks come, nothing is counted twice
         f.write(LINES[2].replace(b"941006633", b"941006634"))
     assert [b.number for b in stream.until(941006640)[0]] == [941006634]
@@ -199,3 +199,24 @@ def test_the_open_times_of_closed_positions_are_forgotten_in_bulk():
     still_open = pa.array([f"0x{7:040x}|BTC"])
     assert book.hints(still_open).cast(pa.int64()).to_pylist() == [7]
     assert len(book.open_keys) == 1  # bounded by the open positions, not by every position ever opened
+
+
+def test_batches_are_bounded_and_reading_stops_at_the_first_block_past_the_height(tmp_path):
+    """A catch-up over hours of a busy node's files holds one batch at a time, and a snapshot's pass reads
+    no further than the first block past its height."""
+    import orjson
+
+    root = tmp_path / FILLS_DIR
+    hour = root / "hourly" / "20260331" / "9"
+    hour.parent.mkdir(parents=True)
+    first = orjson.loads(LINES[0])
+    lines = [orjson.dumps({**first, "block_number": 941006631 + k}) + b"\n" for k in range(50)]
+    hour.write_bytes(b"".join(lines))
+    stream = BlockStream(root)
+    per_block = len(first["events"])
+    batches = list(stream.batches(941006631 + 29, max_events=5 * per_block))
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 5, 5]  # 30 blocks, never more than 5 at a time
+    assert stream.reached and stream.pending[0].number == 941006631 + 30
+    assert stream.offset == sum(len(x) for x in lines[:31])  # the 31st block read, not one byte more
+    rest = [b.number for batch in stream.batches(941006631 + 99) for b in batch]
+    assert rest == list(range(941006631 + 30, 941006631 + 50)) and not stream.reached

@@ -100,3 +100,20 @@ def test_a_late_snapshot_is_valued_with_its_own_oracle_prices_never_with_marks_f
     finally:
         store.close()
         client.close()
+
+
+def test_streaming_event_folders_are_read_and_one_event_per_line_is_refused_naming_the_flags(tmp_path):
+    import pytest
+
+    from hyperscope.errors import ConfigError
+    from hyperscope.sources.hyperliquid.node import event_folder
+
+    streaming = tmp_path / "a" / "node_fills_streaming"
+    streaming.mkdir(parents=True)
+    assert event_folder(tmp_path / "a", "node_fills_by_block") == streaming
+    (tmp_path / "b" / "node_fills").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="--write-fills --write-misc-events --batch-by-block"):
+        NodeSource(tmp_path / "b", tmp_path / "source.npz", watch=True)
+    (tmp_path / "c" / "node_fills_by_block").mkdir(parents=True)
+    (tmp_path / "c" / "node_fills").mkdir()  # both: the blocks are read
+    assert event_folder(tmp_path / "c", "node_fills_by_block") == tmp_path / "c" / "node_fills_by_block"

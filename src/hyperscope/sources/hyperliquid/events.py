@@ -37,8 +37,14 @@ from hyperscope.sources.hyperliquid.skips import Skips
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
 
+READ_BYTES = 8 * 1024 * 1024  # how much of a file is read at once
 FILLS_DIR = "node_fills_by_block"
 MISC_DIR = "misc_events_by_block"
+
+
+def _order(path: Path) -> tuple[str, int]:
+    """A `{YYYYMMDD}/{H}` file's place in time: the day, then the hour as a number (`10` after `9`)."""
+    return path.parent.name, int(path.name) if path.name.isdigit() else -1
 
 
 def hourly_files(root: Path) -> list[Path]:
@@ -83,45 +89,62 @@ class BlockStream:
     last_block: int = 0
     complete: bool = False  # every file is finished (a replay): a cut last line will never be completed
     skips: Skips = field(default_factory=Skips)
+    reached: bool = False  # the last `batches` call saw a block past its height
 
     def _files_from_cursor(self) -> list[Path]:
         files = hourly_files(self.root)
         if self.file is None:
             return files
         names = [str(p.relative_to(self.root)) for p in files]
-        if self.file not in names:  # pruned away: start at the next file in time order
-            later = [p for p, n in zip(files, names, strict=True) if n > self.file]
+        if self.file not in names:  # pruned away: start at the next file in time order (hours as numbers)
+            gone = _order(Path(self.file))
+            later = [p for p in files if _order(p) > gone]
             self.file, self.offset = None, 0
             return later
         return files[names.index(self.file) :]
 
+    def _lines(self, path: Path, final: bool) -> Iterator[tuple[int, bytes, bool]]:
+        """(offset, line, cut) of each line from the cursor on, read `READ_BYTES` at a time; the cursor moves
+        past each line as it is handed out. A last line without its newline is handed out (`cut`) only when
+        the file is `final`; otherwise it is left for a later read (the node may be writing it)."""
+        with path.open("rb") as f:
+            f.seek(self.offset)
+            carry = b""
+            while True:
+                piece = f.read(READ_BYTES)
+                data = carry + piece
+                end = data.rfind(b"\n") + 1
+                at = 0
+                while at < end:
+                    stop = data.index(b"\n", at)
+                    start, at = at, stop + 1
+                    self.offset += at - start
+                    yield self.offset - (at - start), data[start:stop], False
+                carry = data[end:]
+                if not piece:
+                    break
+            if carry and final:
+                self.offset += len(carry)
+                yield self.offset - len(carry), carry, True
+
     def _read_more(self) -> Iterator[Block]:
+        """Every block from the cursor on, file after file, in bounded pieces: a caller that stops taking
+        blocks leaves the cursor right after the last one it took."""
         files = self._files_from_cursor()
         for k, path in enumerate(files):
             name = str(path.relative_to(self.root))
             if name != self.file:
                 self.file, self.offset = name, 0
-            with path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-            end = data.rfind(b"\n") + 1  # complete lines only, unless this file can no longer grow
-            final = self.complete or k < len(files) - 1
-            lines = data[:end].split(b"\n")[:-1]
-            if final and end < len(data):
-                lines.append(data[end:])
-                end = len(data)
-            at = 0
-            for number, line in enumerate(lines):
-                start, at = at, at + len(line) + 1
+            final = self.complete or k < len(files) - 1  # a later file exists: this one can no longer grow
+            for offset, line, cut in self._lines(path, final):
                 if not line.strip():
                     continue
-                where = f"{name} line {number + 1} after byte {self.offset}"
+                where = f"{name} line after byte {offset}"
                 try:
                     raw = orjson.loads(line)
                     block = Block(int(raw["block_number"]), _block_time(raw["block_time"]), raw["events"], name,
-                                  self.offset + start)  # fmt: skip
+                                  offset)  # fmt: skip
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                    cut = start + len(line) >= len(data) and not data.endswith(b"\n")
                     self.skips.add("cut last lines" if cut else "lines that are not blocks",
                                    f"{where}: {type(e).__name__}: {e!s:.60}")  # fmt: skip
                     continue
@@ -129,19 +152,36 @@ class BlockStream:
                     self.skips.add("blocks without an event list", where)
                     continue
                 yield block
-            self.offset += end
+
+    def batches(self, height: int, max_events: int = 50_000) -> Iterator[list[Block]]:
+        """Blocks numbered <= `height` not handed out yet, in batches of at most about `max_events` events, so
+        that hours of a busy node's files pass through bounded memory. Reading stops at the first block past
+        `height` (kept for the next call); `reached` says whether one was seen (else the node may still be
+        writing the blocks up to `height`)."""
+        batch = [b for b in self.pending if b.number <= height]
+        self.pending = [b for b in self.pending if b.number > height]
+        events = sum(len(b.events) for b in batch)
+        if not self.pending:
+            for block in self._read_more():
+                if block.number > height:
+                    self.pending.append(block)
+                    break
+                batch.append(block)
+                events += len(block.events)
+                if events >= max_events:
+                    self.last_block = max(self.last_block, batch[-1].number)
+                    yield batch
+                    batch, events = [], 0
+        if batch:
+            self.last_block = max(self.last_block, batch[-1].number)
+            yield batch
+        self.reached = bool(self.pending) or self.last_block >= height
 
     def until(self, height: int) -> tuple[list[Block], bool]:
         """Blocks numbered <= `height` not handed out yet, and whether the stream has reached `height` (a
         block past it was seen; otherwise the node may still be writing the rest)."""
-        if not any(b.number > height for b in self.pending):
-            self.pending.extend(self._read_more())
-        taken = [b for b in self.pending if b.number <= height]
-        self.pending = [b for b in self.pending if b.number > height]
-        if taken:
-            self.last_block = max(self.last_block, taken[-1].number)
-        reached = bool(self.pending) or self.last_block >= height
-        return taken, reached
+        taken = [b for batch in self.batches(height) for b in batch]
+        return taken, self.reached
 
     def state(self) -> dict[str, Any]:
         """Where to resume: at the first block read but not handed out yet."""
@@ -208,6 +248,14 @@ class Flows:
     staking_user: list[str] = field(default_factory=list)
     staking: list[float] = field(default_factory=list)
     funding_events: int = 0
+
+    def add(self, other: Flows) -> None:
+        """Append another batch's flows (in order)."""
+        self.usdc_user += other.usdc_user
+        self.usdc += other.usdc
+        self.staking_user += other.staking_user
+        self.staking += other.staking
+        self.funding_events += other.funding_events
 
     def move(self, user: Any, amount: float) -> None:
         if isinstance(user, str) and amount:

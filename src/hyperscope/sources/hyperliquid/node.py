@@ -22,19 +22,28 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
+import pyarrow as pa
 
 from hyperscope.domain.state import StateUpdate
 from hyperscope.errors import ConfigError, SourceUnavailable
 from hyperscope.sources.base import Backlog, Ledger, Progress, claim
 from hyperscope.sources.hyperliquid.build import Anchors, WalletBook, build_update
 from hyperscope.sources.hyperliquid.contexts import MarketContexts, from_recording
-from hyperscope.sources.hyperliquid.events import FILLS_DIR, MISC_DIR, BlockStream, fills_table, flows_of
+from hyperscope.sources.hyperliquid.events import (
+    FILLS_DIR,
+    MISC_DIR,
+    Block,
+    BlockStream,
+    Flows,
+    fills_table,
+    flows_of,
+)
 from hyperscope.sources.hyperliquid.nodefiles import RECORDS_DIR, SNAPSHOTS_DIR, write_json
 from hyperscope.sources.hyperliquid.skips import Skips
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, height_of, read_snapshot
@@ -53,6 +62,24 @@ SETTLE_SECONDS = 30.0
 # market data fetched now describes a snapshot only this young; an older one (catch-up, a restart after a
 # while) is valued with what was recorded at its time, else with its own oracle prices
 MARKET_DATA_MAX_AGE_SECONDS = 300.0
+
+
+NODE_FLAGS = "--write-fills --write-misc-events --batch-by-block"
+LEGACY = {FILLS_DIR: "node_fills", MISC_DIR: "misc_events"}  # one event per line: no block numbers
+
+
+def event_folder(root: Path, kind: str) -> Path:
+    """Where a node keeps the events of `kind` (FILLS_DIR or MISC_DIR), one block per line: the `_by_block`
+    folder (`--batch-by-block`), else its `_streaming` twin (`--stream-with-block-info`, the same lines
+    written as events are processed). ConfigError, in one line naming the flags, when the node writes them
+    only one event per line (no block numbers: they cannot be placed between snapshots)."""
+    streaming = root / kind.replace("_by_block", "_streaming")
+    if not (root / kind).is_dir() and streaming.is_dir():
+        return streaming
+    if not (root / kind).is_dir() and (root / LEGACY[kind]).is_dir():
+        raise ConfigError(f"--node-data: {root} has {LEGACY[kind]}/ (one event per line, no block numbers) but no "
+                          f"{kind}/; run the node with {NODE_FLAGS} (or --stream-with-block-info)")  # fmt: skip
+    return root / kind
 
 
 def snapshot_files(root: Path) -> dict[int, Path]:
@@ -88,8 +115,8 @@ class NodeSource:
         self.poll_seconds = poll_seconds
         self.fills_wait_seconds = fills_wait_seconds
         self.book = WalletBook(anchors)
-        self.fills = BlockStream(root / FILLS_DIR, complete=not watch)
-        self.misc = BlockStream(root / MISC_DIR, complete=not watch)
+        self.fills = BlockStream(event_folder(root, FILLS_DIR), complete=not watch)
+        self.misc = BlockStream(event_folder(root, MISC_DIR), complete=not watch)
         self.clock = clock
         self.skipped: dict[str, int] = {}  # what the last snapshot's events skipped, by kind
         self.skipped_total: Counter[str] = Counter()
@@ -224,18 +251,23 @@ class NodeSource:
         self.fills.skips = self.misc.skips = skips
         try:
             if self.last_height is None:  # blocks before the first snapshot's own: open times and staking only
-                older_fills, _ = self.fills.until(height - BLOCKS_PER_SNAPSHOT)
-                older_misc, _ = self.misc.until(height - BLOCKS_PER_SNAPSHOT)
-                self.book.stake(flows_of(older_misc, skips))
+                # (up to 48 h of a busy node's files: read a batch at a time, never all at once)
+                for batch in self.misc.batches(height - BLOCKS_PER_SNAPSHOT):
+                    self.book.stake(flows_of(batch, skips))
                 contexts = self._contexts(height, snapshot.time_ms)
-                self.book.learn_opens(fills_table(older_fills, set(contexts.coins) or _all_coins(snapshot), skips))
+                known = set(contexts.coins) or _all_coins(snapshot)
+                for batch in self.fills.batches(height - BLOCKS_PER_SNAPSHOT):
+                    self.book.learn_opens(fills_table(batch, known, skips))
             else:
                 contexts = self._contexts(height, snapshot.time_ms)
             coins = _all_coins(snapshot)
-            fill_blocks = self._blocks(self.fills, height)
-            misc_blocks = self._blocks(self.misc, height)
-            fills = fills_table(fill_blocks, coins, skips) if self.fills.file is not None else None
-            flows = flows_of(misc_blocks, skips)
+            fill_tables = [fills_table(batch, coins, skips) for batch in self._batches(self.fills, height)]
+            flows = Flows()
+            for batch in self._batches(self.misc, height):
+                flows.add(flows_of(batch, skips))
+            fills = None
+            if self.fills.file is not None:
+                fills = pa.concat_tables(fill_tables) if fill_tables else fills_table([], coins, skips)
             update = build_update(snapshot, contexts, self.book, fills=fills, flows=flows, source=self.kind)
         except InvalidSnapshot as e:
             self._reject(path, height, e)
@@ -253,17 +285,17 @@ class NodeSource:
         self.last_height = height  # never retried: the next snapshot is a whole new state
         raise error
 
-    def _blocks(self, stream: BlockStream, height: int) -> list[Any]:
-        blocks, reached = stream.until(height)
+    def _batches(self, stream: BlockStream, height: int) -> Iterator[list[Block]]:
+        """The stream's blocks up to `height` in batches; a watching source waits a little for the last ones
+        (the node writes a snapshot's last blocks after the snapshot itself)."""
+        yield from stream.batches(height)
         deadline = time.monotonic() + (self.fills_wait_seconds if self.watch else 0.0)
-        while not reached and stream.file is not None and time.monotonic() < deadline:
-            time.sleep(0.2)  # the node writes the snapshot's last blocks after the snapshot itself
-            more, reached = stream.until(height)
-            blocks += more
-        if not reached and stream.file is not None and self.watch:
+        while not stream.reached and stream.file is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            yield from stream.batches(height)
+        if not stream.reached and stream.file is not None and self.watch:
             log.warning("%s: no block up to %d after %.0f s; going on without the rest",
                         stream.root.name, height, self.fills_wait_seconds)  # fmt: skip
-        return blocks
 
     def _contexts(self, height: int, time_ms: int) -> MarketContexts:
         recorded = self.root / RECORDS_DIR / "market" / f"{height}.json"
