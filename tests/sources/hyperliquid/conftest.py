@@ -75,7 +75,9 @@ def abci_state(main_users=None, hip3_users=None, books=3):
 def write_rmp(folder: Path, state, height=941000000, day="20260331") -> Path:
     path = folder / "periodic_abci_states" / day / f"{height}.rmp"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(msgpack.packb(state, use_bin_type=True))
+    tmp = path.with_name(f".{path.name}.tmp")  # as the node does: a named file that exists is whole
+    tmp.write_bytes(msgpack.packb(state, use_bin_type=True))
+    tmp.replace(path)
     return path
 
 

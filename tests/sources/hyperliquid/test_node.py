@@ -37,10 +37,14 @@ def test_a_watching_source_ingests_each_snapshot_as_it_lands(tmp_path):
     stop = threading.Event()
     worker = threading.Thread(target=live, args=(source, Ingestor(store), stop), kwargs={"max_updates": 3})
     worker.start()
-    for height in (941010000, 941020000):
-        time.sleep(0.3)
+    for done, height in ((941000000, 941010000), (941010000, 941020000)):
+        deadline = time.monotonic() + 60  # each lands after the one before was ingested: wait for that
+        while source.last_height != done:
+            assert time.monotonic() < deadline and worker.is_alive(), f"snapshot {done} was not ingested"
+            time.sleep(0.02)
         write_rmp(folder, state_at(height), height=height)
-    worker.join(timeout=20)
+    worker.join(timeout=60)
+    assert not worker.is_alive()
     stop.set()
     assert [r["height"] for r in store._dicts("SELECT height FROM state_updates ORDER BY height", [])] == [
         941000000,
