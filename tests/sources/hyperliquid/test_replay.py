@@ -205,3 +205,7 @@ def test_the_written_files_carry_the_real_shapes_and_their_replay_rejects_and_sk
     _, counts = ingest_all(source, tmp_path, status=status)
     assert status.rejected == 0 and counts["state_updates"] == HOURS * 4
     assert source.health()["skipped_total"] == {}
+    last = msgpack.unpackb(list(snapshot_files(node_dir).values())[-1].read_bytes(), raw=False, strict_map_key=False)
+    modes = [mode for _, mode in last["exchange"]["locus"]["ust"]]
+    names = {"u": "unified", "d": "dex abstraction", "p": "portfolio margin"}
+    assert source.health()["account_modes_approximated"] == {names[m]: modes.count(m) for m in "udp"}

@@ -185,3 +185,18 @@ def test_a_helper_process_reads_the_spot_balances_of_big_files_with_the_same_res
                                 s.spot_total.tolist(), strict=True))  # fmt: skip
     assert spot(one) == spot(two) and len(spot(one)) == 2
     assert set(one.addresses.to_pylist()) == set(two.addresses.to_pylist())
+
+
+@pytest.mark.parametrize(
+    "ust",
+    [
+        [["0x" + "01" * 20, "u"], ["0x" + "02" * 20, "p"], ["0x" + "03" * 20, 7]],
+        {"0x" + "01" * 20: "u", "0x" + "02" * 20: {"p": {"borrowed": 1}}, "0x" + "03" * 20: None},
+    ],
+)
+def test_account_modes_are_counted_whatever_the_shape_of_ust(tmp_path, ust):
+    state = abci_state()
+    state["exchange"]["locus"]["ust"] = ust
+    snapshot = read_snapshot(write_rmp(tmp_path, state))
+    assert snapshot.account_modes == {"unified": 1, "portfolio margin": 1, "unknown": 1}
+    assert not snapshot.skipped and len(snapshot.clearinghouses) == 2

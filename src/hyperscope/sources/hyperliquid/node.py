@@ -119,6 +119,7 @@ class NodeSource:
         self.misc = BlockStream(event_folder(root, MISC_DIR), complete=not watch)
         self.clock = clock
         self.skipped: dict[str, int] = {}  # what the last snapshot's events skipped, by kind
+        self.account_modes: dict[str, int] = {}  # the last snapshot's accounts per `ust` mode
         self.skipped_total: Counter[str] = Counter()
         self.last_height: int | None = None  # of the newest snapshot turned into an update
         self._stored: int | None = None
@@ -272,6 +273,7 @@ class NodeSource:
         except InvalidSnapshot as e:
             self._reject(path, height, e)
         skips.merge(snapshot.skipped)  # the snapshot's own (user states, positions, balances) with the events'
+        self.account_modes = snapshot.account_modes
         self.skipped = dict(skips.counts)
         self.skipped_total.update(skips.counts)
         if skips:
@@ -346,6 +348,8 @@ class NodeSource:
             "kind": self.kind, "coverage": "all wallets", "last_snapshot": self.last_height,
             "market_data": self.market_origin, "last_rejected": self.rejected,
             "skipped_last_snapshot": self.skipped, "skipped_total": dict(self.skipped_total),
+            # accounts whose collateral mode is not modelled yet: their figures count perp USDC only
+            "account_modes_approximated": self.account_modes,
         }  # fmt: skip
 
 

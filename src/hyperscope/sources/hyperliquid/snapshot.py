@@ -112,6 +112,7 @@ class Snapshot:
     vault_user: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     vault_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0))
     skipped: Skips = field(default_factory=Skips)  # what could not be used, by kind (see the module docstring)
+    account_modes: dict[str, int] = field(default_factory=dict)  # `locus.ust`: accounts per mode (counted only)
 
 
 def height_of(path: Path) -> int | None:
@@ -446,6 +447,7 @@ class _Reader:
         self.spot_parts_taken: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # from the helper
         self.vaults: tuple[list[int], list[int], list[float]] = ([], [], [])
         self.skips = Skips()
+        self.account_modes: dict[str, int] = {}
 
     def where(self) -> str:
         return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".") or "the top"
@@ -585,7 +587,7 @@ class _Reader:
             height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
             spot_user=row[spot_user], spot_token=spot_token, spot_total=spot_total,
             vault=row[np.array(vault, np.int64)], vault_user=row[np.array(vault_user, np.int64)],
-            vault_fraction=np.array(fraction, np.float64), skipped=self.skips,
+            vault_fraction=np.array(fraction, np.float64), skipped=self.skips, account_modes=self.account_modes,
         )  # fmt: skip
 
     def locus(self) -> None:
@@ -605,6 +607,8 @@ class _Reader:
                     self.spot_balances()
             elif key == b"vlt":
                 self.vault_shares()
+            elif key == b"ust" and not self.only_spot:
+                self.account_mode_counts()
             elif key == b"ctx":
                 ctx = u.unpack()
                 if isinstance(ctx, dict) and b"time" in ctx:
@@ -834,6 +838,37 @@ class _Reader:
         lengths = np.concatenate(self.found.lengths) if self.found.lengths else np.zeros(0, np.int64)
         return (b"".join(self.found.blobs), lengths, np.concatenate(users), np.concatenate(tokens),
                 np.concatenate(totals), self.sections)  # fmt: skip
+
+    def account_mode_counts(self) -> None:
+        """`locus.ust`, each account's mode ("u" unified, "d" dex abstraction, "p" portfolio margin): counted
+        per mode, one entry at a time (1.8M on mainnet). Its shape is unverified (real-shapes.md): pairs of
+        (address, mode) or a map; a mode given as a map counts by its first key; anything else as unknown."""
+        u = self.unpacker
+        try:
+            n = u.read_array_header()
+            pairs = True
+        except ValueError:
+            try:
+                n = u.read_map_header()
+                pairs = False
+            except ValueError:
+                self.skip()
+                self.skips.add("ust sections of an unknown shape", self.where())
+                return
+        names = {"u": "unified", "d": "dex abstraction", "p": "portfolio margin"}
+        counts = self.account_modes
+        for _ in range(n):
+            if pairs:
+                entry = u.unpack()
+                mode = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+            else:
+                u.skip()
+                mode = u.unpack()
+            if isinstance(mode, dict) and mode:
+                mode = next(iter(mode))
+            text = mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
+            name = names.get(text, "unknown")
+            counts[name] = counts.get(name, 0) + 1
 
     def vault_shares(self) -> None:
         """`locus.vlt`: [[vault, {"user_states": [[user, {"o": {"f": fraction, ...}}], ...]}], ...]."""
