@@ -44,32 +44,29 @@ class JSONErrorProtocol(HttpToolsProtocol):
     """Requests the HTTP parser rejects (a 100k-character URL, a malformed request line) get the API's JSON
     error shape rather than uvicorn's plain text.
 
-    A connection must bring a whole request line and headers within `header_seconds` of opening, and of each
-    response on a kept-alive connection: uvicorn times out only idle kept-alive connections, so a client that
-    connects and sends nothing, or trickles a byte at a time, would otherwise hold a connection forever."""
+    A connection must bring a whole request line and headers within `header_seconds` of opening, and start
+    a new request within about twice that after its last one: uvicorn times out only idle kept-alive
+    connections, so a client that connects and sends nothing, or trickles a byte at a time, would otherwise
+    hold a connection forever. One timer per connection, re-armed when it fires (not per response, which
+    would cost every request): it closes the connection when no new request got its headers in between."""
 
     header_seconds = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
 
-    def _arm_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-        waiting_after = self.cycle  # a new request replaces it once its headers are complete
-
+    def _arm_header_deadline(self, waiting_after: object) -> None:
         def expire() -> None:
-            if self.cycle is waiting_after and not self.transport.is_closing():
-                self.transport.close()
+            if self.transport.is_closing():
+                return
+            if self.cycle is waiting_after and (self.cycle is None or self.cycle.response_complete):
+                self.transport.close()  # nothing new since the last look, and nothing being answered
+            else:
+                self._arm_header_deadline(self.cycle)
 
         self._header_deadline = self.loop.call_later(self.header_seconds, expire)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_header_deadline()
+        self._arm_header_deadline(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_deadline is not None:
