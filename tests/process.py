@@ -75,3 +75,31 @@ class Running:
 
 def wal_files(data_dir: Path) -> list[str]:
     return [p.name for p in data_dir.iterdir() if p.name.endswith(".wal")]
+
+
+def wait_until(condition, what: str, timeout: float = 60.0, ignoring: tuple[type[BaseException], ...] = ()) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds. Exceptions of `ignoring`
+    count as "not yet" (a server that is still down). The one way tests wait: never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            if condition():
+                return
+        except ignoring as e:
+            last = e
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what} (last: {last!r})"
+        time.sleep(0.05)
+
+
+def in_one_minute(run, seconds_needed: float = 20):
+    """`run()` started early enough in a clock minute to end in it (rate limits count per minute); run again
+    when the minute turned meanwhile (a loaded machine), so the result is always one window's."""
+    for _ in range(3):
+        if time.time() % 60 > 60 - seconds_needed:
+            time.sleep(60 - time.time() % 60 + 0.05)
+        minute = int(time.time() // 60)
+        result = run()
+        if int(time.time() // 60) == minute:
+            return result
+    raise AssertionError("three runs each crossed a minute boundary")

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from hyperscope.store import open_store
-from tests.process import Running, free_port, hyperscope, wal_files
+from tests.process import Running, free_port, hyperscope, wait_until, wal_files
 
 pytestmark = pytest.mark.slow
 
@@ -104,10 +104,10 @@ def test_run_serves_keeps_ingesting_and_keys_change_while_it_runs(tmp_path):
         made = hyperscope("keys", "create", "--name", "second", "--data-dir", str(data))
         assert made.returncode == 0, made.stderr
         second = made.stdout.strip().splitlines()[-1]
-        assert _within(3, lambda: run.get("/api/external/segments", second).status_code == 200)
+        wait_until(lambda: run.get("/api/external/segments", second).status_code == 200, "the new key works")
         revoked = hyperscope("keys", "revoke", second.split("_")[1], "--data-dir", str(data))
         assert revoked.returncode == 0, revoked.stderr
-        assert _within(3, lambda: run.get("/api/external/segments", second).status_code == 401)
+        wait_until(lambda: run.get("/api/external/segments", second).status_code == 401, "the key is refused")
         assert run.get("/api/external/segments", run.key).status_code == 200
         assert run.get("/health").json()["height"] > first["height"]  # live updates keep landing
     finally:
@@ -116,15 +116,6 @@ def test_run_serves_keeps_ingesting_and_keys_change_while_it_runs(tmp_path):
     assert code == 0, stderr  # SIGTERM is an orderly stop
     assert "Traceback" not in stderr and "leaked" not in stderr
     assert wal_files(data) == []  # the store was closed, not abandoned
-
-
-def _within(seconds: float, check) -> bool:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _stored_heights(data):
@@ -146,14 +137,6 @@ def catches(pid, sig):
     return bool(caught >> (int(sig) - 1) & 1) and bool(caught >> (int(signal.SIGTERM) - 1) & 1)
 
 
-def wait_for(condition, what, timeout=120.0):
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_at_any_moment_of_start_up_ends_with_a_line_and_its_code(tmp_path, sig):
     """From the interpreter's first steps to serving: wherever the signal lands, the process ends by itself
@@ -165,7 +148,7 @@ def test_a_stop_signal_at_any_moment_of_start_up_ends_with_a_line_and_its_code(t
                       wait=False)  # fmt: skip
         # from the moment its entry point catches the signal (before that, no program can: the interpreter is
         # still starting); where it lands then is what varies, and every outcome below holds wherever it lands
-        wait_for(lambda run=run: catches(run.proc.pid, sig) or run.proc.poll() is not None, "the handlers")
+        wait_until(lambda run=run: catches(run.proc.pid, sig) or run.proc.poll() is not None, "the handlers")
         time.sleep(delay)
         run.signal(sig)
         code, stderr = run.finish()
@@ -182,7 +165,7 @@ def test_an_interrupted_first_run_resumes_and_prints_its_key_once_ready(tmp_path
     args = ("run", "--scale", "tiny", "--hours", "40", "--interval", "0.3", "--data-dir", str(data))
     # Ctrl-C during the first backfill: one line, exit 130, no key made yet
     run = Running(*args, wait=False)
-    wait_for(lambda: (data / "simulator.npz").exists(), "the backfill's first checkpoint")  # it is under way
+    wait_until(lambda: (data / "simulator.npz").exists(), "the backfill's first checkpoint")  # it is under way
     run.signal(signal.SIGINT)
     code, stderr = run.finish()
     assert code == 130, stderr
@@ -195,7 +178,7 @@ def test_an_interrupted_first_run_resumes_and_prints_its_key_once_ready(tmp_path
     # kill -9 during the resumed backfill
     checkpoint = (data / "simulator.npz").stat().st_mtime_ns
     run = Running(*args, wait=False)
-    wait_for(lambda: (data / "simulator.npz").stat().st_mtime_ns != checkpoint, "a checkpoint of the resumed run")
+    wait_until(lambda: (data / "simulator.npz").stat().st_mtime_ns != checkpoint, "a checkpoint of the resumed run")
     run.proc.kill()
     run.finish()
     # the next start resumes, finishes the backfill, then makes and prints the first key

@@ -4,6 +4,7 @@ answer from a dead connection); once it is back, within seconds, everything serv
 after the restart stops working everywhere, rate limits are shared again, and no state update is lost or
 stored twice."""
 
+import functools
 import time
 
 import httpx
@@ -11,25 +12,13 @@ import psycopg
 import pytest
 
 from tests.pgserver import PostgresServer
-from tests.process import Running, hyperscope
+from tests.process import Running, hyperscope, wait_until
 from tests.test_scale_out import start_ingest, stop, wait_for_updates
 
 pytestmark = pytest.mark.slow
 COINS = "/api/external/positions/coins"
-
-
-def wait_until(condition, what, timeout=60.0):
-    """Poll `condition` (which may raise) until it is true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (httpx.HTTPError, psycopg.Error, AssertionError) as e:
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what} (last: {last!r})")
+ERRORS = (httpx.HTTPError, psycopg.Error, KeyError)  # a server or database still coming back
+until = functools.partial(wait_until, ignoring=ERRORS)
 
 
 def stored(url):
@@ -63,14 +52,16 @@ def test_everything_comes_back_after_postgresql_restarts(own_server, tmp_path):
         key = servers[0].key
         victim = create_key(url, "--name", "victim")
         for s in servers:
-            wait_until(lambda s=s: s.get(COINS, victim).status_code == 200, "the new key works")
+            until(lambda s=s: s.get(COINS, victim).status_code == 200, "the new key works")
 
         seen = servers[1].get("/health").json()  # a server reads what the writer (another process) records
         assert seen["ingest"]["process"] == "another" and seen["ingest"]["state"] in ("idle", "running"), seen
 
         own_server.halt()
         for s in servers:  # down: said, never served from a dead connection
-            wait_until(lambda s=s: s.get("/health").json()["status"] == "store_unavailable", "health says so")
+            wait_until(
+                lambda s=s: s.get("/health").json()["status"] == "store_unavailable", "health says so", ignoring=ERRORS
+            )
             assert s.get("/health").status_code == 503
             assert s.get(COINS, key).status_code == 503
         down_health = servers[0].get("/health").text
@@ -82,9 +73,16 @@ def test_everything_comes_back_after_postgresql_restarts(own_server, tmp_path):
         assert revoked.returncode == 0, revoked.stderr
         before_restart = len(stored(url)[0])
         for s in servers:
-            wait_until(lambda s=s: s.get(COINS, key).status_code == 200, "serving again", timeout=30)
-            wait_until(lambda s=s: s.get(COINS, victim).status_code == 401, "the revoked key refused", timeout=5)
-            wait_until(lambda s=s: s.get("/health").json()["status"] == "ok", "healthy again", timeout=30)
+            until(lambda s=s: s.get(COINS, key).status_code == 200, "serving again", timeout=30)
+            wait_until(
+                lambda s=s: s.get(COINS, victim).status_code == 401,
+                "the revoked key refused",
+                timeout=5,
+                ignoring=ERRORS,
+            )
+            wait_until(
+                lambda s=s: s.get("/health").json()["status"] == "ok", "healthy again", timeout=30, ignoring=ERRORS
+            )
         wait_for_updates(url, before_restart + 3)  # ingest goes on by itself
 
         limited = create_key(url, "--name", "limited", "--rate-limit", "10")

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.process import ENV, MAIN, Running, hyperscope
+from tests.process import ENV, MAIN, Running, hyperscope, in_one_minute, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -38,27 +38,6 @@ def wait_for_updates(url, count, timeout=60):
             pass
         time.sleep(0.2)
     raise AssertionError(f"ingest stored fewer than {count} state updates in {timeout} s")
-
-
-def wait_until(condition, what, timeout=30.0):
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.1)
-
-
-def in_one_minute(run, seconds_needed=20):
-    """`run()` started early enough in a clock minute to end in it (rate limits count per minute); run again
-    when the minute turned meanwhile (a loaded machine), so the result is always one window's."""
-    for _ in range(3):
-        if time.time() % 60 > 60 - seconds_needed:
-            time.sleep(60 - time.time() % 60 + 0.05)
-        minute = int(time.time() // 60)
-        result = run()
-        if int(time.time() // 60) == minute:
-            return result
-    raise AssertionError("three runs each crossed a minute boundary")
 
 
 def stop(proc):
