@@ -63,7 +63,8 @@ def scoped(scope: str) -> type[APIRoute]:
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
             # the query parameters the route documents are the ones it reads: any other is a typo or a
-            # misunderstanding (`coins=BTC` must not quietly answer for every coin), so a 400 that names it
+            # misunderstanding (`coins=BTC` must not quietly answer for every coin), so a 400 that names it;
+            # so is an empty one (`format=`): the parsers below only ever see absent or non-empty values
             documented = sorted(p["name"] for p in (self.openapi_extra or {}).get("parameters", [])
                                 if p.get("in") == "query")  # fmt: skip
             allowed = frozenset(documented)
@@ -74,10 +75,12 @@ def scoped(scope: str) -> type[APIRoute]:
                     raise AuthError("missing Authorization header; send 'Authorization: Bearer <your API key>'")
                 if not key.allows(scope):
                     raise Forbidden(f"this API key has no access to '{scope}' routes")
-                for name in request.query_params:
+                for name, value in request.query_params.multi_items():
                     if name not in allowed:
                         reads = ", ".join(documented) if documented else "no parameters"
                         raise BadParameter(name[:64], f"not a parameter of this route (it reads {reads})")
+                    if not value.strip():  # present but empty: a 400, never the default in disguise
+                        raise BadParameter(name, "is empty; leave it out for the default")
                 return await handler(request)
 
             return checked

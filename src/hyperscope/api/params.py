@@ -54,17 +54,9 @@ def parse_time(value: str, parameter: str) -> int:
     return ms
 
 
-def present(value: str | None, parameter: str) -> str | None:
-    """The value as given, None when the parameter is absent; an empty one is a 400 (leave it out instead)."""
-    if value is not None and not value.strip():
-        raise BadParameter(parameter, "is empty; leave it out for the default")
-    return value
-
-
 def parse_int(value: str | None, parameter: str, default: int, low: int, high: int) -> int:
     if value is None:
         return default
-    present(value, parameter)
     if not re.fullmatch(r"-?[0-9]{1,18}", value):
         raise BadParameter(parameter, f"expected a whole number, got {value!r}")
     number = int(value)
@@ -106,7 +98,6 @@ def parse_bool(value: str | None, parameter: str) -> bool | None:
     """The strings "true" and "false" (as upstream takes them); None when absent."""
     if value is None:
         return None
-    present(value, parameter)
     text = value.strip().lower()
     if text not in ("true", "false"):
         raise BadParameter(parameter, f"expected true or false, got {value!r}")
@@ -116,7 +107,6 @@ def parse_bool(value: str | None, parameter: str) -> bool | None:
 def parse_choice(value: str | None, parameter: str, choices: tuple[str, ...], default: str) -> str:
     if value is None:
         return default
-    present(value, parameter)
     for choice in choices:
         if value.strip().lower() == choice.lower():
             return choice

@@ -98,15 +98,9 @@ def time_in(value: str, parameter: str, zone: str | None) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _not_empty(value: str, parameter: str) -> None:
-    if not value.strip():
-        raise CMBadParameter(parameter, "Value is empty; leave the parameter out for its default.")
-
-
 def parse_bool(value: str | None, parameter: str, default: bool) -> bool:
     if value is None:
         return default
-    _not_empty(value, parameter)
     if value.lower() not in ("true", "false"):
         raise CMBadParameter(parameter, f"Value '{value}' is not supported; use true or false.")
     return value.lower() == "true"
@@ -115,7 +109,6 @@ def parse_bool(value: str | None, parameter: str, default: bool) -> bool:
 def parse_int(value: str | None, parameter: str, default: int | None, low: int, high: int) -> int | None:
     if value is None:
         return default
-    _not_empty(value, parameter)
     if not re.fullmatch(r"[0-9]{1,9}", value) or not low <= int(value) <= high:
         raise CMBadParameter(parameter, f"Value '{value}' is not supported; use a whole number {low}-{high}.")
     return int(value)
@@ -124,7 +117,6 @@ def parse_int(value: str | None, parameter: str, default: int | None, low: int, 
 def parse_choice(value: str | None, parameter: str, choices: tuple[str, ...], default: str) -> str:
     if value is None:
         return default
-    _not_empty(value, parameter)
     if value not in choices:
         raise CMBadParameter(parameter, f"Value '{value}' is not supported; use one of {', '.join(choices)}.")
     return value

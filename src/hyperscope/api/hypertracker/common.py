@@ -76,9 +76,6 @@ def cached(request: Request, build: Callable[[], Any], reads: tuple[str, ...] = 
     nextCursor is always built (the cursor's signature and expiry are checked every time).
     """
     q = request.query_params
-    for name in reads:  # present but empty: a 400, never the default in disguise (the document says so too)
-        for value in q.getlist(name):
-            params.present(value, name)
     if "nextCursor" in reads and q.get("nextCursor"):
         return JSONBytes(build())
     key = (request.scope["path"], *("\x00".join(q.getlist(name)) for name in reads))
