@@ -1,11 +1,12 @@
 """Decode + ingest one node state snapshot (`.rmp`), stage by stage, with peak memory.
 
-    .venv/bin/python benchmarks/snapshot.py [--scale bench|mainnet|both] [--keep DIR]
+    .venv/bin/python benchmarks/snapshot.py [--scale bench|mainnet|both] [--keep DIR] [--file RMP]
 
 - bench: the simulator at bench scale (300k wallets, 200k positions) written as a node snapshot.
-- mainnet: a synthetic file shaped like mainnet's (sources.md): 1.5M user states on the main dex, 60k users
-  with positions, 9 HIP-3 dexes, spot balances of 1.2M users, 9,376 vaults, and 3M order-book entries placed
-  before `exchange.locus` so that the reader must skip them: about 1 GB. Generated, never committed.
+- mainnet: a synthetic file shaped like mainnet's (sources.md, real-shapes.md): 1.5M user states on the main
+  dex, 60k users with positions, leverage-only entries for one user in five, 9 HIP-3 dexes (one settling in
+  USDT0), 1.8M `ust` account modes, spot balances of 1.2M users, 9,376 vaults, `blp`, `c_staking`, and 3M
+  order-book entries under `perp_dexs` after `locus`: about 1 GB. Generated, never committed.
 
 Each file is measured in a fresh process (so that peak RSS is the reader's own): read (streaming decode),
 build (margin math, wallets), then ingest (validate, tracking, metrics, DuckDB) twice: the first state
@@ -52,8 +53,10 @@ def _addresses(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def _clearinghouse(packer: msgpack.Packer, out, rng, index: int, coins: list[str], users: list[str],
-                   n_with_positions: int, pairs_per_coin: int) -> None:  # fmt: skip
-    """One `cls[i]`, streamed: meta, oracle, then user_states with balanced positions per coin."""
+                   n_with_positions: int, pairs_per_coin: int, collateral: int = 0) -> None:  # fmt: skip
+    """One `cls[i]`, streamed: meta, oracle, then user_states with balanced positions per coin, and the
+    leverage-only entries real files hold (leverage set on a coin not held: no `s`, no `e`) for one user in
+    five, keys in the order public notes show (`meta` is not first)."""
     n_coins = len(coins)
     sz_decimals = rng.integers(0, 6, n_coins)
     price = np.exp(rng.uniform(np.log(0.01), np.log(90_000), n_coins))
@@ -63,15 +66,15 @@ def _clearinghouse(packer: msgpack.Packer, out, rng, index: int, coins: list[str
         "marginTableIdToMarginTable": [[56, {"margin_tiers": [
             {"lower_bound": 0, "max_leverage": 40, "maintenance_deduction": 0},
             {"lower_bound": 150_000_000_000_000, "max_leverage": 20, "maintenance_deduction": 0}]}]],
-        "collateralToken": 0,
+        "collateralToken": collateral,
     }  # fmt: skip
     holders = np.arange(n_with_positions)
+    base = 0 if index == 0 else 100_000 + 10_000 * index
     positions: dict[int, list] = {}
     for j in range(n_coins):
         picked = rng.choice(holders, size=2 * pairs_per_coin, replace=False)
         lots = rng.lognormal(8, 2, pairs_per_coin).astype(np.int64) + 1
         entry = price[j] * np.exp(rng.normal(0, 0.05, 2 * pairs_per_coin))
-        asset = j if index == 0 else 100_000 + 10_000 * index + j
         for k, user in enumerate(picked.tolist()):
             size = int(lots[k % pairs_per_coin]) * (1 if k < pairs_per_coin else -1)
             cost = max(1, int(abs(size) / 10 ** sz_decimals[j] * entry[k] * 1e6))
@@ -80,27 +83,33 @@ def _clearinghouse(packer: msgpack.Packer, out, rng, index: int, coins: list[str
             else:  # isolated, with a third of the notional as margin
                 lev = {"I": {"l": 5, "u": (-cost if size > 0 else cost) + cost // 3}}
             position = {"s": size, "e": cost, "l": lev, "f": {"a": 0, "o": 0, "c": 0}}
-            positions.setdefault(user, []).append([asset, position])
+            positions.setdefault(user, []).append([base + j, position])
     packer_bytes = packer.pack
     out.write(packer.pack_map_header(4))
-    out.write(packer_bytes("meta") + packer_bytes(meta))
-    oracle = {"pxs": [[{"px": max(1, int(p * 10 ** (6 - d)))}] for p, d in zip(price, sz_decimals, strict=True)]}
-    out.write(packer_bytes("oracle") + packer_bytes(oracle))
-    out.write(packer_bytes("total_net_deposit") + packer_bytes(0))
     out.write(packer_bytes("user_states") + packer.pack_map_header(2))
     out.write(packer_bytes("users_with_positions") + packer_bytes([users[u] for u in sorted(positions)]))
     out.write(packer_bytes("user_to_state") + packer.pack_array_header(len(users)))
     cash = (rng.lognormal(6, 3, len(users)) * 1e6).astype(np.int64).tolist()
+    preference = {"l": {"C": 15}, "M": 56, "f": {"a": -217821}}  # a real leverage-only entry (real-shapes.md)
     for i, (address, u) in enumerate(zip(users, cash, strict=True)):
         state = {"u": u, "S": {"s": u, "r": u}}
         held = positions.get(i)
         if held is not None:
             state["u"] = u + 10**13
-            state["p"] = {"p": held}
+            state["p"] = {"p": held + [[base + (i % n_coins), preference]] if i % 3 == 0 else held}
+        elif i % 5 == 0:
+            state["p"] = {"p": [[base + (i % n_coins), preference]]}
         out.write(packer_bytes([address, state]))
+    out.write(packer_bytes("meta") + packer_bytes(meta))
+    oracle = {"pxs": [[{"px": max(1, int(p * 10 ** (6 - d)))}] for p, d in zip(price, sz_decimals, strict=True)]}
+    out.write(packer_bytes("oracle") + packer_bytes(oracle))
+    out.write(packer_bytes("total_net_deposit") + packer_bytes(0))
 
 
 def write_mainnet(folder: Path, seed: int = 3) -> Path:
+    """The shapes real files show (real-shapes.md): `locus` before the order books, which sit under
+    `perp_dexs` and `spot_books` after it; 1.8M `ust` account modes; `blp` and `c_staking`; leverage-only
+    position entries; a HIP-3 dex settling in another collateral token than USDC."""
     rng = np.random.default_rng(seed)
     height = 941_000_000
     path = folder / "periodic_abci_states" / "20260401" / f"{height}.rmp"
@@ -108,24 +117,23 @@ def write_mainnet(folder: Path, seed: int = 3) -> Path:
     packer = msgpack.Packer(use_bin_type=True, autoreset=True)
     pk = packer.pack
     users = _addresses(rng, 1_500_000)
+    others = _addresses(rng, 323_730)  # accounts with a mode but no perp state
     book_order = pk({"p": 600_000_000, "r": 1, "O": 123_456_789_012, "u": users[0], "t": 1_775_000_000_000,
                      "o": 1, "c": {"t": 0, "S": 1, "r": False, "s": 1, "l": 1}})  # fmt: skip
     with path.open("wb") as out:
-        out.write(packer.pack_map_header(1) + pk("exchange") + packer.pack_map_header(2))
-        # order books first: 3M entries the reader has to skip
-        out.write(pk("perp_dexs") + packer.pack_array_header(1) + packer.pack_map_header(1) + pk("books"))
-        out.write(packer.pack_array_header(1) + packer.pack_map_header(1) + pk("book_orders"))
-        out.write(packer.pack_array_header(3_000_000))
-        for _ in range(3_000):
-            out.write(book_order * 1_000)
-        out.write(pk("locus") + packer.pack_map_header(4))
+        out.write(packer.pack_map_header(1) + pk("exchange") + packer.pack_map_header(3))
+        out.write(pk("locus") + packer.pack_map_header(7))
         out.write(pk("ctx") + pk({"height": height, "time": "2026-04-01T12:00:00.000000000"}))
+        out.write(pk("ust") + packer.pack_array_header(len(users) + len(others)))
+        for k, address in enumerate(users + others):
+            out.write(pk([address, "udp"[k % 3]]))
         out.write(pk("cls") + packer.pack_array_header(10))
         main_coins = ["BTC", "ETH"] + [f"C{j}" for j in range(178)]
         _clearinghouse(packer, out, rng, 0, main_coins, users, 60_000, 330)
         for d in range(1, 10):
             coins = [f"dex{d}:A{j}" for j in range(10)]
-            _clearinghouse(packer, out, rng, d, coins, users[:200_000], 6_000, 150)
+            _clearinghouse(packer, out, rng, d, coins, users[:200_000], 6_000, 150, collateral=268 if d == 9 else 0)
+        out.write(pk("blp") + pk({"pools": [[0, {"total_supplied": 10**12}]], "user_states": []}))
         out.write(pk("scl") + packer.pack_map_header(1) + pk("user_states"))
         spot_users = users[300_000:] + _addresses(rng, 0)
         spot_users = spot_users[:1_200_000]
@@ -133,10 +141,22 @@ def write_mainnet(folder: Path, seed: int = 3) -> Path:
         totals = (rng.lognormal(10, 3, len(spot_users)) * 1e8).astype(np.int64).tolist()
         for address, total in zip(spot_users, totals, strict=True):
             out.write(pk([address, {"b": [[0, {"t": total, "h": 0}], [150, {"t": total // 7, "h": 0}]]}]))
+        out.write(pk("c_staking") + packer.pack_map_header(3) + pk("delegations")
+                  + packer.pack_array_header(50_000))  # fmt: skip
+        for k in range(50_000):
+            out.write(pk([users[k * 7], [["0x" + "ab" * 20, 10**8 + k]]]))
+        out.write(pk("user_states") + pk([]) + pk("pending_withdrawals") + pk([]))
         out.write(pk("vlt") + packer.pack_array_header(9_376))
         for v in range(9_376):
             followers = [[users[(v * 37 + k) % len(users)], {"o": {"f": 0.1, "b": 0}}] for k in range(5)]
             out.write(pk([users[-1 - v], {"user_states": followers}]))
+        # the order books: 3M entries the reader has to pass over, after locus as in real files
+        out.write(pk("perp_dexs") + packer.pack_array_header(1) + packer.pack_map_header(1) + pk("books"))
+        out.write(packer.pack_array_header(1) + packer.pack_map_header(1) + pk("book_orders"))
+        out.write(packer.pack_array_header(3_000_000))
+        for _ in range(3_000):
+            out.write(book_order * 1_000)
+        out.write(pk("spot_books") + pk([[k, {"bids": [], "asks": []}] for k in range(307)]))
     return path
 
 
@@ -195,11 +215,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", choices=["bench", "mainnet", "both"], default="both")
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
+    parser.add_argument("--file", type=Path, help="measure this mainnet-shaped file (from --keep) instead of writing one")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure, args.record)
+        return
+    if args.file:
+        run("mainnet-shaped", args.file, None)
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)

@@ -100,6 +100,7 @@ class Ingestor:
             height=checked.height,
             time=checked.time,
             source=checked.source,
+            market_data=checked.market_data,
             ingested_at=now_ms(),
             ingest_seconds=t3 - t0,
             counts=counts,

@@ -72,6 +72,9 @@ class Book:
     isolated_raw_usd: np.ndarray  # 0 for cross positions
     table: np.ndarray  # margin table id per position
     raw_usd: np.ndarray  # per account: cross cash
+    # per account: what the account may borrow against (portfolio margin): it holds cross positions up
+    # like cash, but is not the account's value (None: nothing)
+    credit: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ def margins(book: Book, tables: dict[int, MarginTable]) -> Margins:
     mm = notional * rate - deduction
     exposure = size * mark
     cross_equity = book.raw_usd + np.bincount(a, weights=np.where(iso, 0.0, exposure), minlength=n_accounts)
+    if book.credit is not None:
+        cross_equity = cross_equity + book.credit
     cross_mm = np.bincount(a, weights=np.where(iso, 0.0, mm), minlength=n_accounts)
     iso_equity = np.where(iso, book.isolated_raw_usd + exposure, 0.0)
     equity = np.where(iso, iso_equity, cross_equity[a])

@@ -113,6 +113,7 @@ class StateUpdate:
     orders: pa.Table | None = None
     fills: pa.Table | None = None  # fills since the previous state update, when the source has them
     source: str = "unknown"
+    market_data: str = ""  # where its marks came from: recorded, fetched at its time, or its own oracle prices
     # True when the update covers only some wallets (a watch list): a coin's long and short sizes need not
     # match, so that invariant is not checked.
     partial: bool = False

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from hyperscope.domain.state import TS
 
-SCHEMA_VERSION = 5  # of schema.sql; each backend migrates older stores up to it
+SCHEMA_VERSION = 6  # of schema.sql; each backend migrates older stores up to it
 DAY_MS = 86_400_000
 # the columns of a lifecycle's identity (written when it opens) and of its numbers (rewritten every update)
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
@@ -120,6 +120,7 @@ class WriteBatch:
     orders: OrderWrite | None = None  # None: this update carried no order table (no snapshot)
     marks: pa.Table | None = None  # wallet_marks rows (address, pnl, volume, full_mark) stamped `time`
     funding: pa.Table | None = None  # funding_hourly rows (the first update of an hour)
+    market_data: str = ""  # where the update's marks came from (StateUpdate.market_data)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ def _upgrades() -> dict[int, list[str]]:
                 f"ALTER TABLE {t} ADD COLUMN wallet BIGINT", f"UPDATE {t} SET wallet = {WALLET_KEY}")],
             "DROP VIEW positions_open", view],
         4: tables("funding_hourly"),  # the Coin Metrics-style funding series
+        5: ["ALTER TABLE state_updates ADD COLUMN market_data VARCHAR DEFAULT ''"],  # where marks came from
     }  # fmt: skip
 
 
@@ -263,10 +264,11 @@ class DuckDBStore(SqlReads):
             try:
                 con.execute(
                     "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, "
-                    "liquidations, ingested_at, ingest_seconds, has_orders) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "liquidations, ingested_at, ingest_seconds, has_orders, market_data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [batch.height, batch.time, batch.source, batch.counts["positions"], batch.counts["wallets"],
                      batch.counts["opened"], batch.counts["closed"], batch.counts["liquidations"],
-                     batch.ingested_at, batch.ingest_seconds, batch.orders is not None],
+                     batch.ingested_at, batch.ingest_seconds, batch.orders is not None, batch.market_data],
                 )  # fmt: skip
                 n = batch.markets.num_rows
                 markets = batch.markets.add_column(0, "time", pa.array([batch.time] * n, pa.int64()))

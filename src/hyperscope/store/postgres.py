@@ -359,7 +359,13 @@ class PostgresStore(SqlReads):
                 for statement in (*_schema_statements(), *INDEXES):
                     con.execute(statement)  # type: ignore[call-overload]
                 con.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
-            # later versions add their steps here, version -> next, as the DuckDB store's _upgrades() does
+            # later versions: their steps, version -> next, as the DuckDB store's _upgrades() does
+            if 0 < version < SCHEMA_VERSION:
+                if version < 5:
+                    raise ConfigError(f"database {self.path} has hyperscope schema version {version}, older than "
+                                      "this hyperscope migrates (5); ingest it again into a new database")
+                con.execute("ALTER TABLE state_updates ADD COLUMN IF NOT EXISTS market_data VARCHAR DEFAULT ''")
+                con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _check_schema(self) -> None:
         try:
@@ -534,9 +540,10 @@ class PostgresStore(SqlReads):
         c = batch.counts
         cur.execute(
             "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, liquidations, "
-            "ingested_at, ingest_seconds, has_orders) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "ingested_at, ingest_seconds, has_orders, market_data) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (batch.height, batch.time, batch.source, c["positions"], c["wallets"], c["opened"], c["closed"],
-             c["liquidations"], batch.ingested_at, batch.ingest_seconds, batch.orders is not None),
+             c["liquidations"], batch.ingested_at, batch.ingest_seconds, batch.orders is not None, batch.market_data),
         )  # fmt: skip
         n = batch.markets.num_rows
         markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS state_updates (
     ingested_at BIGINT NOT NULL,
     ingest_seconds DOUBLE PRECISION NOT NULL,
     thinned BOOLEAN DEFAULT false, -- retention kept this update's metric rows past full resolution
-    has_orders BOOLEAN DEFAULT false -- this update carried every open order (an order snapshot)
+    has_orders BOOLEAN DEFAULT false, -- this update carried every open order (an order snapshot)
+    market_data VARCHAR DEFAULT '' -- where its marks came from (recorded, fetched at its time, oracle prices)
 );
 
 CREATE TABLE IF NOT EXISTS markets (

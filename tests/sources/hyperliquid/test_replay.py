@@ -208,4 +208,7 @@ def test_the_written_files_carry_the_real_shapes_and_their_replay_rejects_and_sk
     last = msgpack.unpackb(list(snapshot_files(node_dir).values())[-1].read_bytes(), raw=False, strict_map_key=False)
     modes = [mode for _, mode in last["exchange"]["locus"]["ust"]]
     names = {"u": "unified", "d": "dex abstraction", "p": "portfolio margin"}
-    assert source.health()["account_modes_approximated"] == {names[m]: modes.count(m) for m in "udp"}
+    health = source.health()
+    assert health["account_modes"] == {names[m]: modes.count(m) for m in "udp"}
+    # wallets in those modes holding cross positions: their spot balances back them (collateral.py)
+    assert 0 < health["collateral_approximated_wallets"] < len(modes)

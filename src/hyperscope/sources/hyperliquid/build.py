@@ -26,9 +26,10 @@ import pyarrow.compute as pc
 
 from hyperscope.domain.margin import Book, MarginTable, margins
 from hyperscope.domain.state import MARKETS, POSITIONS, TS, WALLETS, StateUpdate
+from hyperscope.sources.hyperliquid.collateral import pooled_collateral, token_price
 from hyperscope.sources.hyperliquid.contexts import MarketContexts
 from hyperscope.sources.hyperliquid.events import Flows
-from hyperscope.sources.hyperliquid.snapshot import LEV_DEFAULT, LEV_ISOLATED, InvalidSnapshot, Snapshot
+from hyperscope.sources.hyperliquid.snapshot import LEV_DEFAULT, LEV_ISOLATED, Clearinghouse, InvalidSnapshot, Snapshot
 
 MAIN_DEX = "main"  # the contract's name for Hyperliquid's own perp dex ("" in the Info API)
 HYPE = "HYPE"
@@ -263,7 +264,7 @@ def build_update(
         for k in ("user", "market", "size", "entry", "leverage", "isolated", "iso_raw", "table", "account", "funding")
     }
     tables: dict[int, MarginTable] = {}
-    account_user, account_raw = [], []
+    account_user, account_raw, account_dex, account_price = [], [], [], []
     n_accounts = 0
     for house, rows in zip(snapshot.clearinghouses, market_row, strict=True):
         # a position that cannot be valued (its coin has no price) or has no usable leverage is skipped and
@@ -313,15 +314,27 @@ def build_update(
         parts["funding"].append(-house.pos_funding / 1e6)
         account_user.append(house.user)
         account_raw.append(house.raw_usd / 1e6)
+        account_dex.append(np.full(house.user.size, house.index, np.int64))
+        account_price.append(np.full(house.user.size, _collateral_price(snapshot, contexts, house)))
         n_accounts += house.user.size
     col = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
     user = col["user"].astype(np.int64)
     market = col["market"].astype(np.int64)
     raw_usd = np.concatenate(account_raw) if account_raw else np.zeros(0)
-    m = margins(Book(account=col["account"].astype(np.int64), size=col["size"], entry=col["entry"],
-                     mark=mark[market], leverage=col["leverage"], isolated=col["isolated"].astype(bool),
-                     isolated_raw_usd=col["iso_raw"], table=col["table"].astype(np.int64), raw_usd=raw_usd),
-                tables)  # fmt: skip
+    users_of = np.concatenate(account_user) if account_user else np.zeros(0, np.int64)
+    price = np.concatenate(account_price) if account_price else np.zeros(0)
+    account = col["account"].astype(np.int64)
+    isolated = col["isolated"].astype(bool)
+    cross = np.bincount(account, weights=np.where(isolated, 0.0, np.abs(col["size"]) * mark[market]),
+                        minlength=raw_usd.size)  # fmt: skip
+    pooled = pooled_collateral(snapshot, contexts, users_of, np.concatenate(account_dex) if account_dex else
+                               np.zeros(0, np.int64), price, cross, len(addresses))  # fmt: skip
+    snapshot.pooled_wallets = pooled.wallets
+    raw_usd = raw_usd + pooled.cash
+    m = margins(Book(account=account, size=col["size"], entry=col["entry"], mark=mark[market],
+                     leverage=col["leverage"], isolated=isolated, isolated_raw_usd=col["iso_raw"],
+                     table=col["table"].astype(np.int64), raw_usd=raw_usd,
+                     credit=pooled.credit if pooled.wallets else None), tables)  # fmt: skip
     coins = markets.column("coin").take(pa.array(market))
     keys = pc.binary_join_element_wise(addresses.take(pa.array(user)), coins, "|")
     positions = pa.table({
@@ -332,12 +345,15 @@ def build_update(
         "margin_used": m.margin_used, "funding": col["funding"], "open_time_hint": book.hints(keys),
     }, schema=POSITIONS)  # fmt: skip
 
-    cash = raw_usd + np.bincount(col["account"].astype(np.int64), weights=col["iso_raw"], minlength=raw_usd.size)
-    wallets = _wallets(snapshot, contexts, book, addresses, m.account_value, account_user, cash, fills, flows)
+    # a dex settling in another token than USDC: its account values at that token's price
+    cash = (raw_usd + np.bincount(account, weights=col["iso_raw"], minlength=raw_usd.size)) * price
+    wallets = _wallets(snapshot, contexts, book, addresses, m.account_value * price, users_of, cash, fills, flows,
+                       pooled.moved_usd)  # fmt: skip
     # positions were skipped (or users who may have held some): a coin's long and short need not match
     partial = any(kind in snapshot.skipped.counts for kind in POSITION_SKIPS)
     return StateUpdate(height=snapshot.height, time=snapshot.time_ms, markets=markets, wallets=wallets,
-                       positions=positions, orders=orders, fills=fills, source=source, partial=partial)  # fmt: skip
+                       positions=positions, orders=orders, fills=fills, source=source, partial=partial,
+                       market_data=contexts.origin)  # fmt: skip
 
 
 POSITION_SKIPS = ("position entries that could not be read", "user states that could not be read",
@@ -345,14 +361,24 @@ POSITION_SKIPS = ("position entries that could not be read", "user states that c
                   "positions on a coin without a price", "positions whose leverage is not positive")  # fmt: skip
 
 
+def _collateral_price(snapshot: Snapshot, contexts: MarketContexts, house: Clearinghouse) -> float:
+    """The USD price of the token a dex settles in (USDC: 1); one without a price counts at 1, counted."""
+    price = token_price(contexts, house.collateral_token)
+    if price is None or not np.isfinite(price) or price <= 0:
+        snapshot.skipped.add("dexes settling in a token without a price (valued at 1)",
+                             f"cls[{house.index}] collateral token {house.collateral_token}")  # fmt: skip
+        return 1.0
+    return float(price)
+
+
 def _wallets(
     snapshot: Snapshot, contexts: MarketContexts, book: WalletBook, addresses: pa.Array, account_value: np.ndarray,
-    account_user: list[np.ndarray], cash: np.ndarray, fills: pa.Table | None, flows: Flows,
+    users: np.ndarray, cash: np.ndarray, fills: pa.Table | None, flows: Flows, moved: np.ndarray,
 ) -> pa.Table:  # fmt: skip
     """Per wallet: perp equity (account values over dexes), balance (cross cash plus isolated raw USD),
-    spot at token prices, vault shares at the vault's account value, staking at the HYPE price."""
+    spot at token prices, vault shares at the vault's account value, staking at the HYPE price. `moved` is
+    the spot value that backs perps (collateral.py): perp equity, not spot, and never PnL."""
     n = len(addresses)
-    users = np.concatenate(account_user) if account_user else np.zeros(0, np.int64)
     perp = np.bincount(users, weights=account_value, minlength=n)
     balance = np.bincount(users, weights=cash, minlength=n)
     spot: np.ndarray = np.zeros(n)
@@ -362,12 +388,14 @@ def _wallets(
         which = np.searchsorted(np.unique(snapshot.spot_token), snapshot.spot_token)
         spot = np.bincount(snapshot.spot_user, weights=snapshot.spot_total / 10.0 ** decimals[which] * price[which],
                            minlength=n)  # fmt: skip
+    spot = spot - moved
     vault: np.ndarray = np.zeros(n)
     if snapshot.vault.size:
         vault = np.bincount(snapshot.vault_user, weights=snapshot.vault_fraction * np.maximum(perp[snapshot.vault], 0),
                             minlength=n)  # fmt: skip
     book.stake(flows)
-    pnl, volume, staked = book.wallet_columns(addresses, perp, fills, flows)
+    # PnL follows the wallet's own perp accounts: spot value that backs them is neither PnL nor a flow
+    pnl, volume, staked = book.wallet_columns(addresses, perp - moved, fills, flows)
     hype = contexts.token_prices.get(contexts.token_index.get(HYPE, -1), 0.0)
     return pa.table({
         "address": addresses, "perp_equity": perp, "spot_equity": spot, "staking_equity": staked * hype,

@@ -120,6 +120,7 @@ class NodeSource:
         self.clock = clock
         self.skipped: dict[str, int] = {}  # what the last snapshot's events skipped, by kind
         self.account_modes: dict[str, int] = {}  # the last snapshot's accounts per `ust` mode
+        self.pooled_wallets = 0  # of them, wallets whose spot balances back their perps (collateral.py)
         self.skipped_total: Counter[str] = Counter()
         self.last_height: int | None = None  # of the newest snapshot turned into an update
         self._stored: int | None = None
@@ -274,6 +275,7 @@ class NodeSource:
             self._reject(path, height, e)
         skips.merge(snapshot.skipped)  # the snapshot's own (user states, positions, balances) with the events'
         self.account_modes = snapshot.account_modes
+        self.pooled_wallets = snapshot.pooled_wallets
         self.skipped = dict(skips.counts)
         self.skipped_total.update(skips.counts)
         if skips:
@@ -306,6 +308,7 @@ class NodeSource:
                 contexts = from_recording(orjson.loads(recorded.read_bytes()))
             except orjson.JSONDecodeError as e:
                 raise InvalidSnapshot(f"market data recording {recorded.name} is not JSON: {e}") from e
+            contexts.origin = f"recorded at the snapshot's time ({contexts.origin})"
         elif self.market is not None and self.clock() - time_ms / 1000 <= MARKET_DATA_MAX_AGE_SECONDS:
             contexts = self._fetch(height, time_ms)
         elif self.market is not None:
@@ -331,7 +334,9 @@ class NodeSource:
         if self.records is not None:
             write_json(self.records / f"{height}.json", record | {"time": time_ms})
             self._prune_records()
-        return from_recording(record)
+        contexts = from_recording(record)
+        contexts.origin = f"fetched at the snapshot's time ({contexts.origin})"
+        return contexts
 
     def _prune_records(self) -> None:
         assert self.records is not None
@@ -348,8 +353,10 @@ class NodeSource:
             "kind": self.kind, "coverage": "all wallets", "last_snapshot": self.last_height,
             "market_data": self.market_origin, "last_rejected": self.rejected,
             "skipped_last_snapshot": self.skipped, "skipped_total": dict(self.skipped_total),
-            # accounts whose collateral mode is not modelled yet: their figures count perp USDC only
-            "account_modes_approximated": self.account_modes,
+            "account_modes": self.account_modes,
+            # wallets whose spot balances back their perps: equity and liquidation follow the documented rule
+            # closest to Hyperliquid's (collateral.py, docs/decisions.md), so their figures are approximate
+            "collateral_approximated_wallets": self.pooled_wallets,
         }  # fmt: skip
 
 

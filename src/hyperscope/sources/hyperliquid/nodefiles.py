@@ -95,7 +95,7 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
             ]  # fmt: skip
             for table_id, tiers in sorted(house.margin_tables.items())
         ],
-        "collateralToken": 0,
+        "collateralToken": int(house.collateral_token),
     }
     oracle = {"pxs": [[{"px": int(px)}] if px > 0 else [] for px in house.oracle_raw]}
     held: dict[int, list[Any]] = {}
@@ -159,7 +159,8 @@ def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = (), books_fir
         "ctx": {"height": snapshot.height, "time": block_time(snapshot.time_ms)},
         "cls": [_clearinghouse(snapshot, i) for i in range(len(snapshot.clearinghouses))],
         # sections real files carry that hyperscope does not read (yet): account modes, borrow/lend, staking
-        "ust": [[a, "udp"[k % 3]] for k, a in enumerate(some)],
+        "ust": [[addresses[u], "?udp"[c]] for u, c in zip(snapshot.mode_user.tolist(), snapshot.mode.tolist(),
+                                                         strict=True)],  # fmt: skip
         "blp": {"pools": [[0, {"total_supplied": 10**12, "total_borrowed": 10**11}]], "user_states": []},
         "scl": {"user_states": [[addresses[u], {"b": b}] for u, b in spot.items()]},
         "c_staking": {

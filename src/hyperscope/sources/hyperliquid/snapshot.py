@@ -43,6 +43,11 @@ from hyperscope.sources.hyperliquid.skips import Skips
 log = logging.getLogger("hyperscope.sources.hyperliquid")
 
 LEV_DEFAULT, LEV_CROSS, LEV_ISOLATED = 0, 1, 2
+# account modes (`locus.ust`, collateral.py): default, unified, dex abstraction, portfolio margin
+MODE_DEFAULT, MODE_UNIFIED, MODE_DEX_ABSTRACTION, MODE_PORTFOLIO = 0, 1, 2, 3
+MODE_CODES = {b"u": MODE_UNIFIED, b"d": MODE_DEX_ABSTRACTION, b"p": MODE_PORTFOLIO}
+MODE_NAMES = {MODE_UNIFIED: "unified", MODE_DEX_ABSTRACTION: "dex abstraction", MODE_PORTFOLIO: "portfolio margin",
+              -1: "unknown"}  # fmt: skip
 READ_BUFFER = 8 * 1024 * 1024
 
 
@@ -77,6 +82,7 @@ class Clearinghouse:
     pos_leverage: np.ndarray  # int64 (0 when default)
     pos_iso_raw: np.ndarray  # int64 isolated raw USD x 1e6
     pos_funding: np.ndarray  # int64 funding paid since open, USD x 1e6 (`f.o`)
+    collateral_token: int = 0  # `meta.collateralToken`: the spot token this dex settles in (0: USDC)
 
     @property
     def dex(self) -> str:
@@ -112,7 +118,10 @@ class Snapshot:
     vault_user: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     vault_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0))
     skipped: Skips = field(default_factory=Skips)  # what could not be used, by kind (see the module docstring)
-    account_modes: dict[str, int] = field(default_factory=dict)  # `locus.ust`: accounts per mode (counted only)
+    account_modes: dict[str, int] = field(default_factory=dict)  # `locus.ust`: accounts per mode
+    mode_user: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # address rows with a mode
+    mode: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # their MODE_* (collateral.py)
+    pooled_wallets: int = 0  # wallets whose spot balances back their perps (set by build_update)
 
 
 def height_of(path: Path) -> int | None:
@@ -348,6 +357,13 @@ def _positions(account: int, held: Any, skips: Skips | None = None, where: str =
     return out
 
 
+def _mode_code(mode: Any) -> int:
+    """One `ust` mode as its MODE_* code (-1: a mode no reader knows)."""
+    if isinstance(mode, dict) and mode:
+        mode = next(iter(mode))
+    return MODE_CODES.get(mode, -1) if type(mode) is bytes else -1
+
+
 def _spot_rows(chunk: list[Any]) -> list[tuple[Any, int, int]]:
     """(address, token, total) of every non-zero balance of some `scl.user_states` entries; ValueError and
     its kin when one does not fit."""
@@ -448,6 +464,8 @@ class _Reader:
         self.vaults: tuple[list[int], list[int], list[float]] = ([], [], [])
         self.skips = Skips()
         self.account_modes: dict[str, int] = {}
+        self.modes_found = _Addresses()  # `ust` addresses, resolved against the others at the end
+        self.mode_codes: list[np.ndarray] = []
 
     def where(self) -> str:
         return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".") or "the top"
@@ -563,7 +581,7 @@ class _Reader:
             raise self.fail("no clearinghouse (exchange.locus.cls)")
         own, distinct = self._resolve(self.found)
         addresses = _hex_array(distinct)  # while the helper, if any, is still at work
-        row = own
+        row, known = own, distinct
         if helper is not None:
             offset = self.found.count
             found, users, tokens, totals = self.take_spot(helper, offset)
@@ -573,22 +591,37 @@ class _Reader:
             new = at < 0
             final = np.where(new, len(distinct) + np.cumsum(new) - 1, at)
             addresses = pa.concat_arrays([addresses, _hex_array(their_distinct[new])])
+            known = np.concatenate([distinct, their_distinct[new]])
             row = np.concatenate([own, final[theirs]])
             self.spot_parts_taken.append((users + offset, tokens, totals))
         for house in self.clearinghouses:
             house.user = row[house.user]
-        spot_user, spot_token, spot_total = (np.array(c, np.int64) for c in self.spot)
-        for users, tokens, totals in self.spot_parts_taken:
-            spot_user = np.concatenate([spot_user, users])
-            spot_token = np.concatenate([spot_token, tokens])
-            spot_total = np.concatenate([spot_total, totals])
+        mode_user, mode = self._modes(known)
+        parts = [tuple(np.array(c, np.int64) for c in self.spot), *self.spot_parts_taken]
+        spot_user, spot_token, spot_total = (np.concatenate([p[k] for p in parts]) for k in range(3))  # once: not n^2
         vault, vault_user, fraction = self.vaults
         return Snapshot(
             height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
             spot_user=row[spot_user], spot_token=spot_token, spot_total=spot_total,
             vault=row[np.array(vault, np.int64)], vault_user=row[np.array(vault_user, np.int64)],
             vault_fraction=np.array(fraction, np.float64), skipped=self.skips, account_modes=self.account_modes,
+            mode_user=mode_user, mode=mode,
         )  # fmt: skip
+
+    def _modes(self, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The `ust` entries as (address row, mode) for the addresses the snapshot holds otherwise (a mode of
+        an account without perp state, spot balance or vault share changes nothing)."""
+        found = self.modes_found
+        if not found.count:
+            return np.zeros(0, np.int64), np.zeros(0, np.int8)
+        raw, bad = found.raw20()
+        codes = np.concatenate(self.mode_codes)
+        if bad >= 0:
+            self.skips.add("account modes that could not be read", f"locus.ust: {found.piece(bad)!r:.60} is not an "
+                           "address")  # fmt: skip
+        at = pc.index_in(_keys(raw), value_set=_keys(distinct)).fill_null(-1).to_numpy(zero_copy_only=False)
+        keep = (at >= 0) & (codes > 0)
+        return at[keep].astype(np.int64), codes[keep]
 
     def locus(self) -> None:
         u = self.unpacker
@@ -694,12 +727,16 @@ class _Reader:
             margin_tables[table_id] = [Tier(0.0, table_id)]
         n = len(coins)
         empty = np.zeros(0, np.int64)
+        token = meta.get(b"collateralToken", 0)
+        if type(token) is not int or token < 0:
+            self.skips.add("collateral tokens that could not be read (USDC assumed)", f"{self.where()}: {token!r:.30}")
+            token = 0
         return Clearinghouse(
             index=index, coins=coins, sz_decimals=np.array(decimals, np.int64), margin_table=np.array(tables, np.int64),
             strict_isolated=np.array(strict, bool) if n else np.zeros(0, bool), margin_tables=margin_tables,
             oracle_raw=np.full(n, -1, np.int64), user=empty, raw_usd=empty, pos_account=empty, pos_coin=empty,
             pos_size=empty, pos_cost=empty, pos_lev_kind=np.zeros(0, np.int8), pos_leverage=empty,
-            pos_iso_raw=empty, pos_funding=empty,
+            pos_iso_raw=empty, pos_funding=empty, collateral_token=token,
         )  # fmt: skip
 
     def oracle(self, oracle: Any, n: int) -> np.ndarray:
@@ -840,9 +877,10 @@ class _Reader:
                 np.concatenate(totals), self.sections)  # fmt: skip
 
     def account_mode_counts(self) -> None:
-        """`locus.ust`, each account's mode ("u" unified, "d" dex abstraction, "p" portfolio margin): counted
-        per mode, one entry at a time (1.8M on mainnet). Its shape is unverified (real-shapes.md): pairs of
-        (address, mode) or a map; a mode given as a map counts by its first key; anything else as unknown."""
+        """`locus.ust`, each account's mode ("u" unified, "d" dex abstraction, "p" portfolio margin; 1.8M on
+        mainnet): counted per mode, and kept as (address occurrence, code) for collateral.py. Its shape is
+        unverified (real-shapes.md): pairs of (address, mode) or a map; a mode given as a map counts by its
+        first key; an entry that does not fit is skipped and counted, a section of another shape passed over."""
         u = self.unpacker
         try:
             n = u.read_array_header()
@@ -855,20 +893,36 @@ class _Reader:
                 self.skip()
                 self.skips.add("ust sections of an unknown shape", self.where())
                 return
-        names = {"u": "unified", "d": "dex abstraction", "p": "portfolio margin"}
-        counts = self.account_modes
-        for _ in range(n):
-            if pairs:
-                entry = u.unpack()
-                mode = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
-            else:
-                u.skip()
-                mode = u.unpack()
-            if isinstance(mode, dict) and mode:
-                mode = next(iter(mode))
-            text = mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
-            name = names.get(text, "unknown")
-            counts[name] = counts.get(name, 0) + 1
+        counts: Counter[int] = Counter()
+        done = 0
+        while done < n:
+            k = min(CHUNK, n - done)
+            chunk = [u.unpack() for _ in range(k)] if pairs else [[u.unpack(), u.unpack()] for _ in range(k)]
+            try:
+                modes = [_mode_code(entry[1]) for entry in chunk]
+                if any(len(entry) != 2 for entry in chunk):
+                    raise ValueError("an entry is not a pair")
+                self.modes_found.add([entry[0] for entry in chunk])  # TypeError before it adds anything
+            except (ValueError, TypeError, KeyError, IndexError):
+                modes = []
+                for i, entry in enumerate(chunk):
+                    try:
+                        address, mode = entry
+                        if type(address) is not bytes:
+                            raise TypeError(f"address {address!r:.30} is not text")
+                        code = _mode_code(mode)
+                    except (ValueError, TypeError) as e:
+                        self.skips.add("account modes that could not be read",
+                                       f"{self.where()}[{done + i}]: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                        continue
+                    self.modes_found.add([address])
+                    modes.append(code)
+            counts.update(modes)
+            self.mode_codes.append(np.array(modes, np.int8))
+            done += k
+        for code, count in counts.items():
+            name = MODE_NAMES.get(code, "unknown")
+            self.account_modes[name] = self.account_modes.get(name, 0) + count
 
     def vault_shares(self) -> None:
         """`locus.vlt`: [[vault, {"user_states": [[user, {"o": {"f": fraction, ...}}], ...]}], ...]."""

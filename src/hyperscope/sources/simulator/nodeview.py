@@ -21,10 +21,21 @@ import pyarrow as pa
 
 from hyperscope.domain.state import FILLS
 from hyperscope.sources.hyperliquid.events import Flows
-from hyperscope.sources.hyperliquid.snapshot import LEV_CROSS, LEV_ISOLATED, Clearinghouse, Snapshot, Tier
+from hyperscope.sources.hyperliquid.snapshot import (
+    LEV_CROSS,
+    LEV_ISOLATED,
+    MODE_DEX_ABSTRACTION,
+    MODE_NAMES,
+    MODE_PORTFOLIO,
+    MODE_UNIFIED,
+    Clearinghouse,
+    Snapshot,
+    Tier,
+)
 from hyperscope.sources.simulator.engine import Simulator
 
 HYPE_TOKEN = 150
+USDT0_TOKEN, USDT0_PX = 268, 0.9995  # the last HIP-3 dex settles in USDT0, as mainnet's `cash` dex does
 HYPE_PAIR = "@107"
 WEI = 1e8  # spot tokens' weiDecimals in the view
 
@@ -78,6 +89,7 @@ def snapshot(sim: Simulator, height: int) -> Snapshot:
             pos_lev_kind=np.where(p.iso[held], LEV_ISOLATED, LEV_CROSS).astype(np.int8),
             pos_leverage=p.lev[held].astype(np.int64), pos_iso_raw=iso_raw[held],
             pos_funding=np.round(-p.funding[held] * 1e6).astype(np.int64),
+            collateral_token=_collateral(sim, dex),
         ))  # fmt: skip
     spot_usdc = np.round(sim.spot_usdc * WEI).astype(np.int64)
     spot_hype = np.round(sim.spot_hype * WEI).astype(np.int64)
@@ -86,6 +98,9 @@ def snapshot(sim: Simulator, height: int) -> Snapshot:
                              np.full(np.count_nonzero(spot_hype), HYPE_TOKEN, np.int64)])  # fmt: skip
     totals = np.concatenate([spot_usdc[spot_usdc != 0], spot_hype[spot_hype != 0]])
     order = np.argsort(holders, kind="stable")
+    # account modes (locus.ust): one wallet in five, unified, dex abstraction and portfolio margin in turn
+    mode_user = np.arange(0, sim.config.wallets, 5, dtype=np.int64)
+    mode = np.array([MODE_UNIFIED, MODE_DEX_ABSTRACTION, MODE_PORTFOLIO], np.int8)[np.arange(mode_user.size) % 3]
     vault_value = vault_account_value(sim)
     followers = np.nonzero(sim.vault_equity > 0)[0] if vault_value > 0 else np.zeros(0, np.int64)
     fraction = np.minimum(sim.vault_equity[followers] / vault_value, 1.0) if followers.size else np.zeros(0)
@@ -93,7 +108,13 @@ def snapshot(sim: Simulator, height: int) -> Snapshot:
         height=height, time_ms=sim.time_ms, addresses=addresses, clearinghouses=houses,
         spot_user=holders[order], spot_token=tokens[order], spot_total=totals[order],
         vault=np.zeros(followers.size, np.int64), vault_user=followers.astype(np.int64), vault_fraction=fraction,
+        mode_user=mode_user, mode=mode, account_modes={MODE_NAMES[c]: int((mode == c).sum()) for c in np.unique(mode)},
     )  # fmt: skip
+
+
+def _collateral(sim: Simulator, dex: str) -> int:
+    names = dexes(sim)
+    return USDT0_TOKEN if len(names) > 2 and dex == names[-1] else 0
 
 
 def vault_account_value(sim: Simulator) -> float:
@@ -122,14 +143,18 @@ def market_record(sim: Simulator) -> dict[str, Any]:
             "midPx": _number(sim.mid[j]), "openInterest": _number(open_interest[j]), "oraclePx": _number(sim.oracle[j]),
             "premium": _number(sim.premium[j]), "prevDayPx": _number(sim.oracle[j]),
         } for j in rows]  # fmt: skip
-        per_dex.append(["" if dex == "main" else dex, [{"universe": universe, "marginTables": [], "collateralToken": 0},
+        per_dex.append(["" if dex == "main" else dex, [{"universe": universe, "marginTables": [], "collateralToken": _collateral(sim, dex)},
                                                        ctxs]])  # fmt: skip
     hype_px = sim.mid[sim._hype]
     spot = [
         {"tokens": [{"name": "USDC", "index": 0, "szDecimals": 8, "weiDecimals": 8},
-                    {"name": "HYPE", "index": HYPE_TOKEN, "szDecimals": 2, "weiDecimals": 8}],
-         "universe": [{"name": HYPE_PAIR, "tokens": [HYPE_TOKEN, 0], "index": 107, "isCanonical": False}]},
+                    {"name": "HYPE", "index": HYPE_TOKEN, "szDecimals": 2, "weiDecimals": 8},
+                    {"name": "USDT0", "index": USDT0_TOKEN, "szDecimals": 2, "weiDecimals": 8}],
+         "universe": [{"name": HYPE_PAIR, "tokens": [HYPE_TOKEN, 0], "index": 107, "isCanonical": False},
+                      {"name": "@166", "tokens": [USDT0_TOKEN, 0], "index": 166, "isCanonical": False}]},
         [{"coin": HYPE_PAIR, "markPx": _number(hype_px), "midPx": _number(hype_px), "prevDayPx": _number(hype_px),
+          "dayNtlVlm": "0.0", "circulatingSupply": "0.0", "totalSupply": "0.0"},
+         {"coin": "@166", "markPx": _number(USDT0_PX), "midPx": _number(USDT0_PX), "prevDayPx": _number(USDT0_PX),
           "dayNtlVlm": "0.0", "circulatingSupply": "0.0", "totalSupply": "0.0"}],
     ]  # fmt: skip
     perp_dexs = [None] + [{"name": d, "fullName": d, "deployer": "0x" + "0" * 40, "oracleUpdater": None}
