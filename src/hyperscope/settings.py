@@ -85,6 +85,15 @@ class Settings(BaseSettings):
         "https://api.hyperliquid.xyz/info", description="Where --source node fetches mark prices, funding and "
         "premiums (metaAndAssetCtxs); unset: oracle prices only.",
     )  # fmt: skip
+    node_orders: Literal["auto", "off"] = Field(
+        "auto", description="Open orders for --source node (order snapshots): recorded L4 files, the node's "
+        "local info server (--info-url on this machine, fileSnapshot l4Snapshots) or hl_node; off: none.",
+    )  # fmt: skip
+    hl_node: Path | None = Field(
+        None, description="The node's hl-node binary: --source node then reads each snapshot's own order books "
+        "with its compute-l4-snapshots (when no L4 file or local info server serves them).",
+    )  # fmt: skip
+    hl_chain: Literal["Mainnet", "Testnet"] = Field("Mainnet", description="The chain hl_node is run for.")
     info_weight_per_minute: int = Field(
         1200, ge=1, le=1_000_000, description="Request weight per minute the info client allows itself (the "
         "public API grants 1200 per IP).",

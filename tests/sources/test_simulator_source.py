@@ -35,6 +35,9 @@ def snapshot(store):
         "open": rows(store, "positions_open", "id"),
         "closed": rows(store, "positions_closed", "key"),
         "heights": [(r["height"], r["time"]) for r in rows(store, "state_updates", "height")],
+        "order snapshots": [r["height"] for r in rows(store, "state_updates", "height") if r["has_orders"]],
+        "orders": rows(store, "order_spans", "span, oid"),
+        "order ends": rows(store, "order_ends", "span"),
     }
 
 

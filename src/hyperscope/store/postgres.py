@@ -362,8 +362,10 @@ class PostgresStore(SqlReads):
             # later versions: their steps, version -> next, as the DuckDB store's _upgrades() does
             if 0 < version < SCHEMA_VERSION:
                 if version < 5:
-                    raise ConfigError(f"database {self.path} has hyperscope schema version {version}, older than "
-                                      "this hyperscope migrates (5); ingest it again into a new database")
+                    raise ConfigError(
+                        f"database {self.path} has hyperscope schema version {version}, older than "
+                        "this hyperscope migrates (5); ingest it again into a new database"
+                    )
                 con.execute("ALTER TABLE state_updates ADD COLUMN IF NOT EXISTS market_data VARCHAR DEFAULT ''")
                 con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 

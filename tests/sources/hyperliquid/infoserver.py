@@ -18,6 +18,7 @@ class InfoServer:
         self.spot: dict[str, Any] = {}
         self.vaults: dict[str, Any] = {}
         self.staking: dict[str, Any] = {}
+        self.l4: Any = None  # what `fileSnapshot` of `l4Snapshots` writes to its outPath (None: no such request)
         self.fail_next = 0
         self.fail_status = 429
         self.requests: list[dict[str, Any]] = []
@@ -54,6 +55,10 @@ class InfoServer:
     def answer(self, body: dict[str, Any]) -> Any:
         kind = body.get("type")
         user = body.get("user", "")
+        if kind == "fileSnapshot" and self.l4 is not None and body["request"]["type"] == "l4Snapshots":
+            with open(body["outPath"], "w") as out:  # noqa: PTH123 (as the node's server does: a file on its machine)
+                json.dump(self.l4, out)
+            return "ok"
         if kind == "perpDexs":
             return load("perp_dexs_camel.json")
         if kind == "metaAndAssetCtxs":

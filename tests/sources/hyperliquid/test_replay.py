@@ -57,6 +57,7 @@ def direct(tmp_path_factory):
 def test_a_replay_of_simulator_written_files_serves_exactly_what_the_simulator_served(node_dir, direct, tmp_path):
     replayed, counts = ingest_all(replay(node_dir, tmp_path), tmp_path)
     assert counts["state_updates"] == HOURS * 4 and counts["open_positions"] > 1000
+    assert len(direct[0]["order snapshots"]) == HOURS * 4 and len(direct[0]["orders"]) > 100  # from the L4 files
     for table in direct[0]:
         assert replayed[table] == direct[0][table], table
 

@@ -44,7 +44,9 @@ from hyperscope.sources.hyperliquid.events import (
     fills_table,
     flows_of,
 )
+from hyperscope.sources.hyperliquid.info import InfoRejected
 from hyperscope.sources.hyperliquid.nodefiles import RECORDS_DIR, SNAPSHOTS_DIR, write_json
+from hyperscope.sources.hyperliquid.orders import CLOSE_BLOCKS, L4_DIR, from_hl_node, from_info_server, read_l4_file
 from hyperscope.sources.hyperliquid.skips import Skips
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, height_of, read_snapshot
 
@@ -103,6 +105,8 @@ class NodeSource:
         self, root: Path, checkpoint: Path, *, watch: bool, catch_up: str = "oldest",
         market: InfoClient | None = None, records: Path | None = None, anchors: Anchors | None = None,
         poll_seconds: float = 1.0, fills_wait_seconds: float = 30.0, clock: Callable[[], float] = time.time,
+        orders: bool = True, info_server: InfoClient | None = None, hl_node: Path | None = None,
+        hl_chain: str = "Mainnet", scratch: Path | None = None,
     ) -> None:  # fmt: skip
         self.root = root
         self.kind = "node" if watch else "replay"
@@ -126,6 +130,10 @@ class NodeSource:
         self._stored: int | None = None
         self._saved: int | None = None
         self.market_origin = "none yet"
+        self.orders_enabled, self.info_server, self.hl_node, self.hl_chain = orders, info_server, hl_node, hl_chain
+        self.scratch = scratch or checkpoint.parent / "l4"
+        self.orders_origin = "none yet" if orders else "off (node_orders)"
+        self._orders_problem = ""
         self.rejected: dict[str, Any] | None = None
 
     @classmethod
@@ -147,12 +155,17 @@ class NodeSource:
                 raise ConfigError(f"--leaderboard: {leaderboard} is not a stats leaderboard file ({e})") from e
         elif settings.leaderboard is not None:
             raise ConfigError(f"--leaderboard: {leaderboard} does not exist")
+        info_server = None
+        if watch and settings.node_orders == "auto" and _on_this_machine(settings.info_url):
+            info_server = InfoClient(settings.info_url, settings.info_weight_per_minute, timeout=30.0, retries=0)
         market = None
         if watch and settings.market_info_url:
             # market data must not hold a snapshot back for long: one retry, then oracle prices
             market = InfoClient(settings.market_info_url, settings.info_weight_per_minute, timeout=5.0, retries=1)
         return cls(root, settings.source_checkpoint_path, watch=watch, catch_up=settings.catch_up, market=market,
-                   records=settings.data_dir / "market", anchors=anchors)  # fmt: skip
+                   records=settings.data_dir / "market", anchors=anchors, orders=settings.node_orders == "auto",
+                   info_server=info_server, hl_node=settings.hl_node, hl_chain=settings.hl_chain,
+                   scratch=settings.data_dir / "l4")  # fmt: skip
 
     # ------------------------------------------------------------ binding and checkpoints
 
@@ -270,7 +283,9 @@ class NodeSource:
             fills = None
             if self.fills.file is not None:
                 fills = pa.concat_tables(fill_tables) if fill_tables else fills_table([], coins, skips)
-            update = build_update(snapshot, contexts, self.book, fills=fills, flows=flows, source=self.kind)
+            orders = self._orders(height, path, snapshot.time_ms, _all_coins(snapshot), skips)
+            update = build_update(snapshot, contexts, self.book, fills=fills, flows=flows, orders=orders,
+                                  source=self.kind)  # fmt: skip
         except InvalidSnapshot as e:
             self._reject(path, height, e)
         skips.merge(snapshot.skipped)  # the snapshot's own (user states, positions, balances) with the events'
@@ -321,6 +336,38 @@ class NodeSource:
         self.market_origin = contexts.origin
         return contexts
 
+    def _orders(self, height: int, path: Path, time_ms: int, coins: set[str], skips: Skips) -> pa.Table | None:
+        """Every open order at the snapshot's height, from the first place that has them (orders.py), or None
+        (the reason is in /health and logged once)."""
+        if not self.orders_enabled:
+            return None
+        recorded = self.root / RECORDS_DIR / L4_DIR / f"{height}.json"
+        found: tuple[int | None, pa.Table] | None = None
+        reason = "no L4 file, local info server or hl_node to read orders from"
+        try:
+            if recorded.is_file():
+                found, origin = read_l4_file(recorded, coins, skips), f"recorded L4 file {recorded.name}"
+            elif self.info_server is not None and self.clock() - time_ms / 1000 <= MARKET_DATA_MAX_AGE_SECONDS:
+                got = from_info_server(self.info_server, self.scratch, coins, skips)
+                origin = f"l4Snapshots of the local info server {self.info_server.url}"
+                if got[0] is not None and not 0 <= got[0] - height <= CLOSE_BLOCKS:
+                    reason = f"the local info server's orders are at height {got[0]}, too far from {height}"
+                else:
+                    found = got
+            if found is None and self.hl_node is not None:
+                found = from_hl_node(self.hl_node, self.hl_chain, path, self.scratch, coins, skips)
+                origin = f"{self.hl_node.name} compute-l4-snapshots of the snapshot"
+        except (SourceUnavailable, InfoRejected, ValueError, OSError) as e:
+            reason = f"orders could not be read: {getattr(e, 'message', None) or e}"
+            found = None
+        if found is None:
+            if reason != self._orders_problem:
+                log.warning("snapshot %d: no open orders (%s)", height, reason)
+            self._orders_problem, self.orders_origin = reason, f"none: {reason}"
+            return None
+        self._orders_problem, self.orders_origin = "", origin
+        return found[1]
+
     def _fetch(self, height: int, time_ms: int) -> MarketContexts:
         from hyperscope.errors import RetryLater
         from hyperscope.sources.hyperliquid.info import fetch_market
@@ -351,7 +398,7 @@ class NodeSource:
     def health(self) -> dict[str, object]:
         return {
             "kind": self.kind, "coverage": "all wallets", "last_snapshot": self.last_height,
-            "market_data": self.market_origin, "last_rejected": self.rejected,
+            "market_data": self.market_origin, "orders": self.orders_origin, "last_rejected": self.rejected,
             "skipped_last_snapshot": self.skipped, "skipped_total": dict(self.skipped_total),
             "account_modes": self.account_modes,
             # wallets whose spot balances back their perps: equity and liquidation follow the documented rule
@@ -367,6 +414,13 @@ def _stat(path: Path) -> tuple[int, float] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime
+
+
+def _on_this_machine(url: str) -> bool:
+    """An info server this machine's files are shared with (it writes `fileSnapshot` files for us to read)."""
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
 
 
 def _all_coins(snapshot: Any) -> set[str]:

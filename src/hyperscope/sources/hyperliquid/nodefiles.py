@@ -159,8 +159,9 @@ def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = (), books_fir
         "ctx": {"height": snapshot.height, "time": block_time(snapshot.time_ms)},
         "cls": [_clearinghouse(snapshot, i) for i in range(len(snapshot.clearinghouses))],
         # sections real files carry that hyperscope does not read (yet): account modes, borrow/lend, staking
-        "ust": [[addresses[u], "?udp"[c]] for u, c in zip(snapshot.mode_user.tolist(), snapshot.mode.tolist(),
-                                                         strict=True)],  # fmt: skip
+        "ust": [
+            [addresses[u], "?udp"[c]] for u, c in zip(snapshot.mode_user.tolist(), snapshot.mode.tolist(), strict=True)
+        ],  # fmt: skip
         "blp": {"pools": [[0, {"total_supplied": 10**12, "total_borrowed": 10**11}]], "user_states": []},
         "scl": {"user_states": [[addresses[u], {"b": b}] for u, b in spot.items()]},
         "c_staking": {

@@ -143,8 +143,8 @@ def market_record(sim: Simulator) -> dict[str, Any]:
             "midPx": _number(sim.mid[j]), "openInterest": _number(open_interest[j]), "oraclePx": _number(sim.oracle[j]),
             "premium": _number(sim.premium[j]), "prevDayPx": _number(sim.oracle[j]),
         } for j in rows]  # fmt: skip
-        per_dex.append(["" if dex == "main" else dex, [{"universe": universe, "marginTables": [], "collateralToken": _collateral(sim, dex)},
-                                                       ctxs]])  # fmt: skip
+        meta = {"universe": universe, "marginTables": [], "collateralToken": _collateral(sim, dex)}
+        per_dex.append(["" if dex == "main" else dex, [meta, ctxs]])
     hype_px = sim.mid[sim._hype]
     spot = [
         {"tokens": [{"name": "USDC", "index": 0, "szDecimals": 8, "weiDecimals": 8},

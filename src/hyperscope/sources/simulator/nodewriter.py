@@ -24,6 +24,7 @@ from hyperscope.sources.hyperliquid.nodefiles import (
     write_json,
     write_snapshot,
 )  # fmt: skip
+from hyperscope.sources.hyperliquid.orders import L4_DIR, l4_document
 from hyperscope.sources.simulator import nodeview
 from hyperscope.sources.simulator.source import SimulatedSource
 
@@ -56,6 +57,8 @@ def write_node_dir(root: Path, source: SimulatedSource, progress: Callable[[int,
         append_block(root, MISC_DIR, update.height - 1, update.time,
                      deposit_events(moved.usdc_user, moved.usdc, update.time))  # fmt: skip
         write_json(market_record_path(root, update.height), nodeview.market_record(sim))
+        if update.orders is not None:  # an order snapshot: every open order, as an L4 snapshot file
+            write_json(root / RECORDS_DIR / L4_DIR / f"{update.height}.json", l4_document(update.height, update.orders))
         write_snapshot(root, nodeview.snapshot(sim, update.height))
         if progress is not None:
             progress(i + 1, backlog.total)
