@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/snapshot.py [--scale bench|mainnet|both] [--keep DIR] [--file RMP]
 
 - bench: the simulator at bench scale (300k wallets, 200k positions) written as a node snapshot.
-- mainnet: a synthetic file shaped like mainnet's (sources.md, real-shapes.md): 1.5M user states on the main
-  dex, 60k users with positions, leverage-only entries for one user in five, 9 HIP-3 dexes (one settling in
-  USDT0), 1.8M `ust` account modes, spot balances of 1.2M users, 9,376 vaults, `blp`, `c_staking`, and 3M
-  order-book entries under `perp_dexs` after `locus`: about 1 GB. Generated, never committed.
+- mainnet: a synthetic file shaped like mainnet's (sources.md, real-shapes.md, perf-anchors.md): 1.5M user
+  states on the main dex, 60k users with 180k positions, leverage-only entries for one user in five, 9 HIP-3
+  dexes (105k user states, 64k positions, one settling in USDT0), 1.8M `ust` account modes, spot balances of
+  1.2M users, 9,376 vaults, `blp`, `c_staking`, and 3M order-book entries under `perp_dexs` after `locus`.
+  Generated, never committed.
 
 Each file is measured in a fresh process (so that peak RSS is the reader's own): read (streaming decode),
 build (margin math, wallets), then ingest (validate, tracking, metrics, DuckDB) twice: the first state
@@ -17,7 +18,6 @@ what a running node source does every ~15 minutes.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -129,10 +129,10 @@ def write_mainnet(folder: Path, seed: int = 3) -> Path:
             out.write(pk([address, "udp"[k % 3]]))
         out.write(pk("cls") + packer.pack_array_header(10))
         main_coins = ["BTC", "ETH"] + [f"C{j}" for j in range(178)]
-        _clearinghouse(packer, out, rng, 0, main_coins, users, 60_000, 330)
-        for d in range(1, 10):
+        _clearinghouse(packer, out, rng, 0, main_coins, users, 60_000, 500)  # 180k positions
+        for d in range(1, 10):  # 105k user states and 64k positions over 9 HIP-3 dexes (perf-anchors.md)
             coins = [f"dex{d}:A{j}" for j in range(10)]
-            _clearinghouse(packer, out, rng, d, coins, users[:200_000], 6_000, 150, collateral=268 if d == 9 else 0)
+            _clearinghouse(packer, out, rng, d, coins, users[:11_700], 6_000, 355, collateral=268 if d == 9 else 0)
         out.write(pk("blp") + pk({"pools": [[0, {"total_supplied": 10**12}]], "user_states": []}))
         out.write(pk("scl") + packer.pack_map_header(1) + pk("user_states"))
         spot_users = users[300_000:] + _addresses(rng, 0)
@@ -176,6 +176,7 @@ def measure(path: Path, record: Path | None) -> None:
 
     contexts = from_recording(orjson.loads(record.read_bytes())) if record else MarketContexts()
     book = WalletBook()
+    helper = 0
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(tmp) / "bench.duckdb", memory_mib=1024)
         ingestor = Ingestor(store)
@@ -185,6 +186,7 @@ def measure(path: Path, record: Path | None) -> None:
             snapshot.height += k * BLOCK
             snapshot.time_ms += k * 900_000
             read_s = time.perf_counter() - t
+            helper = max(helper, getattr(snapshot, "helper_peak_bytes", 0))  # (builds before 2026-12-04: none)
             t = time.perf_counter()
             update = build_update(snapshot, contexts, book, fills=None, flows=Flows())
             build_s = time.perf_counter() - t
@@ -200,9 +202,19 @@ def measure(path: Path, record: Path | None) -> None:
                 print(f"  {update.positions.num_rows:,} positions, {update.wallets.num_rows:,} wallets, "
                       f"{update.markets.num_rows} coins", flush=True)  # fmt: skip
         store.close()
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    helper = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    print(f"  peak RSS {own:.2f} GiB" + (f", spot helper process {helper:.2f} GiB" if helper else ""))
+    # VmHWM, not ru_maxrss: a spawned helper's ru_maxrss counts this process's memory between fork and exec
+    own = peak_bytes() / 2**30
+    print(f"  peak RSS: this process (read, build, ingest, DuckDB) {own:.2f} GiB"
+          + (f", helper process (ust, scl) {helper / 2**30:.2f} GiB, together {own + helper / 2**30:.2f} GiB"
+             if helper else ""))  # fmt: skip
+
+
+def peak_bytes() -> int:
+    """This process's peak resident memory (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def run(label: str, path: Path, record: Path | None) -> None:
@@ -215,7 +227,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", choices=["bench", "mainnet", "both"], default="both")
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
-    parser.add_argument("--file", type=Path, help="measure this mainnet-shaped file (from --keep) instead of writing one")
+    parser.add_argument("--file", type=Path, help="measure this mainnet-shaped file (from --keep), not a new one")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -122,6 +122,7 @@ class Snapshot:
     mode_user: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # address rows with a mode
     mode: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # their MODE_* (collateral.py)
     pooled_wallets: int = 0  # wallets whose spot balances back their perps (set by build_update)
+    helper_peak_bytes: int = 0  # peak memory of the helper process that read ust and scl (0: none)
 
 
 def height_of(path: Path) -> int | None:
@@ -152,18 +153,18 @@ def read_snapshot(
 ) -> Snapshot:
     """Stream-decode one `.rmp` file (see the module docstring).
 
-    A big file is read by two processes at once: this one walks the clearinghouses while a helper process
-    walks to `locus.scl` and decodes the spot balances (the two largest sections; two cores, half the time).
-    If the helper fails, the spot balances are read here after all.
+    A big file is read by two processes at once: this one walks the clearinghouses, account modes and vaults
+    while a helper process walks the spot balances (`locus.scl`) and parses their addresses (two cores). If the
+    helper fails, they are read here after all.
     """
     height = height if height is not None else height_of(path)
     if height is None:
         raise InvalidSnapshot(f"{path.name}: not a {{height}}.rmp snapshot file")
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_FROM_BYTES
-    helper = _SpotHelper.start(path, height) if parallel else None
+    helper = _Helper.start(path, height) if parallel else None
     with path.open("rb") as f, _gc_paused():
-        reader = _Reader(f, height, skip_spot=helper is not None)
+        reader = _Reader(f, height, side_elsewhere=helper is not None)
         try:
             snapshot = reader.read(helper)
         except InvalidSnapshot:
@@ -243,36 +244,35 @@ class _Addresses:
 
     def raw20(self) -> tuple[np.ndarray, int]:
         """(n, 20) uint8 of every occurrence, and the first invalid occurrence (-1 when all are valid)."""
+        raw, ok = self.raw20_ok()
+        return raw, (int(np.argmax(~ok)) if not ok.all() else -1)
+
+    def raw20_ok(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 20) uint8 of every occurrence, and which of them are addresses (the others' rows are garbage)."""
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
         data = b"".join(self.blobs)
         n = lengths.size
         if n and (lengths == 42).all():
-            text = np.frombuffer(data, np.uint8).reshape(n, 42)
-        elif n and (lengths == 20).all():
-            return np.frombuffer(data, np.uint8).reshape(n, 20), -1
-        else:  # mixed forms (rare): one at a time
-            ends = np.cumsum(lengths).tolist()
-            out = np.zeros((n, 20), np.uint8)
-            bad = (lengths != 20) & (lengths != 42)
-            long = np.nonzero(lengths == 42)[0]
-            for i in np.nonzero(lengths == 20)[0].tolist():
-                out[i] = np.frombuffer(data[ends[i] - 20 : ends[i]], np.uint8)
-            if long.size:
-                text = np.stack([np.frombuffer(data[ends[i] - 42 : ends[i]], np.uint8) for i in long.tolist()])
-                parsed, first_bad = self._parse(text)
-                out[long] = parsed
-                if first_bad >= 0:
-                    bad[long[first_bad]] = True
-            invalid = np.nonzero(bad)[0]
-            return out, int(invalid[0]) if invalid.size else -1
-        return self._parse(text)
+            return self._parse(np.frombuffer(data, np.uint8).reshape(n, 42))
+        if not n or (lengths == 20).all():
+            return np.frombuffer(data, np.uint8).reshape(n, 20), np.ones(n, bool)
+        ends = np.cumsum(lengths).tolist()  # mixed forms (rare): one at a time
+        out = np.zeros((n, 20), np.uint8)
+        ok = lengths == 20
+        for i in np.nonzero(ok)[0].tolist():
+            out[i] = np.frombuffer(data[ends[i] - 20 : ends[i]], np.uint8)
+        long = np.nonzero(lengths == 42)[0]
+        if long.size:
+            text = np.stack([np.frombuffer(data[ends[i] - 42 : ends[i]], np.uint8) for i in long.tolist()])
+            out[long], ok[long] = self._parse(text)
+        return out, ok
 
     @staticmethod
-    def _parse(text: np.ndarray) -> tuple[np.ndarray, int]:
-        """(n, 42) `0x` + hex text (either case) -> (n, 20) bytes, and the first row that is not (-1: none)."""
+    def _parse(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 42) `0x` + hex text (either case) -> (n, 20) bytes, and which rows were such text."""
         values = _PAIR[np.ascontiguousarray(text[:, 2:]).view("<u2")]
         ok = (text[:, 0] == ord("0")) & ((text[:, 1] == ord("x")) | (text[:, 1] == ord("X"))) & (values < 256).all(1)
-        return values.astype(np.uint8), (int(np.argmax(~ok)) if not ok.all() else -1)
+        return values.astype(np.uint8), ok
 
     def uniform(self) -> tuple[int, bytes] | None:
         """(width, data) when every occurrence has the same form (42-byte text or 20 bytes), else None."""
@@ -293,8 +293,20 @@ class _Addresses:
 
 
 def _encode(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-width rows -> (each row's index among the distinct ones, the distinct rows in first-seen order)."""
+    """Fixed-width rows -> (each row's index among the distinct ones, the distinct rows in first-seen order).
+
+    Hashing the first 8 bytes as one integer is several times cheaper than hashing whole rows; the result is
+    then checked row by row against its group's first row, and only if two different rows share their first
+    8 bytes (never, for real addresses) are the whole rows hashed."""
     n, width = rows.shape
+    if n and width >= 8:
+        head = np.ascontiguousarray(rows[:, :8]).view("<u8").ravel()
+        encoded = pc.dictionary_encode(pa.array(head))
+        indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        first = np.empty(len(encoded.dictionary), np.int64)
+        first[indices[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row
+        if (rows == rows[first[indices]]).all():
+            return indices, rows[first]
     keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(rows))])
     encoded = pc.dictionary_encode(keys)
     distinct = encoded.dictionary
@@ -364,56 +376,85 @@ def _mode_code(mode: Any) -> int:
     return MODE_CODES.get(mode, -1) if type(mode) is bytes else -1
 
 
-def _spot_rows(chunk: list[Any]) -> list[tuple[Any, int, int]]:
-    """(address, token, total) of every non-zero balance of some `scl.user_states` entries; ValueError and
-    its kin when one does not fit."""
-    rows = [(pair[0], token, balance[b"t"] if type(balance) is dict else balance)
-            for pair in chunk for token, balance in (pair[1].get(b"b") or ())]  # fmt: skip
-    rows = [r for r in rows if r[2]]
-    if rows and (np.array([r[1] for r in rows]).dtype.kind != "i" or np.array([r[2] for r in rows]).dtype.kind != "i"):
-        raise ValueError("a token or total is not an integer")
-    return rows
+def _spot_rows(chunk: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
+    """Some `scl.user_states` entries as the addresses of the users holding a non-zero balance and, per such
+    balance, its user's place among them, its token and total; ValueError and its kin when one does not fit."""
+    rows = [(k, token, balance[b"t"] if type(balance) is dict else balance)
+            for k, pair in enumerate(chunk) for token, balance in (pair[1].get(b"b") or ())]  # fmt: skip
+    table = np.array(rows, np.int64).reshape(-1, 3)  # ValueError or TypeError when one is not an integer
+    table = table[table[:, 2] != 0]
+    holders = np.unique(table[:, 0])
+    return [chunk[k][0] for k in holders.tolist()], np.searchsorted(holders, table[:, 0]), table[:, 1], table[:, 2]
 
 
-def _spot_worker(path: str, height: int, conn: Any) -> None:
-    """In the helper process: read the spot balances and send them (or the reason they do not fit)."""
+@dataclass
+class _Side:
+    """What the side walk (`locus.scl`) yields: one address per user with a balance, as (m, 20) bytes, and per
+    balance its user's row among them, its token and total; what it skipped; the peak memory of the process
+    that walked it."""
+
+    spot_raw: np.ndarray
+    spot_user: np.ndarray
+    spot_token: np.ndarray
+    spot_total: np.ndarray
+    skips: Skips
+    peak_bytes: int = 0
+
+    ARRAYS = ("spot_raw", "spot_user", "spot_token", "spot_total")
+
+
+def peak_bytes() -> int:
+    """This process's peak resident memory since its program started (`VmHWM`; `ru_maxrss` would also count
+    the parent's memory that a spawned process holds for the moment between fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _side_worker(path: str, height: int, conn: Any) -> None:
+    """In the helper process: walk `locus.scl` and send what it holds (or why it does not fit)."""
     gc.disable()
     try:
         with open(path, "rb") as f:  # noqa: PTH123
-            reader = _Reader(f, height, only_spot=True)
+            reader = _Reader(f, height, side_only=True)
             try:
-                reader.spot_only()
+                reader.to_locus(reader.locus)
             except InvalidSnapshot:
                 raise
             except _UNREADABLE as e:
                 raise InvalidSnapshot(
                     f"snapshot {height}: unreadable at {reader.where()}: {type(e).__name__}: {e}"
                 ) from e
-        blobs, lengths, users, tokens, totals, sections = reader.spot_parts()
-        conn.send(("ok", sections, len(lengths), len(users), dict(reader.skips.counts), reader.skips.first))
-        for part in (blobs, lengths.tobytes(), users.tobytes(), tokens.tobytes(), totals.tobytes()):
-            conn.send_bytes(part)
+        side = reader.side()
+        arrays = [np.ascontiguousarray(getattr(side, name)) for name in _Side.ARRAYS]
+        conn.send(("ok", dict(side.skips.counts), side.skips.first, peak_bytes(),
+                   [(a.shape, a.dtype.str) for a in arrays]))  # fmt: skip
+        for a in arrays:
+            conn.send_bytes(a.data.cast("B") if a.size else b"")
     except InvalidSnapshot as e:
         conn.send(("invalid", e.message))
     finally:
         conn.close()
 
 
-class _SpotHelper:
-    """A helper process reading `locus.scl` while this one reads the rest."""
+class _Helper:
+    """A helper process walking `locus.scl` while this one reads the rest."""
 
     def __init__(self, path: Path, process: Any, conn: Any) -> None:
         self.path, self.process, self.conn = path, process, conn
-        self.skips = Skips()  # what the helper skipped, once its result is in
 
     @classmethod
-    def start(cls, path: Path, height: int) -> _SpotHelper | None:
+    def start(cls, path: Path, height: int) -> _Helper | None:
         import multiprocessing
 
         try:
             context = multiprocessing.get_context("spawn")  # no fork: the parent may run threads
             parent, child = context.Pipe(duplex=False)
-            process = context.Process(target=_spot_worker, args=(str(path), height, child), daemon=True)
+            process = context.Process(target=_side_worker, args=(str(path), height, child), daemon=True)
             process.start()
             child.close()
         except OSError as e:
@@ -421,23 +462,20 @@ class _SpotHelper:
             return None
         return cls(path, process, parent)
 
-    def result(self) -> tuple[Any, ...] | str | None:
-        """The spot parts, the reason they were rejected (str), or None when the helper failed."""
+    def result(self) -> _Side | str | None:
+        """The side walk's result, the reason the snapshot was rejected (str), or None when the helper failed."""
         try:
             head = self.conn.recv()
             if head[0] == "invalid":
                 return str(head[1])
-            _, sections, n_addresses, n_rows, counts, first = head
-            self.skips = Skips(Counter(counts), dict(first))
-            blobs = self.conn.recv_bytes()
-            lengths = np.frombuffer(self.conn.recv_bytes(), np.int64)
-            users, tokens, totals = (np.frombuffer(self.conn.recv_bytes(), np.int64) for _ in range(3))
+            _, counts, first, peak, layout = head
+            arrays = {}
+            for name, (shape, dtype) in zip(_Side.ARRAYS, layout, strict=True):
+                arrays[name] = np.frombuffer(self.conn.recv_bytes(), np.dtype(dtype)).reshape(shape)
         except (EOFError, OSError, ValueError) as e:
-            log.warning("spot helper process: %s", e)
+            log.warning("snapshot helper process: %s", e)
             return None
-        if lengths.size != n_addresses or users.size != n_rows:
-            return None
-        return blobs, lengths, users, tokens, totals, [tuple(x) for x in sections]
+        return _Side(**arrays, skips=Skips(Counter(counts), dict(first)), peak_bytes=peak)
 
     def close(self) -> None:
         self.conn.close()
@@ -449,22 +487,22 @@ class _SpotHelper:
 class _Reader:
     """The walk over one file; `self.path` is kept up to date for error messages."""
 
-    def __init__(self, f: BinaryIO, height: int, skip_spot: bool = False, only_spot: bool = False) -> None:
+    def __init__(self, f: BinaryIO, height: int, side_only: bool = False, side_elsewhere: bool = False) -> None:
         self.unpacker = msgpack.Unpacker(f, raw=True, strict_map_key=False, max_buffer_size=2**31 - 1,
                                          read_size=READ_BUFFER)  # fmt: skip
         self.height = height
         self.path: list[str] = []
-        self.found = _Addresses()  # every address occurrence; resolved in bulk by `_resolve`
-        self.skip_spot, self.only_spot = skip_spot, only_spot
+        self.found = _Addresses()  # every address occurrence of cls and vlt; resolved in bulk by `_resolve`
+        self.side_only, self.side_elsewhere = side_only, side_elsewhere  # ust + scl: only them / elsewhere
         self.sections: list[tuple[int, str, bool]] = []  # (first occurrence, path, one address per element)
         self.time_ms = 0
         self.clearinghouses: list[Clearinghouse] = []
-        self.spot: tuple[list[int], list[int], list[int]] = ([], [], [])
-        self.spot_parts_taken: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # from the helper
+        self.spot_found = _Addresses()  # spot balances' addresses, and per balance (occurrence, token, total)
+        self.spot_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.vaults: tuple[list[int], list[int], list[float]] = ([], [], [])
         self.skips = Skips()
         self.account_modes: dict[str, int] = {}
-        self.modes_found = _Addresses()  # `ust` addresses, resolved against the others at the end
+        self.modes_found = _Addresses()  # `ust` addresses, and their mode codes
         self.mode_codes: list[np.ndarray] = []
 
     def where(self) -> str:
@@ -479,25 +517,13 @@ class _Reader:
 
     def _resolve(self, found: _Addresses, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Each occurrence's row among the distinct addresses, and the distinct ones as (m, 20) bytes in order
-        of first appearance: one hash-based dictionary encoding of the occurrences as they are, then only the
-        distinct ones are parsed. `offset` is the first occurrence's id (for error messages)."""
+        of first appearance: every occurrence parsed to 20 bytes (either case, either form), then one
+        hash-based encoding. `offset` is the first occurrence's id (for error messages)."""
         if not found.count:
             return np.zeros(0, np.int64), np.zeros((0, 20), np.uint8)
-        same = found.uniform()
-        if same is not None:
-            width, data = same
-            indices, distinct = _encode(np.frombuffer(data, np.uint8).reshape(-1, width))
-            if width == 42:
-                distinct, bad = _Addresses._parse(distinct)
-                if bad >= 0:
-                    self._bad_address(found, int(np.argmax(indices == bad)), offset)
-                if (distinct.shape[0] > 1) and _has_upper(data):  # one address in two cases: one row
-                    again, distinct = _encode(distinct)
-                    indices = again[indices]
-            return indices, distinct
-        raw, bad = found.raw20()
-        if bad >= 0:
-            self._bad_address(found, bad, offset)
+        raw, ok = found.raw20_ok()
+        if not ok.all():
+            self._bad_address(found, int(np.argmax(~ok)), offset)
         return _encode(raw)
 
     def _bad_address(self, found: _Addresses, i: int, offset: int) -> None:
@@ -568,7 +594,7 @@ class _Reader:
                 else:
                     self.skip()
 
-    def read(self, helper: _SpotHelper | None = None) -> Snapshot:
+    def read(self, helper: _Helper | None = None) -> Snapshot:
         u = self.unpacker
         self.to_locus(self.locus)
         try:
@@ -579,69 +605,127 @@ class _Reader:
             raise self.fail("data after the end of the state")
         if not self.clearinghouses:
             raise self.fail("no clearinghouse (exchange.locus.cls)")
-        own, distinct = self._resolve(self.found)
-        addresses = _hex_array(distinct)  # while the helper, if any, is still at work
-        row, known = own, distinct
-        if helper is not None:
-            offset = self.found.count
-            found, users, tokens, totals = self.take_spot(helper, offset)
-            theirs, their_distinct = self._resolve(found, offset)
-            at = pc.index_in(_keys(their_distinct), value_set=_keys(distinct)).fill_null(-1)
-            at = at.to_numpy(zero_copy_only=False).astype(np.int64)
-            new = at < 0
-            final = np.where(new, len(distinct) + np.cumsum(new) - 1, at)
-            addresses = pa.concat_arrays([addresses, _hex_array(their_distinct[new])])
-            known = np.concatenate([distinct, their_distinct[new]])
-            row = np.concatenate([own, final[theirs]])
-            self.spot_parts_taken.append((users + offset, tokens, totals))
+        side = self._side_of(helper)
+        if side.skips is not self.skips:  # another process's or reader's walk
+            self.skips.merge(side.skips)
+        # every address occurrence (clearinghouses, vaults, then the spot balances') in one encoding: the
+        # distinct ones of the clearinghouses come first, the spot-only ones after them
+        own, ok = self.found.raw20_ok()
+        if not ok.all():
+            self._bad_address(self.found, int(np.argmax(~ok)), 0)
+        indices, distinct = _encode(np.concatenate([own, side.spot_raw]))
+        row, spot_row = indices[: len(own)], indices[len(own) :]
+        addresses = _hex_array(distinct)
         for house in self.clearinghouses:
             house.user = row[house.user]
-        mode_user, mode = self._modes(known)
-        parts = [tuple(np.array(c, np.int64) for c in self.spot), *self.spot_parts_taken]
-        spot_user, spot_token, spot_total = (np.concatenate([p[k] for p in parts]) for k in range(3))  # once: not n^2
         vault, vault_user, fraction = self.vaults
+        codes = np.concatenate(self.mode_codes) if self.mode_codes else np.zeros(0, np.int8)
+        mode_user, mode = self._modes(distinct, codes)
         return Snapshot(
             height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
-            spot_user=row[spot_user], spot_token=spot_token, spot_total=spot_total,
+            spot_user=spot_row[side.spot_user], spot_token=side.spot_token, spot_total=side.spot_total,
             vault=row[np.array(vault, np.int64)], vault_user=row[np.array(vault_user, np.int64)],
             vault_fraction=np.array(fraction, np.float64), skipped=self.skips, account_modes=self.account_modes,
-            mode_user=mode_user, mode=mode,
+            mode_user=mode_user, mode=mode, helper_peak_bytes=side.peak_bytes if helper is not None else 0,
         )  # fmt: skip
 
-    def _modes(self, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The `ust` entries as (address row, mode) for the addresses the snapshot holds otherwise (a mode of
-        an account without perp state, spot balance or vault share changes nothing)."""
-        found = self.modes_found
-        if not found.count:
+    def _side_of(self, helper: _Helper | None) -> _Side:
+        """The side walk's result: this reader's own (one process), the helper's, or, when the helper failed,
+        a second walk here."""
+        if helper is None:
+            return self.side()
+        result = helper.result()
+        if isinstance(result, str):
+            raise InvalidSnapshot(result)
+        if result is not None:
+            return result
+        log.warning("snapshot %d: the helper process failed; reading the spot balances here", self.height)
+        with open(helper.path, "rb") as f:  # noqa: PTH123
+            other = _Reader(f, self.height, side_only=True)
+            other.to_locus(other.locus)
+        return other.side()
+
+    def side(self) -> _Side:
+        """The spot balances this reader walked: one address per user (as 20 bytes) and per balance its user's
+        row among them, token and total. A balance whose address is not one is skipped and counted."""
+        raw, ok = self.spot_found.raw20_ok()
+        users, tokens, totals = (np.concatenate([np.zeros(0, np.int64)] + [r[k] for r in self.spot_rows])
+                                 for k in range(3))  # fmt: skip
+        if not ok.all():
+            bad = int(np.argmax(~ok))
+            self.skips.add("spot balances that could not be read", f"locus.scl: {self.spot_found.piece(bad)!r:.60} "
+                           "is not an address", int((~ok[users]).sum()))  # fmt: skip
+            keep = ok[users]
+            compact = np.cumsum(ok) - 1
+            raw, users, tokens, totals = raw[ok], compact[users[keep]], tokens[keep], totals[keep]
+        return _Side(spot_raw=raw, spot_user=users, spot_token=tokens, spot_total=totals, skips=self.skips,
+                     peak_bytes=peak_bytes())  # fmt: skip
+
+    def _holders_only(self, found: _Addresses, codes: np.ndarray,
+                      raw: np.ndarray) -> tuple[_Addresses, np.ndarray] | None:  # fmt: skip
+        """The `ust` entries of the wallets `raw` (those with positions), found without parsing the 1.8M
+        addresses: one hash set of the holders in the entries' own form, probed once per entry. None (keep them
+        all) when the entries' forms are mixed."""
+        same = found.uniform()
+        if same is None or not found.count:
+            return None
+        width, data = same
+        if width == 42:
+            text = np.frombuffer(data, np.uint8).reshape(-1, 42)
+            if _has_upper(data):
+                text = np.where((text >= ord("A")) & (text <= ord("F")), text + 32, text).astype(np.uint8)
+            keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(42), len(text), [None, pa.py_buffer(text)])
+            wanted = np.frombuffer(_hex_array(raw).buffers()[2], np.uint8)[: raw.shape[0] * 42]
+            value_set = pa.FixedSizeBinaryArray.from_buffers(pa.binary(42), raw.shape[0], [None, pa.py_buffer(wanted)])
+        else:
+            keys, value_set = _keys(np.frombuffer(data, np.uint8).reshape(-1, 20)), _keys(raw)
+        keep = pc.is_in(keys, value_set=value_set).to_numpy(zero_copy_only=False)
+        rows = np.frombuffer(data, np.uint8).reshape(-1, width)[keep]
+        kept = _Addresses()  # (not numpy's bytes strings: they drop trailing zero bytes of raw addresses)
+        kept.blobs, kept.lengths = [rows.tobytes()], [np.full(rows.shape[0], width, np.int64)]
+        kept.count = rows.shape[0]
+        return kept, codes[keep]
+
+    def _modes(self, distinct: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The account modes (`ust`) of the wallets holding positions, as (address row, code): a mode changes
+        nothing for the others (collateral.py), so only theirs are parsed and looked up."""
+        held = [house.user[house.pos_account] for house in self.clearinghouses if house.pos_account.size]
+        if not held or not codes.size:
             return np.zeros(0, np.int64), np.zeros(0, np.int8)
-        raw, bad = found.raw20()
-        codes = np.concatenate(self.mode_codes)
-        if bad >= 0:
+        holders = np.unique(np.concatenate(held))
+        found = self.modes_found
+        fewer = self._holders_only(found, codes, distinct[holders])
+        if fewer is not None:
+            found, codes = fewer
+        raw, ok = found.raw20_ok()
+        if not ok.all():
+            bad = int(np.argmax(~ok))
             self.skips.add("account modes that could not be read", f"locus.ust: {found.piece(bad)!r:.60} is not an "
-                           "address")  # fmt: skip
-        at = pc.index_in(_keys(raw), value_set=_keys(distinct)).fill_null(-1).to_numpy(zero_copy_only=False)
+                           "address", int((~ok).sum()))  # fmt: skip
+            raw, codes = raw[ok], codes[ok]
+        at = pc.index_in(_keys(raw), value_set=_keys(distinct[holders])).fill_null(-1)
+        at = at.to_numpy(zero_copy_only=False)
         keep = (at >= 0) & (codes > 0)
-        return at[keep].astype(np.int64), codes[keep]
+        return holders[at[keep]].astype(np.int64), codes[keep]
 
     def locus(self) -> None:
         u = self.unpacker
         for key in self.entries("locus"):
-            if self.only_spot and key != b"scl":
+            if self.side_only and key != b"scl":
                 self.skip()
             elif key == b"cls":
                 for i in range(self.array("cls")):
                     self.path.append(f"[{i}]")
                     self.clearinghouses.append(self.clearinghouse(i))
                     self.path.pop()
+            elif key == b"scl" and self.side_elsewhere:
+                self.skip()  # the helper process reads them
             elif key == b"scl":
-                if self.skip_spot:
-                    self.skip()  # the helper process reads them
-                else:
-                    self.spot_balances()
+                self.spot_balances()
+            elif key == b"ust":
+                self.account_mode_counts()
             elif key == b"vlt":
                 self.vault_shares()
-            elif key == b"ust" and not self.only_spot:
-                self.account_mode_counts()
             elif key == b"ctx":
                 ctx = u.unpack()
                 if isinstance(ctx, dict) and b"time" in ctx:
@@ -811,70 +895,41 @@ class _Reader:
     # ------------------------------------------------------------ spot and vaults
 
     def spot_balances(self) -> None:
-        """`locus.scl.user_states`: [[address, {"b": [[token, {"t": total}], ...]}], ...]."""
+        """`locus.scl.user_states`: [[address, {"b": [[token, {"t": total}], ...]}], ...]; one address occurrence
+        per user with a balance, however many tokens it holds."""
         u = self.unpacker
         for key in self.entries("scl"):
             if key != b"user_states":
                 self.skip()
                 continue
             n = self.array("scl.user_states")
-            self.sections.append((self.found.count, self.where(), False))  # users without balances: none
             done = 0
             while done < n:
                 chunk = [u.unpack() for _ in range(min(CHUNK, n - done))]
                 try:
-                    rows = _spot_rows(chunk)
-                    first = self.found.add([r[0] for r in rows])  # TypeError before it adds anything
-                except (ValueError, TypeError, KeyError, AttributeError, IndexError):
-                    rows = []  # one user at a time: keep every balance that reads, count the others
+                    users, at, tokens, totals = _spot_rows(chunk)
+                    first = self.spot_found.add(users)  # TypeError before it adds anything
+                except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError):
+                    parts = []  # one user at a time: keep what reads, count the rest
                     for k, pair in enumerate(chunk):
                         try:
                             mine = _spot_rows([pair])
-                            if any(type(r[0]) is not bytes for r in mine):
+                            if any(type(a) is not bytes for a in mine[0]):
                                 raise TypeError("the address is not text")
-                        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+                        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as e:
                             self.skips.add("spot balances that could not be read",
                                            f"{self.where()}[{done + k}]: {type(e).__name__}: {e!s:.60}")  # fmt: skip
                             continue
-                        rows += mine
-                    first = self.found.add([r[0] for r in rows])
-                self.spot_parts_taken.append((
-                    np.arange(first, first + len(rows), dtype=np.int64),
-                    np.array([r[1] for r in rows], np.int64), np.array([r[2] for r in rows], np.int64),
-                ))  # fmt: skip
+                        parts.append(mine)
+                    users = [a for part in parts for a in part[0]]
+                    first = self.spot_found.add(users)
+                    places = np.cumsum([0] + [len(part[0]) for part in parts])
+                    empty = [np.zeros(0, np.int64)]
+                    at = np.concatenate(empty + [part[1] + int(places[i]) for i, part in enumerate(parts)])
+                    tokens = np.concatenate(empty + [part[2] for part in parts])
+                    totals = np.concatenate(empty + [part[3] for part in parts])
+                self.spot_rows.append((at + first, tokens, totals))
                 done += len(chunk)
-
-    def take_spot(self, helper: _SpotHelper, offset: int) -> tuple[_Addresses, np.ndarray, np.ndarray, np.ndarray]:
-        """The helper's spot balances (or read here when the helper could not): their address occurrences
-        (ids from `offset` on) and the rows (occurrence, token, total)."""
-        result = helper.result()
-        if result is None:
-            log.warning("snapshot %d: the spot helper process failed; reading spot balances here", self.height)
-            with open(helper.path, "rb") as f:  # noqa: PTH123
-                other = _Reader(f, self.height, only_spot=True)
-                other.spot_only()
-            blobs, lengths, users, tokens, totals, sections = other.spot_parts()
-            self.skips.merge(other.skips)
-        else:
-            self.skips.merge(helper.skips)
-            if isinstance(result, str):
-                raise InvalidSnapshot(result)
-            blobs, lengths, users, tokens, totals, sections = result
-        found = _Addresses()
-        found.blobs, found.lengths, found.count = [blobs], [lengths], int(lengths.size)
-        self.sections += [(start + offset, path, exact) for start, path, exact in sections]
-        return found, users, tokens, totals
-
-    def spot_only(self) -> None:
-        """The walk of the helper: only `exchange.locus.scl` (`locus` skips the rest with `only_spot`)."""
-        self.to_locus(self.locus)
-
-    def spot_parts(self) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str, bool]]]:
-        parts = self.spot_parts_taken
-        users, tokens, totals = ([np.zeros(0, np.int64)] + [p[k] for p in parts] for k in range(3))
-        lengths = np.concatenate(self.found.lengths) if self.found.lengths else np.zeros(0, np.int64)
-        return (b"".join(self.found.blobs), lengths, np.concatenate(users), np.concatenate(tokens),
-                np.concatenate(totals), self.sections)  # fmt: skip
 
     def account_mode_counts(self) -> None:
         """`locus.ust`, each account's mode ("u" unified, "d" dex abstraction, "p" portfolio margin; 1.8M on
