@@ -3,6 +3,8 @@
 import re
 import signal
 
+import httpx
+
 from tests.process import Running, hyperscope
 
 
@@ -53,7 +55,13 @@ def test_run_over_a_replayed_folder_serves_the_api(tmp_path):
         coins = run.get("/api/external/positions/coins", run.key).json()
         assert coins and all(float(c["totalValue"]) >= 0 for c in coins)
         health = run.get("/health").json()
-        assert health["source"]["kind"] == "replay" and health["source"]["market_data"] == "simulator"
+        assert health["source"]["kind"] == "replay"
+        assert health["source"]["market_data"] == "recorded at the snapshot's time (simulator)"
+        assert health["source"]["orders"].startswith("recorded L4 file")
+        # the node store serves 5-minute order snapshots: the link, then every open order of a coin
+        link = run.get("/api/external/orders/5m-snapshots/coins/BTC/download", run.key).json()["downloadUrl"]
+        orders = httpx.get(link, timeout=30).json()
+        assert orders and all(o["coin"] == "BTC" and float(o["limitPx"]) > 0 for o in orders)
         assert health["status"] == "ok" and health["staleAfterSeconds"] is None  # history is never stale
     finally:
         run.signal(signal.SIGTERM)

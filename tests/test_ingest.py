@@ -201,3 +201,29 @@ def test_a_restart_inside_an_hour_writes_no_wallet_marks_until_the_next_hour(sto
     full = store._dicts("SELECT count(*) AS n, min(CASE WHEN full_mark THEN 1 ELSE 0 END) AS f FROM wallet_marks "
                         "WHERE time = ?", [times[1]])  # fmt: skip
     assert full[0]["f"] == 1 and full[0]["n"] > 0
+
+
+def test_a_group_that_empties_says_zero_instead_of_leaving_its_last_row_newest(store, ingestor):
+    """ETH's cohorts and buckets hold positions at the first update and none at the second: each gets a row
+    of zeros at the second, so "latest" and "at or before" read 0, never the last non-empty state; a new
+    Ingestor (a restart) knows the groups of the newest stored update."""
+    from hyperscope.ingest import Ingestor
+    from tests.factories import make_position, make_state
+
+    btc = [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0)]
+    eth = [make_position(3, "ETH", 10.0), make_position(4, "ETH", -10.0)]
+    ingestor.ingest(make_state(1, btc + eth))
+    held = store.series_at(Series("coin_segment", coin="ETH", timeframe="all"), 1)
+    assert held and all(r["position_count"] > 0 for r in held)
+    ingestor.ingest(make_state(2, btc))
+    for series in (Series("coin", coin="ETH"), Series("coin_segment", coin="ETH", timeframe="all"),
+                   Series("coin_bucket", coin="ETH")):  # fmt: skip
+        rows = store.series_at(series, 2)
+        assert rows and all(r["position_count"] == 0 and r["total_position_value"] == 0 for r in rows), series
+    assert {r["segment_id"] for r in store.series_at(Series("coin_segment", coin="ETH", timeframe="all"), 2)} == {
+        r["segment_id"] for r in held}  # fmt: skip
+    ingestor.ingest(make_state(3, btc))  # still empty: nothing more to say
+    assert not store.series_at(Series("coin", coin="ETH"), 3)
+    ingestor.ingest(make_state(4, btc + eth))
+    Ingestor(store).ingest(make_state(5, btc))  # a restart between the two
+    assert [r["position_count"] for r in store.series_at(Series("coin", coin="ETH"), 5)] == [0]

@@ -62,6 +62,7 @@ class Ingestor:
         self._marked: pa.Table | None = None  # the wallets' (address, pnl, volume) at their last mark
         self._pending_order_keys: np.ndarray | None = None
         self._pending_marked: pa.Table | None = None
+        self._groups: dict[str, pa.Table] | None = None  # the groups holding positions at the newest update
         self.listeners: list = []  # called with IngestResult after every stored update
 
     def ingest(self, update: StateUpdate) -> IngestResult:
@@ -84,7 +85,9 @@ class Ingestor:
         keys = self._open_keys if previous is self._open else None
         tracked = track(checked, previous, next_key=self._next_key, previous_keys=keys)
         t2 = time.perf_counter()
-        rows = metrics.compute(checked, tracked)
+        if self._groups is None and latest is not None:
+            self._groups = self.store.metric_groups(latest.height, metrics.GROUP_KEYS)
+        rows = metrics.compute(checked, tracked, self._groups)
         t3 = time.perf_counter()
         liquidations = 0
         if checked.fills is not None and checked.fills.num_rows:
@@ -125,6 +128,7 @@ class Ingestor:
         self._open, self._open_keys, self._open_height = tracked.open, tracked.keys, checked.height
         self._next_key = tracked.next_key
         self._profiles = tracked.profiles
+        self._groups = rows.groups()
         result = IngestResult(
             height=checked.height,
             positions=counts["positions"],

@@ -169,6 +169,15 @@ def test_the_24h_comparison_and_the_period_leaderboards(february):
     assert fetch(http, "/leaderboards/perp-pnl/24h/download")["data"] == board["data"]  # the upstream alias
     parquet = fetch(http, "/leaderboards/perp-pnl/week/download", format="parquet")
     assert parquet.column_names[:3] == ["rank", "address", "pnl"] and parquet.num_rows > 0
+    # 40 hours of history: a day is whole, a week is not, and says so (in every format), never a week that
+    # silently equals the day
+    assert board["complete"] and board["start"] == board["periodStart"] == iso_ms(latest.time - 86_400_000)
+    week = fetch(http, "/leaderboards/perp-pnl/week/download")
+    first_mark = world.store.first_mark_time()
+    assert not week["complete"] and week["start"] == iso_ms(first_mark) != week["periodStart"]
+    assert week["periodStart"] == iso_ms(latest.time - 7 * 86_400_000) and week["data"] != board["data"]
+    assert set(parquet.column("start").to_pylist()) == {iso_ms(first_mark)}
+    assert everything["complete"] and everything["start"] is None
 
 
 def test_order_snapshots_follow_the_documented_rules(world, live_server):

@@ -26,6 +26,11 @@ def test_value_and_upnl_verified_row():
         (1, 100.0, 90.0, np.nan, 10.0),  # no liquidation price: a long uses 0 (upstream: 13.44097)
         (1, 78350.0, 67819.0, np.nan, 13.44097000638),  # the docs' last sample row
         (-1, 100.0, 110.0, np.nan, 0.0),  # a short without one: 0
+        # the liquidation price between the entry and the mark (a cross account whose other positions ate its
+        # margin): as the contract's formula reads, over 100, so 100, never 0
+        (-1, 100_000.0, 91_000.0, 95_300.0, 100.0),  # a short in profit 4.5% below its liquidation price
+        (1, 2_000.0, 2_100.0, 2_050.0, 100.0),  # a long above both
+        (1, 100.0, 100.0, 100.0, 0.0),  # liquidation at the entry: no distance to travel
     ],
 )
 def test_liquidation_progress(side, entry, mark, liq, expected):

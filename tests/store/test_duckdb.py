@@ -47,6 +47,7 @@ def _old_view():
 _OLD_VIEW = _old_view()
 # what the builds of each older schema version lacked, newest first
 _LATER = {
+    5: ["ALTER TABLE state_updates DROP COLUMN market_data"],
     4: ["DROP TABLE funding_hourly"],
     3: ["DROP VIEW positions_open", "ALTER TABLE lifecycles DROP COLUMN wallet", _OLD_VIEW,
         "ALTER TABLE positions_closed DROP COLUMN wallet",
@@ -58,7 +59,7 @@ _LATER = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("version", [2, 3, 4])
+@pytest.mark.parametrize("version", [2, 3, 4, 5])
 def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     from hyperscope.ingest import Ingestor
     from hyperscope.store import open_store
@@ -76,8 +77,8 @@ def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     store = open_store(path)
     try:
         assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
-        assert store._dicts("SELECT thinned, has_orders FROM state_updates", []) == [
-            {"thinned": False, "has_orders": version == 4}
+        assert store._dicts("SELECT thinned, has_orders, market_data FROM state_updates", []) == [
+            {"thinned": False, "has_orders": version >= 4, "market_data": ""}
         ]
         Ingestor(store).ingest(sim.step(T0 + 4 * 900_000))  # and it takes new state updates (the next hour)
         assert store.status()["counts"]["state_updates"] == 2

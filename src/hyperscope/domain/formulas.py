@@ -25,16 +25,18 @@ def unrealized_pnl(side: np.ndarray, size: np.ndarray, mark: np.ndarray, entry: 
 def liquidation_progress(side: np.ndarray, entry: np.ndarray, mark: np.ndarray, liquidation: np.ndarray) -> np.ndarray:
     """Percent of the entry->liquidation distance already travelled, clamped to [0, 100].
 
-    Long: 100*(entry-mark)/(entry-liq); short: 100*(mark-entry)/(liq-entry). With no liquidation price
-    (NaN) a long uses liq = 0, as upstream's sample row does (entry 78350, mark 67819 -> 13.44097), and a
-    short gives 0; so does entry equal to the liquidation price.
+    Long: 100*(entry-mark)/(entry-liq); short: 100*(mark-entry)/(liq-entry), as written, whichever side of
+    the entry the liquidation price lies: one between the entry and the mark (a cross account whose other
+    positions ate its margin) gives more than 100, so 100. With no liquidation price (NaN) a long uses liq = 0,
+    as upstream's sample row does (entry 78350, mark 67819 -> 13.44097), and a short gives 0; so does entry
+    equal to the liquidation price.
     """
     liquidation = np.where(np.isnan(liquidation) & (side > 0), 0.0, liquidation)
     distance = side * (entry - liquidation)
     travelled = side * (entry - mark)
     with np.errstate(divide="ignore", invalid="ignore"):
         progress = 100.0 * travelled / distance
-    progress = np.where(np.isfinite(progress) & (distance > 0), progress, 0.0)
+    progress = np.where(np.isfinite(progress), progress, 0.0)
     return np.clip(progress, 0.0, 100.0)
 
 

@@ -241,7 +241,10 @@ def perp_pnl_leaderboard(store: Store, period: str, latest_time: int) -> Documen
     """Perp PnL per wallet over the trailing period, ranked (semantics.md section 9), at most 25,000 rows.
 
     A wallet's period PnL (and volume) is its all-time figure now minus the one at its newest hourly mark at
-    or before the period's start (a wallet first seen later counts from its first mark).
+    or before the period's start (a wallet first seen later counts from its first mark). When the store's
+    marks begin after the period's start (a store younger than a week, say), the period is partial: `start`
+    is when the marks begin, `periodStart` the period's own start, `complete` false, and every row says its
+    `start` (so do the CSV and Parquet files), never a week that is silently a day.
     """
     wallets = store.wallets_with_exposure()
     pnl = wallets.column("pnl").to_numpy()
@@ -273,9 +276,16 @@ def perp_pnl_leaderboard(store: Store, period: str, latest_time: int) -> Documen
         "perpBias": pa.array(bias[order], from_pandas=True),
         "exposureRatio": pa.array(exposure[order], from_pandas=True),
     })  # fmt: skip
-    start = None if span is None else iso_ms(latest_time - span)
-    body = {"period": period, "createdAt": iso_ms(latest_time), "start": start, "end": iso_ms(latest_time),
-            "totalCount": table.num_rows, "data": table.to_pylist()}  # fmt: skip
+    period_start = None if span is None else latest_time - span
+    first = store.first_mark_time()
+    complete = period_start is None or (first is not None and first <= period_start)
+    start = period_start if complete else first
+    table = table.append_column("start", pa.array([iso_ms(start) if start is not None else None] * table.num_rows,
+                                                   pa.string()))  # fmt: skip
+    body = {"period": period, "createdAt": iso_ms(latest_time), "start": iso_ms(start) if start is not None else None,
+            "periodStart": iso_ms(period_start) if period_start is not None else None, "complete": complete,
+            "end": iso_ms(latest_time), "totalCount": table.num_rows,
+            "data": table.drop_columns(["start"]).to_pylist()}  # fmt: skip
     return Document(body, table)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hyperscope.domain import formulas
 from hyperscope.domain.cohorts import SEGMENT_IDS
@@ -33,6 +34,14 @@ SUM_FIELDS = (
 )
 
 
+# the grouped tables whose groups come and go, and the columns that name a group
+GROUP_KEYS = {
+    "coin": ("coin",),
+    "coin_segment": ("coin", "segment_id", "timeframe"),
+    "coin_bucket": ("coin", "size_bucket"),
+}
+
+
 @dataclass(frozen=True)
 class MetricRows:
     general: dict[str, float]
@@ -42,6 +51,35 @@ class MetricRows:
     segment: pa.Table
     perp_volume: float
     wallets_equity: dict[str, float]
+
+    def groups(self) -> dict[str, pa.Table]:
+        """The groups that hold positions, per grouped table (what the next update compares with)."""
+        return {name: _present(getattr(self, name)).select(list(keys)) for name, keys in GROUP_KEYS.items()}
+
+
+def _present(table: pa.Table) -> pa.Table:
+    return table.filter(pc.greater(table.column("position_count"), 0))
+
+
+def _with_emptied(table: pa.Table, keys: tuple[str, ...], before: pa.Table | None) -> pa.Table:
+    """`table` plus a row of zeros for each group that held positions at the previous update and holds none
+    now: a group that empties says so (a zero), instead of leaving its last row as the newest one."""
+    if before is None or not before.num_rows:
+        return table
+    gone = pc.invert(pc.is_in(_key(before, keys), value_set=_key(table, keys)))
+    emptied = before.filter(gone)
+    if not emptied.num_rows:
+        return table
+    n = emptied.num_rows
+    zeros = {name: pa.array(np.zeros(n, np.int64 if name.startswith(("position_count", "count_")) else np.float64))
+             for name in SUM_FIELDS}  # fmt: skip
+    rows = pa.table({**{k: emptied.column(k) for k in keys}, **zeros})
+    return pa.concat_tables([table, rows.select(table.column_names).cast(table.schema)])
+
+
+def _key(table: pa.Table, keys: tuple[str, ...]) -> pa.Array:
+    parts = [pc.cast(table.column(k), pa.string()) for k in keys]
+    return pc.binary_join_element_wise(*parts, "|") if len(parts) > 1 else parts[0]
 
 
 def _contributions(tracked: Tracked) -> dict[str, np.ndarray]:
@@ -104,8 +142,10 @@ def _by_timeframe(codes: np.ndarray, cls: np.ndarray, n: int, parts: dict[str, n
     return [{k: v[:, t] for k, v in cumulative.items()} for t in range(4)]
 
 
-def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
-    """All metric rows of one state update."""
+def compute(update: StateUpdate, tracked: Tracked, before: dict[str, pa.Table] | None = None) -> MetricRows:
+    """All metric rows of one state update; `before` is the previous update's `MetricRows.groups()`, whose
+    groups that emptied get a row of zeros."""
+    before = before or {}
     markets = update.markets
     coins = markets.column("coin").to_numpy(zero_copy_only=False)
     nc = len(coins)
@@ -122,7 +162,7 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
         coin, tracked.open.column("size").to_numpy(), parts["position_count_long"],
         markets.column("mark_px").to_numpy(), markets.column("sz_decimals").to_numpy(),
     )  # fmt: skip
-    coin_table = _table({"coin": coins}, by_coin)
+    coin_table = _with_emptied(_table({"coin": coins}, by_coin), GROUP_KEYS["coin"], before.get("coin"))
 
     grid = np.arange(nc * 17)
     grid_coin, grid_seg = coins[grid // 17], (grid % 17).astype(np.int8)
@@ -133,11 +173,12 @@ def compute(update: StateUpdate, tracked: Tracked) -> MetricRows:
     for t, name in enumerate(_BY_WIDTH):
         table = _table({"coin": grid_coin, "segment_id": grid_seg}, per_timeframe[t])
         cs_tables.append(table.append_column("timeframe", pa.array([name] * table.num_rows, pa.string())))
-    coin_segment = pa.concat_tables(cs_tables)
+    coin_segment = _with_emptied(pa.concat_tables(cs_tables), GROUP_KEYS["coin_segment"], before.get("coin_segment"))
 
     bgrid = np.arange(nc * 11)
     bucket_sums = _grouped(coin * 11 + bucket, nc * 11, parts)
     coin_bucket = _table({"coin": coins[bgrid // 11], "size_bucket": (bgrid % 11).astype(np.int8)}, bucket_sums)
+    coin_bucket = _with_emptied(coin_bucket, GROUP_KEYS["coin_bucket"], before.get("coin_bucket"))
 
     profiles = tracked.profiles
     perp = profiles.column("perp_equity").to_numpy()

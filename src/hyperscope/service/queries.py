@@ -160,7 +160,7 @@ class Service:
     def coins(self) -> list[dict[str, Any]]:
         """Every coin's totals at the newest state update."""
         height = self.latest_height()
-        return self.store.series_at(Series("coin"), height) if height is not None else []
+        return _holding(self.store.series_at(Series("coin"), height)) if height is not None else []
 
     @staticmethod
     def segments() -> list[Segment]:
@@ -171,7 +171,7 @@ class Service:
         height = self.latest_height()
         if height is None:
             return []
-        return self.store.series_at(Series("coin_segment", segment=segment, timeframe=timeframe), height)
+        return _holding(self.store.series_at(Series("coin_segment", segment=segment, timeframe=timeframe), height))
 
     def markets_of(self, coin: str) -> list[str]:
         """The markets a coin's open-positions file covers: a main-dex coin across Hyperliquid (its own
@@ -195,3 +195,9 @@ class Service:
     @staticmethod
     def query_key(*parts: object) -> str:
         return fingerprint(*parts)
+
+
+def _holding(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of groups that hold positions: a group that emptied at this update has a row of zeros (so that
+    its series says so), which a listing of what is held leaves out."""
+    return [r for r in rows if r["position_count"]]

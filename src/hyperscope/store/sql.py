@@ -79,6 +79,15 @@ class SqlReads:
                            list(where.values()))  # fmt: skip
         return rows[0] if rows else None
 
+    def metric_groups(self, height: int, groups: dict[str, tuple[str, ...]]) -> dict[str, pa.Table]:
+        """The groups (`metrics_{name}` -> its key columns) that held positions at one state update."""
+        for name, keys in groups.items():
+            if not all(re.fullmatch(r"[a-z_]+", x) for x in (name, *keys)):
+                raise ValueError(name)
+        return {name: self._arrow(f"SELECT {', '.join(keys)} FROM metrics_{name} WHERE height = ? "
+                                  "AND position_count > 0", [height])
+                for name, keys in groups.items()}  # fmt: skip
+
     def past_height(self, time: int) -> int | None:
         """The newest state update at or before `time` whose metric rows are kept (the `past` rule)."""
         return self._scalar(
