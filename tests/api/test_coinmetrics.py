@@ -88,7 +88,47 @@ def test_market_funding_rates_are_the_hourly_rates(cm):
         mine = rates[rates.market == market]
         assert np.allclose(mine.rate.astype(float), [r["rate"] for r in stored], rtol=1e-12, atol=0)
         assert len(mine) == len(stored)
+        # stamped at the end of the funding interval: the hour's rate settles at the next hour (CM §3.4)
+        assert [t.value // 1_000_000 for t in mine.time] == [r["time"] + HOUR for r in stored]
+        # each rate prints as the decimal it was given as, never with float noise
+        assert list(mine.rate) == [repr(r["rate"]).removesuffix(".0") if "e" not in repr(r["rate"])
+                                   else mine.rate.iloc[i] for i, r in enumerate(stored)]  # fmt: skip
     assert set(rates.period) == {"01:00:00"}
+    (catalog,) = client.catalog_market_funding_rates_v2(markets=["hyperliquid-BTC-future"]).to_list()
+    first = world.store.funding_rows(["BTC"], 0, 2**62).column("time").to_pylist()[0]
+    assert catalog["min_time"].startswith(iso_hour(first + HOUR))
+
+
+def iso_hour(ms):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_wildcards_select_every_matching_id_as_the_cm_docs_allow(cm):
+    world, http, client = cm
+    everything = http.get("/v4/catalog-v2/exchange-asset-metrics").json()["data"]
+    hyperliquid = sorted({r["exchange_asset"] for r in everything})
+    got = client.get_exchange_asset_metrics(exchange_assets=["hyperliquid-*"], metrics=[AFR], frequency="1h",
+                                            format="json").to_list()  # fmt: skip
+    assert sorted({r["exchange_asset"] for r in got}) == hyperliquid and len(hyperliquid) > 3
+    btc = client.get_exchange_asset_metrics(exchange_assets=["*-btc"], metrics=[AFR], frequency="1h",
+                                            format="json").to_list()  # fmt: skip
+    assert {r["exchange_asset"] for r in btc} == {"hyperliquid-btc", "hyperliquid-hyna-btc"}
+    assets = client.get_asset_metrics(assets="*", metrics=[AFR], frequency="1h", format="json").to_list()
+    assert {"btc", "eth", "gold"} <= {r["asset"] for r in assets}
+    xyz = client.get_market_funding_rates(markets=["hyperliquid-xyz:*"], format="json").to_list()
+    assert "hyperliquid-xyz:GOLD-future" in {r["market"] for r in xyz}
+    assert all(r["market"].startswith("hyperliquid-xyz:") for r in xyz)
+    r = http.get("/v4/timeseries/market-funding-rates", params={"markets": "binance-*"})
+    assert r.status_code == 400 and "binance-*" in r.text
+
+
+def test_derived_values_print_the_shortest_decimal_of_what_they_stand_for():
+    from hyperscope.api.coinmetrics.shape import numbers
+
+    assert numbers([8 * 0.0000125, 0.0000125 * 3 * 365, -0.00054481, 1 / 3]) == [
+        "0.0001", "0.0136875", "-0.00054481", "0.333333333333333"]  # fmt: skip
 
 
 def test_the_clients_typed_errors(cm):

@@ -108,11 +108,13 @@ def test_series_exports_end_at_the_newest_state_update(world, live_server):
     rows = csv_rows(live_server, "BTC")
     metrics = fetch(live_server, "/exports/coins/btc/position-metrics")
     first = dict(zip(metrics["metrics"]["columns"], metrics["metrics"]["data"][0], strict=True))
-    assert first["timestamp"] == iso_ms(latest.time) and first["coin"] == "BTC"
+    assert first["timestamp"] == iso_ms(latest.time) and metrics["coin"] == "BTC" and "coin" not in first
     assert first["positionCount"] == len(rows)
     assert first["totalPositionValue"] == pytest.approx(sum(v(r, "value") for r in rows), rel=1e-9)
-    times = [row[1] for row in metrics["metrics"]["data"]]
-    assert times == sorted(times, reverse=True) and all(t.endswith(("00:00.000Z",)) for t in times[1:])
+    times = [row[0] for row in metrics["metrics"]["data"]]
+    # the samples are stamped with their even UTC hour, the latest row with its own time
+    assert times == sorted(times, reverse=True) and all(t.endswith("00:00.000Z") and int(t[11:13]) % 2 == 0
+                                                         for t in times[1:])  # fmt: skip
     seg = fetch(live_server, "/exports/coins/BTC/segment-metrics")
     for entry in seg["segments"]:
         s = entry["segment"]

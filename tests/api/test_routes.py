@@ -175,11 +175,22 @@ def test_openapi_lists_every_route(client):
         assert path in paths
     general = paths["/api/external/position-metrics/general"]["get"]
     documented = {p["name"]: p for p in general["parameters"]}
-    assert set(documented) == {"start", "end", "limit", "nextCursor"} and documented["start"]["required"]
+    assert set(documented) == {"start", "end", "limit", "nextCursor"} and not documented["start"]["required"]
+    volume = {p["name"]: p for p in paths["/api/external/metrics/perp-volume"]["get"]["parameters"]}
+    assert volume["start"]["required"]  # as the upstream docs mark each
     assert general["security"] == [{"bearer": []}]
     assert "security" not in paths["/health"]["get"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+def test_general_metrics_need_no_start_as_upstream_documents_and_perp_volume_does(world, client):
+    latest = world.updates[-1]
+    page = client.get("/api/external/position-metrics/general", params={"limit": 3}).json()
+    assert [m["createdAt"] for m in page["metrics"]][0] == iso_ms(latest.time) and len(page["metrics"]) == 3
+    assert page["nextCursor"]  # the rest of the series, newest first
+    r = client.get("/api/external/metrics/perp-volume")
+    assert r.status_code == 400 and "start" in r.json()["message"]
 
 
 def test_the_served_bias_is_the_tested_formula(world, client):

@@ -34,7 +34,7 @@ FORMATS = {"json": "application/json", "csv": "text/csv", "parquet": "applicatio
 EQUITY_COLUMNS = ["totalWalletsEquity", "perpWalletsEquity", "spotWalletsEquity", "stakingWalletsEquity",
                   "vaultWalletsEquity"]  # fmt: skip
 EQUITY_FIELDS = ("total", "perp", "spot", "staking", "vault")
-POSITION_METRICS_COLUMNS = ["coin", "timestamp", "positionCount", "positionCountLong", "totalPositionValue",
+POSITION_METRICS_COLUMNS = ["timestamp", "positionCount", "positionCountLong", "totalPositionValue",
                             "totalPositionValueLong"]  # fmt: skip
 SEGMENT_METRICS_COLUMNS = ["timestamp", "positionCount", "positionCountLong", "totalPositionValue",
                            "totalPositionValueLong", "bias"]  # fmt: skip
@@ -128,15 +128,20 @@ def segments_bias_24h(store: Store, latest_time: int) -> Document:
 
 
 def position_metrics(store: Store, coin: str, latest_time: int) -> Document:
-    """position-metrics: the coin's series at the last state update of every 2 hours plus the latest one,
-    newest first. Each row starts with the coin, so rows line up with `columns`."""
-    sampled = store.sampled_series(Series("coin", coin=coin), 0, latest_time, 2 * HOUR_MS)
+    """position-metrics: the coin's latest state update, then its series sampled every 2 hours, newest first.
+    A sample is stamped with its even UTC hour and holds the last state update at or before it; rows hold no
+    coin (as upstream's), and neither do `columns`, so that rows line up with them. CSV and Parquet add the
+    coin as a column."""
+    step = 2 * HOUR_MS
+    sampled = store.sampled_series(Series("coin", coin=coin), 0, latest_time, step)
     latest = store.series(Series("coin", coin=coin), latest_time, latest_time, None, 1)
-    rows_in = latest + [r for r in sampled if not latest or r["created_at"] != latest[0]["created_at"]]
-    rows = [[coin, iso_ms(r["created_at"]), r["position_count"], r["position_count_long"],
-             r["total_position_value"], r["total_position_value_long"]] for r in rows_in]  # fmt: skip
+    newest = latest[0]["created_at"] if latest else None
+    rows_in = [(r["created_at"], r) for r in latest]
+    rows_in += [(-(-r["created_at"] // step) * step, r) for r in sampled if r["created_at"] != newest]
+    rows = [[iso_ms(at), r["position_count"], r["position_count_long"], r["total_position_value"],
+             r["total_position_value_long"]] for at, r in rows_in]  # fmt: skip
     body = {"coin": coin, "metrics": {"columns": POSITION_METRICS_COLUMNS, "data": rows}}
-    return Document(body, _columns_table(POSITION_METRICS_COLUMNS, rows))
+    return Document(body, _columns_table(POSITION_METRICS_COLUMNS, rows, coin=coin))
 
 
 def _now_and_past(

@@ -42,6 +42,7 @@ METRICS: dict[str, tuple[str, str, str]] = {  # id -> (kind, margin, period or w
 ALIASES = {f"futures_cumulative_funding_rate_{m}_margin_{w}": f"futures_cumulative_funding_rate_{m}_margin_rolling_{w}"
            for m in MARGINS for w in ROLLING_HOURS}  # fmt: skip
 LOOKBACK_MS = max(ROLLING_HOURS.values()) * HOUR_MS
+FUNDING_INTERVAL_MS = HOUR_MS  # Hyperliquid settles funding every hour, at the hour
 
 
 def margin_of(dex: str, base: str) -> str | None:
@@ -178,15 +179,18 @@ class FundingService:
 
     def market_rates(self, markets: list[str], start: int, end: int) -> dict[str, tuple[np.ndarray, np.ndarray,
                                                                                          np.ndarray]]:  # fmt: skip
-        """Per market: hourly (times, rates, database times) over [start, end]."""
+        """Per market: hourly (times, rates, database times) over [start, end], each time the end of its
+        funding interval (Coin Metrics' convention): the rate observed during the hour from H is settled at
+        H + 1 h, and is stamped so."""
         universe = self.universe()
         coins = [universe.markets[m] for m in markets]
-        rows = self.store.funding_rows(coins, start, end, with_database_time=True)
+        rows = self.store.funding_rows(coins, start - FUNDING_INTERVAL_MS, end - FUNDING_INTERVAL_MS,
+                                       with_database_time=True)  # fmt: skip
         coin = np.array(rows.column("coin").to_pylist(), dtype=object)
         out = {}
         for m, c in zip(markets, coins, strict=True):
             mine = coin == c
-            out[m] = (rows.column("time").to_numpy()[mine], rows.column("rate").to_numpy()[mine],
+            out[m] = (rows.column("time").to_numpy()[mine] + FUNDING_INTERVAL_MS, rows.column("rate").to_numpy()[mine],
                       rows.column("database_time").to_numpy()[mine])  # fmt: skip
         return out
 

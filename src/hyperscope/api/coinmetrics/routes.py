@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -28,7 +29,15 @@ from hyperscope.api.coinmetrics import shape
 from hyperscope.api.coinmetrics.shape import CMBadParameter, unsupported
 from hyperscope.api.urls import link_base
 from hyperscope.domain.timefmt import now_ms
-from hyperscope.service.funding import ALIASES, HOUR_MS, METRICS, FundingService, Series, supported
+from hyperscope.service.funding import (
+    ALIASES,
+    FUNDING_INTERVAL_MS,
+    HOUR_MS,
+    METRICS,
+    FundingService,
+    Series,
+    supported,
+)
 
 router = APIRouter(prefix="/v4", tags=["coinmetrics"], route_class=scoped("funding"))
 _ERROR = {"type": "object", "properties": {"error": {"type": "object", "required": ["type", "message"], "properties": {
@@ -109,13 +118,26 @@ def _metrics(request: Request) -> tuple[list[str], list[str], bool]:
 
 
 def _entities(request: Request, parameter: str, known: dict[str, Any], what: str = "Value") -> list[str]:
+    """The ids asked for: a list of ids and patterns, `*` standing for any text (`*`, `hyperliquid-*`,
+    `*-btc`, `hyperliquid-*-future`), matched regardless of case as Coin Metrics does. An id we do not serve,
+    or a pattern that matches none, is a 400 naming it."""
     asked = shape.parse_list(request.query_params.get(parameter), parameter)
-    if asked == ["*"]:
-        return sorted(known)
+    chosen: set[str] = set()
+    lower = {k.lower(): k for k in known}
     for entity in asked:
-        if entity not in known:
+        if "*" in entity:
+            pattern = re.compile(".*".join(re.escape(part) for part in entity.lower().split("*")))
+            matched = [k for low, k in lower.items() if pattern.fullmatch(low)]
+            if not matched:
+                raise unsupported(parameter, entity, what)
+            chosen.update(matched)
+        elif entity in known:
+            chosen.add(entity)
+        elif entity.lower() in lower:
+            chosen.add(lower[entity.lower()])
+        else:
             raise unsupported(parameter, entity, what)
-    return sorted(asked)
+    return sorted(chosen)
 
 
 def _window(request: Request) -> tuple[int, int]:
@@ -491,8 +513,9 @@ async def catalog_market_funding_rates(request: Request) -> Response:
         wanted = (_entities(request, "markets", universe.markets, "Market") if request.query_params.get("markets")
                   else sorted(universe.markets))  # fmt: skip
         coverage = svc.coverage()
-        rows = [{"market": m, "min_time": shape.time_out(coverage[universe.markets[m]][0]),
-                 "max_time": shape.time_out(coverage[universe.markets[m]][1])}
+        end = FUNDING_INTERVAL_MS  # rates are stamped at the end of their funding interval
+        rows = [{"market": m, "min_time": shape.time_out(coverage[universe.markets[m]][0] + end),
+                 "max_time": shape.time_out(coverage[universe.markets[m]][1] + end)}
                 for m in wanted if universe.markets[m] in coverage]  # fmt: skip
         return _plain(request, rows)
 

@@ -50,7 +50,7 @@ def number(x: float) -> str | None:
     """A value as Coin Metrics writes it: a decimal string (never an exponent), None for no value."""
     if math.isnan(x):
         return None
-    text = repr(float(x))
+    text = repr(float(significant([x])[0]))
     if "e" not in text and "E" not in text:
         return text[:-2] if text.endswith(".0") else text
     mantissa, _, exponent = text.partition("e")
@@ -157,6 +157,33 @@ class PageTokens:
         return str(entity), int(time)
 
 
+SIGNIFICANT_DIGITS = 15  # what a double holds for certain: the float noise of arithmetic lies past them
+
+
+def significant(values: Any) -> Any:
+    """Values rounded to 15 significant digits, as the doubles nearest those decimals: 8 x 0.0000125 computed in
+    binary is 0.00009999999999999999, and prints as the 0.0001 it stands for; a rate parsed from an upstream
+    decimal string (fewer digits) comes back unchanged."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values) & (values != 0)
+    if not finite.any():
+        return values
+    out = values.copy()
+    x = values[finite]
+    digits = SIGNIFICANT_DIGITS - 1 - np.floor(np.log10(np.abs(x))).astype(np.int64)
+    up = digits >= 0
+    scale = 10.0 ** np.abs(digits)  # exact up to 10^22: one rounding in, one out
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = np.where(up, np.rint(x * scale) / scale, np.rint(x / scale) * scale)
+    inexact = np.abs(digits) > 22  # 10^d is no double: the rare tiny or huge value goes through text
+    if inexact.any():
+        rounded[inexact] = [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in x[inexact].tolist()]
+    out[finite] = np.where(np.isfinite(rounded), rounded, x)
+    return out
+
+
 def number_array(values: Any) -> Any:
     """`number` over a float64 array, as an Arrow string array with nulls for NaN: Arrow writes the shortest
     round-trip digits positionally for 1e-7 <= |x| < 1e21; the rare rest goes through `number`."""
@@ -164,7 +191,7 @@ def number_array(values: Any) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = np.asarray(values, dtype=np.float64)
+    values = significant(np.asarray(values, dtype=np.float64))
     text = pc.cast(pa.array(values, mask=np.isnan(values)), pa.string())
     odd = pc.match_substring(text, "e").to_numpy(zero_copy_only=False)
     odd = np.asarray(odd, dtype=bool) & ~np.isnan(values)

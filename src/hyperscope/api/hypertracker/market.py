@@ -16,14 +16,17 @@ SERIES_DOCS = query_params(*SERIES, required=("start",))
 
 
 @metrics_router.get("/position-metrics/general", response_class=JSONBytes, response_model=GeneralPage,
-                    responses=error_responses(400), openapi_extra=SERIES_DOCS)  # fmt: skip
+                    responses=error_responses(400), openapi_extra=query_params(*SERIES))  # fmt: skip
 async def general(request: Request) -> JSONBytes:
-    """Market-wide open interest, position counts, perp equity and positions in profit, per state update."""
+    """Market-wide open interest, position counts, perp equity and positions in profit, per state update.
+    `start` is optional here, as upstream documents it: without it the series runs from its first row (pages
+    newest first, so the first page is the latest rows)."""
 
     def build() -> dict:
         key = query_key(request)
         svc = service(request)
-        return shape.series(svc.general(series_window(request, key)), shape.GENERAL_FIELDS, svc.cursors, key)
+        window = series_window(request, key, start_required=False)
+        return shape.series(svc.general(window), shape.GENERAL_FIELDS, svc.cursors, key)
 
     return cached(request, build, SERIES)
 
