@@ -231,3 +231,25 @@ def test_a_fatal_store_error_stops_the_process_with_one_line_and_exit_1(tmp_path
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: ingest stopped: the store failed (InternalException)"), stderr
     assert "Traceback" not in stderr
+
+
+def test_a_fresh_run_fills_every_24_hour_comparison_from_the_start(tmp_path):
+    """The default history holds a state update more than 24 h old: `data24HoursAgo` and the past* fields of
+    the breakdowns are filled on the first request, as upstream's examples show them."""
+    import httpx
+
+    run = Running("run", "--scale", "tiny", "--interval", "60", "--data-dir", str(tmp_path / "d"))
+    try:
+        def fetch(path: str) -> dict:
+            link = run.get(path, run.key)
+            follow = httpx.get(link.headers["location"], timeout=30) if link.status_code == 302 else link
+            return follow.json()
+
+        equity = fetch("/api/external/exports/total-wallets-equity-chart-data")
+        assert equity["data24HoursAgo"] and equity["athData"]
+        breakdown = fetch("/api/external/exports/coins/BTC/position-breakdown-by-size")["breakdownBySize"]
+        assert any(b["pastPositionCount"] for b in breakdown)
+        assert all(b["pastPositionCount"] is not None for b in breakdown)
+    finally:
+        run.signal(signal.SIGTERM)
+        assert run.finish()[0] == 0

@@ -112,8 +112,9 @@ class Settings(BaseSettings):
         900, ge=60, le=86_400, description="Market time between two simulated state updates (seconds)."
     )
     backfill_hours: float = Field(
-        24.0, ge=0, le=24 * 90, description="History generated before going live on an empty store (0-2160 hours)."
-    )
+        26.0, ge=0, le=24 * 90, description="History generated before going live on an empty store (0-2160 hours; "
+        "the default holds a state update more than 24 h old, so every 24 h comparison is filled at once).",
+    )  # fmt: skip
     live_interval_seconds: float = Field(
         5.0, ge=0.1, le=86_400, description="Wall-clock seconds between live state updates."
     )
