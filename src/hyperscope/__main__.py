@@ -26,12 +26,24 @@ class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The stop signal `_early` raised for. Python runs a handler at any point of the program, also inside a
+# finalizer or a callback from C, where an exception is printed as "ignored" and dropped: start-up then goes
+# on as if nothing happened. The command's own handlers (runtime.Signals) take the signal over from here.
+_pending: list[int] = []
 
 
 def _early(signum: int, frame: FrameType | None) -> None:
     for s in STOP_SIGNALS:  # one is enough: a second signal while unwinding must not interrupt the cleanup
         signal.signal(s, signal.SIG_IGN)
+    _pending.append(signum)
     raise Interrupted(signum)
+
+
+def take_early_signal() -> int | None:
+    """The stop signal that arrived during start-up, if any (and forget it)."""
+    signum = _pending[0] if _pending else None
+    _pending.clear()
+    return signum
 
 
 def install_early_handlers() -> None:

@@ -252,7 +252,12 @@ class Signals:
 
     @contextmanager
     def installed(self) -> Iterator[Signals]:
+        from hyperscope.__main__ import take_early_signal
+
         previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        early = take_early_signal()
+        if early is not None:  # a stop asked for during start-up whose exception was lost: asked all the same
+            self._handle(early, None)
         try:
             yield self
         finally:
