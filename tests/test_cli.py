@@ -240,6 +240,7 @@ def test_a_fresh_run_fills_every_24_hour_comparison_from_the_start(tmp_path):
 
     run = Running("run", "--scale", "tiny", "--interval", "60", "--data-dir", str(tmp_path / "d"))
     try:
+
         def fetch(path: str) -> dict:
             link = run.get(path, run.key)
             follow = httpx.get(link.headers["location"], timeout=30) if link.status_code == 302 else link
@@ -253,3 +254,27 @@ def test_a_fresh_run_fills_every_24_hour_comparison_from_the_start(tmp_path):
     finally:
         run.signal(signal.SIGTERM)
         assert run.finish()[0] == 0
+
+
+def test_a_stop_signal_whose_start_up_exception_python_dropped_still_stops_the_command(capsys):
+    """Python runs a signal handler anywhere, also inside a finalizer, where the early handler's exception is
+    printed as "ignored" and dropped; the command's handlers must still see the stop (a run once served on)."""
+    from hyperscope import __main__ as entry
+    from hyperscope.runtime import Signals
+
+    saved = {s: signal.getsignal(s) for s in entry.STOP_SIGNALS}
+    entry.install_early_handlers()
+    try:
+        try:
+            entry._early(signal.SIGTERM, None)
+        except entry.Interrupted:
+            pass  # dropped, as Python does with an exception raised inside a finalizer
+        signals = Signals()
+        with signals.installed():
+            assert signals.stop.is_set() and signals.code == 0
+        assert "SIGTERM: stopping" in capsys.readouterr().err
+        with Signals().installed() as again:  # taken over once, not forever
+            assert not again.stop.is_set()
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)

@@ -36,6 +36,9 @@ _STATE_ARRAYS = (
     "oracle", "premium", "funding_rate", "mark", "mid", "activity",
 )  # fmt: skip
 
+SIZE_SIGMA = 3.2  # log-spread of position values (see _genesis_positions)
+BACKGROUND_TURNOVER = 0.2  # flow that holds no position, per day, as a share of open interest
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -50,7 +53,7 @@ class SimConfig:
     blocks_per_update: int = 10_000
     market_oi_usd: float = 8e9  # two-sided open interest at the `positions` scale below
     reference_positions: int = 200_000
-    turnover: float = 0.05  # share of the target position count traded per step
+    turnover: float = 0.03  # share of the target position count traded per step
     order_ratio: float = 1.2  # resting orders per open position
 
     @property
@@ -150,7 +153,9 @@ class Simulator:
         coin = np.repeat(np.arange(nc), per_coin)
         offset = np.arange(coin.size) - np.repeat(np.cumsum(per_coin) - per_coin, per_coin)
         side = np.where(offset < n_long[coin], 1, -1)
-        notional = rng.lognormal(0.0, 1.9, coin.size)
+        # position values spread as on the real exchange: a lognormal with sigma ~3 puts half of BTC's
+        # positions under $1k and 60% of its value in the 0.5% over $2.5m (upstream's breakdown by size)
+        notional = rng.lognormal(0.0, SIZE_SIGMA, coin.size)
         group = coin * 2 + (side > 0)
         group_sum = np.bincount(group, weights=notional, minlength=2 * nc)
         notional = notional / group_sum[group] * (cfg.oi_usd * u.oi_share[coin] / 2)
@@ -167,6 +172,9 @@ class Simulator:
         wallet = self._unique_holders(coin)
         iso = u.hip3[coin] | (rng.random(coin.size) < 0.25)
         lev = self._pick_leverage(coin)
+        # whales run lower leverage than small accounts (their accounts carry most of the market's equity)
+        usd = lots * u.lot[coin] * u.price[coin]
+        lev = np.where(usd > 2.5e6, np.minimum(lev, 3.0), np.where(usd > 2.5e5, np.minimum(lev, 5.0), lev))
         age = np.minimum(rng.exponential(10 * DAY_MS, coin.size), 120 * DAY_MS).astype(np.int64)
         # entries spread as far as the price could move since the position opened: old positions sit deep in
         # profit or loss, and some near their liquidation price, as on the real exchange
@@ -252,7 +260,7 @@ class Simulator:
     def _background_volume(self) -> np.ndarray:
         """Notional traded per step by flow that holds no position (market makers round-tripping)."""
         oi = self.config.oi_usd * self.u.oi_share
-        return oi * 1.2 * self.config.cadence_s / 86_400 * self.rng.lognormal(0, 0.3, self.u.n)
+        return oi * BACKGROUND_TURNOVER * self.config.cadence_s / 86_400 * self.rng.lognormal(0, 0.3, self.u.n)
 
     # ----------------------------------------------------------------- stepping
 
@@ -342,7 +350,10 @@ class Simulator:
         n_open = n_trades - n_close
 
         # closing trades: an existing position trades down against an opposite holder or a new wallet
-        i = np.unique(rng.integers(0, max(n_pos, 1), n_close)) if n_close else np.zeros(0, np.int64)
+        # big positions are held longer than small ones (whales trade less often for their size)
+        stay = np.abs(acct["notional"]) + 1.0
+        weights = stay**-0.3 / np.sum(stay**-0.3) if n_pos else None
+        i = np.unique(rng.choice(n_pos, n_close, p=weights)) if n_close and n_pos else np.zeros(0, np.int64)
         holder_side = np.sign(p.lots[i])
         full = rng.random(i.size) < 0.6
         close_lots = np.where(full, np.abs(p.lots[i]), np.maximum(1, np.abs(p.lots[i]) * rng.uniform(0.2, 0.9, i.size)))
@@ -384,7 +395,8 @@ class Simulator:
         seller_o = np.where(rich, rng.choice(cfg.wallets, size=n_open, p=by_margin),
                             rng.choice(cfg.wallets, size=n_open, p=by_activity))  # fmt: skip
         avg_notional = cfg.oi_usd * u.oi_share / 2 / np.maximum(1.0, target_count / 2)
-        want = avg_notional[co] * oi_gap[co] * rng.lognormal(-1.8, 1.9, n_open)
+        # the same spread as at genesis, with the same mean: exp(mu + sigma^2 / 2) = 1
+        want = avg_notional[co] * oi_gap[co] * rng.lognormal(-(SIZE_SIGMA**2) / 2, SIZE_SIGMA, n_open)
         lev = self._pick_leverage(co)
         cap = np.minimum(free[buyer_o], free[seller_o]) * lev * 0.8
         # a share of traders go all in: as much as their free margin carries at their leverage, so some new

@@ -1,7 +1,9 @@
-"""The simulated coin universe: majors, HIP-3 dexes and a generated long tail.
+"""The simulated coin universe: majors, HIP-3 dexes and a long tail.
 
 Magnitudes follow the upstream docs: BTC holds about a quarter of the market's open interest, HIP-3 markets
-a few percent, and a Zipf-shaped long tail the rest.
+a few percent, and a Zipf-shaped long tail the rest. Every coin is named after a real Hyperliquid listing
+(the majors and the tail alike); only a universe larger than that list gets invented tickers, and they take
+the smallest shares, never above a real one.
 """
 
 from __future__ import annotations
@@ -38,6 +40,146 @@ MAJORS: tuple[tuple[str, float, int, int, float, float], ...] = (
     ("APT", 1.1, 10, 2, 0.0005, 1.00),
     ("ARB", 0.16, 10, 1, 0.0005, 1.00),
     ("LINEA", 0.0319, 3, 0, 0.0003, 1.40),
+)
+
+# Real Hyperliquid perp listings beyond the majors, roughly by open interest: the long tail's names.
+TAIL_LISTINGS: tuple[str, ...] = (
+    "OP",
+    "INJ",
+    "TIA",
+    "SEI",
+    "JUP",
+    "WIF",
+    "POPCAT",
+    "PENGU",
+    "VIRTUAL",
+    "ONDO",
+    "TON",
+    "TRX",
+    "DOT",
+    "UNI",
+    "ATOM",
+    "FIL",
+    "ETC",
+    "CRV",
+    "LDO",
+    "PENDLE",
+    "EIGEN",
+    "ETHFI",
+    "STRK",
+    "ZRO",
+    "MNT",
+    "ORDI",
+    "kBONK",
+    "kSHIB",
+    "kFLOKI",
+    "MEME",
+    "NOT",
+    "ZK",
+    "RENDER",
+    "FET",
+    "AR",
+    "STX",
+    "IMX",
+    "GALA",
+    "SAND",
+    "APE",
+    "DYDX",
+    "SNX",
+    "GMX",
+    "RUNE",
+    "KAS",
+    "PYTH",
+    "JTO",
+    "W",
+    "MEW",
+    "MOODENG",
+    "GOAT",
+    "AIXBT",
+    "GRASS",
+    "S",
+    "BERA",
+    "IP",
+    "KAITO",
+    "BLAST",
+    "HBAR",
+    "XLM",
+    "ALGO",
+    "COMP",
+    "MKR",
+    "SUSHI",
+    "YGG",
+    "BLUR",
+    "CFX",
+    "MINA",
+    "POL",
+    "BOME",
+    "TURBO",
+    "PNUT",
+    "CHILLGUY",
+    "MOVE",
+    "USUAL",
+    "LAYER",
+    "TST",
+    "PAXG",
+    "SPX",
+    "RESOLV",
+    "INIT",
+    "BABY",
+    "ZORA",
+    "XPL",
+    "ASTER",
+    "WLFI",
+    "ICP",
+    "BIO",
+    "PURR",
+    "HMSTR",
+    "ENS",
+    "MAV",
+    "ARK",
+    "BSV",
+    "CAKE",
+    "IOTA",
+    "NTRN",
+    "POLYX",
+    "REQ",
+    "RSR",
+    "SCR",
+    "SUPER",
+    "UMA",
+    "USTC",
+    "XAI",
+    "ZEN",
+    "ZETA",
+    "ACE",
+    "ALT",
+    "BADGER",
+    "BANANA",
+    "BIGTIME",
+    "BNT",
+    "CELO",
+    "CYBER",
+    "DYM",
+    "FXS",
+    "HFT",
+    "ILV",
+    "JELLY",
+    "LOOM",
+    "MANTA",
+    "MAVIA",
+    "OGN",
+    "ORBS",
+    "PIXEL",
+    "PEOPLE",
+    "POLY",
+    "RDNT",
+    "STG",
+    "STRAX",
+    "TRB",
+    "ZRX",
+    "MATIC",
+    "RNDR",
+    "FTM",
 )
 
 # HIP-3 dexes: dex -> (coin, price, max leverage, szDecimals, share of market OI, annual volatility)
@@ -104,9 +246,14 @@ class Universe:
         return np.array([d != "main" for d in self.dex])
 
 
+REAL_LISTINGS = frozenset({m[0] for m in MAJORS} | set(TAIL_LISTINGS))
+
+
 def _tail_names(rng: np.random.Generator, count: int, taken: set[str]) -> list[str]:
+    """Real listings first (in order), then invented tickers if the universe is larger than the list."""
+    names = [n for n in TAIL_LISTINGS if n not in taken][:count]
+    taken.update(names)
     letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
-    names: list[str] = []
     while len(names) < count:
         length = int(rng.integers(3, 6))
         name = "".join(rng.choice(letters, size=length))
@@ -126,11 +273,12 @@ def build_universe(rng: np.random.Generator, n_coins: int = 300) -> Universe:
             beta = 1.0 if name in ("BTC", "ETH") else 0.2
             rows.append((f"{dex}:{name}", dex, px, lev, szd, share, vol, beta))
     n_tail = max(0, n_coins - len(rows))
-    used = sum(r[5] for r in rows)
     if n_tail:
         names = _tail_names(rng, n_tail, {r[0] for r in rows})
-        zipf = 1.0 / np.arange(1, n_tail + 1) ** 1.15
-        tail_shares = zipf / zipf.sum() * max(0.0, 1.0 - used)
+        # the tail goes on from the smallest major down a Zipf curve over the ranks (open interest by rank on
+        # the real exchange): each tail coin below every major, together a couple of percent
+        rank = len(MAJORS) + np.arange(1, n_tail + 1)
+        tail_shares = MAJORS[-1][4] * (rank / len(MAJORS)) ** -1.15
         prices = np.exp(rng.uniform(np.log(0.0005), np.log(60.0), n_tail))
         for i, name in enumerate(names):
             px = float(prices[i])
