@@ -2,6 +2,7 @@
 simulator served; and a replay resumes, rejects bad snapshots whole, and refuses another folder."""
 
 import shutil
+import time
 
 import pytest
 from tests.factories import T0
@@ -21,7 +22,17 @@ UNTIL = T0 + HOURS * 3_600_000
 
 
 def simulated(path):
-    return SimulatedSource("tiny", 9, 900, path / "simulator.npz", history_ms=HOURS * 3_600_000, clock=lambda: UNTIL)
+    """The market begins at UNTIL - HOURS; the clock then moves on as a real one does, so that the market's
+    course must not depend on how many milliseconds pass between two of its readings (they differ between
+    the direct run and the files' writer)."""
+    first: list[float] = []
+
+    def clock() -> int:
+        if not first:
+            first.append(time.monotonic())
+        return UNTIL + int((time.monotonic() - first[0]) * 1000)
+
+    return SimulatedSource("tiny", 9, 900, path / "simulator.npz", history_ms=HOURS * 3_600_000, clock=clock)
 
 
 def replay(folder, data):

@@ -62,6 +62,7 @@ class SimulatedSource:
         self._saved_height: int | None = None
         self._unsaved = 0
         self._saved_at = time.monotonic()
+        self._began_at: int | None = None  # the clock when a new market began: its history runs up to it
 
     @property
     def sim(self) -> Simulator:
@@ -131,7 +132,8 @@ class SimulatedSource:
     def begin(self) -> Simulator:
         """A new market beginning `history_ms` before the clock (the market's course does not depend on
         when it begins: only its timestamps do)."""
-        genesis_ms = self.clock() - self.history_ms
+        self._began_at = self.clock()
+        genesis_ms = self._began_at - self.history_ms
         self._sim = self._genesis(genesis_ms)
         self._stored_height = self._height(self._sim)
         return self._sim
@@ -205,7 +207,11 @@ class SimulatedSource:
 
     def backlog(self) -> Backlog:
         """Market history up to the clock: after a long time offline, only the last `history_ms` of it."""
-        times = self.backfill_times(self.clock(), max(self.history_ms, self.cadence_ms))
+        # a new market's history runs up to the moment it began: a second reading of the clock, a few ms
+        # later, would move its course off the genesis (and a replay of its files off the direct run)
+        until = self._began_at if self._began_at is not None else self.clock()
+        self._began_at = None
+        times = self.backfill_times(until, max(self.history_ms, self.cadence_ms))
         return Backlog(len(times), [partial(self.step, t) for t in times])
 
     def next_update(self, stop: threading.Event) -> StateUpdate | None:
