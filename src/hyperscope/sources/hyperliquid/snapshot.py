@@ -153,9 +153,9 @@ def read_snapshot(
 ) -> Snapshot:
     """Stream-decode one `.rmp` file (see the module docstring).
 
-    A big file is read by two processes at once: this one walks the clearinghouses, account modes and vaults
-    while a helper process walks the spot balances (`locus.scl`) and parses their addresses (two cores). If the
-    helper fails, they are read here after all.
+    A big file is read by two processes at once: this one walks the clearinghouses and vaults while a helper
+    process walks the spot balances (`locus.scl`) and account modes (`locus.ust`) and parses their addresses
+    (two cores). If the helper fails, they are read here after all.
     """
     height = height if height is not None else height_of(path)
     if height is None:
@@ -295,9 +295,9 @@ class _Addresses:
 def _encode(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-width rows -> (each row's index among the distinct ones, the distinct rows in first-seen order).
 
-    Hashing the first 8 bytes as one integer is several times cheaper than hashing whole rows; the result is
-    then checked row by row against its group's first row, and only if two different rows share their first
-    8 bytes (never, for real addresses) are the whole rows hashed."""
+    Hashing the first 8 bytes as one integer is cheaper than hashing whole rows; the result is then checked
+    row by row against its group's first row, and only if two different rows share their first 8 bytes
+    (never, for real addresses) are the whole rows hashed."""
     n, width = rows.shape
     if n and width >= 8:
         head = np.ascontiguousarray(rows[:, :8]).view("<u8").ravel()
@@ -389,18 +389,22 @@ def _spot_rows(chunk: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray, np.
 
 @dataclass
 class _Side:
-    """What the side walk (`locus.scl`) yields: one address per user with a balance, as (m, 20) bytes, and per
-    balance its user's row among them, its token and total; what it skipped; the peak memory of the process
-    that walked it."""
+    """What the side walk (`locus.scl` and `locus.ust`) yields: one address per user with a balance, as (m, 20)
+    bytes, and per balance its user's row among them, its token and total; the account modes other than the
+    default as (k, 20) addresses and codes, and counted per mode; what it skipped; the peak memory of the
+    process that walked it."""
 
     spot_raw: np.ndarray
     spot_user: np.ndarray
     spot_token: np.ndarray
     spot_total: np.ndarray
+    mode_raw: np.ndarray
+    mode_code: np.ndarray
+    account_modes: dict[str, int]
     skips: Skips
     peak_bytes: int = 0
 
-    ARRAYS = ("spot_raw", "spot_user", "spot_token", "spot_total")
+    ARRAYS = ("spot_raw", "spot_user", "spot_token", "spot_total", "mode_raw", "mode_code")
 
 
 def peak_bytes() -> int:
@@ -416,7 +420,7 @@ def peak_bytes() -> int:
 
 
 def _side_worker(path: str, height: int, conn: Any) -> None:
-    """In the helper process: walk `locus.scl` and send what it holds (or why it does not fit)."""
+    """In the helper process: walk `locus.scl` and `locus.ust` and send what they hold (or why they do not fit)."""
     gc.disable()
     try:
         with open(path, "rb") as f:  # noqa: PTH123
@@ -431,7 +435,7 @@ def _side_worker(path: str, height: int, conn: Any) -> None:
                 ) from e
         side = reader.side()
         arrays = [np.ascontiguousarray(getattr(side, name)) for name in _Side.ARRAYS]
-        conn.send(("ok", dict(side.skips.counts), side.skips.first, peak_bytes(),
+        conn.send(("ok", side.account_modes, dict(side.skips.counts), side.skips.first, peak_bytes(),
                    [(a.shape, a.dtype.str) for a in arrays]))  # fmt: skip
         for a in arrays:
             conn.send_bytes(a.data.cast("B") if a.size else b"")
@@ -442,7 +446,7 @@ def _side_worker(path: str, height: int, conn: Any) -> None:
 
 
 class _Helper:
-    """A helper process walking `locus.scl` while this one reads the rest."""
+    """A helper process walking `locus.scl` and `locus.ust` while this one reads the rest."""
 
     def __init__(self, path: Path, process: Any, conn: Any) -> None:
         self.path, self.process, self.conn = path, process, conn
@@ -468,14 +472,14 @@ class _Helper:
             head = self.conn.recv()
             if head[0] == "invalid":
                 return str(head[1])
-            _, counts, first, peak, layout = head
+            _, modes, counts, first, peak, layout = head
             arrays = {}
             for name, (shape, dtype) in zip(_Side.ARRAYS, layout, strict=True):
                 arrays[name] = np.frombuffer(self.conn.recv_bytes(), np.dtype(dtype)).reshape(shape)
         except (EOFError, OSError, ValueError) as e:
             log.warning("snapshot helper process: %s", e)
             return None
-        return _Side(**arrays, skips=Skips(Counter(counts), dict(first)), peak_bytes=peak)
+        return _Side(**arrays, account_modes=modes, skips=Skips(Counter(counts), dict(first)), peak_bytes=peak)
 
     def close(self) -> None:
         self.conn.close()
@@ -605,27 +609,26 @@ class _Reader:
             raise self.fail("data after the end of the state")
         if not self.clearinghouses:
             raise self.fail("no clearinghouse (exchange.locus.cls)")
+        own, ok = self.found.raw20_ok()  # while the helper, if any, is still at work
+        if not ok.all():
+            self._bad_address(self.found, int(np.argmax(~ok)), 0)
         side = self._side_of(helper)
         if side.skips is not self.skips:  # another process's or reader's walk
             self.skips.merge(side.skips)
         # every address occurrence (clearinghouses, vaults, then the spot balances') in one encoding: the
         # distinct ones of the clearinghouses come first, the spot-only ones after them
-        own, ok = self.found.raw20_ok()
-        if not ok.all():
-            self._bad_address(self.found, int(np.argmax(~ok)), 0)
         indices, distinct = _encode(np.concatenate([own, side.spot_raw]))
         row, spot_row = indices[: len(own)], indices[len(own) :]
         addresses = _hex_array(distinct)
         for house in self.clearinghouses:
             house.user = row[house.user]
         vault, vault_user, fraction = self.vaults
-        codes = np.concatenate(self.mode_codes) if self.mode_codes else np.zeros(0, np.int8)
-        mode_user, mode = self._modes(distinct, codes)
+        mode_user, mode = self._modes(distinct, side)
         return Snapshot(
             height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
             spot_user=spot_row[side.spot_user], spot_token=side.spot_token, spot_total=side.spot_total,
             vault=row[np.array(vault, np.int64)], vault_user=row[np.array(vault_user, np.int64)],
-            vault_fraction=np.array(fraction, np.float64), skipped=self.skips, account_modes=self.account_modes,
+            vault_fraction=np.array(fraction, np.float64), skipped=self.skips, account_modes=side.account_modes,
             mode_user=mode_user, mode=mode, helper_peak_bytes=side.peak_bytes if helper is not None else 0,
         )  # fmt: skip
 
@@ -639,15 +642,17 @@ class _Reader:
             raise InvalidSnapshot(result)
         if result is not None:
             return result
-        log.warning("snapshot %d: the helper process failed; reading the spot balances here", self.height)
+        log.warning("snapshot %d: the helper process failed; reading spot balances and account modes here",
+                    self.height)  # fmt: skip
         with open(helper.path, "rb") as f:  # noqa: PTH123
             other = _Reader(f, self.height, side_only=True)
             other.to_locus(other.locus)
         return other.side()
 
     def side(self) -> _Side:
-        """The spot balances this reader walked: one address per user (as 20 bytes) and per balance its user's
-        row among them, token and total. A balance whose address is not one is skipped and counted."""
+        """The spot balances and account modes this reader walked: one address per user with a balance (as 20
+        bytes) and per balance its user's row among them, token and total; each mode's address (20 bytes) and
+        code. A balance or mode whose address is not one is skipped and counted."""
         raw, ok = self.spot_found.raw20_ok()
         users, tokens, totals = (np.concatenate([np.zeros(0, np.int64)] + [r[k] for r in self.spot_rows])
                                  for k in range(3))  # fmt: skip
@@ -658,67 +663,42 @@ class _Reader:
             keep = ok[users]
             compact = np.cumsum(ok) - 1
             raw, users, tokens, totals = raw[ok], compact[users[keep]], tokens[keep], totals[keep]
-        return _Side(spot_raw=raw, spot_user=users, spot_token=tokens, spot_total=totals, skips=self.skips,
+        mode_raw, mode_ok = self.modes_found.raw20_ok()
+        codes = np.concatenate(self.mode_codes) if self.mode_codes else np.zeros(0, np.int8)
+        if not mode_ok.all():
+            bad = int(np.argmax(~mode_ok))
+            self.skips.add("account modes that could not be read", f"locus.ust: {self.modes_found.piece(bad)!r:.60} "
+                           "is not an address", int((~mode_ok).sum()))  # fmt: skip
+            mode_raw, codes = mode_raw[mode_ok], codes[mode_ok]
+        keep = codes > 0  # the default mode changes nothing
+        return _Side(spot_raw=raw, spot_user=users, spot_token=tokens, spot_total=totals, mode_raw=mode_raw[keep],
+                     mode_code=codes[keep], account_modes=self.account_modes, skips=self.skips,
                      peak_bytes=peak_bytes())  # fmt: skip
 
-    def _holders_only(self, found: _Addresses, codes: np.ndarray,
-                      raw: np.ndarray) -> tuple[_Addresses, np.ndarray] | None:  # fmt: skip
-        """The `ust` entries of the wallets `raw` (those with positions), found without parsing the 1.8M
-        addresses: one hash set of the holders in the entries' own form, probed once per entry. None (keep them
-        all) when the entries' forms are mixed."""
-        same = found.uniform()
-        if same is None or not found.count:
-            return None
-        width, data = same
-        if width == 42:
-            text = np.frombuffer(data, np.uint8).reshape(-1, 42)
-            if _has_upper(data):
-                text = np.where((text >= ord("A")) & (text <= ord("F")), text + 32, text).astype(np.uint8)
-            keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(42), len(text), [None, pa.py_buffer(text)])
-            wanted = np.frombuffer(_hex_array(raw).buffers()[2], np.uint8)[: raw.shape[0] * 42]
-            value_set = pa.FixedSizeBinaryArray.from_buffers(pa.binary(42), raw.shape[0], [None, pa.py_buffer(wanted)])
-        else:
-            keys, value_set = _keys(np.frombuffer(data, np.uint8).reshape(-1, 20)), _keys(raw)
-        keep = pc.is_in(keys, value_set=value_set).to_numpy(zero_copy_only=False)
-        rows = np.frombuffer(data, np.uint8).reshape(-1, width)[keep]
-        kept = _Addresses()  # (not numpy's bytes strings: they drop trailing zero bytes of raw addresses)
-        kept.blobs, kept.lengths = [rows.tobytes()], [np.full(rows.shape[0], width, np.int64)]
-        kept.count = rows.shape[0]
-        return kept, codes[keep]
-
-    def _modes(self, distinct: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _modes(self, distinct: np.ndarray, side: _Side) -> tuple[np.ndarray, np.ndarray]:
         """The account modes (`ust`) of the wallets holding positions, as (address row, code): a mode changes
-        nothing for the others (collateral.py), so only theirs are parsed and looked up."""
+        nothing for the others (collateral.py), so only theirs are looked up (a small hash set of the holders,
+        probed once per entry)."""
         held = [house.user[house.pos_account] for house in self.clearinghouses if house.pos_account.size]
-        if not held or not codes.size:
+        if not held or not side.mode_code.size:
             return np.zeros(0, np.int64), np.zeros(0, np.int8)
         holders = np.unique(np.concatenate(held))
-        found = self.modes_found
-        fewer = self._holders_only(found, codes, distinct[holders])
-        if fewer is not None:
-            found, codes = fewer
-        raw, ok = found.raw20_ok()
-        if not ok.all():
-            bad = int(np.argmax(~ok))
-            self.skips.add("account modes that could not be read", f"locus.ust: {found.piece(bad)!r:.60} is not an "
-                           "address", int((~ok).sum()))  # fmt: skip
-            raw, codes = raw[ok], codes[ok]
-        at = pc.index_in(_keys(raw), value_set=_keys(distinct[holders])).fill_null(-1)
+        at = pc.index_in(_keys(side.mode_raw), value_set=_keys(distinct[holders])).fill_null(-1)
         at = at.to_numpy(zero_copy_only=False)
-        keep = (at >= 0) & (codes > 0)
-        return holders[at[keep]].astype(np.int64), codes[keep]
+        keep = at >= 0
+        return holders[at[keep]].astype(np.int64), side.mode_code[keep]
 
     def locus(self) -> None:
         u = self.unpacker
         for key in self.entries("locus"):
-            if self.side_only and key != b"scl":
+            if self.side_only and key not in (b"scl", b"ust"):
                 self.skip()
             elif key == b"cls":
                 for i in range(self.array("cls")):
                     self.path.append(f"[{i}]")
                     self.clearinghouses.append(self.clearinghouse(i))
                     self.path.pop()
-            elif key == b"scl" and self.side_elsewhere:
+            elif key in (b"scl", b"ust") and self.side_elsewhere:
                 self.skip()  # the helper process reads them
             elif key == b"scl":
                 self.spot_balances()
