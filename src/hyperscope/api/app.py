@@ -18,7 +18,6 @@ from hyperscope.api.responses import ResponseCache
 from hyperscope.errors import ConfigError
 from hyperscope.exports import Exports, Files, LinkSigner, LocalFiles
 from hyperscope.service import KeyManager, Service
-from hyperscope.service.funding import FundingService
 from hyperscope.service.health import IngestState
 
 MIB = 1024 * 1024
@@ -73,13 +72,13 @@ def create_app(
     app.state.keys = keys
     app.state.config = config
     app.state.ingest = ingest
-    app.state.limiter = RateLimiter(keys.store)
+    app.state.limiter = RateLimiter(keys.counters)
     app.state.cache = ResponseCache(config.cache_max_bytes)
     app.state.metrics = metrics or Metrics()
     app.state.links = LinkSigner(config.secret)
     files = open_files(config, keep_seconds=app.state.links.ttl + 60)
-    app.state.exports = Exports(files, config.exports_per_minute, keys.store, config.secret)
-    app.state.funding = FundingService(service.store)
+    app.state.exports = Exports(files, config.exports_per_minute, keys.counters, config.secret)
+    app.state.funding = service.funding()
     app.state.cm_tokens = PageTokens(config.secret)
     errors.install(app)
     for router in (market.metrics_router, market.positions_router, positions.router, coins.router,

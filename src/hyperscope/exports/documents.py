@@ -1,5 +1,6 @@
 """The export files' contents: each a JSON document of the upstream shape plus the same data as one flat
-table (for `?format=csv` and `?format=parquet`). Built from the store at one state update.
+table (for `?format=csv` and `?format=parquet`). Built at one state update from what the service reads (the
+one door to the data).
 
 The numbers come from the stored metric rows (the ones the series routes serve) or, for the liquidation
 heatmap and the leaderboards, from the stored open positions and wallet profiles through the one
@@ -26,7 +27,7 @@ from hyperscope.domain.cohorts import SEGMENT_IDS, SEGMENTS_BY_ID
 from hyperscope.domain.heatmap import liquidation_heatmap
 from hyperscope.domain.timefmt import iso_ms
 from hyperscope.exports.positions import no_liquidation_as_zero
-from hyperscope.store.base import Series, Store
+from hyperscope.service import Series, Service
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -85,14 +86,14 @@ def _columns_table(columns: list[str], rows: list[list[Any]], **extra: Any) -> p
 # ---------------------------------------------------------------- market-wide
 
 
-def wallets_equity(store: Store, latest_time: int) -> Document:
+def wallets_equity(reads: Service, latest_time: int) -> Document:
     """total-wallets-equity-chart-data: the ATH breakdown, the breakdown 24 h earlier and the history
     (the last state update of every 2 hours, oldest first)."""
     equity = Series("wallets_equity")
-    ath = store.series_peak(equity, "total")
-    past = store.past_height(latest_time - DAY_MS)
-    past_rows = store.series_at(equity, past) if past is not None else []
-    history = store.sampled_series(equity, 0, latest_time, 2 * HOUR_MS)
+    ath = reads.series_peak(equity, "total")
+    past = reads.past_height(latest_time - DAY_MS)
+    past_rows = reads.series_at(equity, past) if past is not None else []
+    history = reads.sampled_series(equity, 0, latest_time, 2 * HOUR_MS)
     history.reverse()
     rows = [[iso_ms(r["created_at"]), *(r[f] for f in EQUITY_FIELDS)] for r in history]
     body = {
@@ -105,14 +106,14 @@ def wallets_equity(store: Store, latest_time: int) -> Document:
     return Document(body, _columns_table(["timestamp", *EQUITY_COLUMNS], rows))
 
 
-def segments_bias_24h(store: Store, latest_time: int) -> Document:
+def segments_bias_24h(reads: Service, latest_time: int) -> Document:
     """segments-bias-charts-data-24h: per cohort, perpBias of positions opened within 24 h at every state
     update of the last 72 hours, oldest first, keyed by segmentId."""
     body: dict[str, Any] = {}
     flat: list[list[Any]] = []
     for segment in SEGMENT_IDS:
         cohort = Series("segment", segment=segment, timeframe="24h")
-        rows = store.series(cohort, latest_time - 72 * HOUR_MS, latest_time, None, 100_000)
+        rows = reads.series(cohort, latest_time - 72 * HOUR_MS, latest_time, None, 100_000)
         rows.reverse()
         data = [
             [iso_ms(r["created_at"]), formulas.scalar(formulas.perp_bias, r["open_long_value"],
@@ -127,14 +128,14 @@ def segments_bias_24h(store: Store, latest_time: int) -> Document:
 # ---------------------------------------------------------------- per coin
 
 
-def position_metrics(store: Store, coin: str, latest_time: int) -> Document:
+def position_metrics(reads: Service, coin: str, latest_time: int) -> Document:
     """position-metrics: the coin's latest state update, then its series sampled every 2 hours, newest first.
     A sample is stamped with its even UTC hour and holds the last state update at or before it; rows hold no
     coin (as upstream's), and neither do `columns`, so that rows line up with them. CSV and Parquet add the
     coin as a column."""
     step = 2 * HOUR_MS
-    sampled = store.sampled_series(Series("coin", coin=coin), 0, latest_time, step)
-    latest = store.series(Series("coin", coin=coin), latest_time, latest_time, None, 1)
+    sampled = reads.sampled_series(Series("coin", coin=coin), 0, latest_time, step)
+    latest = reads.series(Series("coin", coin=coin), latest_time, latest_time, None, 1)
     newest = latest[0]["created_at"] if latest else None
     rows_in = [(r["created_at"], r) for r in latest]
     rows_in += [(-(-r["created_at"] // step) * step, r) for r in sampled if r["created_at"] != newest]
@@ -145,12 +146,12 @@ def position_metrics(store: Store, coin: str, latest_time: int) -> Document:
 
 
 def _now_and_past(
-    store: Store, series: Series, key: str, height: int, latest_time: int
+    reads: Service, series: Series, key: str, height: int, latest_time: int
 ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]] | None]:
     """The series' rows at `height` and at the `past` state update 24 h earlier (None if none is kept), by key."""
-    now = {r[key]: r for r in store.series_at(series, height)}
-    past_height = store.past_height(latest_time - DAY_MS)
-    past = {r[key]: r for r in store.series_at(series, past_height)} if past_height is not None else None
+    now = {r[key]: r for r in reads.series_at(series, height)}
+    past_height = reads.past_height(latest_time - DAY_MS)
+    past = {r[key]: r for r in reads.series_at(series, past_height)} if past_height is not None else None
     return now, past
 
 
@@ -171,9 +172,9 @@ def _figures(now: dict[int, dict[str, Any]], past: dict[int, dict[str, Any]] | N
     }
 
 
-def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) -> Document:
+def breakdown_by_size(reads: Service, coin: str, height: int, latest_time: int) -> Document:
     """position-breakdown-by-size (and the `positions` export): the ten size buckets now and 24 h ago."""
-    now, past = _now_and_past(store, Series("coin_bucket", coin=coin), "size_bucket", height, latest_time)
+    now, past = _now_and_past(reads, Series("coin_bucket", coin=coin), "size_bucket", height, latest_time)
     items = []
     for b in SIZE_BUCKETS:
         items.append({"sizeSegmentId": b.id, "size": b.label, "minSize": b.min_size, "maxSize": b.max_size,
@@ -183,10 +184,10 @@ def breakdown_by_size(store: Store, coin: str, height: int, latest_time: int) ->
     return Document(body, pa.Table.from_pylist([{"coin": coin, "createdAt": created, **i} for i in items]))
 
 
-def breakdown_by_cohort(store: Store, coin: str, height: int, latest_time: int) -> Document:
+def breakdown_by_cohort(reads: Service, coin: str, height: int, latest_time: int) -> Document:
     """position-breakdown-by-cohort: the 16 cohorts' positions in the coin now and 24 h ago."""
     cohorts = Series("coin_segment", coin=coin, timeframe="all")
-    now, past = _now_and_past(store, cohorts, "segment_id", height, latest_time)
+    now, past = _now_and_past(reads, cohorts, "segment_id", height, latest_time)
     created = iso_ms(latest_time)
     items, flat = [], []
     for segment in SEGMENT_IDS:
@@ -199,13 +200,13 @@ def breakdown_by_cohort(store: Store, coin: str, height: int, latest_time: int) 
     return Document(body, pa.Table.from_pylist(flat))
 
 
-def segment_metrics(store: Store, coin: str, latest_time: int) -> Document:
+def segment_metrics(reads: Service, coin: str, latest_time: int) -> Document:
     """segment-metrics: per cohort, the coin's latest figures then one every 12 hours over 7 days."""
     segments, flat = [], []
     for segment in SEGMENT_IDS:
         cohort = Series("coin_segment", coin=coin, segment=segment, timeframe="all")
-        latest = store.series(cohort, latest_time, latest_time, None, 1)
-        sampled = store.sampled_series(cohort, latest_time - 7 * DAY_MS, latest_time, 12 * HOUR_MS)
+        latest = reads.series(cohort, latest_time, latest_time, None, 1)
+        sampled = reads.sampled_series(cohort, latest_time - 7 * DAY_MS, latest_time, 12 * HOUR_MS)
         rows_in = latest + [r for r in sampled if not latest or r["created_at"] != latest[0]["created_at"]]
         data = [[iso_ms(r["created_at"]), r["position_count"], r["position_count_long"], r["total_position_value"],
                  r["total_position_value_long"], _long_fraction(r["total_position_value_long"],
@@ -218,9 +219,9 @@ def segment_metrics(store: Store, coin: str, latest_time: int) -> Document:
     return Document(body, _columns_table(["segmentId", *SEGMENT_METRICS_COLUMNS], flat, coin=coin))
 
 
-def heatmap(store: Store, coin: str, mark: float, latest_time: int) -> Document:
+def heatmap(reads: Service, coin: str, mark: float, latest_time: int) -> Document:
     """liquidation-heatmap: 100 bins over mark +-50% from the coin's open positions (domain/heatmap.py)."""
-    rows = store.open_positions([coin])
+    rows = reads.positions_of([coin])
     bins = liquidation_heatmap(
         mark,
         no_liquidation_as_zero(rows.column("liquidation_px")),
@@ -242,7 +243,7 @@ def heatmap(store: Store, coin: str, mark: float, latest_time: int) -> Document:
 # ---------------------------------------------------------------- leaderboards and orders
 
 
-def perp_pnl_leaderboard(store: Store, period: str, latest_time: int) -> Document:
+def perp_pnl_leaderboard(reads: Service, period: str, latest_time: int) -> Document:
     """Perp PnL per wallet over the trailing period, ranked (semantics.md section 9), at most 25,000 rows.
 
     A wallet's period PnL (and volume) is its all-time figure now minus the one at its newest hourly mark at
@@ -251,12 +252,12 @@ def perp_pnl_leaderboard(store: Store, period: str, latest_time: int) -> Documen
     is when the marks begin, `periodStart` the period's own start, `complete` false, and every row says its
     `start` (so do the CSV and Parquet files), never a week that is silently a day.
     """
-    wallets = store.wallets_with_exposure()
+    wallets = reads.wallets_with_exposure()
     pnl = wallets.column("pnl").to_numpy()
     volume = wallets.column("volume").to_numpy()
     span = PERIODS[period]
     if span is not None:
-        base = store.wallet_baselines(latest_time - span)
+        base = reads.wallet_baselines(latest_time - span)
         at = pc.index_in(wallets.column("address"), value_set=base.column("address"))
         found = at.is_valid().to_numpy(zero_copy_only=False)
         idx = at.fill_null(0).to_numpy(zero_copy_only=False)
@@ -282,7 +283,7 @@ def perp_pnl_leaderboard(store: Store, period: str, latest_time: int) -> Documen
         "exposureRatio": pa.array(exposure[order], from_pandas=True),
     })  # fmt: skip
     period_start = None if span is None else latest_time - span
-    first = store.first_mark_time()
+    first = reads.first_mark_time()
     complete = period_start is None or (first is not None and first <= period_start)
     start = period_start if complete else first
     table = table.append_column("start", pa.array([iso_ms(start) if start is not None else None] * table.num_rows,
@@ -294,9 +295,9 @@ def perp_pnl_leaderboard(store: Store, period: str, latest_time: int) -> Documen
     return Document(body, table)
 
 
-def orders_snapshot(store: Store, height: int, snapshot_ms: int, coins: list[str] | None = None) -> Document:
+def orders_snapshot(reads: Service, height: int, snapshot_ms: int, coins: list[str] | None = None) -> Document:
     """Every order open at the state update `height` (the newest at or before the snapshot time)."""
-    t = store.orders_at(height, coins)
+    t = reads.orders_at(height, coins)
     n = t.num_rows
     table = pa.table({
         "height": pa.array(np.full(n, height, np.int64)), "address": t.column("address"), "oid": t.column("oid"),

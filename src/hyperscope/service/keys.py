@@ -48,6 +48,11 @@ def _digest(token: str) -> str:
 
 
 class KeyManager:
+    @property
+    def counters(self) -> KeyStore | PostgresKeyStore:
+        """Where the per-key minute counts live (the key store), for the rate limiter and the export builder."""
+        return self.store
+
     def __init__(self, store: KeyStore | PostgresKeyStore, default_rate_limit: int = 600) -> None:
         self.store = store
         self.default_rate_limit = default_rate_limit

@@ -17,6 +17,7 @@ from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.domain.writer import WRITER_KEY, WriterRecord
 from hyperscope.errors import BadParameter, HyperscopeError, NotFound
+from hyperscope.service.funding import FundingService
 from hyperscope.service.health import IngestState, health
 from hyperscope.service.paging import CursorCodec, Window, fingerprint
 from hyperscope.store.base import HistoryQuery, LatestUpdate, Series, Store
@@ -195,6 +196,60 @@ class Service:
     @staticmethod
     def query_key(*parts: object) -> str:
         return fingerprint(*parts)
+
+    # ------------------------------------------------------------ what the files are built from
+    # (the export documents read through here: the service is the one door to the data)
+
+    def latest(self) -> LatestUpdate | None:
+        """The newest state update (height, time, when it was stored), or None on an empty store."""
+        return self.store.latest()
+
+    def series(self, series: Series, start: int, end: int, before: tuple[int, int] | None,
+               limit: int) -> list[dict[str, Any]]:  # fmt: skip
+        return self.store.series(series, start, end, before, limit)
+
+    def series_at(self, series: Series, height: int) -> list[dict[str, Any]]:
+        return self.store.series_at(series, height)
+
+    def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]:
+        return self.store.sampled_series(series, start, end, step_ms)
+
+    def series_peak(self, series: Series, field: str) -> dict[str, Any] | None:
+        return self.store.series_peak(series, field)
+
+    def past_height(self, time: int) -> int | None:
+        """The newest state update at or before `time` whose metric rows are kept (semantics.md's `past`)."""
+        return self.store.past_height(time)
+
+    def market_at(self, coin: str, height: int) -> dict[str, Any] | None:
+        return self.store.market_at(coin, height)
+
+    def positions_of(self, markets: list[str]) -> Any:
+        """The open positions of these markets at the newest state update, with wallet profiles (Arrow)."""
+        return self.store.open_positions(markets)
+
+    def orders_at(self, height: int, coins: list[str] | None = None) -> Any:
+        return self.store.orders_at(height, coins)
+
+    def order_update(self, time: int) -> tuple[int, int] | None:
+        """(height, time) of the newest state update at or before `time` that carried every open order."""
+        return self.store.order_update(time)
+
+    def first_order_update(self, since: int) -> int | None:
+        return self.store.first_order_update(since)
+
+    def first_mark_time(self) -> int | None:
+        return self.store.first_mark_time()
+
+    def wallet_baselines(self, time: int) -> Any:
+        return self.store.wallet_baselines(time)
+
+    def wallets_with_exposure(self) -> Any:
+        return self.store.wallets_with_exposure()
+
+    def funding(self) -> FundingService:
+        """The Coin Metrics-style funding series over the same data."""
+        return FundingService(self.store)
 
 
 def _holding(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -349,7 +349,7 @@ async def _cached(request: Request, build: Any) -> Response:
     if q.get("format", "json") != "json":
         return await run_in_threadpool(build)
     key = (request.url.path, link_base(request), tuple(sorted((k, v) for k, v in q.multi_items() if k != "api_key")))
-    latest = request.app.state.service.store.latest()
+    latest = request.app.state.service.latest()
     cache = request.app.state.cache
     body = await run_in_threadpool(cache.get_or_build, latest.height if latest else None, key, lambda: build().body)
     deprecated = any(m.strip() in ALIASES for m in (q.get("metrics") or "").split(","))
@@ -535,6 +535,6 @@ async def reference_asset_metrics(request: Request) -> Response:
     rows = [{"metric": m, "full_name": REFERENCE[m][0], "description": REFERENCE[m][1], "product": "Market Data",
              "category": "Market", "subcategory": "Futures", "unit": "Dimensionless", "data_type": "decimal",
              "type": "Percentage", "display_name": REFERENCE[m][0],
-             "docs_url": "README.md#funding-rates-coin-metrics-api"}
+             "docs_url": "docs/api.md#funding-rates-coin-metrics-api-v4"}
             for m in metrics if m in METRICS]  # fmt: skip
     return _plain(request, rows)

@@ -24,7 +24,7 @@ from hyperscope.api.urls import link_base
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound, RetryLater
 from hyperscope.exports import FORMATS, Document, documents, open_positions_table
-from hyperscope.store.base import LatestUpdate
+from hyperscope.service import LatestUpdate
 
 exports_router = APIRouter(prefix=EXTERNAL, tags=["exports"], route_class=scoped("exports"))
 positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=scoped("positions"))
@@ -47,7 +47,7 @@ def _format(request: Request, default: str = "json") -> str:
 
 
 def _latest(request: Request) -> LatestUpdate:
-    latest = service(request).store.latest()
+    latest = service(request).latest()
     if latest is None:
         raise RetryLater("no state update is stored yet; try again once the first one is ingested")
     return latest
@@ -85,9 +85,9 @@ async def wallets_equity(request: Request) -> RedirectResponse:
     """302 to the total wallets equity file: ATH breakdown, 24 h ago, and 2-hourly history (perp, spot,
     staking, vault, total)."""
     latest, fmt = _latest(request), _format(request)
-    store = service(request).store
+    reads = service(request)
     url = await _file_link(request, "wallets-equity", "", latest.height, "total-wallets-equity-chart-data", fmt,
-                           lambda: documents.wallets_equity(store, latest.time))  # fmt: skip
+                           lambda: documents.wallets_equity(reads, latest.time))  # fmt: skip
     return RedirectResponse(url, status_code=302)
 
 
@@ -96,9 +96,9 @@ async def wallets_equity(request: Request) -> RedirectResponse:
 async def segments_bias(request: Request) -> RedirectResponse:
     """302 to every cohort's perp bias (positions opened within 24 h) at each state update of the last 72 h."""
     latest, fmt = _latest(request), _format(request)
-    store = service(request).store
+    reads = service(request)
     url = await _file_link(request, "segments-bias-24h", "", latest.height, "segments-bias-charts-data-24h", fmt,
-                           lambda: documents.segments_bias_24h(store, latest.time))  # fmt: skip
+                           lambda: documents.segments_bias_24h(reads, latest.time))  # fmt: skip
     return RedirectResponse(url, status_code=302)
 
 
@@ -111,22 +111,22 @@ async def coin_export(request: Request, coin: str, file: str) -> RedirectRespons
     if file not in COIN_FILES:
         raise NotFound(f"unknown export {file!r}; per-coin exports are {', '.join(COIN_FILES)}")
     name, fmt = svc.resolve_coin(coin), _format(request)
-    latest, store = _latest(request), svc.store
+    latest, reads = _latest(request), svc
     kind = "position-breakdown-by-size" if file == "positions" else file
 
     def build() -> Document:
         if kind == "position-metrics":
-            return documents.position_metrics(store, name, latest.time)
+            return documents.position_metrics(reads, name, latest.time)
         if kind == "position-breakdown-by-size":
-            return documents.breakdown_by_size(store, name, latest.height, latest.time)
+            return documents.breakdown_by_size(reads, name, latest.height, latest.time)
         if kind == "position-breakdown-by-cohort":
-            return documents.breakdown_by_cohort(store, name, latest.height, latest.time)
+            return documents.breakdown_by_cohort(reads, name, latest.height, latest.time)
         if kind == "segment-metrics":
-            return documents.segment_metrics(store, name, latest.time)
-        market = store.market_at(name, latest.height)
+            return documents.segment_metrics(reads, name, latest.time)
+        market = reads.market_at(name, latest.height)
         if market is None:
             raise NotFound(f"no market data for {name} at the newest state update")
-        return documents.heatmap(store, name, market["mark_px"], latest.time)
+        return documents.heatmap(reads, name, market["mark_px"], latest.time)
 
     url = await _file_link(request, kind, name, latest.height, f"{name}-{file}", fmt, build)
     return RedirectResponse(url, status_code=302)
@@ -158,16 +158,16 @@ async def open_positions(request: Request, coin: str) -> RedirectResponse:
 
 def _snapshot_time(request: Request, text: str) -> int:
     """A requested snapshot time, checked against upstream's rules, each failure a 400 naming the rule."""
-    store = service(request).store
+    reads = service(request)
     at = params.parse_time(text, "snapshotTime")
     if at % SNAPSHOT_MS:
         raise BadParameter("snapshotTime", f"must be on a 5-minute boundary (e.g. {iso_ms(at - at % SNAPSHOT_MS)}), "
                            f"got {text!r}")  # fmt: skip
     if at > now_ms():
         raise BadParameter("snapshotTime", f"is in the future: {text!r}")
-    latest = store.latest()
+    latest = reads.latest()
     retention = request.app.state.config.orders_retention_ms  # by state-update time, as the store keeps them
-    first = store.first_order_update(latest.time - retention) if latest else None
+    first = reads.first_order_update(latest.time - retention) if latest else None
     earliest = None if first is None else -(-first // SNAPSHOT_MS) * SNAPSHOT_MS
     if earliest is None or at < earliest:
         where = f"the first one kept is {iso_ms(earliest)}" if earliest else "no order snapshot is stored yet"
@@ -183,12 +183,12 @@ async def orders_snapshot(request: Request, snapshotTime: str) -> JSONBytes:  # 
 
     The time must be on a 5-minute boundary, not before the first snapshot kept and not in the future."""
     at, fmt = _snapshot_time(request, snapshotTime), _format(request)
-    store = service(request).store
-    update = store.order_update(at)
+    reads = service(request)
+    update = reads.order_update(at)
     if update is None:
         raise BadParameter("snapshotTime", "is before the first order snapshot")
     url = await _file_link(request, "orders", str(at), update[0], f"orders-{iso_ms(at)}", fmt,
-                           lambda: documents.orders_snapshot(store, update[0], at))  # fmt: skip
+                           lambda: documents.orders_snapshot(reads, update[0], at))  # fmt: skip
     return JSONBytes({"downloadUrl": url})
 
 
@@ -203,11 +203,11 @@ async def orders_latest(request: Request, coin: str) -> JSONBytes:
     # the latest snapshot: the 5-minute boundary at or before the newest state update, holding what
     # /orders/5m-snapshots/{that time}/download holds (the newest update with orders at or before it)
     at = latest.time - latest.time % SNAPSHOT_MS
-    update = svc.store.order_update(at)
+    update = svc.order_update(at)
     if update is None:
         raise NotFound("no order snapshot is stored yet")
     url = await _file_link(request, "orders-coin", name, update[0], f"{name}-orders-{iso_ms(at)}", fmt,
-                           lambda: documents.orders_snapshot(svc.store, update[0], at, [name]))  # fmt: skip
+                           lambda: documents.orders_snapshot(svc, update[0], at, [name]))  # fmt: skip
     return JSONBytes({"downloadUrl": url})
 
 
@@ -222,7 +222,7 @@ async def perp_pnl_leaderboard(request: Request, period: str) -> JSONBytes:
         raise BadParameter("period", f"expected one of {', '.join(documents.PERIODS)} (or 24h, 7d, 30d), "
                            f"got {period!r}")  # fmt: skip
     fmt, latest = _format(request), _latest(request)
-    store = service(request).store
+    reads = service(request)
     url = await _file_link(request, "perp-pnl", period, latest.height, f"perp-pnl-{period}", fmt,
-                           lambda: documents.perp_pnl_leaderboard(store, period, latest.time))  # fmt: skip
+                           lambda: documents.perp_pnl_leaderboard(reads, period, latest.time))  # fmt: skip
     return JSONBytes({"downloadUrl": url})

@@ -12,8 +12,8 @@ from hyperscope.api.models import PositionsPage, error_responses
 from hyperscope.api.responses import JSONBytes
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import BadParameter
+from hyperscope.service import HistoryQuery
 from hyperscope.service.paging import MAX_LIMIT
-from hyperscope.store.base import HistoryQuery
 
 router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=scoped("positions"))
 ORDER_BY = ("openTime", "closeTime", "pnl", "value", "size")

@@ -32,7 +32,7 @@ async def prometheus(request: Request) -> Response:
     """Prometheus text format: requests, latencies, ingest durations, height and lag."""
     metrics = request.app.state.metrics
     try:  # during an outage the process's own figures still answer (Prometheus keeps scraping)
-        latest = service(request).store.latest()
+        latest = service(request).latest()
     except HyperscopeError:
         latest = None
     if latest is not None:
