@@ -54,15 +54,20 @@ def node(tmp_path, **kwargs):
     return source, update
 
 
-def test_a_watching_node_source_takes_every_open_order_from_the_local_info_servers_l4_snapshot(tmp_path):
+def beside_an_info_server(tmp_path, l4):
+    """A watching node source whose local info server writes `l4` for `fileSnapshot` (and the server)."""
     server = InfoServer()
-    server.l4 = load("l4_snapshots.json")
+    server.l4 = l4
     client = InfoClient(server.url, 1200, timeout=5.0, retries=0)
     try:
-        source, update = node(tmp_path, info_server=client)
+        return (*node(tmp_path, info_server=client), server)
     finally:
         client.close()
         server.close()
+
+
+def test_a_watching_node_source_takes_every_open_order_from_the_local_info_servers_l4_snapshot(tmp_path):
+    source, update, server = beside_an_info_server(tmp_path, load("l4_snapshots.json"))
     (request,) = [r for r in server.requests if r["type"] == "fileSnapshot"]
     assert request["request"] == {"type": "l4Snapshots", "includeUsers": True, "includeTriggerOrders": True}
     assert request["includeHeightInOutput"] is True
@@ -73,14 +78,7 @@ def test_a_watching_node_source_takes_every_open_order_from_the_local_info_serve
 
 
 def test_orders_of_a_later_state_than_the_snapshot_are_not_taken_for_it(tmp_path):
-    server = InfoServer()
-    server.l4 = [HEIGHT + 50_000, load("l4_snapshots.json")[1]]
-    client = InfoClient(server.url, 1200, timeout=5.0, retries=0)
-    try:
-        source, update = node(tmp_path, info_server=client)
-    finally:
-        client.close()
-        server.close()
+    source, update, _ = beside_an_info_server(tmp_path, [HEIGHT + 50_000, load("l4_snapshots.json")[1]])
     assert update.orders is None and "too far" in source.health()["orders"]
 
 

@@ -131,21 +131,16 @@ def users_with_positions(path: Path) -> list[str]:
         reader = Walker(f, height)
         u = reader.unpacker
 
+        def holders() -> None:
+            found.update((_address(a), None) for a in u.unpack())
+
+        def clearinghouses() -> None:
+            for _ in range(reader.array("cls")):
+                reader.only("a clearinghouse", b"user_states",
+                            lambda: reader.only("user_states", b"users_with_positions", holders))  # fmt: skip
+
         def at_locus() -> None:
-            for key in reader.entries("locus"):
-                if key != b"cls":
-                    reader.skip()
-                    continue
-                for _ in range(reader.array("cls")):
-                    for key2 in reader.entries("a clearinghouse"):
-                        if key2 != b"user_states":
-                            reader.skip()
-                            continue
-                        for key3 in reader.entries("user_states"):
-                            if key3 == b"users_with_positions":
-                                found.update((_address(a), None) for a in u.unpack())
-                            else:
-                                reader.skip()
+            reader.only("locus", b"cls", clearinghouses)
 
         try:
             reader.to_locus(at_locus)

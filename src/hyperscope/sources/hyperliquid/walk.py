@@ -83,14 +83,14 @@ class Walker:
         except msgpack.UnpackValueError as e:
             raise self.fail(f"expected an array for {name}") from e
 
+    def only(self, name: str, wanted: bytes, read: Callable[[], None]) -> None:
+        """In the map at the cursor (`name` for messages), `read` the value of key `wanted` and skip the rest."""
+        for key in self.entries(name):
+            if key == wanted:
+                read()
+            else:
+                self.skip()
+
     def to_locus(self, at_locus: Callable[[], None]) -> None:
         """Walk the file, skipping everything but `exchange.locus`, where `at_locus` reads on."""
-        for key in self.entries("the file"):
-            if key != b"exchange":
-                self.skip()
-                continue
-            for key2 in self.entries("exchange"):
-                if key2 == b"locus":
-                    at_locus()
-                else:
-                    self.skip()
+        self.only("the file", b"exchange", lambda: self.only("exchange", b"locus", at_locus))
