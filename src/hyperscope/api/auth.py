@@ -25,7 +25,6 @@ from hyperscope.api.errors import COINMETRICS, family_error_body
 from hyperscope.errors import AuthError, BadParameter, Forbidden, HyperscopeError, RateLimited
 from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, UsageStore
 
-EXTERNAL = "/api/external/"
 # Paths that need no key; everything else does (an unknown path is a 401 before it is a 404), so a new route is
 # never public by accident.
 PUBLIC = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})

@@ -49,8 +49,6 @@ SEGMENTS: tuple[Segment, ...] = (
 )
 SEGMENT_IDS: tuple[int, ...] = tuple(sorted(s.id for s in SEGMENTS))
 SEGMENTS_BY_ID: dict[int, Segment] = {s.id: s for s in SEGMENTS}
-SIZE_SEGMENT_IDS = tuple(s.id for s in SEGMENTS if s.category == "size")
-PNL_SEGMENT_IDS = tuple(s.id for s in SEGMENTS if s.category == "pnl")
 
 _SIZE_EDGES = np.array([250, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000], dtype=np.float64)
 _SIZE_IDS = np.array([16, 1, 2, 3, 4, 5, 6, 7], dtype=np.int8)

@@ -10,7 +10,6 @@ implementation in `metrics/` and `domain/formulas.py`.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +58,6 @@ class Document:
         else:
             pq.write_table(self.table, out, compression="zstd")
         return out.getvalue()
-
-
-def _value(x: Any) -> Any:
-    """A number as served: NaN (no defined value) becomes null."""
-    return None if isinstance(x, float) and np.isnan(x) else x
 
 
 def _long_fraction(long: float, total: float) -> float | None:
@@ -309,6 +303,3 @@ def orders_snapshot(reads: Service, height: int, snapshot_ms: int, coins: list[s
         "snapshotTs": pa.array([iso_ms(snapshot_ms)] * n, pa.string()),
     })  # fmt: skip
     return Document(table.to_pylist(), table)
-
-
-Builder = Callable[[], Document]
