@@ -3,10 +3,12 @@
     HyperscopeError                  base; `status` is the HTTP status, `type` the API error type
     ├── InputError (400)             fix the input
     │   ├── BadParameter             a request parameter is missing or malformed (names it)
-    │   ├── BadCursor                a nextCursor was forged, edited, expired or reused on another query
+    │   ├── BadCursor                a paging cursor was forged, edited, expired or reused on another query
     │   └── InvalidStateUpdate       a state update breaks the contract; it is rejected whole
     ├── NotFound (404)               unknown coin, segment, bucket, key or file
-    ├── AuthError (401)              missing, malformed, unknown or revoked API key
+    ├── AuthError (401)              an API key that cannot be used
+    │   ├── MissingKey               none came with the request
+    │   └── WrongKey                 malformed, unknown or revoked
     ├── Forbidden (403)              a valid key without access to this resource, or an expired link
     ├── RateLimited (429)            slow down; `retry_after` seconds
     ├── RetryLater (503)             a source or the store is busy or unreachable; try again
@@ -68,6 +70,14 @@ class NotFound(HyperscopeError):
 class AuthError(HyperscopeError):
     status = 401
     type = "unauthorized"
+
+
+class MissingKey(AuthError):
+    """No key came with the request."""
+
+
+class WrongKey(AuthError):
+    """A key came, but it is malformed, unknown or revoked."""
 
 
 class Forbidden(HyperscopeError):

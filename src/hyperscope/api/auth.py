@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hyperscope.api.errors import COINMETRICS, family_error_body
-from hyperscope.errors import AuthError, BadParameter, Forbidden, HyperscopeError, RateLimited
+from hyperscope.errors import BadParameter, Forbidden, HyperscopeError, MissingKey, RateLimited
 from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, UsageStore
 
 # Paths that need no key; everything else does (an unknown path is a 401 before it is a 404), so a new route is
@@ -71,7 +71,7 @@ def scoped(scope: str) -> type[APIRoute]:
             async def checked(request: Request) -> Response:
                 key: ApiKey | None = request.scope.get("state", {}).get("api_key")
                 if key is None:  # the middleware authenticates every /api/external request; never serve without
-                    raise AuthError("missing Authorization header; send 'Authorization: Bearer <your API key>'")
+                    raise MissingKey("missing Authorization header; send 'Authorization: Bearer <your API key>'")
                 if not key.allows(scope):
                     raise Forbidden(f"this API key has no access to '{scope}' routes")
                 for name, value in request.query_params.multi_items():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from hyperscope.domain.timefmt import now_ms, to_ms
-from hyperscope.errors import BadParameter, NotFound
+from hyperscope.errors import BadCursor, BadParameter, NotFound
 from hyperscope.service.paging import MAX_LIMIT, CursorCodec, Window
 
 # An id in a path is a whole number written the one canonical way: ASCII digits, no sign, no leading zero,
@@ -65,6 +66,14 @@ def parse_int(value: str | None, parameter: str, default: int, low: int, high: i
     return number
 
 
+def cursor_of(decode: Any, token: str, query: str) -> Any:
+    """A `nextCursor` decoded by the service's codec; its complaint named after the parameter."""
+    try:
+        return decode(token, query)
+    except BadCursor as e:
+        raise BadCursor(f"nextCursor: {e.message}") from None
+
+
 def window(
     start: str | None,
     end: str | None,
@@ -86,7 +95,7 @@ def window(
     if start_ms > end_ms:
         raise BadParameter("start", "is after end")
     size = parse_int(limit, "limit", MAX_LIMIT, 1, MAX_LIMIT)
-    before = codec.decode(cursor, query) if cursor else None
+    before = cursor_of(codec.decode, cursor, query) if cursor else None
     return Window(start=start_ms, end=end_ms, limit=size, before=before)
 
 

@@ -61,7 +61,7 @@ def health(
                    "rejected": ingest.rejected}  # fmt: skip
     elif writer is not None:
         account = {"state": writer.state, "reason": writer.reason, "retries": writer.retries,
-                   "rejected": writer.rejected, "heartbeatSecondsAgo": round((now - writer.heartbeat) / 1000, 1),
+                   "rejected": writer.rejected, "heartbeat_seconds_ago": round((now - writer.heartbeat) / 1000, 1),
                    "process": "another"}  # fmt: skip
         if writer.stale_after is not None or writer.state != "stopped":
             stale_after = writer.stale_after if writer.stale_after is not None else stale_after
@@ -89,8 +89,8 @@ def health(
         "reason": problem.message if problem is not None else keys_unavailable,
         "height": latest.height if latest else None,
         "time": iso_ms(latest.time) if latest else None,
-        "lagSeconds": lag,
-        "staleAfterSeconds": stale_after,
+        "lag_seconds": lag,
+        "stale_after_seconds": stale_after,
         "ingest": account,
         "store": {"backend": backend},
         "source": ingest.describe_source() if ingest is not None and ingest.describe_source is not None else None,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hyperscope.domain.timefmt import now_ms
-from hyperscope.errors import AuthError, BadParameter, NotFound, RateLimited, RetryLater
+from hyperscope.errors import BadParameter, MissingKey, NotFound, RateLimited, RetryLater, WrongKey
 from hyperscope.store.keys import KeyStore, PostgresKeyStore
 
 SCOPES = ("positions", "metrics", "segments", "exports", "orders", "leaderboards", "funding")
@@ -137,21 +137,21 @@ class KeyManager:
     def authenticate(self, authorization: str | None) -> ApiKey:
         """The key named by an `Authorization: Bearer <key>` header, or AuthError."""
         if not authorization:
-            raise AuthError("missing Authorization header; send 'Authorization: Bearer <your API key>'")
+            raise MissingKey("missing Authorization header; send 'Authorization: Bearer <your API key>'")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise AuthError("malformed Authorization header; expected 'Bearer <your API key>'")
+            raise WrongKey("malformed Authorization header; expected 'Bearer <your API key>'")
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "hs" or not _KEY_ID.match(parts[1]):
-            raise AuthError("malformed API key")
+            raise WrongKey("malformed API key")
         self.refresh()
         key = self._keys.get(parts[1])
         presented = _digest(token)
         if key is None or not hmac.compare_digest(presented, key.hash):
-            raise AuthError("unknown API key")
+            raise WrongKey("unknown API key")
         if key.revoked_at is not None:
-            raise AuthError("this API key has been revoked")
+            raise WrongKey("this API key has been revoked")
         return key
 
 

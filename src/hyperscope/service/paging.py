@@ -65,22 +65,22 @@ class CursorCodec:
         value, row_id = payload.get("k"), payload.get("s")
         if any(isinstance(x, bool) for x in (value, row_id)) or not isinstance(value, int | float) or not isinstance(
                 row_id, int):  # fmt: skip
-            raise BadCursor("nextCursor: invalid cursor")
+            raise BadCursor("invalid cursor")
         return value, row_id
 
     def _verified(self, token: str, query: str) -> dict:
         body = signed_body(token, self._sign)
         if body is None:
-            raise BadCursor("nextCursor: invalid or tampered cursor")
+            raise BadCursor("invalid or tampered cursor")
         try:
             payload = json.loads(_unb64(body))
             q, expires = payload["q"], int(payload["x"])
         except (ValueError, KeyError, TypeError) as e:
-            raise BadCursor("nextCursor: invalid cursor") from e
+            raise BadCursor("invalid cursor") from e
         if expires < time.time():
-            raise BadCursor("nextCursor: cursor expired; start again without nextCursor")
+            raise BadCursor("cursor expired; start again without it")
         if q != query:
-            raise BadCursor("nextCursor: cursor belongs to a different query; keep the other parameters unchanged")
+            raise BadCursor("cursor belongs to a different query; keep the other parameters unchanged")
         return dict(payload)
 
     def decode(self, token: str, query: str) -> tuple[int, int]:
@@ -88,4 +88,4 @@ class CursorCodec:
         try:
             return int(payload["t"]), int(payload["i"])
         except (ValueError, KeyError, TypeError) as e:
-            raise BadCursor("nextCursor: invalid cursor") from e
+            raise BadCursor("invalid cursor") from e

@@ -73,9 +73,10 @@ HISTORY_FIELDS = (
     "unrealized_pnl", "funding", "leverage_type", "leverage", "open_time", "close_time", "created_at",
     "updated_at", "size_segment", "pnl_segment",
 )  # fmt: skip
+# the orders a history page can come in (by the store's own column names), and the expression each sorts by
 HISTORY_SORT = {
-    "openTime": "open_time", "closeTime": f"coalesce(close_time, {OPEN_FOREVER})", "pnl": "unrealized_pnl",
-    "value": "value", "size": "size",
+    "open_time": "open_time", "close_time": f"coalesce(close_time, {OPEN_FOREVER})",
+    "unrealized_pnl": "unrealized_pnl", "value": "value", "size": "size",
 }  # fmt: skip
 
 
@@ -189,7 +190,7 @@ class HistoryQuery:
     start: int
     end: int
     limit: int
-    order_by: str = "openTime"  # openTime | closeTime | pnl | value | size
+    order_by: str = "open_time"  # a key of HISTORY_SORT
     descending: bool = False
     coins: tuple[str, ...] | None = None
     addresses: tuple[str, ...] | None = None

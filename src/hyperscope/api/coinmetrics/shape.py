@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hyperscope.errors import BadParameter, HyperscopeError, RateLimited
+from hyperscope.errors import BadParameter, HyperscopeError, MissingKey, RateLimited
 from hyperscope.signing import signed_body
 
 MAX_PAGE_SIZE = 10_000
@@ -35,7 +35,7 @@ def error_body(error: HyperscopeError) -> dict[str, Any]:
     """{"error": {"type", "message"}} with Coin Metrics' types."""
     kind = error.type
     if error.status == 401:
-        kind = "unauthorized" if error.message.startswith("missing") else "wrong_credentials"
+        kind = "unauthorized" if isinstance(error, MissingKey) else "wrong_credentials"
         message = ("Requested resource requires authorization." if kind == "unauthorized"
                    else "Supplied credentials are not valid.")  # fmt: skip
         return {"error": {"type": kind, "message": message}}

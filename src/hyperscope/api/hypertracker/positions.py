@@ -16,7 +16,9 @@ from hyperscope.service import HistoryQuery
 from hyperscope.service.paging import MAX_LIMIT
 
 router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=scoped("positions"))
-ORDER_BY = ("openTime", "closeTime", "pnl", "value", "size")
+# the API's sort words -> the store's (the service and store speak no API words)
+SORTS = {"openTime": "open_time", "closeTime": "close_time", "pnl": "unrealized_pnl", "value": "value", "size": "size"}
+ORDER_BY = tuple(SORTS)
 READS = ("start", "end", "limit", "nextCursor", "coin", "address", "open", "segmentId", "orderBy", "order")
 DOCS = query_params(
     *READS,
@@ -62,7 +64,7 @@ async def positions(request: Request) -> JSONBytes:
             start=start,
             end=end,
             limit=params.parse_int(q.get("limit"), "limit", MAX_LIMIT, 1, MAX_LIMIT),
-            order_by=order_by,
+            order_by=SORTS[order_by],
             descending=order == "desc",
             coins=(svc.resolve_coin(q["coin"]),) if q.get("coin") else None,
             addresses=params.parse_addresses(q.getlist("address")),
@@ -72,7 +74,9 @@ async def positions(request: Request) -> JSONBytes:
         key = svc.query_key(request.scope["path"], start, end if q.get("end") else None, order_by, order,
                             query.coins, query.addresses, query.open, query.segment)  # fmt: skip
         if q.get("nextCursor"):
-            query = HistoryQuery(**{**query.__dict__, "after": svc.cursors.decode_after(q["nextCursor"], key)})
+            query = HistoryQuery(
+                **{**query.__dict__, "after": params.cursor_of(svc.cursors.decode_after, q["nextCursor"], key)}
+            )
         return shape.positions(svc.positions(query), svc.cursors, key)
 
     return cached(request, build, READS)

@@ -24,7 +24,19 @@ async def health(request: Request) -> JSONBytes:
     status, body = await run_in_threadpool(service(request).health, config.stale_after_seconds, state.ingest,
                                            writer_pace=config.stale_after_from_writer,
                                            keys_unavailable=state.keys.unavailable)  # fmt: skip
-    return JSONBytes(body, status_code=status)
+    return JSONBytes(_camel(body), status_code=status)
+
+
+# the service's health words -> the API's (its fields are camelCase like the rest of /api/external)
+_HEALTH_FIELDS = {"lag_seconds": "lagSeconds", "stale_after_seconds": "staleAfterSeconds",
+                  "heartbeat_seconds_ago": "heartbeatSecondsAgo"}  # fmt: skip
+
+
+def _camel(body: dict) -> dict:
+    out = {_HEALTH_FIELDS.get(k, k): v for k, v in body.items()}
+    if isinstance(out.get("ingest"), dict):
+        out["ingest"] = {_HEALTH_FIELDS.get(k, k): v for k, v in out["ingest"].items()}
+    return out
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
