@@ -10,7 +10,9 @@ a signal raises `Interrupted` wherever start-up is; what was opened is closed as
 from __future__ import annotations
 
 import signal
+import sys
 from types import FrameType
+from typing import Any
 
 
 class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
@@ -46,7 +48,16 @@ def take_early_signal() -> int | None:
     return signum
 
 
+def _quiet_when_interrupted(unraisable: Any) -> None:
+    """Python prints an exception it had to drop ("Exception ignored in ...", with a traceback); a dropped
+    `Interrupted` is not an error: the signal is kept in `_pending` for the command's handlers."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def install_early_handlers() -> None:
+    sys.unraisablehook = _quiet_when_interrupted
     for s in STOP_SIGNALS:
         signal.signal(s, _early)
 
