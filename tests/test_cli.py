@@ -281,3 +281,23 @@ def test_a_stop_signal_whose_start_up_exception_python_dropped_still_stops_the_c
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+
+
+def test_a_stop_a_library_turned_into_its_own_error_is_still_a_stop():
+    """DuckDB answers a signal handler's exception raised inside a query with its own `RuntimeError("Query
+    interrupted")`: during start-up that is the stop asked for (one line, its code), never a traceback."""
+    code = """
+import signal
+from hyperscope import cli, __main__ as entry
+entry.install_early_handlers()
+def app():
+    try:
+        entry._early(signal.SIGTERM, None)
+    except entry.Interrupted:
+        raise RuntimeError("Query interrupted") from None
+cli.app = app
+cli.main()
+"""
+    done = hyperscope(code=code)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "interrupted during start-up" in done.stderr

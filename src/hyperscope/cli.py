@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -523,7 +524,7 @@ def _leave(code: int) -> NoReturn:
 
 
 def main() -> None:
-    from hyperscope.__main__ import Interrupted, install_early_handlers
+    from hyperscope.__main__ import Interrupted, install_early_handlers, take_early_signal
 
     install_early_handlers()  # again: when called directly rather than through the entry point
     try:
@@ -533,9 +534,17 @@ def main() -> None:
     except Interrupted as e:
         err.print("interrupted during start-up; nothing was left half-done")
         _leave(e.code)
-    except HyperscopeError as e:
-        err.print(f"[red]error:[/] {escape(e.log_text)}", soft_wrap=True)  # the operator's terminal: the detail too
-        _leave(2)
+    except Exception as e:
+        # a stop asked for during start-up that a library turned into its own error (DuckDB: "Query
+        # interrupted") is still that stop, not a failure
+        early = take_early_signal()
+        if early is None:
+            if isinstance(e, HyperscopeError):
+                err.print(f"[red]error:[/] {escape(e.log_text)}", soft_wrap=True)  # the operator's terminal
+                _leave(2)
+            raise
+        err.print("interrupted during start-up; nothing was left half-done")
+        _leave(130 if early == signal.SIGINT else 0)
     except KeyboardInterrupt:
         err.print("interrupted")
         _leave(130)
