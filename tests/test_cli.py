@@ -259,7 +259,7 @@ def test_a_fresh_run_fills_every_24_hour_comparison_from_the_start(tmp_path):
 def test_a_stop_signal_whose_start_up_exception_python_dropped_still_stops_the_command(capsys):
     """Python runs a signal handler anywhere, also inside a finalizer, where the early handler's exception is
     printed as "ignored" and dropped; the command's handlers must still see the stop (a run once served on)."""
-    from hyperscope import __main__ as entry
+    from hyperscope import interrupts as entry
     from hyperscope.runtime import Signals
 
     saved = {s: signal.getsignal(s) for s in entry.STOP_SIGNALS}
@@ -288,7 +288,7 @@ def test_a_stop_a_library_turned_into_its_own_error_is_still_a_stop():
     interrupted")`: during start-up that is the stop asked for (one line, its code), never a traceback."""
     code = """
 import signal
-from hyperscope import cli, __main__ as entry
+from hyperscope import cli, interrupts as entry
 entry.install_early_handlers()
 def app():
     try:

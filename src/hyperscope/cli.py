@@ -524,7 +524,7 @@ def _leave(code: int) -> NoReturn:
 
 
 def main() -> None:
-    from hyperscope.__main__ import Interrupted, install_early_handlers, take_early_signal
+    from hyperscope.interrupts import Interrupted, install_early_handlers, take_early_signal
 
     install_early_handlers()  # again: when called directly rather than through the entry point
     try:

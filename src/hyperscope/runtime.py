@@ -252,7 +252,7 @@ class Signals:
 
     @contextmanager
     def installed(self) -> Iterator[Signals]:
-        from hyperscope.__main__ import take_early_signal
+        from hyperscope.interrupts import take_early_signal
 
         previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         early = take_early_signal()

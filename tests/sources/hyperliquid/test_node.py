@@ -2,8 +2,8 @@
 
 import os
 import threading
-import time
 
+from tests.process import wait_until
 from tests.sources.hyperliquid.conftest import abci_state, write_rmp
 
 from hyperscope.ingest import Ingestor
@@ -38,10 +38,9 @@ def test_a_watching_source_ingests_each_snapshot_as_it_lands(tmp_path):
     worker = threading.Thread(target=live, args=(source, Ingestor(store), stop), kwargs={"max_updates": 3})
     worker.start()
     for done, height in ((941000000, 941010000), (941010000, 941020000)):
-        deadline = time.monotonic() + 60  # each lands after the one before was ingested: wait for that
-        while source.last_height != done:
-            assert time.monotonic() < deadline and worker.is_alive(), f"snapshot {done} was not ingested"
-            time.sleep(0.02)
+        # each lands after the one before was ingested: wait for that
+        wait_until(lambda done=done: source.last_height == done or not worker.is_alive(), f"snapshot {done} ingested")
+        assert worker.is_alive() or source.last_height == done
         write_rmp(folder, state_at(height), height=height)
     worker.join(timeout=60)
     assert not worker.is_alive()
