@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from hyperscope.domain.time import HOUR_MS
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import ConfigError, HyperscopeError
 from hyperscope.service.keys import SCOPES
@@ -439,7 +440,7 @@ def simulate(
         raise ConfigError(f"--write-node-dir: {root} exists and is not an empty folder")
     root.mkdir(parents=True, exist_ok=True)
     source = SimulatedSource(settings.scale, settings.seed, settings.cadence_seconds, root / ".checkpoint.npz",
-                             history_ms=int(settings.backfill_hours * 3_600_000))  # fmt: skip
+                             history_ms=int(settings.backfill_hours * HOUR_MS))  # fmt: skip
     with _progress("simulate") as bar:
         task = bar.add_task("simulate", total=None, info=f"writing {root}")
 

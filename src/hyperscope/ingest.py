@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from hyperscope import metrics
 from hyperscope.domain.state import StateUpdate, validate
+from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import InvalidStateUpdate
 from hyperscope.store.base import OrderWrite, Retention, Store, WriteBatch
@@ -26,8 +27,6 @@ from hyperscope.tracking.orders import order_changes
 log = logging.getLogger("hyperscope.ingest")
 
 RETENTION_EVERY_MS = 60_000  # state-update time between two retention passes
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 
 
 @dataclass

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.errors import ConfigError
 from hyperscope.settings import Settings
 from hyperscope.store.base import Retention
@@ -151,10 +152,11 @@ def build(settings: Settings, *, ingest: bool, serve: bool, read_only: bool = Fa
             parts.heartbeat.start()
         if serve:
             from hyperscope.service import CursorCodec, Service
+            from hyperscope.signing import Signer
 
             parts.keys = open_keys(settings, None if read_only else store)
             parts.secret = signing_secret(settings, store)
-            parts.service = Service(store, CursorCodec(parts.secret, settings.cursor_ttl_seconds))
+            parts.service = Service(store, CursorCodec(Signer(parts.secret, "cursor", settings.cursor_ttl_seconds)))
     except BaseException:
         store.close()
         raise
@@ -176,7 +178,7 @@ def make_app(parts: Parts, *, ingesting: bool) -> FastAPI:
         stale_after_from_writer=not ingesting and s.stale_after_seconds is None,
         cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
         exports_per_minute=s.exports_per_minute, public_url=s.public_url, allowed_hosts=tuple(s.allowed_hosts),
-        orders_retention_ms=int(s.retention_orders_days * 86_400_000), secret=parts.secret,
+        orders_retention_ms=int(s.retention_orders_days * DAY_MS), secret=parts.secret,
         files=s.files, s3_endpoint_url=s.s3_endpoint_url,
     )  # fmt: skip
     return create_app(parts.service, parts.keys, config, metrics, ingest=parts.status if ingesting else None)
@@ -189,7 +191,7 @@ def make_source(settings: Settings) -> Source:
 
         return SimulatedSource(
             settings.scale, settings.seed, settings.cadence_seconds, settings.checkpoint_path,
-            history_ms=int(settings.backfill_hours * 3_600_000), interval_s=settings.live_interval_seconds,
+            history_ms=int(settings.backfill_hours * HOUR_MS), interval_s=settings.live_interval_seconds,
         )  # fmt: skip
     if settings.source in ("node", "replay"):
         from hyperscope.sources.hyperliquid.node import NodeSource

@@ -13,6 +13,7 @@ from hyperscope.api import ApiConfig, create_app
 from hyperscope.api.server import JSONErrorProtocol
 from hyperscope.ingest import Ingestor
 from hyperscope.service import CursorCodec, KeyManager, Service
+from hyperscope.signing import Signer
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from hyperscope.store.keys import open_key_store
@@ -36,7 +37,7 @@ class World:
         self.limited, _ = self.keys.create("limited", rate_limit=3)
         self.revoked, record = self.keys.create("revoked")
         self.keys.revoke(record.key_id)
-        self.service = Service(self.store, CursorCodec(SECRET, 3600))
+        self.service = Service(self.store, CursorCodec(Signer(SECRET, "cursor", 3600)))
         self.config = ApiConfig(
             exports_dir=path.parent / "exports", stale_after_seconds=1e12, secret=SECRET, **(config or {})
         )

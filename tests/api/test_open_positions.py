@@ -126,7 +126,7 @@ def test_download_links_are_signed_and_expire(world, live_server):
     for bad in (f"{body}x.{sig}", f"{body}.{sig[:-2]}AA", "..%2F..%2Fetc%2Fpasswd", "nothing"):
         response = live_server.get(f"/downloads/{bad}")
         assert response.status_code in (403, 404) and response.json()["error"] in ("forbidden", "not_found")
-    signer = LinkSigner(world.service.cursors.secret, ttl_seconds=-1)
+    signer = LinkSigner(world.service.cursors.signer.for_purpose("link", -1))
     file_id, _ = world.app.state.links.verify(token)
     expired = signer.issue(file_id, "x.csv")
     response = live_server.get(f"/downloads/{expired}")

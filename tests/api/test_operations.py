@@ -11,6 +11,7 @@ from hyperscope.ingest import Ingestor
 from hyperscope.pipeline import IngestStatus
 from hyperscope.service import CursorCodec, Service
 from hyperscope.service.keys import SCOPES
+from hyperscope.signing import Signer
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from tests.api.conftest import SECRET
@@ -79,7 +80,7 @@ def test_health_is_ok_only_when_fresh_and_ingesting(world, tmp_path):
 
 def test_health_of_an_empty_store_is_503_and_no_response_names_a_file(world, tmp_path):
     store = open_store(tmp_path / "empty.duckdb")
-    service = Service(store, CursorCodec(b"s" * 32, 60))
+    service = Service(store, CursorCodec(Signer(b"s" * 32, "cursor", 60)))
     app = create_app(service, world.keys, ApiConfig(exports_dir=tmp_path / "exports", secret=SECRET))
     with TestClient(app) as c:
         empty = c.get("/health")

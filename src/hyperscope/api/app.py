@@ -15,10 +15,13 @@ from hyperscope.api.coinmetrics.shape import PageTokens
 from hyperscope.api.hypertracker import coins, exports, market, positions, segments, system
 from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
+from hyperscope.domain.time import DAY_MS
 from hyperscope.errors import ConfigError
 from hyperscope.exports import Exports, Files, LinkSigner, LocalFiles
+from hyperscope.exports.links import LINK_TTL_SECONDS
 from hyperscope.service import KeyManager, Service
 from hyperscope.service.health import IngestState
+from hyperscope.signing import Signer
 
 MIB = 1024 * 1024
 
@@ -35,7 +38,7 @@ class ApiConfig:
     exports_per_minute: int = 30
     public_url: str | None = None  # absolute base of download links; None: see api/urls.py
     allowed_hosts: tuple[str, ...] = ()  # Host header names links may start with when public_url is unset
-    orders_retention_ms: int = 7 * 86_400_000  # order snapshots older than this are refused
+    orders_retention_ms: int = 7 * DAY_MS  # order snapshots older than this are refused
     files: str | None = None  # s3://bucket/prefix, else the local exports_dir
     s3_endpoint_url: str | None = None
     secret: bytes = field(default=b"", repr=False)  # signs download links and /v4 page tokens (runtime.secret)
@@ -75,11 +78,11 @@ def create_app(
     app.state.limiter = RateLimiter(keys.counters)
     app.state.cache = ResponseCache(config.cache_max_bytes)
     app.state.metrics = metrics or Metrics()
-    app.state.links = LinkSigner(config.secret)
-    files = open_files(config, keep_seconds=app.state.links.ttl + 60)
+    app.state.links = LinkSigner(Signer(config.secret, "link", LINK_TTL_SECONDS))
+    files = open_files(config, keep_seconds=LINK_TTL_SECONDS + 60)
     app.state.exports = Exports(files, config.exports_per_minute, keys.counters, config.secret)
     app.state.funding = service.funding()
-    app.state.cm_tokens = PageTokens(config.secret)
+    app.state.cm_tokens = PageTokens(service.cursors.signer.for_purpose("cm-page"))
     errors.install(app)
     for router in (market.metrics_router, market.positions_router, positions.router, coins.router,
                    segments.segments_router, segments.positions_router, exports.exports_router,

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-HOUR_MS = 3_600_000
+from hyperscope.domain.time import DAY_MS, HOUR_MS
+
 PERIOD_MULTIPLIERS = {"8h": 1.0, "1d": 3.0, "30d": 90.0}  # the 1y multiplier depends on the year
 ROLLING_HOURS = {"1d": 24, "7d": 168, "30d": 720}
 
@@ -43,7 +44,7 @@ def days_in_trailing_year(hour_ms: np.ndarray) -> np.ndarray:
     """365 or 366: the days from the same date one year earlier up to each time (Feb 29 counts when inside)."""
     out = np.empty(len(hour_ms))
     cache: dict[int, float] = {}
-    days = hour_ms // 86_400_000
+    days = hour_ms // DAY_MS
     for i, day in enumerate(days):  # one calendar lookup per distinct day, not per position
         if day not in cache:
             d = datetime.fromtimestamp(int(day) * 86_400, UTC).date()

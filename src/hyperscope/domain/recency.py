@@ -2,5 +2,6 @@
 
 from __future__ import annotations
 
-DAY_MS = 86_400_000
+from hyperscope.domain.time import DAY_MS
+
 TIMEFRAMES: dict[str, int | None] = {"all": None, "24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}

@@ -24,12 +24,11 @@ from hyperscope.domain import formulas
 from hyperscope.domain.buckets import SIZE_BUCKETS
 from hyperscope.domain.cohorts import SEGMENT_IDS, SEGMENTS_BY_ID
 from hyperscope.domain.heatmap import liquidation_heatmap
+from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import iso_ms
 from hyperscope.exports.positions import no_liquidation_as_zero
 from hyperscope.service import Series, Service
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 FORMATS = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 EQUITY_COLUMNS = ["totalWalletsEquity", "perpWalletsEquity", "spotWalletsEquity", "stakingWalletsEquity",
                   "vaultWalletsEquity"]  # fmt: skip

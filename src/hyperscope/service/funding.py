@@ -23,13 +23,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hyperscope.domain.funding import HOUR_MS, ROLLING_HOURS, aggregate_8h, period_rate, rolling_cumulative
+from hyperscope.domain.coins import MAIN_DEX, base_of
+from hyperscope.domain.funding import ROLLING_HOURS, aggregate_8h, period_rate, rolling_cumulative
+from hyperscope.domain.time import HOUR_MS
 from hyperscope.store.base import Store
 
-DAY_MS = 24 * HOUR_MS
 USD_STABLECOINS = frozenset({"USDC", "USDT", "USDH", "USDE", "USD"})
 # Collateral of each dex; a dex not listed settles in USDC (every HIP-3 dex seen so far does).
-DEX_COLLATERAL: dict[str, str] = {"main": "USDC"}
+DEX_COLLATERAL: dict[str, str] = {MAIN_DEX: "USDC"}
 MARGINS = ("usd", "coin", "all")
 AGGREGATE_PERIODS = ("8h", "1d", "30d", "1y")
 METRICS: dict[str, tuple[str, str, str]] = {  # id -> (kind, margin, period or window)
@@ -53,16 +54,12 @@ def margin_of(dex: str, base: str) -> str | None:
     return "coin" if collateral == base.upper() else None
 
 
-def base_of(coin: str) -> str:
-    return coin.partition(":")[2] or coin
-
-
 def market_id(coin: str) -> str:
     return f"hyperliquid-{coin}-future"
 
 
 def exchange_of(dex: str) -> str:
-    return "hyperliquid" if dex == "main" else f"hyperliquid-{dex}"
+    return "hyperliquid" if dex == MAIN_DEX else f"hyperliquid-{dex}"
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,20 @@ from typing import Any
 
 from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
 from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID, Segment
+from hyperscope.domain.coins import base_of, is_hip3
 from hyperscope.domain.recency import TIMEFRAMES
+from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.domain.writer import WRITER_KEY, WriterRecord
 from hyperscope.errors import BadParameter, HyperscopeError, NotFound
 from hyperscope.service.funding import FundingService
 from hyperscope.service.health import IngestState, health
-from hyperscope.service.paging import CursorCodec, Window, fingerprint
+from hyperscope.service.paging import CursorCodec, Window
+from hyperscope.signing import fingerprint
 from hyperscope.store.base import HistoryQuery, LatestUpdate, Series, Store
 
-TWO_HOURS_MS = 2 * 3_600_000
-SIXTY_DAYS_MS = 60 * 86_400_000
+TWO_HOURS_MS = 2 * HOUR_MS
+SIXTY_DAYS_MS = 60 * DAY_MS
 
 
 class UnknownCoin(NotFound):
@@ -177,10 +180,10 @@ class Service:
     def markets_of(self, coin: str) -> list[str]:
         """The markets a coin's open-positions file covers: a main-dex coin across Hyperliquid (its own
         market and every HIP-3 dex's market of the same base, e.g. BTC and hyna:BTC), a HIP-3 coin alone."""
-        if ":" in coin:
+        if is_hip3(coin):
             return [coin]
         self.resolve_coin(coin)
-        same_base = [c for c in self._coins.values() if c.partition(":")[2] == coin]
+        same_base = [c for c in self._coins.values() if is_hip3(c) and base_of(c) == coin]
         return [coin, *sorted(same_base)]
 
     def open_positions(self, coin: str) -> Any:

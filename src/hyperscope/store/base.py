@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 
 from hyperscope.domain.state import TS
+from hyperscope.domain.time import DAY_MS, HOUR_MS, MINUTE_MS
 
 SCHEMA_VERSION = 6  # of schema.sql; each backend migrates older stores up to it
-DAY_MS = 86_400_000
 # the columns of a lifecycle's identity (written when it opens) and of its numbers (rewritten every update)
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (
@@ -166,20 +166,19 @@ class Retention:
     thin_every: int
     positions: int
     fills: int
-    orders: int = 7 * 86_400_000
-    funding: int = 400 * 86_400_000
+    orders: int = 7 * DAY_MS
+    funding: int = 400 * DAY_MS
 
     @classmethod
     def from_settings(cls, settings: Any) -> Retention:
-        hour = 3_600_000
         return cls(
-            metrics=int(settings.retention_metrics_days * 24 * hour),
-            full_resolution=int(settings.retention_full_resolution_hours * hour),
-            thin_every=max(1, int(settings.retention_thin_minutes * 60_000)),
-            positions=int(settings.retention_positions_days * 24 * hour),
-            fills=int(settings.retention_fills_hours * hour),
-            orders=int(settings.retention_orders_days * 24 * hour),
-            funding=int(settings.retention_funding_days * 24 * hour),
+            metrics=int(settings.retention_metrics_days * DAY_MS),
+            full_resolution=int(settings.retention_full_resolution_hours * HOUR_MS),
+            thin_every=max(1, int(settings.retention_thin_minutes * MINUTE_MS)),
+            positions=int(settings.retention_positions_days * DAY_MS),
+            fills=int(settings.retention_fills_hours * HOUR_MS),
+            orders=int(settings.retention_orders_days * DAY_MS),
+            funding=int(settings.retention_funding_days * DAY_MS),
         )
 
 

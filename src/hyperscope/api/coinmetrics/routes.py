@@ -28,11 +28,11 @@ from hyperscope.api.auth import scoped
 from hyperscope.api.coinmetrics import shape
 from hyperscope.api.coinmetrics.shape import CMBadParameter, unsupported
 from hyperscope.api.urls import link_base
+from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.service.funding import (
     ALIASES,
     FUNDING_INTERVAL_MS,
-    HOUR_MS,
     METRICS,
     FundingService,
     Series,
@@ -88,7 +88,6 @@ def documented(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
 
 _WINDOW = ("start_time", "end_time", "start_inclusive", "end_inclusive", "timezone", "page_size", "paging_from",
            "format", "pretty", "next_page_token", "api_key")  # fmt: skip
-DAY_MS = 24 * HOUR_MS
 REFERENCE = {  # metric -> (full name, description); category Market, subcategory Futures, as Coin Metrics files them
     **{m: (f"Funding rate, aggregated, futures, {margin.upper() if margin != 'all' else 'all'}-margined, "
            f"{span.replace('h', ' hours').replace('d', ' days').replace('1y', '1 year')}",

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import math
 import re
 from datetime import UTC, datetime
@@ -13,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hyperscope.errors import BadParameter, HyperscopeError, MissingKey, RateLimited
-from hyperscope.signing import signed_body
+from hyperscope.signing import BadToken, ExpiredToken, Signer, fingerprint
 
 MAX_PAGE_SIZE = 10_000
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?)?Z?$|^(\d{4})(\d{2})(\d{2})$")
@@ -130,31 +126,25 @@ def parse_list(value: str | None, parameter: str) -> list[str]:
 
 
 class PageTokens:
-    """Opaque next_page_token values: the last row's sort key, bound to the query, HMAC-signed."""
+    """Opaque next_page_token values: the last row's sort key, bound to the query (purpose `cm-page`)."""
 
-    def __init__(self, secret: bytes) -> None:
-        self.secret = secret
-
-    def _sign(self, body: str) -> str:
-        digest = hmac.new(self.secret, b"cm-page|" + body.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:18]).decode()
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
 
     def encode(self, key: tuple[str, int], query: str) -> str:
-        bound = hashlib.sha256(query.encode()).hexdigest()[:16]
-        body = base64.urlsafe_b64encode(json.dumps([key[0], key[1], bound]).encode()).rstrip(b"=").decode()
-        return f"{body}.{self._sign(body)}"
+        return self.signer.sign({"e": key[0], "t": key[1], "q": fingerprint(query)})
 
     def decode(self, token: str, query: str) -> tuple[str, int]:
-        body = signed_body(token, self._sign)
-        if body is None:
-            raise CMBadParameter("next_page_token", "Value is not a valid page token.")
         try:
-            entity, time, bound = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except (ValueError, TypeError):
+            payload = self.signer.open(token)
+            entity, time, bound = str(payload["e"]), int(payload["t"]), payload["q"]
+        except ExpiredToken:
+            raise CMBadParameter("next_page_token", "Value has expired; start again without it.") from None
+        except (BadToken, KeyError, TypeError, ValueError):
             raise CMBadParameter("next_page_token", "Value is not a valid page token.") from None
-        if bound != hashlib.sha256(query.encode()).hexdigest()[:16]:
+        if bound != fingerprint(query):
             raise CMBadParameter("next_page_token", "Value belongs to a different query; keep the other parameters.")
-        return str(entity), int(time)
+        return entity, time
 
 
 SIGNIFICANT_DIGITS = 15  # what a double holds for certain: the float noise of arithmetic lies past them

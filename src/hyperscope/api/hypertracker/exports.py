@@ -70,7 +70,7 @@ async def _file_link(
 
     file_id = await run_in_threadpool(make)
     links, filename = request.app.state.links, f"{name.replace(':', '_')}.{fmt}"
-    presigned = await run_in_threadpool(exports.files.presigned, file_id, filename, links.ttl)
+    presigned = await run_in_threadpool(exports.files.presigned, file_id, filename, links.signer.ttl)
     if presigned is not None:  # the file store signs its own links (S3)
         return str(presigned)
     return absolute(request, f"/downloads/{links.issue(file_id, filename)}")

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hyperscope.domain.coins import MAIN_DEX
 from hyperscope.domain.margin import Book, MarginTable, margins
 from hyperscope.domain.state import MARKETS, POSITIONS, TS, WALLETS, StateUpdate
 from hyperscope.sources.hyperliquid.collateral import pooled_collateral, token_price
@@ -31,7 +32,6 @@ from hyperscope.sources.hyperliquid.contexts import MarketContexts
 from hyperscope.sources.hyperliquid.events import Flows
 from hyperscope.sources.hyperliquid.snapshot import LEV_DEFAULT, LEV_ISOLATED, Clearinghouse, InvalidSnapshot, Snapshot
 
-MAIN_DEX = "main"  # the contract's name for Hyperliquid's own perp dex ("" in the Info API)
 HYPE = "HYPE"
 
 

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from hyperscope.domain.coins import market_name
 from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot
 
 USDC_TOKEN = 0
@@ -92,7 +93,7 @@ def add_perp_contexts(into: MarketContexts, dex: str, response: Any) -> None:
         if not isinstance(asset, dict) or not isinstance(ctx, dict) or not isinstance(asset.get("name"), str):
             raise InvalidSnapshot(f"market data: {where}[{i}] is malformed")
         name = asset["name"]
-        coin = name if (not dex or ":" in name) else f"{dex}:{name}"
+        coin = market_name(dex, name)
         w = f"{where} {coin}"
         max_leverage = asset.get("maxLeverage")
         into.coins[coin] = CoinContext(

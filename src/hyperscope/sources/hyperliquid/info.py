@@ -30,11 +30,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from hyperscope.domain.coins import MAIN_DEX, dex_of, market_name
 from hyperscope.domain.state import MARKETS, POSITIONS, TS, WALLETS, StateUpdate
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import ConfigError, SourceUnavailable
 from hyperscope.sources.base import Backlog, Ledger, Progress, claim
-from hyperscope.sources.hyperliquid.build import MAIN_DEX, Anchors, WalletBook
+from hyperscope.sources.hyperliquid.build import Anchors, WalletBook
 from hyperscope.sources.hyperliquid.contexts import (
     MarketContexts,
     from_recording,
@@ -322,7 +323,7 @@ class InfoSource:
         liq = p.get("liquidationPx")
         r = rows.positions
         r["address"].append(address)
-        r["coin"].append(p["coin"] if (not dex or ":" in p["coin"]) else f"{dex}:{p['coin']}")
+        r["coin"].append(market_name(dex, p["coin"]))
         r["dex"].append(dex or MAIN_DEX)
         r["size"].append(size)
         r["entry_px"].append(_f(p["entryPx"]))
@@ -338,7 +339,7 @@ class InfoSource:
         ctx = list(contexts.coins.values())
         markets = pa.table({
             "coin": list(contexts.coins),
-            "dex": [c.split(":", 1)[0] if ":" in c else MAIN_DEX for c in contexts.coins],
+            "dex": [dex_of(c) for c in contexts.coins],
             "mark_px": [c.mark_px for c in ctx],
             "oracle_px": [c.oracle_px if c.oracle_px is not None else c.mark_px for c in ctx],
             "mid_px": [c.mid_px for c in ctx], "funding": [c.funding for c in ctx], "premium": [c.premium for c in ctx],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from hyperscope.domain.coins import dex_of, is_hip3
 from hyperscope.errors import InvalidStateUpdate
 from hyperscope.sources.hyperliquid.skips import Skips
 
@@ -63,8 +64,8 @@ class Clearinghouse:
         if self.index == 0:
             return ""
         for coin in self.coins:
-            if ":" in coin:
-                return coin.split(":", 1)[0]
+            if is_hip3(coin):
+                return dex_of(coin)
         return f"dex{self.index}"
 
     def keep_positions(self, keep: np.ndarray) -> None:

@@ -21,10 +21,9 @@ import pyarrow.compute as pc
 
 from hyperscope.domain import formulas
 from hyperscope.domain.state import FILLS, MARKETS, ORDERS, POSITIONS, WALLETS, StateUpdate
+from hyperscope.domain.time import DAY_MS
 from hyperscope.sources.simulator.universe import Universe, build_universe
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 LEVERAGES = np.array([1, 2, 3, 5, 10, 15, 20, 25, 40, 50], dtype=np.float64)
 # leverage settings as traders pick them: most between 5x and 20x (upstream's market carries about 2.6x
 # open value per dollar of perp equity; see `_fund_wallets`)

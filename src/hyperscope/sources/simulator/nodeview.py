@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from hyperscope.domain.coins import MAIN_DEX
 from hyperscope.domain.state import FILLS
 from hyperscope.sources.hyperliquid.events import Flows
 from hyperscope.sources.hyperliquid.snapshot import (
@@ -46,7 +47,7 @@ def _number(value: float) -> str:
 
 def dexes(sim: Simulator) -> list[str]:
     """Dex names in clearinghouse order: the main dex first, then HIP-3 dexes as the universe lists them."""
-    names = ["main"]
+    names = [MAIN_DEX]
     for d in sim.u.dex:
         if d not in names:
             names.append(d)
@@ -144,7 +145,7 @@ def market_record(sim: Simulator) -> dict[str, Any]:
             "premium": _number(sim.premium[j]), "prevDayPx": _number(sim.oracle[j]),
         } for j in rows]  # fmt: skip
         meta = {"universe": universe, "marginTables": [], "collateralToken": _collateral(sim, dex)}
-        per_dex.append(["" if dex == "main" else dex, [meta, ctxs]])
+        per_dex.append(["" if dex == MAIN_DEX else dex, [meta, ctxs]])
     hype_px = sim.mid[sim._hype]
     spot = [
         {"tokens": [{"name": "USDC", "index": 0, "szDecimals": 8, "weiDecimals": 8},

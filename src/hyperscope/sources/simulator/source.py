@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from hyperscope.domain.state import StateUpdate
+from hyperscope.domain.time import DAY_MS
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import ConfigError
 from hyperscope.sources.base import Backlog, Ledger, Progress
@@ -45,7 +46,7 @@ class SimulatedSource:
     kind = "simulator"
 
     def __init__(
-        self, scale: str, seed: int, cadence_s: int, checkpoint: Path, *, history_ms: int = 86_400_000,
+        self, scale: str, seed: int, cadence_s: int, checkpoint: Path, *, history_ms: int = DAY_MS,
         interval_s: float = 5.0, clock: Callable[[], int] = now_ms,
     ) -> None:  # fmt: skip
         self.config = preset(scale, seed=seed, cadence_s=cadence_s)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hyperscope.domain.coins import MAIN_DEX, market_name
+
 # name, price, max leverage, szDecimals, share of market OI, annual volatility
 MAJORS: tuple[tuple[str, float, int, int, float, float], ...] = (
     ("BTC", 67_800.0, 40, 5, 0.245, 0.55),
@@ -243,7 +245,7 @@ class Universe:
 
     @property
     def hip3(self) -> np.ndarray:
-        return np.array([d != "main" for d in self.dex])
+        return np.array([d != MAIN_DEX for d in self.dex])
 
 
 REAL_LISTINGS = frozenset({m[0] for m in MAJORS} | set(TAIL_LISTINGS))
@@ -267,11 +269,11 @@ def build_universe(rng: np.random.Generator, n_coins: int = 300) -> Universe:
     """Majors + HIP-3 markets + a long tail up to `n_coins` coins in total."""
     rows: list[tuple[str, str, float, int, int, float, float, float]] = []
     for name, px, lev, szd, share, vol in MAJORS:
-        rows.append((name, "main", px, lev, szd, share, vol, 0.6 if name != "BTC" else 1.0))
+        rows.append((name, MAIN_DEX, px, lev, szd, share, vol, 0.6 if name != "BTC" else 1.0))
     for dex, coins in HIP3.items():
         for name, px, lev, szd, share, vol in coins:
             beta = 1.0 if name in ("BTC", "ETH") else 0.2
-            rows.append((f"{dex}:{name}", dex, px, lev, szd, share, vol, beta))
+            rows.append((market_name(dex, name), dex, px, lev, szd, share, vol, beta))
     n_tail = max(0, n_coins - len(rows))
     if n_tail:
         names = _tail_names(rng, n_tail, {r[0] for r in rows})
@@ -284,7 +286,7 @@ def build_universe(rng: np.random.Generator, n_coins: int = 300) -> Universe:
             px = float(prices[i])
             szd = int(np.clip(np.floor(np.log10(px)) + 2, 0, 3)) if px >= 1 else 0
             lev = int(rng.choice([3, 5, 10], p=[0.4, 0.35, 0.25]))
-            rows.append((name, "main", px, lev, szd, float(tail_shares[i]), float(rng.uniform(0.9, 1.8)), 0.5))
+            rows.append((name, MAIN_DEX, px, lev, szd, float(tail_shares[i]), float(rng.uniform(0.9, 1.8)), 0.5))
     rows = rows[:n_coins]
     share_arr = np.array([r[5] for r in rows])
     return Universe(
