@@ -170,6 +170,11 @@ _NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
 _NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 
+def wallet_key(address: str) -> int:
+    """`wallet_keys` of one address."""
+    return int(address[2:17], 16)
+
+
 def wallet_keys(addresses: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A wallet's integer key: the first 60 bits of its 0x address (hex digits 3 to 17) as int64.
 

@@ -25,7 +25,6 @@ from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store.base import (
     DAY_MS,
     HISTORY_FIELDS,
-    HISTORY_SORT,
     LIFECYCLE_COLUMNS,
     MISSING_MARKET,
     SCHEMA_VERSION,
@@ -41,6 +40,7 @@ from hyperscope.store.base import (
     order_rows,
     to_storage,
 )
+from hyperscope.store.history import DUCKDB, history_page
 from hyperscope.store.sql import SqlReads
 
 log = logging.getLogger("hyperscope.store")
@@ -467,44 +467,13 @@ class DuckDBStore(SqlReads):
         fetches the page's full rows by row id. Filtering by address scans the integer wallet key, never the
         address strings. Both passes run in one transaction, so they see the same rows.
         """
-        sort = HISTORY_SORT[query.order_by]
-        # an open lifecycle overlaps every window that ends after it opened; a closed one needs its close
-        # time in or after the window (a bare column comparison, so the scan skips older row groups)
-        where: list[str] = ["open_time <= ?"]
-        params: list[Any] = [query.end]
-        # constant IN lists (not = ANY(list)): DuckDB pushes those into the scan
-        if query.coins is not None:
-            where.append(f"coin IN ({', '.join('?' * len(query.coins))})")
-            params += list(query.coins)
-        if query.addresses is not None:  # the wallet key only; the full address is checked on the page's rows
-            where.append(f"wallet IN ({', '.join('?' * len(query.addresses))})")
-            params += [int(a[2:17], 16) for a in query.addresses]
-        if query.segment is not None:
-            where.append("(size_segment = ? OR pnl_segment = ?)")
-            params += [query.segment, query.segment]
-        if query.after is not None:
-            op = "<" if query.descending else ">"
-            where.append(f"({sort} {op} ? OR ({sort} = ? AND key {op} ?))")
-            params += [query.after[0], query.after[0], query.after[1]]
-        branches, branch_params = [], []
-        condition = " AND ".join(where)
-        if query.open is not False:
-            branches.append(f"SELECT key, {sort} AS sort_key, false AS closed, NULL::BIGINT AS rid "
-                            f"FROM positions_open WHERE {condition}")  # fmt: skip
-            branch_params += params
-        if query.open is not True:
-            branches.append(f"SELECT key, {sort} AS sort_key, true AS closed, rowid AS rid "
-                            f"FROM positions_closed WHERE close_time >= ? AND {condition}")  # fmt: skip
-            branch_params += [query.start, *params]
-        direction = "DESC" if query.descending else "ASC"
-        page_sql = (f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
-                    f"ORDER BY sort_key {direction}, key {direction} LIMIT ?")  # fmt: skip
+        page_sql, page_params = history_page(query, DUCKDB, "NULL::BIGINT AS rid", "rowid AS rid")
         fields = ", ".join(HISTORY_FIELDS)
         with self._errors():
             cur = self._cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
-                page = cur.execute(page_sql, [*branch_params, query.limit]).fetchall()
+                page = cur.execute(page_sql, page_params).fetchall()
                 open_keys = [key for key, _, closed, _ in page if not closed]
                 closed_rids = [rid for _, _, closed, rid in page if closed]
                 rows: dict[int, dict[str, Any]] = {}

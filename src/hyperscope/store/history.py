@@ -1,0 +1,72 @@
+"""The one query builder behind /positions (position history), for both SQL dialects.
+
+A lifecycle matches the window [start, end] when it was open at some moment of it: an open lifecycle when it
+opened by `end`, a closed one when it also closed at or after `start` (a bare column comparison, so a scan
+skips older row groups). Rows come in the query's order, ties broken by the lifecycle key, after the
+cursor's (sort value, key), at most `limit` of them. Each store adds its own columns to the two branches
+(DuckDB reads only narrow columns and fetches the page by row id; PostgreSQL reads the rows at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hyperscope.domain.ids import wallet_key
+from hyperscope.store.base import HISTORY_SORT, HistoryQuery
+
+
+@dataclass(frozen=True)
+class Dialect:
+    mark: str  # the parameter placeholder
+    any_list: bool  # `col = ANY(<one list parameter>)` (PostgreSQL) or a constant `IN (?, ...)` list (DuckDB)
+    full_address: bool  # also compare the address itself (else only its integer wallet key; checked later)
+
+
+DUCKDB = Dialect("?", any_list=False, full_address=False)
+POSTGRES = Dialect("%s", any_list=True, full_address=True)
+
+
+def _member(column: str, values: list[Any], d: Dialect) -> tuple[str, list[Any]]:
+    if d.any_list:
+        return f"{column} = ANY({d.mark})", [values]
+    return f"{column} IN ({', '.join([d.mark] * len(values))})", values
+
+
+def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra: str) -> tuple[str, list[Any]]:
+    """SQL and parameters for one page: rows of (key, sort_key, closed, *extra columns)."""
+    sort = HISTORY_SORT[query.order_by]
+    where, params = [f"open_time <= {d.mark}"], [query.end]
+    if query.coins is not None:
+        clause, values = _member("coin", list(query.coins), d)
+        where.append(clause)
+        params += values
+    if query.addresses is not None:
+        clause, values = _member("wallet", [wallet_key(a) for a in query.addresses], d)
+        if d.full_address:
+            address, names = _member("address", list(query.addresses), d)
+            clause, values = f"{clause} AND {address}", values + names
+        where.append(clause)
+        params += values
+    if query.segment is not None:
+        where.append(f"(size_segment = {d.mark} OR pnl_segment = {d.mark})")
+        params += [query.segment, query.segment]
+    if query.after is not None:
+        op = "<" if query.descending else ">"
+        where.append(f"({sort} {op} {d.mark} OR ({sort} = {d.mark} AND key {op} {d.mark}))")
+        params += [query.after[0], query.after[0], query.after[1]]
+    condition = " AND ".join(where)
+    branches: list[str] = []
+    branch_params: list[Any] = []
+    if query.open is not False:
+        branches.append(f"SELECT key, {sort} AS sort_key, false AS closed, {open_extra} "
+                        f"FROM positions_open WHERE {condition}")  # fmt: skip
+        branch_params += params
+    if query.open is not True:
+        branches.append(f"SELECT key, {sort} AS sort_key, true AS closed, {closed_extra} "
+                        f"FROM positions_closed WHERE close_time >= {d.mark} AND {condition}")  # fmt: skip
+        branch_params += [query.start, *params]
+    direction = "DESC" if query.descending else "ASC"
+    sql = (f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
+           f"ORDER BY sort_key {direction}, key {direction} LIMIT {d.mark}")  # fmt: skip
+    return sql, [*branch_params, query.limit]

@@ -1,0 +1,226 @@
+"""The PostgreSQL schema: schema.sql with the growing tables range-partitioned by day on their time column,
+the read paths' indexes, migrations, and the daily partitions made ahead of each write and dropped by retention."""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+
+from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
+from hyperscope.store.base import (
+    DAY_MS,
+    SCHEMA_VERSION,
+    SERIES_TABLES,
+    WriteBatch,
+    to_storage,
+)
+from hyperscope.store.postgres.connection import WRITER_LOCK, PgConnections
+
+log = logging.getLogger("hyperscope.store")
+
+# table -> the time column its daily partitions split on
+PARTITIONED = {
+    **dict.fromkeys(SERIES_TABLES, "created_at"),
+    "markets": "time",
+    "positions_closed": "close_time",
+    "fills": "time",
+    "wallet_marks": "time",
+    "funding_hourly": "time",
+    "order_ends": "last_time",
+}
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS state_updates_time ON state_updates (time)",
+    "CREATE INDEX IF NOT EXISTS state_updates_orders ON state_updates (height) WHERE has_orders",
+    "CREATE INDEX IF NOT EXISTS markets_height ON markets (height, coin)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS lifecycles_key ON lifecycles (key)",
+    "CREATE INDEX IF NOT EXISTS lifecycles_coin ON lifecycles (coin)",
+    "CREATE INDEX IF NOT EXISTS lifecycles_wallet ON lifecycles (wallet)",
+    # open positions are rewritten whole at every update: a B-tree would double the write; rows go in by key
+    # order, so a BRIN index (a few pages) narrows key lookups, and joins hash the table
+    "CREATE INDEX IF NOT EXISTS open_states_key ON open_states USING brin (key)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_key ON positions_closed (key)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_coin ON positions_closed (coin, close_time)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_wallet ON positions_closed (wallet)",
+
+    "CREATE INDEX IF NOT EXISTS order_spans_span ON order_spans (span)",
+    "CREATE INDEX IF NOT EXISTS order_spans_first ON order_spans (first_height)",
+    "CREATE INDEX IF NOT EXISTS order_ends_span ON order_ends (span)",
+    "CREATE INDEX IF NOT EXISTS funding_hourly_coin ON funding_hourly (coin, time)",
+    # retention deletes by time inside the partition that holds the horizon: without these it scans it whole
+    "CREATE INDEX IF NOT EXISTS fills_time ON fills (time)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_time ON positions_closed (close_time)",
+    "CREATE INDEX IF NOT EXISTS wallet_marks_time ON wallet_marks (time)",
+    "CREATE INDEX IF NOT EXISTS order_ends_time ON order_ends (last_time)",
+    *(f"CREATE INDEX IF NOT EXISTS {t}_height ON {t} (height)" for t in SERIES_TABLES),
+    *(f"CREATE INDEX IF NOT EXISTS {t}_time ON {t} (created_at, id)"
+      for t in ("metrics_general", "metrics_perp_volume", "metrics_wallets_equity")),
+    "CREATE INDEX IF NOT EXISTS metrics_coin_series ON metrics_coin (coin, created_at)",
+    "CREATE INDEX IF NOT EXISTS metrics_coin_segment_series ON metrics_coin_segment "
+    "(coin, segment_id, timeframe, created_at)",
+    "CREATE INDEX IF NOT EXISTS metrics_coin_bucket_series ON metrics_coin_bucket (coin, size_bucket, created_at)",
+    "CREATE INDEX IF NOT EXISTS metrics_segment_series ON metrics_segment (segment_id, timeframe, created_at)",
+    # every state update rewrites the open positions: vacuum them often, not at 20% dead rows
+    "ALTER TABLE open_states SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)",
+    "ALTER TABLE lifecycles SET (autovacuum_vacuum_scale_factor = 0.05)",
+    # every state update rewrites the profiles that changed (a third of them and more): no index to keep up,
+    # joins by address hash the table
+    "ALTER TABLE wallets SET (autovacuum_vacuum_scale_factor = 0.02)",
+)  # fmt: skip
+
+
+def _schema_statements() -> list[str]:
+    """schema.sql with each growing table partitioned by day on its time column."""
+    ddl = resources.files("hyperscope.store").joinpath("schema.sql").read_text()
+    out = []
+    for statement in ddl.split(";"):
+        if "CREATE" not in statement:
+            continue
+        match = re.search(r"CREATE TABLE IF NOT EXISTS (\w+) \(", statement)
+        if match and match.group(1) in PARTITIONED:
+            statement = statement.rstrip() + f" PARTITION BY RANGE ({PARTITIONED[match.group(1)]})"
+        out.append(statement)
+    return out
+
+
+class PgSchema(PgConnections):
+    def _migrate(self) -> None:
+        assert self._writer is not None
+        con = self._writer
+        with self._errors(), con.transaction():
+            # one process migrates at a time: the others wait here, then find the schema current
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK + 1,))
+            con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"database {self.path} has hyperscope schema version {version}; this hyperscope knows up to "
+                    f"{SCHEMA_VERSION}"
+                )
+            if version == 0:
+                for statement in (*_schema_statements(), *INDEXES):
+                    con.execute(statement)  # type: ignore[call-overload]
+                con.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+            # later versions: their steps, version -> next, as the DuckDB store's _upgrades() does
+            if 0 < version < SCHEMA_VERSION:
+                if version < 5:
+                    raise ConfigError(
+                        f"database {self.path} has hyperscope schema version {version}, older than "
+                        "this hyperscope migrates (5); ingest it again into a new database"
+                    )
+                con.execute("ALTER TABLE state_updates ADD COLUMN IF NOT EXISTS market_data VARCHAR DEFAULT ''")
+                con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def _check_schema(self) -> None:
+        try:
+            version = self._scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+        except StoreFailed:
+            version = None
+        if version is None:
+            raise ConfigError(
+                f"no hyperscope data in {self.path}; create it with `hyperscope ingest --store ...` (or `run`)"
+            )
+        if int(version) != SCHEMA_VERSION:
+            raise ConfigError(
+                f"database {self.path} has hyperscope schema version {version}; this hyperscope serves "
+                f"{SCHEMA_VERSION} (run the matching `hyperscope ingest` to migrate it)"
+            )
+
+    def _column_types(self) -> dict[str, dict[str, str]]:
+        rows = self._dicts(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+        )
+        types: dict[str, dict[str, str]] = {}
+        for r in rows:
+            types.setdefault(r["table_name"], {})[r["column_name"]] = r["data_type"]
+        return types
+
+    def _reconnected(self) -> None:
+        super()._reconnected()
+        self._partitions = self._known_partitions()
+
+    def _known_partitions(self) -> dict[str, set[int]]:
+        rows = self._dicts(
+            "SELECT p.relname AS parent, c.relname AS child FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relnamespace = current_schema()::regnamespace"
+        )
+        known: dict[str, set[int]] = {t: set() for t in PARTITIONED}
+        for r in rows:
+            if r["parent"] in known:
+                known[r["parent"]].add(int(r["child"].rsplit("_d", 1)[1]))
+        return known
+
+    def _ensure_partitions(self, wanted: dict[str, tuple[int, int]]) -> None:
+        """Daily partitions covering each table's [lo, hi] times (and the next day's, so that a write rarely
+        waits for one), made before the state update's transaction. A new partition is created on its own and
+        then attached, which locks the parent only against other schema changes, never against readers."""
+        assert self._writer is not None
+        con = self._writer
+        for table, (lo, hi) in wanted.items():
+            for day in range(lo // DAY_MS, hi // DAY_MS + 2):
+                if day in self._partitions[table]:
+                    continue
+                name = f"{table}_d{day}"
+                with self._errors():
+                    if self._parent_of(name) is None:
+                        con.execute(f"CREATE TABLE IF NOT EXISTS {name} (LIKE {table} INCLUDING DEFAULTS)")  # type: ignore[call-overload]
+                        with con.transaction():
+                            con.execute("SET LOCAL lock_timeout = '10s'")
+                            con.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} "  # type: ignore[call-overload]
+                                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})")  # fmt: skip
+                self._partitions[table].add(day)
+
+    def _parent_of(self, name: str) -> tuple[str, bool] | None:
+        """(parent, detach pending) of a partition, or None when it is not attached."""
+        assert self._writer is not None
+        row = self._writer.execute(
+            "SELECT p.relname, i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
+            (name,),
+        ).fetchone()
+        return (str(row[0]), bool(row[1])) if row else None
+
+    def _partitions_of(self, batch: WriteBatch) -> dict[str, tuple[int, int]]:
+        wanted = {t: (batch.time, batch.time) for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
+        if batch.positions_closed.num_rows:
+            close = to_storage(batch.positions_closed.select(["close_time"])).column(0).to_numpy()
+            wanted["positions_closed"] = (int(close.min()), int(close.max()))
+        if batch.fills is not None and batch.fills.num_rows:
+            times = to_storage(batch.fills.select(["time"])).column(0).to_numpy()
+            wanted["fills"] = (int(times.min()), int(times.max()))
+        if batch.orders is not None and batch.orders.ended_time is not None:
+            wanted["order_ends"] = (batch.orders.ended_time, batch.orders.ended_time)
+        return wanted
+
+    def _drop_partitions(self, horizons: dict[str, int]) -> int:
+        """Drop the daily partitions that lie wholly before their table's horizon; returns how many.
+
+        Each is first detached CONCURRENTLY (which waits for the readers that may still see it rather than
+        locking them out) and then dropped on its own. A pass that times out leaves the rest to the next one,
+        finishing a half-done detach first."""
+        assert self._writer is not None
+        con = self._writer
+        dropped = 0
+        for table, horizon in horizons.items():
+            for day in sorted(d for d in self._partitions[table] if (d + 1) * DAY_MS <= horizon):
+                name = f"{table}_d{day}"
+                try:
+                    with self._errors():
+                        con.execute("SET lock_timeout = '2s'")
+                        try:
+                            attached = self._parent_of(name)
+                            if attached is not None:
+                                how = "FINALIZE" if attached[1] else "CONCURRENTLY"
+                                con.execute(f"ALTER TABLE {table} DETACH PARTITION {name} {how}")  # type: ignore[call-overload]
+                            con.execute(f"DROP TABLE IF EXISTS {name}")  # type: ignore[call-overload]
+                        finally:
+                            con.execute("RESET lock_timeout")
+                except StoreUnavailable as e:  # a long reader: never hold the writer up for more of them
+                    log.info("retention: %s and older days stay until the next pass (%s)", name, e.detail)
+                    return dropped
+                self._partitions[table].discard(day)
+                dropped += 1
+        return dropped

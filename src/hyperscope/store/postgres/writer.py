@@ -1,0 +1,218 @@
+"""The PostgreSQL write path: one state update in one transaction, its rows encoded for binary COPY on
+worker threads while earlier statements run; retention by whole partitions where it can."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hyperscope.domain.ids import wallet_keys
+from hyperscope.store.base import (
+    DAY_MS,
+    LIFECYCLE_COLUMNS,
+    SERIES_TABLES,
+    STATE_COLUMNS,
+    LatestUpdate,
+    OrderWrite,
+    Retention,
+    WriteBatch,
+    order_rows,
+    to_storage,
+)
+from hyperscope.store.postgres import copy as pgcopy
+from hyperscope.store.postgres.connection import NOTIFY_CHANNEL
+from hyperscope.store.postgres.schema import PgSchema
+
+log = logging.getLogger("hyperscope.store")
+
+
+class PgWriter(PgSchema):
+    def _stage(self, name: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(name)
+
+    def _encode(self, table: str, rows: pa.Table, types: dict[str, str] | None = None) -> tuple[list[str], bytes]:
+        """(columns, binary COPY payload) of rows for `table` (cast to the table's own column types)."""
+        rows = to_storage(rows)
+        types = types or self._types[table]
+        return rows.column_names, pgcopy.encode(rows, [types[c] for c in rows.column_names])
+
+    def _copy(self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table | Future[tuple[list[str], bytes]],
+              types: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Append rows with binary COPY; `rows` may be a payload being encoded in the background."""
+        if isinstance(rows, pa.Table) and rows.num_rows == 0:
+            return
+        columns, payload = rows.result() if isinstance(rows, Future) else self._encode(table, rows, types)
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
+            copy.write(payload)
+
+    def write_update(self, batch: WriteBatch) -> None:
+        """Write one state update as one transaction (a no-op for a height already stored)."""
+        with self._write_lock:
+            con = self._live_writer()
+            self._ensure_partitions(self._partitions_of(batch))
+            # the big payloads are encoded on other threads (numpy lets go of the GIL) while the transaction
+            # streams the small ones and the server works
+            states = batch.positions_open.select(STATE_COLUMNS)
+            pending = {
+                "open_states": self._encoder.submit(self._encode, "open_states",
+                                                    states.take(pc.sort_indices(states.column("key")))),
+                "wallets": self._encoder.submit(self._encode, "wallets", batch.wallets),
+            }  # fmt: skip
+            with self._errors(), con.transaction():
+                cur = con.cursor()
+                if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
+                    # stored already: a commit whose answer the connection lost before it reached us
+                    self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
+                    return
+                self._write(cur, batch, pending)
+                cur.execute("SELECT pg_notify(%s, %s)",
+                            (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}"))  # fmt: skip
+            self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
+            self._vacuum.set()
+
+    def _write(self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
+        c = batch.counts
+        cur.execute(
+            "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, liquidations, "
+            "ingested_at, ingest_seconds, has_orders, market_data) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (batch.height, batch.time, batch.source, c["positions"], c["wallets"], c["opened"], c["closed"],
+             c["liquidations"], batch.ingested_at, batch.ingest_seconds, batch.orders is not None, batch.market_data),
+        )  # fmt: skip
+        n = batch.markets.num_rows
+        markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))
+        self._copy(cur, "markets", markets.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64))))
+        cur.execute(
+            "INSERT INTO coins SELECT coin, lower(coin), dex, height FROM markets WHERE height = %s AND time = %s "
+            "ON CONFLICT (coin) DO UPDATE SET coin_lower = EXCLUDED.coin_lower, dex = EXCLUDED.dex, "
+            "last_height = EXCLUDED.last_height",
+            (batch.height, batch.time),
+        )
+        self._stage("markets")
+        opened = batch.positions_opened.select(LIFECYCLE_COLUMNS)
+        self._copy(cur, "lifecycles", opened.append_column("wallet", pa.array(wallet_keys(opened.column("address")))))
+        closed = batch.positions_closed
+        if closed.num_rows:
+            cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
+        self._stage("lifecycles")
+        cur.execute("DELETE FROM open_states")
+        self._stage("open_states_deleted")
+        self._copy(cur, "open_states", pending["open_states"])
+        self._stage("open_states")
+        if closed.num_rows:
+            fields = batch.markets.select(["coin", "mid_px", "premium", "sz_decimals", "max_leverage"])
+            closed = closed.join(fields, "coin", join_type="left outer")
+            self._copy(
+                cur, "positions_closed", closed.append_column("wallet", pa.array(wallet_keys(closed.column("address"))))
+            )
+        self._stage("positions")
+        if batch.orders is not None:
+            self._write_orders(cur, batch.orders, batch.height)
+        if batch.marks is not None and batch.marks.num_rows:
+            self._copy(cur, "wallet_marks", batch.marks.add_column(
+                0, "time", pa.array(np.full(batch.marks.num_rows, batch.time, np.int64))))  # fmt: skip
+        if batch.funding is not None and batch.funding.num_rows:
+            self._copy(cur, "funding_hourly", batch.funding)
+        self._stage("orders")
+        if batch.wallets.num_rows:  # the changed profiles replace theirs: addresses staged, one hash join
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
+            self._copy(cur, "changed_wallets", batch.wallets.select(["address"]), {"address": "character varying"})
+            cur.execute("ANALYZE changed_wallets")  # a temporary table has no statistics: without, no hash join
+            cur.execute("DELETE FROM wallets w USING changed_wallets c WHERE w.address = c.address")
+            self._stage("wallets_deleted")
+            self._copy(cur, "wallets", pending["wallets"])
+        self._stage("wallets")
+        if batch.fills is not None and batch.fills.num_rows:
+            fills = batch.fills.add_column(0, "height", pa.array(np.full(batch.fills.num_rows, batch.height, np.int64)))
+            self._copy(cur, "fills", fills)
+        for table, rows in batch.series.items():
+            m = rows.num_rows
+            first = self._next_id(cur, table, m)
+            rows = rows.add_column(0, "created_at", pa.array(np.full(m, batch.time, np.int64)))
+            rows = rows.add_column(0, "height", pa.array(np.full(m, batch.height, np.int64)))
+            rows = rows.add_column(0, "id", pa.array(np.arange(first, first + m, dtype=np.int64)))
+            self._copy(cur, table, rows)
+            self._stage(table)
+
+    @staticmethod
+    def _next_id(cur: psycopg.Cursor[Any], table: str, count: int) -> int:
+        """Reserve `count` row ids of a metrics table, inside the write's transaction (kept in meta, so no
+        process holds them in memory)."""
+        row = cur.execute(
+            "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+            "SET value = (meta.value::bigint + %s)::varchar RETURNING value",
+            (f"next_id:{table}", str(1 + count), count),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]) - count
+
+    def _write_orders(self, cur: psycopg.Cursor[Any], orders: OrderWrite, height: int) -> None:
+        ends, spans = order_rows(orders, height)
+        if ends is not None:
+            self._copy(cur, "order_ends", ends)
+        if spans is not None:
+            self._copy(cur, "order_spans", spans)
+
+    def open_order_spans(self) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Span keys of the orders open at the newest update with orders, and that update's (height, time)."""
+        keys = self._arrow(
+            "SELECT s.span FROM order_spans s WHERE NOT EXISTS (SELECT 1 FROM order_ends e WHERE e.span = s.span)"
+        )
+        rows = self._dicts("SELECT height, time FROM state_updates WHERE has_orders ORDER BY height DESC LIMIT 1")
+        at = (rows[0]["height"], rows[0]["time"]) if rows else None
+        return np.asarray(keys.column("span").to_numpy(zero_copy_only=False), np.int64), at
+
+    def apply_retention(self, policy: Retention, now: int) -> dict[str, int]:
+        """Drop whole daily partitions past each table's retention, then delete the rows the policy no
+        longer keeps in what remains (the same rules as the DuckDB store: thinning, the newest update kept)."""
+        cut = (now - policy.full_resolution) // policy.thin_every * policy.thin_every
+        expired = now - policy.metrics
+        deleted: dict[str, int] = {}
+        with self._write_lock:
+            con = self._live_writer()
+            latest = self.latest()
+            newest = latest.height if latest else -1
+            keep_from = min(expired, latest.time if latest else expired)  # the newest update keeps its rows
+            horizons = {
+                **dict.fromkeys((*SERIES_TABLES, "markets"), keep_from),
+                "positions_closed": now - policy.positions,
+                "fills": now - policy.fills,
+                "wallet_marks": now - policy.metrics - DAY_MS,
+                "funding_hourly": now - policy.funding,
+            }
+            # (order_ends loses rows, not partitions: its rows say which order spans go with them)
+            deleted["partitions"] = self._drop_partitions(horizons)
+            with self._errors(), con.transaction():
+                cur = con.cursor()
+                doomed = [h for (h,) in cur.execute(
+                    "SELECT height FROM (SELECT height, time, row_number() OVER (PARTITION BY time / %s "
+                    "ORDER BY time DESC, height DESC) AS rn FROM state_updates WHERE time < %s AND NOT thinned) AS t "
+                    "WHERE rn > 1 UNION SELECT height FROM state_updates WHERE time < %s",
+                    (policy.thin_every, cut, expired),
+                ).fetchall() if h != newest]  # fmt: skip
+                if doomed:
+                    for table in (*SERIES_TABLES, "markets"):
+                        deleted[table] = cur.execute(f"DELETE FROM {table} WHERE height = ANY(%s)", (doomed,)).rowcount  # type: ignore[call-overload]
+                cur.execute("UPDATE state_updates SET thinned = true WHERE time < %s AND NOT thinned", (cut,))
+                steps = {
+                    "state_updates": ("DELETE FROM state_updates WHERE time < %s AND height <> %s", (expired, newest)),
+                    "positions_closed": ("DELETE FROM positions_closed WHERE close_time < %s",
+                                         (now - policy.positions,)),
+                    "fills": ("DELETE FROM fills WHERE time < %s", (now - policy.fills,)),
+                    "order_spans": ("DELETE FROM order_spans WHERE span IN (SELECT span FROM order_ends "
+                                    "WHERE last_time < %s)", (now - policy.orders,)),
+                    "order_ends": ("DELETE FROM order_ends WHERE last_time < %s", (now - policy.orders,)),
+                    "funding_hourly": ("DELETE FROM funding_hourly WHERE time < %s", (now - policy.funding,)),
+                    "wallet_marks": ("DELETE FROM wallet_marks WHERE time < %s OR (time < %s AND NOT full_mark)",
+                                     (now - policy.metrics - DAY_MS, now - 2 * DAY_MS)),
+                }  # fmt: skip
+                for name, (sql, params) in steps.items():
+                    deleted[name] = cur.execute(sql, params).rowcount  # type: ignore[call-overload]
+        return deleted
