@@ -288,7 +288,8 @@ def test_a_stop_a_library_turned_into_its_own_error_is_still_a_stop():
     interrupted")`: during start-up that is the stop asked for (one line, its code), never a traceback."""
     code = """
 import signal
-from hyperscope import cli, interrupts as entry
+from hyperscope import interrupts as entry
+from hyperscope.cli import entry as cli
 entry.install_early_handlers()
 def app():
     try:
@@ -301,3 +302,27 @@ cli.main()
     done = hyperscope(code=code)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "interrupted during start-up" in done.stderr
+
+
+def test_every_settings_flag_is_an_option_described_by_its_field():
+    """Flags are made from the Settings fields (cli/options.py): each one exists on some command, with the
+    field's own description as its help."""
+    import typer.main
+
+    from hyperscope.cli import app
+    from hyperscope.settings import FLAGS, Settings
+
+    group = typer.main.get_command(app)
+    seen: dict[str, str] = {}
+
+    def collect(command) -> None:  # type: ignore[no-untyped-def]
+        for sub in getattr(command, "commands", {}).values():
+            collect(sub)
+        for param in command.params:
+            for flag in getattr(param, "opts", []):
+                seen[flag] = getattr(param, "help", "") or ""
+
+    collect(group)
+    for name, flag in FLAGS.items():
+        assert flag in seen, flag
+        assert seen[flag] == Settings.model_fields[name].description, flag

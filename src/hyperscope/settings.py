@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# The command-line flag of each setting that has one, for error messages.
+# The command-line flag of each setting that has one: the CLI makes its options from these and the fields'
+# descriptions (cli/options.py), and error messages name them.
 FLAGS = {
     "data_dir": "--data-dir",
     "host": "--host",
@@ -24,7 +25,6 @@ FLAGS = {
     "cadence_seconds": "--cadence",
     "backfill_hours": "--hours",
     "live_interval_seconds": "--interval",
-    "rate_limit_per_minute": "--rate-limit",
     "source": "--source",
     "node_data": "--node-data",
     "info_url": "--info-url",
@@ -36,6 +36,7 @@ FLAGS = {
     "store": "--store",
     "files": "--files",
     "workers": "--workers",
+    "s3_endpoint_url": "--s3-endpoint-url",
 }
 MIB = 1024 * 1024
 SECRET_SETTINGS = frozenset({"store", "cursor_secret"})  # values never shown in messages
