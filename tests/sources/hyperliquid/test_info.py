@@ -8,7 +8,8 @@ from tests.sources.hyperliquid.infoserver import InfoServer, position_state
 
 from hyperscope.domain.state import validate
 from hyperscope.errors import InvalidStateUpdate, SourceUnavailable
-from hyperscope.sources.hyperliquid.info import InfoClient, InfoSource, WeightBudget, fetch_market, read_watch_list
+from hyperscope.sources.hyperliquid.info import InfoSource, read_watch_list
+from hyperscope.sources.hyperliquid.info_client import InfoClient, WeightBudget, fetch_market
 from hyperscope.sources.hyperliquid.node import NodeSource
 from hyperscope.sources.hyperliquid.snapshot import users_with_positions
 

@@ -74,7 +74,7 @@ def test_a_late_snapshot_is_valued_with_its_own_oracle_prices_never_with_marks_f
     does. /health's market_data says which."""
     from tests.sources.hyperliquid.infoserver import InfoServer
 
-    from hyperscope.sources.hyperliquid.info import InfoClient
+    from hyperscope.sources.hyperliquid.info_client import InfoClient
 
     server = InfoServer()
     folder = tmp_path / "hl"

@@ -8,7 +8,7 @@ import pytest
 from tests.sources.hyperliquid.conftest import B_TEXT, A, abci_state, load, write_rmp
 from tests.sources.hyperliquid.infoserver import InfoServer
 
-from hyperscope.sources.hyperliquid.info import InfoClient
+from hyperscope.sources.hyperliquid.info_client import InfoClient
 from hyperscope.sources.hyperliquid.node import NodeSource
 from hyperscope.sources.hyperliquid.orders import parse_l4
 from hyperscope.sources.hyperliquid.skips import Skips

@@ -44,7 +44,7 @@ from hyperscope.sources.hyperliquid.events import (
     fills_table,
     flows_of,
 )
-from hyperscope.sources.hyperliquid.info import InfoRejected
+from hyperscope.sources.hyperliquid.info_client import InfoRejected
 from hyperscope.sources.hyperliquid.nodefiles import RECORDS_DIR, SNAPSHOTS_DIR, write_json
 from hyperscope.sources.hyperliquid.orders import CLOSE_BLOCKS, L4_DIR, from_hl_node, from_info_server, read_l4_file
 from hyperscope.sources.hyperliquid.skips import Skips
@@ -52,7 +52,7 @@ from hyperscope.sources.hyperliquid.snapshot import InvalidSnapshot, height_of, 
 
 if TYPE_CHECKING:
     from hyperscope.settings import Settings
-    from hyperscope.sources.hyperliquid.info import InfoClient
+    from hyperscope.sources.hyperliquid.info_client import InfoClient
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
 
@@ -138,7 +138,7 @@ class NodeSource:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NodeSource:
-        from hyperscope.sources.hyperliquid.info import InfoClient
+        from hyperscope.sources.hyperliquid.info_client import InfoClient
 
         root = settings.node_data
         if root is None or not root.is_dir():
@@ -370,7 +370,7 @@ class NodeSource:
 
     def _fetch(self, height: int, time_ms: int) -> MarketContexts:
         from hyperscope.errors import RetryLater
-        from hyperscope.sources.hyperliquid.info import fetch_market
+        from hyperscope.sources.hyperliquid.info_client import fetch_market
 
         assert self.market is not None
         try:
