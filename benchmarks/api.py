@@ -68,8 +68,16 @@ def _ms(text: str) -> float:
 
 def wrk(base: str, path: str, key: str, seconds: int, connections: int) -> tuple[float, float, float]:
     """(requests/s, p50 ms, p99 ms) of one wrk run."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {key}",
-           base + path]  # fmt: skip
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {key}",
+        base + path,
+    ]
     text = subprocess.run(cmd, capture_output=True, text=True).stdout
     got: dict[str, float] = {}
     for line in text.splitlines():
@@ -108,16 +116,29 @@ def main() -> None:
             with served(args.data_dir, args.port, store=store, workers=workers) as (base, key):
                 for path in paths:
                     if not shutil.which("wrk"):  # a C load generator measures the server, not the client
-                        child = subprocess.run([sys.executable, __file__, "--child", base + path, key,
-                                                str(args.seconds), str(args.connections)],
-                                               capture_output=True, text=True)  # fmt: skip
+                        child = subprocess.run(
+                            [
+                                sys.executable,
+                                __file__,
+                                "--child",
+                                base + path,
+                                key,
+                                str(args.seconds),
+                                str(args.connections),
+                            ],
+                            capture_output=True,
+                            text=True,
+                        )
                         print(label, child.stdout.strip() or child.stderr.strip()[-500:])
                         continue
                     wrk(base, path, key, 2, args.connections)  # warm-up
                     runs = [wrk(base, path, key, int(args.seconds), args.connections) for _ in range(args.runs)]
                     rows.append((label, path, runs))
-                    print(f"{label:26s} {path[:48]:48s} " + " | ".join(
-                        f"{r:,.0f}/s p50 {p50:.1f} p99 {p99:.1f} ms" for r, p50, p99 in runs), flush=True)  # fmt: skip
+                    print(
+                        f"{label:26s} {path[:48]:48s} "
+                        + " | ".join(f"{r:,.0f}/s p50 {p50:.1f} p99 {p99:.1f} ms" for r, p50, p99 in runs),
+                        flush=True,
+                    )
     if rows:
         print(f"\n{'store, workers':26s} {'route':48s} {'req/s (min-max)':>18s} {'p99 ms (min-max)':>18s}")
         for label, path, runs in rows:

@@ -29,8 +29,9 @@ COINS = ["BTC", "ETH", "SOL", "HYPE", "XRP", "DOGE", "SUI", "LINK", "AVAX", "ZEC
 
 def write(root: Path, gib: float) -> tuple[int, int]:
     """Fill files of about `gib` GiB under `root`; returns (bytes written, the last block number)."""
-    sample = orjson.loads((Path(__file__).parents[1] / "tests/data/hyperliquid/public/node_fills_by_block.real.ndjson")
-                          .read_bytes())  # fmt: skip
+    sample = orjson.loads(
+        (Path(__file__).parents[1] / "tests/data/hyperliquid/public/node_fills_by_block.real.ndjson").read_bytes()
+    )
     user, fill = sample["events"][0]
     target, written, block = int(gib * 2**30), 0, 1_000_000_000
     hour = 0
@@ -43,10 +44,28 @@ def write(root: Path, gib: float) -> tuple[int, int]:
                 for k in range(FILLS_PER_BLOCK):
                     address = f"0x{(block * 7919 + k) % 50_000:040x}"  # 50,000 active wallets
                     coin = COINS[(block + k) % len(COINS)]
-                    events.append([address, {**fill, "coin": coin, "tid": block * 1000 + k,
-                                             "startPosition": "0.0" if k % 3 else "-1.5"}])  # fmt: skip
-                line = orjson.dumps({"local_time": sample["local_time"], "block_time": sample["block_time"],
-                                     "block_number": block, "events": events}) + b"\n"  # fmt: skip
+                    events.append(
+                        [
+                            address,
+                            {
+                                **fill,
+                                "coin": coin,
+                                "tid": block * 1000 + k,
+                                "startPosition": "0.0" if k % 3 else "-1.5",
+                            },
+                        ]
+                    )
+                line = (
+                    orjson.dumps(
+                        {
+                            "local_time": sample["local_time"],
+                            "block_time": sample["block_time"],
+                            "block_number": block,
+                            "events": events,
+                        }
+                    )
+                    + b"\n"
+                )
                 f.write(line)
                 written += len(line)
                 block += 1
@@ -87,10 +106,13 @@ def main() -> None:
         root = args.keep or Path(tmp)
         t0 = time.perf_counter()
         size, last = write(root, args.gib)
-        print(f"wrote {size / 2**30:.2f} GiB of fill files ({last - 1_000_000_000 + 1:,} blocks) in "
-              f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", MEASURE, str(root), str(last)], capture_output=True, text=True,
-                              check=True)  # fmt: skip
+        print(
+            f"wrote {size / 2**30:.2f} GiB of fill files ({last - 1_000_000_000 + 1:,} blocks) in "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(root), str(last)], capture_output=True, text=True, check=True
+        )
         older, window, t_older, t_window, rss = done.stdout.split()
         print(
             f"older blocks: {int(older):,} perp fills read for open times in {t_older} s "

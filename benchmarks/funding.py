@@ -49,8 +49,16 @@ def build(directory: Path) -> None:
     for row in coins:
         rate = 0.0001 / 8 + rng.normal(0, 2e-6, YEAR_HOURS)
         oi = np.abs(rng.lognormal(14, 2)) * (1 + 0.1 * rng.standard_normal(YEAR_HOURS))
-        table = pa.table({"time": hours, "coin": [row["coin"]] * YEAR_HOURS, "dex": [row["dex"]] * YEAR_HOURS,
-                          "rate": rate, "open_interest_usd": np.abs(oi), "height": np.full(YEAR_HOURS, 1)})  # fmt: skip
+        table = pa.table(
+            {
+                "time": hours,
+                "coin": [row["coin"]] * YEAR_HOURS,
+                "dex": [row["dex"]] * YEAR_HOURS,
+                "rate": rate,
+                "open_interest_usd": np.abs(oi),
+                "height": np.full(YEAR_HOURS, 1),
+            }
+        )
         store._con.register("incoming", table)
         store._con.execute("INSERT INTO funding_hourly SELECT * FROM incoming")
         store._con.unregister("incoming")
@@ -73,29 +81,53 @@ def main() -> None:
             assets = http.get("/v4/catalog-v2/asset-metrics").json()["data"]
             names = [a["asset"] for a in assets][:10]
             start = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() - 30 * 86_400))
-            path = (f"/v4/timeseries/asset-metrics?assets={','.join(names)}&metrics={METRICS}&frequency=1h"
-                    f"&page_size=10000&start_time={start}")  # fmt: skip
+            path = (
+                f"/v4/timeseries/asset-metrics?assets={','.join(names)}&metrics={METRICS}&frequency=1h"
+                f"&page_size=10000&start_time={start}"
+            )
             first = http.get(path)
             print(f"{path[:90]}...: {len(first.json()['data'])} rows, {len(first.content) / 1e6:.2f} MB per response")
             if shutil.which("wrk"):  # a C load generator measures the server, not the client
                 for run, conns in (("warm-up", 64), ("64 connections", 64), ("8 connections", 8)):
-                    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{2 if run == 'warm-up' else int(args.seconds)}s",
-                           "--latency", "-H", f"Authorization: Bearer {key}", base + path]  # fmt: skip
+                    cmd = [
+                        "wrk",
+                        "-t1",
+                        f"-c{conns}",
+                        f"-d{2 if run == 'warm-up' else int(args.seconds)}s",
+                        "--latency",
+                        "-H",
+                        f"Authorization: Bearer {key}",
+                        base + path,
+                    ]
                     text = subprocess.run(cmd, capture_output=True, text=True).stdout
                     if run != "warm-up":
-                        wanted = [ln.strip() for ln in text.splitlines()
-                                  if ln.strip().startswith(("50%", "99%", "Requests/", "Transfer/"))]  # fmt: skip
+                        wanted = [
+                            ln.strip()
+                            for ln in text.splitlines()
+                            if ln.strip().startswith(("50%", "99%", "Requests/", "Transfer/"))
+                        ]
                         print(f"asset-metrics, 10 assets x 30 days, {run}: " + " | ".join(wanted))
             else:
-                child = subprocess.run([sys.executable, str(Path(__file__).with_name("api.py")), "--child",
-                                        base + path, key, str(args.seconds), "64"],
-                                       capture_output=True, text=True)  # fmt: skip
+                child = subprocess.run(
+                    [
+                        sys.executable,
+                        str(Path(__file__).with_name("api.py")),
+                        "--child",
+                        base + path,
+                        key,
+                        str(args.seconds),
+                        "64",
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 print(child.stdout.strip() or child.stderr.strip()[-500:])
             every = ",".join(a["asset"] for a in assets)
             t = time.perf_counter()
             size = rows = 0
-            with http.stream("GET", f"/v4/timeseries/asset-metrics?assets={every}&metrics={METRICS}&frequency=1h"
-                             "&format=json_stream") as stream:  # fmt: skip
+            with http.stream(
+                "GET", f"/v4/timeseries/asset-metrics?assets={every}&metrics={METRICS}&frequency=1h&format=json_stream"
+            ) as stream:
                 for chunk in stream.iter_bytes():
                     size += len(chunk)
                     rows += chunk.count(b"\n")

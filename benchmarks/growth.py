@@ -26,8 +26,12 @@ HOUR = 3_600_000
 def table_bytes(store) -> dict[str, int]:
     con = store._con
     con.execute("CHECKPOINT")
-    names = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()]  # fmt: skip
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+        ).fetchall()
+    ]
     out = {}
     for name in names:
         blocks = con.execute(
@@ -66,8 +70,10 @@ def main() -> None:
             if k % every == 0:
                 size = path.stat().st_size / 2**20
                 minutes = (time.perf_counter() - started) / 60
-                print(f"  +{k * step / HOUR:4.1f} h live ({k} updates): {size:7.0f} MiB on disk, {minutes:.1f} min",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  +{k * step / HOUR:4.1f} h live ({k} updates): {size:7.0f} MiB on disk, {minutes:.1f} min",
+                    flush=True,
+                )
         sizes = table_bytes(store)
         total = sum(sizes.values())
         print(f"tables after {args.hours:g} h live: {total / 2**20:.0f} MiB in use")

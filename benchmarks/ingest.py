@@ -55,8 +55,12 @@ def run(target: str | Path, args: argparse.Namespace) -> dict[str, float]:
             stores.append(result.seconds.get("store", 0.0))
             stages.append(result.seconds)
     store.close()
-    return {"median": statistics.median(totals), "max": max(totals), "store": statistics.median(stores),
-            "peak_gib": peak / 2**30}  # fmt: skip
+    return {
+        "median": statistics.median(totals),
+        "max": max(totals),
+        "store": statistics.median(stores),
+        "peak_gib": peak / 2**30,
+    }
 
 
 def main() -> None:

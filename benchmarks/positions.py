@@ -115,8 +115,10 @@ def main() -> None:
 
     with duckdb.connect(str(directory / "hyperscope.duckdb"), read_only=True) as con:
         closed = con.execute("SELECT count(*) FROM positions_closed").fetchall()[0][0]
-        coins = [c for (c,) in con.execute("SELECT coin FROM positions_closed GROUP BY coin ORDER BY count(*) DESC")
-                 .fetchall()]  # fmt: skip
+        coins = [
+            c
+            for (c,) in con.execute("SELECT coin FROM positions_closed GROUP BY coin ORDER BY count(*) DESC").fetchall()
+        ]
         addresses = [a for (a,) in con.execute("SELECT DISTINCT address FROM positions_closed LIMIT 5000").fetchall()]
         opened = con.execute("SELECT count(*) FROM open_states").fetchall()[0][0]
     print(f"store: {closed:,} closed lifecycles, {opened:,} open")

@@ -23,8 +23,18 @@ from hyperscope.sources.simulator.universe import REAL_LISTINGS
 
 GENESIS_MS = 1_767_225_600_000
 # upstream's BTC position-breakdown-by-size example: per bucket, count share and value share (%)
-SEED_BTC = {1: (55.86, 0.19), 2: (25.28, 1.30), 3: (6.59, 1.52), 4: (3.72, 1.89), 5: (2.98, 3.06),
-            6: (2.67, 6.07), 7: (1.18, 6.01), 8: (0.71, 6.97), 9: (0.51, 11.67), 10: (0.50, 61.32)}  # fmt: skip
+SEED_BTC = {
+    1: (55.86, 0.19),
+    2: (25.28, 1.30),
+    3: (6.59, 1.52),
+    4: (3.72, 1.89),
+    5: (2.98, 3.06),
+    6: (2.67, 6.07),
+    7: (1.18, 6.01),
+    8: (0.71, 6.97),
+    9: (0.51, 11.67),
+    10: (0.50, 61.32),
+}
 
 
 def main() -> None:
@@ -48,11 +58,13 @@ def main() -> None:
         liq = update.positions.column("liquidation_px").to_numpy(zero_copy_only=False).astype(float)
         progress = liquidation_progress(np.sign(account["size"]), sim.pos.entry, account["mark"], liq)
         oi = notional.sum()
-        print(f"update {i:4d}: OI {oi / 1e6:8.1f}M  active equity {equity[holds].sum() / 1e6:7.1f}M  "
-              f"equity/OI {equity[holds].sum() / oi:.3f}  negative-equity holders {(holds & (equity < 0)).sum()}  "
-              f"wallet leverage p50 {np.median(leverage):.2f} p99 {np.percentile(leverage, 99):.1f} "
-              f"max {leverage.max():.0f}  close to liquidation {100 * notional[progress >= 75].sum() / oi:.2f}% "
-              f"({(progress >= 75).sum()} positions)")  # fmt: skip
+        print(
+            f"update {i:4d}: OI {oi / 1e6:8.1f}M  active equity {equity[holds].sum() / 1e6:7.1f}M  "
+            f"equity/OI {equity[holds].sum() / oi:.3f}  negative-equity holders {(holds & (equity < 0)).sum()}  "
+            f"wallet leverage p50 {np.median(leverage):.2f} p99 {np.percentile(leverage, 99):.1f} "
+            f"max {leverage.max():.0f}  close to liquidation {100 * notional[progress >= 75].sum() / oi:.2f}% "
+            f"({(progress >= 75).sum()} positions)"
+        )
     assert update is not None
     account = sim._account()
     coins = np.array(sim.u.coins)
@@ -65,8 +77,10 @@ def main() -> None:
         mine = buckets == b.id
         count, value = 100 * mine.mean(), 100 * notional[btc][mine].sum() / notional[btc].sum()
         seed_count, seed_value = SEED_BTC[b.id]
-        print(f"  {b.label:<12} {count:6.2f}% vs {seed_count:5.2f}%  {value:6.2f}% vs {seed_value:5.2f}%  "
-              f"(x{count / seed_count:.2f}, x{value / seed_value:.2f})")  # fmt: skip
+        print(
+            f"  {b.label:<12} {count:6.2f}% vs {seed_count:5.2f}%  {value:6.2f}% vs {seed_value:5.2f}%  "
+            f"(x{count / seed_count:.2f}, x{value / seed_value:.2f})"
+        )
     oi = np.bincount(coin, weights=notional, minlength=sim.u.n)
     top = np.argsort(-oi)[:10]
     names = [str(coins[j]) for j in top]

@@ -24,8 +24,14 @@ from hyperscope.sources.simulator.source import SimulatedSource
 from hyperscope.store import open_store
 
 UNTIL = 1_767_225_600_000
-TABLES = {"metrics_general": "id", "metrics_coin": "id", "metrics_coin_segment": "id", "positions_open": "id",
-          "positions_closed": "key", "state_updates": "height"}  # fmt: skip
+TABLES = {
+    "metrics_general": "id",
+    "metrics_coin": "id",
+    "metrics_coin_segment": "id",
+    "positions_open": "id",
+    "positions_closed": "key",
+    "state_updates": "height",
+}
 
 
 def contents(store) -> dict[str, list]:
@@ -73,8 +79,9 @@ def main() -> None:
         _, direct = ingest(simulated(root / "direct"), root / "direct")
         anchors = Anchors.from_leaderboard(orjson.loads((folder / "hyperscope" / "leaderboard.json").read_bytes()))
         print("replay of the node folder:")
-        _, replayed = ingest(NodeSource(folder, root / "replay" / "source.npz", watch=False, anchors=anchors),
-                             root / "replay")  # fmt: skip
+        _, replayed = ingest(
+            NodeSource(folder, root / "replay" / "source.npz", watch=False, anchors=anchors), root / "replay"
+        )
         same = [t for t in TABLES if direct[t] == replayed[t]]
         rows = sum(len(v) for v in direct.values())
         print(f"identical tables: {len(same)} of {len(TABLES)} ({rows:,} rows compared)")

@@ -52,8 +52,17 @@ def _addresses(rng: np.random.Generator, n: int) -> list[str]:
     return ["0x" + row.tobytes().hex() for row in raw]
 
 
-def _clearinghouse(packer: msgpack.Packer, out, rng, index: int, coins: list[str], users: list[str],
-                   n_with_positions: int, pairs_per_coin: int, collateral: int = 0) -> None:  # fmt: skip
+def _clearinghouse(
+    packer: msgpack.Packer,
+    out,
+    rng,
+    index: int,
+    coins: list[str],
+    users: list[str],
+    n_with_positions: int,
+    pairs_per_coin: int,
+    collateral: int = 0,
+) -> None:
     """One `cls[i]`, streamed: meta, oracle, then user_states with balanced positions per coin, and the
     leverage-only entries real files hold (leverage set on a coin not held: no `s`, no `e`) for one user in
     five, keys in the order public notes show (`meta` is not first)."""
@@ -61,13 +70,23 @@ def _clearinghouse(packer: msgpack.Packer, out, rng, index: int, coins: list[str
     sz_decimals = rng.integers(0, 6, n_coins)
     price = np.exp(rng.uniform(np.log(0.01), np.log(90_000), n_coins))
     meta = {
-        "universe": [{"name": c, "szDecimals": int(d), "marginTableId": 56 if j < 2 and index == 0 else 20}
-                     for j, (c, d) in enumerate(zip(coins, sz_decimals, strict=True))],  # fmt: skip
-        "marginTableIdToMarginTable": [[56, {"margin_tiers": [
-            {"lower_bound": 0, "max_leverage": 40, "maintenance_deduction": 0},
-            {"lower_bound": 150_000_000_000_000, "max_leverage": 20, "maintenance_deduction": 0}]}]],
+        "universe": [
+            {"name": c, "szDecimals": int(d), "marginTableId": 56 if j < 2 and index == 0 else 20}
+            for j, (c, d) in enumerate(zip(coins, sz_decimals, strict=True))
+        ],
+        "marginTableIdToMarginTable": [
+            [
+                56,
+                {
+                    "margin_tiers": [
+                        {"lower_bound": 0, "max_leverage": 40, "maintenance_deduction": 0},
+                        {"lower_bound": 150_000_000_000_000, "max_leverage": 20, "maintenance_deduction": 0},
+                    ]
+                },
+            ]
+        ],
         "collateralToken": collateral,
-    }  # fmt: skip
+    }
     holders = np.arange(n_with_positions)
     base = 0 if index == 0 else 100_000 + 10_000 * index
     positions: dict[int, list] = {}
@@ -118,8 +137,17 @@ def write_mainnet(folder: Path, seed: int = 3) -> Path:
     pk = packer.pack
     users = _addresses(rng, 1_500_000)
     others = _addresses(rng, 323_730)  # accounts with a mode but no perp state
-    book_order = pk({"p": 600_000_000, "r": 1, "O": 123_456_789_012, "u": users[0], "t": 1_775_000_000_000,
-                     "o": 1, "c": {"t": 0, "S": 1, "r": False, "s": 1, "l": 1}})  # fmt: skip
+    book_order = pk(
+        {
+            "p": 600_000_000,
+            "r": 1,
+            "O": 123_456_789_012,
+            "u": users[0],
+            "t": 1_775_000_000_000,
+            "o": 1,
+            "c": {"t": 0, "S": 1, "r": False, "s": 1, "l": 1},
+        }
+    )
     with path.open("wb") as out:
         out.write(packer.pack_map_header(1) + pk("exchange") + packer.pack_map_header(3))
         out.write(pk("locus") + packer.pack_map_header(7))
@@ -141,8 +169,7 @@ def write_mainnet(folder: Path, seed: int = 3) -> Path:
         totals = (rng.lognormal(10, 3, len(spot_users)) * 1e8).astype(np.int64).tolist()
         for address, total in zip(spot_users, totals, strict=True):
             out.write(pk([address, {"b": [[0, {"t": total, "h": 0}], [150, {"t": total // 7, "h": 0}]]}]))
-        out.write(pk("c_staking") + packer.pack_map_header(3) + pk("delegations")
-                  + packer.pack_array_header(50_000))  # fmt: skip
+        out.write(pk("c_staking") + packer.pack_map_header(3) + pk("delegations") + packer.pack_array_header(50_000))
         for k in range(50_000):
             out.write(pk([users[k * 7], [["0x" + "ab" * 20, 10**8 + k]]]))
         out.write(pk("user_states") + pk([]) + pk("pending_withdrawals") + pk([]))
@@ -196,17 +223,28 @@ def measure(path: Path, record: Path | None) -> None:
             stages = " ".join(f"{s}={v:.2f}" for s, v in result.seconds.items())
             total = read_s + build_s + result.total_seconds
             label = "first update (all positions new)" if k == 0 else "next update (positions continue)"
-            print(f"  {label}: read {read_s:.2f}s | build {build_s:.2f}s | ingest {result.total_seconds:.2f}s "
-                  f"({stages}) | total {total:.2f}s", flush=True)  # fmt: skip
+            print(
+                f"  {label}: read {read_s:.2f}s | build {build_s:.2f}s | ingest {result.total_seconds:.2f}s "
+                f"({stages}) | total {total:.2f}s",
+                flush=True,
+            )
             if k == 0:
-                print(f"  {update.positions.num_rows:,} positions, {update.wallets.num_rows:,} wallets, "
-                      f"{update.markets.num_rows} coins", flush=True)  # fmt: skip
+                print(
+                    f"  {update.positions.num_rows:,} positions, {update.wallets.num_rows:,} wallets, "
+                    f"{update.markets.num_rows} coins",
+                    flush=True,
+                )
         store.close()
     # VmHWM, not ru_maxrss: a spawned helper's ru_maxrss counts this process's memory between fork and exec
     own = peak_bytes() / 2**30
-    print(f"  peak RSS: this process (read, build, ingest, DuckDB) {own:.2f} GiB"
-          + (f", helper process (ust, scl) {helper / 2**30:.2f} GiB, together {own + helper / 2**30:.2f} GiB"
-             if helper else ""))  # fmt: skip
+    print(
+        f"  peak RSS: this process (read, build, ingest, DuckDB) {own:.2f} GiB"
+        + (
+            f", helper process (ust, scl) {helper / 2**30:.2f} GiB, together {own + helper / 2**30:.2f} GiB"
+            if helper
+            else ""
+        )
+    )
 
 
 def peak_bytes() -> int:

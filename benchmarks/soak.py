@@ -53,10 +53,25 @@ def cache_entries(http: httpx.Client) -> str:
 
 def start(args: argparse.Namespace, data: Path) -> tuple[subprocess.Popen[str], str, str]:
     port = args.port
-    cmd = [sys.executable, "-m", "hyperscope.cli", "run", "--scale", args.scale, "--port", str(port),
-           "--data-dir", str(data)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={"HYPERSCOPE_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "hyperscope.cli",
+        "run",
+        "--scale",
+        args.scale,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={"HYPERSCOPE_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"},
+    )
     text = ""
     while "Press Ctrl-C" not in text:
         line = proc.stdout.readline()  # type: ignore[union-attr]
@@ -83,19 +98,24 @@ def main() -> None:
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="hyperscope-soak-")) / "data"
     started = time.time()
     proc, base, key = start(args, data)
-    print(f"ready after {time.time() - started:.0f} s ({args.scale} scale, data in {data}); {args.rps:g} req/s",
-          flush=True)  # fmt: skip
+    print(
+        f"ready after {time.time() - started:.0f} s ({args.scale} scale, data in {data}); {args.rps:g} req/s",
+        flush=True,
+    )
     server = psutil.Process(proc.pid)
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86_400))
     counter = itertools.count()
-    header = (f"{'min':>4} {'rss MB':>7} {'store MB':>9} {'exports MB':>10} {'requests':>8} {'errors':>6} "
-              f"{'5xx':>4} {'health':>14} {'height':>10} {'lag s':>6} {'cache':>6}")  # fmt: skip
+    header = (
+        f"{'min':>4} {'rss MB':>7} {'store MB':>9} {'exports MB':>10} {'requests':>8} {'errors':>6} "
+        f"{'5xx':>4} {'health':>14} {'height':>10} {'lag s':>6} {'cache':>6}"
+    )
     print(header, flush=True)
     totals = {"requests": 0, "errors": 0, "5xx": 0}
     peak = 0.0
     try:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                          follow_redirects=True) as http:  # fmt: skip
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30, follow_redirects=True
+        ) as http:
             minute = 0
             deadline = started + 60
             window = {"requests": 0, "errors": 0, "5xx": 0}
@@ -123,10 +143,13 @@ def main() -> None:
                     rss = server.memory_info().rss / 2**20
                     peak = max(peak, rss)
                     health = http.get("/health").json()
-                    print(f"{minute:>4} {rss:>7.0f} {size_mb(data) - size_mb(data / 'exports'):>9.1f} "
-                          f"{size_mb(data / 'exports'):>10.1f} {window['requests']:>8} {window['errors']:>6} "
-                          f"{window['5xx']:>4} {health['status']:>14} {health['height']:>10} "
-                          f"{health['lagSeconds']:>6.1f} {cache_entries(http):>6}", flush=True)  # fmt: skip
+                    print(
+                        f"{minute:>4} {rss:>7.0f} {size_mb(data) - size_mb(data / 'exports'):>9.1f} "
+                        f"{size_mb(data / 'exports'):>10.1f} {window['requests']:>8} {window['errors']:>6} "
+                        f"{window['5xx']:>4} {health['status']:>14} {health['height']:>10} "
+                        f"{health['lagSeconds']:>6.1f} {cache_entries(http):>6}",
+                        flush=True,
+                    )
                     for k in totals:
                         totals[k] += window[k]
                     window = {"requests": 0, "errors": 0, "5xx": 0}

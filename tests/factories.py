@@ -19,25 +19,53 @@ def addr(i: int) -> str:
 def make_markets(coins: dict[str, float] | None = None) -> pa.Table:
     coins = coins or {"BTC": 60_000.0, "ETH": 2_500.0, "xyz:GOLD": 4_000.0}
     rows = [
-        {"coin": c, "dex": c.split(":")[0] if ":" in c else "main", "mark_px": px, "oracle_px": px, "mid_px": px,
-         "funding": 0.0000125, "premium": 0.0001, "open_interest": 0.0, "day_ntl_vlm": 1e6,
-         "sz_decimals": 4, "max_leverage": 20}
+        {
+            "coin": c,
+            "dex": c.split(":")[0] if ":" in c else "main",
+            "mark_px": px,
+            "oracle_px": px,
+            "mid_px": px,
+            "funding": 0.0000125,
+            "premium": 0.0001,
+            "open_interest": 0.0,
+            "day_ntl_vlm": 1e6,
+            "sz_decimals": 4,
+            "max_leverage": 20,
+        }
         for c, px in coins.items()
-    ]  # fmt: skip
+    ]
     return pa.Table.from_pylist(rows, schema=MARKETS)
 
 
 def make_wallet(i: int, **overrides: Any) -> dict[str, Any]:
-    row = {"address": addr(i), "perp_equity": 10_000.0, "spot_equity": 0.0, "staking_equity": 0.0,
-           "vault_equity": 0.0, "balance": 10_000.0, "pnl": 0.0, "volume": 0.0}  # fmt: skip
+    row = {
+        "address": addr(i),
+        "perp_equity": 10_000.0,
+        "spot_equity": 0.0,
+        "staking_equity": 0.0,
+        "vault_equity": 0.0,
+        "balance": 10_000.0,
+        "pnl": 0.0,
+        "volume": 0.0,
+    }
     row.update(overrides)
     return row
 
 
 def make_position(i: int, coin: str, size: float, **overrides: Any) -> dict[str, Any]:
-    row = {"address": addr(i), "coin": coin, "dex": coin.split(":")[0] if ":" in coin else "main", "size": size,
-           "entry_px": 60_000.0 if coin == "BTC" else 2_500.0, "leverage_type": "cross", "leverage": 10.0,
-           "liquidation_px": None, "margin_used": 100.0, "funding": 0.0, "open_time_hint": None}  # fmt: skip
+    row = {
+        "address": addr(i),
+        "coin": coin,
+        "dex": coin.split(":")[0] if ":" in coin else "main",
+        "size": size,
+        "entry_px": 60_000.0 if coin == "BTC" else 2_500.0,
+        "leverage_type": "cross",
+        "leverage": 10.0,
+        "liquidation_px": None,
+        "margin_used": 100.0,
+        "funding": 0.0,
+        "open_time_hint": None,
+    }
     row.update(overrides)
     return row
 

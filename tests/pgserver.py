@@ -77,8 +77,14 @@ class PostgresServer:
             user = "postgres" if "postgres" in names else "nobody"
             shutil.chown(self.root, user)
         try:
-            subprocess.run([str(self.bin / args[0]), *args[1:]], check=True, capture_output=True, timeout=120,
-                           user=user, cwd=self.root)  # fmt: skip
+            subprocess.run(
+                [str(self.bin / args[0]), *args[1:]],
+                check=True,
+                capture_output=True,
+                timeout=120,
+                user=user,
+                cwd=self.root,
+            )
         except subprocess.CalledProcessError as e:
             raise RuntimeError(f"{args[0]} failed: {e.stderr.decode(errors='replace').strip()}") from e
 

@@ -25,8 +25,7 @@ def free_port() -> int:
 
 def hyperscope(*args: str, code: str = MAIN, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a command to its end."""
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
 class Running:
@@ -34,8 +33,13 @@ class Running:
 
     def __init__(self, *args: str, code: str = MAIN, wait: bool = True) -> None:
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-c", code, *args, "--port", str(self.port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args, "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         self.stdout = ""
         if wait:

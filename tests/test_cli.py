@@ -144,8 +144,9 @@ def test_a_stop_signal_at_any_moment_of_start_up_ends_with_a_line_and_its_code(t
     expected = 130 if sig == signal.SIGINT else 0
     for k, delay in enumerate((0.0, 0.1, 0.3, 0.7, 1.5, 3.0)):
         data = tmp_path / f"d{k}"
-        run = Running("run", "--scale", "tiny", "--hours", "2", "--interval", "0.3", "--data-dir", str(data),
-                      wait=False)  # fmt: skip
+        run = Running(
+            "run", "--scale", "tiny", "--hours", "2", "--interval", "0.3", "--data-dir", str(data), wait=False
+        )
         # from the moment its entry point catches the signal (before that, no program can: the interpreter is
         # still starting); where it lands then is what varies, and every outcome below holds wherever it lands
         wait_until(lambda run=run: catches(run.proc.pid, sig) or run.proc.poll() is not None, "the handlers")
@@ -224,8 +225,19 @@ from hyperscope.__main__ import main; main()
 
 
 def test_a_fatal_store_error_stops_the_process_with_one_line_and_exit_1(tmp_path):
-    run = Running("6", "run", "--scale", "tiny", "--hours", "1", "--interval", "0.2", "--data-dir",
-                  str(tmp_path / "d"), code=FAULTY)  # fmt: skip
+    run = Running(
+        "6",
+        "run",
+        "--scale",
+        "tiny",
+        "--hours",
+        "1",
+        "--interval",
+        "0.2",
+        "--data-dir",
+        str(tmp_path / "d"),
+        code=FAULTY,
+    )
     code, stderr = run.finish(timeout=30)
     assert code == 1, stderr
     last = stderr.strip().splitlines()[-1]

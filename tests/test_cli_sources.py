@@ -79,8 +79,19 @@ def test_backfill_from_an_info_server_on_the_loopback_interface(tmp_path):
     watch = tmp_path / "watch.txt"
     watch.write_text(f"{a}\n{b}\n")
     try:
-        result = hyperscope("backfill", "--source", "info", "--info-url", server.url, "--market-info-url", server.url,
-                            "--watch-list", str(watch), "--data-dir", str(tmp_path / "d"))  # fmt: skip
+        result = hyperscope(
+            "backfill",
+            "--source",
+            "info",
+            "--info-url",
+            server.url,
+            "--market-info-url",
+            server.url,
+            "--watch-list",
+            str(watch),
+            "--data-dir",
+            str(tmp_path / "d"),
+        )
     finally:
         server.close()
     assert result.returncode == 0, result.stderr

@@ -198,8 +198,10 @@ def test_a_restart_inside_an_hour_writes_no_wallet_marks_until_the_next_hour(sto
     restarted.ingest(sim.step(T0 + 65 * 60_000))  # the next hour: every wallet, fully
     times = mark_times()
     assert len(times) == 2 and times[1] == T0 + 65 * 60_000
-    full = store._dicts("SELECT count(*) AS n, min(CASE WHEN full_mark THEN 1 ELSE 0 END) AS f FROM wallet_marks "
-                        "WHERE time = ?", [times[1]])  # fmt: skip
+    full = store._dicts(
+        "SELECT count(*) AS n, min(CASE WHEN full_mark THEN 1 ELSE 0 END) AS f FROM wallet_marks WHERE time = ?",
+        [times[1]],
+    )
     assert full[0]["f"] == 1 and full[0]["n"] > 0
 
 
@@ -216,12 +218,16 @@ def test_a_group_that_empties_says_zero_instead_of_leaving_its_last_row_newest(s
     held = store.series_at(Series("coin_segment", coin="ETH", timeframe="all"), 1)
     assert held and all(r["position_count"] > 0 for r in held)
     ingestor.ingest(make_state(2, btc))
-    for series in (Series("coin", coin="ETH"), Series("coin_segment", coin="ETH", timeframe="all"),
-                   Series("coin_bucket", coin="ETH")):  # fmt: skip
+    for series in (
+        Series("coin", coin="ETH"),
+        Series("coin_segment", coin="ETH", timeframe="all"),
+        Series("coin_bucket", coin="ETH"),
+    ):
         rows = store.series_at(series, 2)
         assert rows and all(r["position_count"] == 0 and r["total_position_value"] == 0 for r in rows), series
     assert {r["segment_id"] for r in store.series_at(Series("coin_segment", coin="ETH", timeframe="all"), 2)} == {
-        r["segment_id"] for r in held}  # fmt: skip
+        r["segment_id"] for r in held
+    }
     ingestor.ingest(make_state(3, btc))  # still empty: nothing more to say
     assert not store.series_at(Series("coin", coin="ETH"), 3)
     ingestor.ingest(make_state(4, btc + eth))

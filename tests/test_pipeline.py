@@ -56,8 +56,9 @@ def test_a_transient_store_error_is_retried_and_the_update_lands_once(sim, inges
     status, seen = IngestStatus(), []
     update = sim.step(T0 + 2 * STEP)
     delays = []
-    result = supervised_ingest(ingestor, update, status, threading.Event(), 3,
-                               lambda a: seen.append(status.state) or delays.append(a) or 0.0)  # fmt: skip
+    result = supervised_ingest(
+        ingestor, update, status, threading.Event(), 3, lambda a: seen.append(status.state) or delays.append(a) or 0.0
+    )
     assert result is not None and result.height == update.height
     assert delays == [1, 2] and seen == ["retrying", "retrying"]
     assert status.state == "running" and status.retries == 0 and status.reason is None

@@ -20,9 +20,29 @@ def database(pg_server):
 
 
 def start_ingest(url, tmp_path, *extra):
-    return subprocess.Popen([sys.executable, "-c", MAIN, "ingest", "--store", url, "--scale", "tiny", "--hours", "1",
-                             "--interval", "0.5", "--data-dir", str(tmp_path / "ingest"), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            MAIN,
+            "ingest",
+            "--store",
+            url,
+            "--scale",
+            "tiny",
+            "--hours",
+            "1",
+            "--interval",
+            "0.5",
+            "--data-dir",
+            str(tmp_path / "ingest"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
 
 
 def wait_for_updates(url, count, timeout=60):
@@ -132,8 +152,7 @@ def test_serve_with_workers_shares_one_port_and_one_rate_limit(database, tmp_pat
             wait_until(lambda: httpx.get(server.base + "/health").status_code in (200, 503), "the server")
 
             def requests():  # a new connection each time: the kernel hands them to either worker
-                return [httpx.get(server.base + "/api/external/segments", headers=auth).status_code
-                        for _ in range(20)]  # fmt: skip
+                return [httpx.get(server.base + "/api/external/segments", headers=auth).status_code for _ in range(20)]
 
             codes = in_one_minute(requests)  # (a worker that has not seen the new key yet answers 401, uncounted)
             tenth = [i for i, c in enumerate(codes) if c == 200][9]

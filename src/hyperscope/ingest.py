@@ -196,12 +196,16 @@ def _funding_rows(update: StateUpdate, previous_ms: int | None) -> pa.Table | No
         return None
     m = update.markets
     n = m.num_rows
-    return pa.table({
-        "time": pa.array(np.full(n, update.time // HOUR_MS * HOUR_MS, np.int64)),
-        "coin": m.column("coin"), "dex": m.column("dex"), "rate": m.column("funding"),
-        "open_interest_usd": pc.multiply(m.column("open_interest"), m.column("mark_px")),
-        "height": pa.array(np.full(n, update.height, np.int64)),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "time": pa.array(np.full(n, update.time // HOUR_MS * HOUR_MS, np.int64)),
+            "coin": m.column("coin"),
+            "dex": m.column("dex"),
+            "rate": m.column("funding"),
+            "open_interest_usd": pc.multiply(m.column("open_interest"), m.column("mark_px")),
+            "height": pa.array(np.full(n, update.height, np.int64)),
+        }
+    )
 
 
 def _series_tables(rows: metrics.MetricRows) -> dict[str, pa.Table]:

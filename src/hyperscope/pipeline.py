@@ -246,8 +246,9 @@ def live(
             if result is not None:
                 source.stored(update.height)
                 done += 1
-                log.info("state update %s: %s positions in %.3fs", result.height, result.positions,
-                         result.total_seconds)  # fmt: skip
+                log.info(
+                    "state update %s: %s positions in %.3fs", result.height, result.positions, result.total_seconds
+                )
     finally:
         source.save()
     if status.state != "failed":

@@ -49,8 +49,9 @@ def open_store(settings: Settings, *, create: bool, read_only: bool = False) -> 
             f"no hyperscope store at {settings.db_path}; check --data-dir or --store, or create one with "
             "`hyperscope run` or `hyperscope backfill`"
         )
-    return open_target(settings.db_path, read_only=read_only, memory_mib=settings.duckdb_memory,
-                       threads=settings.duckdb_threads)  # fmt: skip
+    return open_target(
+        settings.db_path, read_only=read_only, memory_mib=settings.duckdb_memory, threads=settings.duckdb_threads
+    )
 
 
 def open_keys(settings: Settings, store: Store | None = None) -> KeyManager:
@@ -174,13 +175,19 @@ def make_app(parts: Parts, *, ingesting: bool) -> FastAPI:
     if parts.ingestor is not None:
         parts.ingestor.listeners.append(metrics.observe_ingest)
     config = ApiConfig(
-        exports_dir=s.exports_dir, stale_after_seconds=stale_after(s, ingesting=ingesting),
+        exports_dir=s.exports_dir,
+        stale_after_seconds=stale_after(s, ingesting=ingesting),
         stale_after_from_writer=not ingesting and s.stale_after_seconds is None,
-        cache_max_bytes=s.cache_max_mib * 1024 * 1024, exports_max_bytes=s.exports_max_mib * 1024 * 1024,
-        exports_per_minute=s.exports_per_minute, public_url=s.public_url, allowed_hosts=tuple(s.allowed_hosts),
-        orders_retention_ms=int(s.retention_orders_days * DAY_MS), secret=parts.secret,
-        files=s.files, s3_endpoint_url=s.s3_endpoint_url,
-    )  # fmt: skip
+        cache_max_bytes=s.cache_max_mib * 1024 * 1024,
+        exports_max_bytes=s.exports_max_mib * 1024 * 1024,
+        exports_per_minute=s.exports_per_minute,
+        public_url=s.public_url,
+        allowed_hosts=tuple(s.allowed_hosts),
+        orders_retention_ms=int(s.retention_orders_days * DAY_MS),
+        secret=parts.secret,
+        files=s.files,
+        s3_endpoint_url=s.s3_endpoint_url,
+    )
     return create_app(parts.service, parts.keys, config, metrics, ingest=parts.status if ingesting else None)
 
 
@@ -190,9 +197,13 @@ def make_source(settings: Settings) -> Source:
         from hyperscope.sources.simulator.source import SimulatedSource
 
         return SimulatedSource(
-            settings.scale, settings.seed, settings.cadence_seconds, settings.checkpoint_path,
-            history_ms=int(settings.backfill_hours * HOUR_MS), interval_s=settings.live_interval_seconds,
-        )  # fmt: skip
+            settings.scale,
+            settings.seed,
+            settings.cadence_seconds,
+            settings.checkpoint_path,
+            history_ms=int(settings.backfill_hours * HOUR_MS),
+            interval_s=settings.live_interval_seconds,
+        )
     if settings.source in ("node", "replay"):
         from hyperscope.sources.hyperliquid.node import NodeSource
 

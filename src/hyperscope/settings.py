@@ -50,72 +50,90 @@ class Settings(BaseSettings):
         "hyperscope.duckdb", pattern=r"^[A-Za-z0-9._-]+$", description="DuckDB file name inside data_dir."
     )
     store: str | None = Field(
-        None, description="Where the data lives: duckdb:///path/file.duckdb (default: the file db_file in data_dir) "
+        None,
+        description="Where the data lives: duckdb:///path/file.duckdb (default: the file db_file in data_dir) "
         "or postgresql://user:password@host:port/database (shared by an ingest and any number of API processes).",
-    )  # fmt: skip
+    )
     files: str | None = Field(
-        None, description="Where export "
+        None,
+        description="Where export "
         "files live: s3://bucket/prefix on an S3-compatible store (download links are pre-signed there); default: "
         "the exports folder in data_dir.",
-    )  # fmt: skip
+    )
     s3_endpoint_url: str | None = Field(
-        None, pattern=r"^https?://\S+$", description="The S3-compatible service's URL for --files s3://... "
+        None,
+        pattern=r"^https?://\S+$",
+        description="The S3-compatible service's URL for --files s3://... "
         "(MinIO, Ceph, moto...); default: AWS (region and credentials from the usual AWS_* variables).",
-    )  # fmt: skip
+    )
     workers: int = Field(1, ge=1, le=64, description="API server processes `hyperscope serve` runs on one port.")
     host: str = Field("127.0.0.1", min_length=1, description="Address the API server listens on (an IP address).")
     port: int = Field(8000, ge=0, le=65_535, description="Port the API server listens on (0: any free port).")
     source: Literal["simulator", "node", "info", "replay"] = Field(
-        "simulator", description="Where state updates come from: the embedded simulated market, a Hyperliquid "
+        "simulator",
+        description="Where state updates come from: the embedded simulated market, a Hyperliquid "
         "node's snapshot files (node), a folder of them ingested as fast as possible (replay), or an info "
         "server (info: the node's local one, or the public API over a watch list).",
-    )  # fmt: skip
+    )
     node_data: Path | None = Field(
-        None, description="The node's data folder (~/hl/data) for --source node, or the folder to replay for "
+        None,
+        description="The node's data folder (~/hl/data) for --source node, or the folder to replay for "
         "--source replay.",
-    )  # fmt: skip
+    )
     catch_up: Literal["oldest", "newest"] = Field(
-        "oldest", description="After downtime, --source node ingests every snapshot it missed (oldest) or "
+        "oldest",
+        description="After downtime, --source node ingests every snapshot it missed (oldest) or "
         "skips to the newest one.",
-    )  # fmt: skip
+    )
     info_url: str = Field(
-        "http://localhost:3001/info", description="Info server for --source info: the node's local one "
+        "http://localhost:3001/info",
+        description="Info server for --source info: the node's local one "
         "(--serve-info) or https://api.hyperliquid.xyz/info with a watch list.",
-    )  # fmt: skip
+    )
     market_info_url: str | None = Field(
-        "https://api.hyperliquid.xyz/info", description="Where --source node fetches mark prices, funding and "
+        "https://api.hyperliquid.xyz/info",
+        description="Where --source node fetches mark prices, funding and "
         "premiums (metaAndAssetCtxs); unset: oracle prices only.",
-    )  # fmt: skip
+    )
     node_orders: Literal["auto", "off"] = Field(
-        "auto", description="Open orders for --source node (order snapshots): recorded L4 files, the node's "
+        "auto",
+        description="Open orders for --source node (order snapshots): recorded L4 files, the node's "
         "local info server (--info-url on this machine, fileSnapshot l4Snapshots) or hl_node; off: none.",
-    )  # fmt: skip
+    )
     hl_node: Path | None = Field(
-        None, description="The node's hl-node binary: --source node then reads each snapshot's own order books "
+        None,
+        description="The node's hl-node binary: --source node then reads each snapshot's own order books "
         "with its compute-l4-snapshots (when no L4 file or local info server serves them).",
-    )  # fmt: skip
+    )
     hl_chain: Literal["Mainnet", "Testnet"] = Field("Mainnet", description="The chain hl_node is run for.")
     info_weight_per_minute: int = Field(
-        1200, ge=1, le=1_000_000, description="Request weight per minute the info client allows itself (the "
-        "public API grants 1200 per IP).",
-    )  # fmt: skip
+        1200,
+        ge=1,
+        le=1_000_000,
+        description="Request weight per minute the info client allows itself (the public API grants 1200 per IP).",
+    )
     watch_list: Path | None = Field(
-        None, description="Addresses to follow with the public API (--source info): a text file, one 0x address "
+        None,
+        description="Addresses to follow with the public API (--source info): a text file, one 0x address "
         "per line, or a stats leaderboard JSON file.",
-    )  # fmt: skip
+    )
     leaderboard: Path | None = Field(
-        None, description="A stats leaderboard JSON file: all-time PnL and volume of wallets when first seen by "
+        None,
+        description="A stats leaderboard JSON file: all-time PnL and volume of wallets when first seen by "
         "a node source (otherwise they count from the first snapshot hyperscope reads).",
-    )  # fmt: skip
+    )
     scale: Literal["tiny", "small", "bench"] = Field("small", description="Simulator scale: tiny, small or bench.")
     seed: int = Field(7, ge=0, le=2**32 - 1, description="Simulator seed; the same seed gives the same market.")
     cadence_seconds: int = Field(
         900, ge=60, le=86_400, description="Market time between two simulated state updates (seconds)."
     )
     backfill_hours: float = Field(
-        26.0, ge=0, le=24 * 90, description="History generated before going live on an empty store (0-2160 hours; "
+        26.0,
+        ge=0,
+        le=24 * 90,
+        description="History generated before going live on an empty store (0-2160 hours; "
         "the default holds a state update more than 24 h old, so every 24 h comparison is filled at once).",
-    )  # fmt: skip
+    )
     live_interval_seconds: float = Field(
         5.0, ge=0.1, le=86_400, description="Wall-clock seconds between live state updates."
     )
@@ -141,21 +159,30 @@ class Settings(BaseSettings):
         None, gt=0, description="Lag past which /health answers 503 'stale'; default 3 x the expected update interval."
     )
     ingest_retries: int = Field(
-        6, ge=0, le=100, description="Retries with backoff (1 s doubling to 60 s) of a failing state update before "
+        6,
+        ge=0,
+        le=100,
+        description="Retries with backoff (1 s doubling to 60 s) of a failing state update before "
         "ingest is declared failed and the process exits.",
-    )  # fmt: skip
+    )
     duckdb_memory_mib: int | None = Field(
-        None, ge=64, le=1_048_576, description="DuckDB's memory limit (MiB); its block cache stays under it. "
+        None,
+        ge=64,
+        le=1_048_576,
+        description="DuckDB's memory limit (MiB); its block cache stays under it. "
         "Default: 256 at tiny and small scale, 1024 at bench scale.",
-    )  # fmt: skip
+    )
     duckdb_threads: int = Field(2, ge=1, le=256, description="Threads DuckDB may use.")
     retention_metrics_days: float = Field(
         30, gt=0, le=36_500, description="Metric rows (every series, markets) older than this are deleted."
     )
     retention_full_resolution_hours: float = Field(
-        1, ge=0, le=876_000, description="Metric rows older than this keep one state update per "
+        1,
+        ge=0,
+        le=876_000,
+        description="Metric rows older than this keep one state update per "
         "retention_thin_minutes; newer ones keep every state update.",
-    )  # fmt: skip
+    )
     retention_thin_minutes: float = Field(
         15, gt=0, le=1_440, description="Spacing of the metric rows kept past retention_full_resolution_hours."
     )
@@ -167,18 +194,23 @@ class Settings(BaseSettings):
         7, gt=0, le=36_500, description="5-minute order snapshots older than this are deleted (and refused)."
     )
     retention_funding_days: float = Field(
-        400, gt=0, le=36_500, description="Hourly funding rows (the Coin Metrics-style series) older than this are "
-        "deleted.",
-    )  # fmt: skip
+        400,
+        gt=0,
+        le=36_500,
+        description="Hourly funding rows (the Coin Metrics-style series) older than this are deleted.",
+    )
     public_url: str | None = Field(
-        None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", description="Absolute base URL of the API as clients "
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Absolute base URL of the API as clients "
         "reach it (e.g. https://hs.example.com); download links start with it. Default: the request's own host.",
-    )  # fmt: skip
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Host names (besides localhost, 127.0.0.1 and ::1) whose Host header may "
+        default_factory=list,
+        description="Host names (besides localhost, 127.0.0.1 and ::1) whose Host header may "
         "start download links and next_page_url when public_url is unset; any other Host gets the server's own "
         "address. Comma-separated in HYPERSCOPE_ALLOWED_HOSTS.",
-    )  # fmt: skip
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python logging level.")
 
     @field_validator("allowed_hosts", mode="before")
@@ -203,8 +235,10 @@ class Settings(BaseSettings):
     def _files_url(cls, value: str | None) -> str | None:
         bucket, prefix = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", r"[A-Za-z0-9._/-]*[A-Za-z0-9._-][A-Za-z0-9._/-]*"
         if value is not None and not re.fullmatch(f"s3://{bucket}/{prefix}", value):
-            raise ValueError(f"expected s3://bucket/prefix (a bucket name of 3-63 lowercase letters, digits, dots "
-                             f"or dashes, and a prefix only hyperscope writes to), got {value!r}")  # fmt: skip
+            raise ValueError(
+                f"expected s3://bucket/prefix (a bucket name of 3-63 lowercase letters, digits, dots "
+                f"or dashes, and a prefix only hyperscope writes to), got {value!r}"
+            )
         return value
 
     @field_validator("store")
@@ -221,8 +255,9 @@ class Settings(BaseSettings):
             return value
         from hyperscope.dsn import redact
 
-        raise ValueError(f"expected duckdb:///path/file.duckdb or postgresql://user@host/database, got "
-                         f"{redact(value)!r}")  # fmt: skip
+        raise ValueError(
+            f"expected duckdb:///path/file.duckdb or postgresql://user@host/database, got {redact(value)!r}"
+        )
 
     @field_validator("host")
     @classmethod

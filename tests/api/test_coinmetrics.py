@@ -32,8 +32,10 @@ def expected(world, coins):
     for r in rows:
         if r["open_interest_usd"] > 0:
             by_hour[r["time"]].append(r)
-    afr = {t: sum(r["open_interest_usd"] * 8 * r["rate"] for r in rs) / sum(r["open_interest_usd"] for r in rs)
-           for t, rs in sorted(by_hour.items())}  # fmt: skip
+    afr = {
+        t: sum(r["open_interest_usd"] * 8 * r["rate"] for r in rs) / sum(r["open_interest_usd"] for r in rs)
+        for t, rs in sorted(by_hour.items())
+    }
     cfr = {}
     for t in afr:
         product = 1.0
@@ -46,8 +48,9 @@ def expected(world, coins):
 
 def test_the_client_reads_asset_metrics_through_pages_and_as_a_stream(cm):
     world, _, client = cm
-    paged = client.get_asset_metrics(assets=["btc", "eth"], metrics=[AFR, CFR], frequency="1h", page_size=7,
-                                     format="json").to_dataframe()  # fmt: skip
+    paged = client.get_asset_metrics(
+        assets=["btc", "eth"], metrics=[AFR, CFR], frequency="1h", page_size=7, format="json"
+    ).to_dataframe()
     streamed = client.get_asset_metrics(assets=["btc", "eth"], metrics=[AFR, CFR], frequency="1h").to_dataframe()
     assert list(paged.columns) == ["asset", "time", AFR, CFR]
     assert len(paged) == len(streamed) > 14 and (paged.values == streamed.values).all()
@@ -62,10 +65,12 @@ def test_the_client_reads_asset_metrics_through_pages_and_as_a_stream(cm):
 
 def test_exchange_assets_are_one_dex_each_and_daily_is_the_midnight_hour(cm):
     world, _, client = cm
-    hourly = client.get_exchange_asset_metrics(exchange_assets=["hyperliquid-btc", "hyperliquid-hyna-btc"],
-                                               metrics=[AFR, AFR_USD_1Y], frequency="1h").to_dataframe()  # fmt: skip
-    daily = client.get_exchange_asset_metrics(exchange_assets=["hyperliquid-btc", "hyperliquid-hyna-btc"],
-                                              metrics=[AFR, AFR_USD_1Y], frequency="1d").to_dataframe()  # fmt: skip
+    hourly = client.get_exchange_asset_metrics(
+        exchange_assets=["hyperliquid-btc", "hyperliquid-hyna-btc"], metrics=[AFR, AFR_USD_1Y], frequency="1h"
+    ).to_dataframe()
+    daily = client.get_exchange_asset_metrics(
+        exchange_assets=["hyperliquid-btc", "hyperliquid-hyna-btc"], metrics=[AFR, AFR_USD_1Y], frequency="1d"
+    ).to_dataframe()
     for ea, coins in (("hyperliquid-btc", ["BTC"]), ("hyperliquid-hyna-btc", ["hyna:BTC"])):
         afr, _ = expected(world, coins)
         mine = hourly[hourly.exchange_asset == ea]
@@ -80,8 +85,9 @@ def test_exchange_assets_are_one_dex_each_and_daily_is_the_midnight_hour(cm):
 
 def test_market_funding_rates_are_the_hourly_rates(cm):
     world, _, client = cm
-    rates = client.get_market_funding_rates(markets=["hyperliquid-BTC-future", "hyperliquid-xyz:GOLD-future"],
-                                            page_size=5, format="json").to_dataframe()  # fmt: skip
+    rates = client.get_market_funding_rates(
+        markets=["hyperliquid-BTC-future", "hyperliquid-xyz:GOLD-future"], page_size=5, format="json"
+    ).to_dataframe()
     assert list(rates.columns)[:5] == ["market", "time", "rate", "period", "interval"]
     for market, coin in (("hyperliquid-BTC-future", "BTC"), ("hyperliquid-xyz:GOLD-future", "xyz:GOLD")):
         stored = world.store.funding_rows([coin], 0, 2**62).to_pylist()
@@ -91,8 +97,10 @@ def test_market_funding_rates_are_the_hourly_rates(cm):
         # stamped at the end of the funding interval: the hour's rate settles at the next hour (CM §3.4)
         assert [t.value // 1_000_000 for t in mine.time] == [r["time"] + HOUR for r in stored]
         # each rate prints as the decimal it was given as, never with float noise
-        assert list(mine.rate) == [repr(r["rate"]).removesuffix(".0") if "e" not in repr(r["rate"])
-                                   else mine.rate.iloc[i] for i, r in enumerate(stored)]  # fmt: skip
+        assert list(mine.rate) == [
+            repr(r["rate"]).removesuffix(".0") if "e" not in repr(r["rate"]) else mine.rate.iloc[i]
+            for i, r in enumerate(stored)
+        ]
     assert set(rates.period) == {"01:00:00"}
     (catalog,) = client.catalog_market_funding_rates_v2(markets=["hyperliquid-BTC-future"]).to_list()
     first = world.store.funding_rows(["BTC"], 0, 2**62).column("time").to_pylist()[0]
@@ -109,11 +117,13 @@ def test_wildcards_select_every_matching_id_as_the_cm_docs_allow(cm):
     world, http, client = cm
     everything = http.get("/v4/catalog-v2/exchange-asset-metrics").json()["data"]
     hyperliquid = sorted({r["exchange_asset"] for r in everything})
-    got = client.get_exchange_asset_metrics(exchange_assets=["hyperliquid-*"], metrics=[AFR], frequency="1h",
-                                            format="json").to_list()  # fmt: skip
+    got = client.get_exchange_asset_metrics(
+        exchange_assets=["hyperliquid-*"], metrics=[AFR], frequency="1h", format="json"
+    ).to_list()
     assert sorted({r["exchange_asset"] for r in got}) == hyperliquid and len(hyperliquid) > 3
-    btc = client.get_exchange_asset_metrics(exchange_assets=["*-btc"], metrics=[AFR], frequency="1h",
-                                            format="json").to_list()  # fmt: skip
+    btc = client.get_exchange_asset_metrics(
+        exchange_assets=["*-btc"], metrics=[AFR], frequency="1h", format="json"
+    ).to_list()
     assert {r["exchange_asset"] for r in btc} == {"hyperliquid-btc", "hyperliquid-hyna-btc"}
     assets = client.get_asset_metrics(assets="*", metrics=[AFR], frequency="1h", format="json").to_list()
     assert {"btc", "eth", "gold"} <= {r["asset"] for r in assets}
@@ -128,7 +138,11 @@ def test_derived_values_print_the_shortest_decimal_of_what_they_stand_for():
     from hyperscope.api.coinmetrics.shape import numbers
 
     assert numbers([8 * 0.0000125, 0.0000125 * 3 * 365, -0.00054481, 1 / 3]) == [
-        "0.0001", "0.0136875", "-0.00054481", "0.333333333333333"]  # fmt: skip
+        "0.0001",
+        "0.0136875",
+        "-0.00054481",
+        "0.333333333333333",
+    ]
 
 
 def test_the_clients_typed_errors(cm):
@@ -181,39 +195,58 @@ def test_conventions_errors_and_shapes(cm):
     assert body["data"][0]["time"] < body["data"][1]["time"]  # ascending within a page; first page = the end
     following = http.get(body["next_page_url"]).json()
     assert following["data"][-1]["time"] < body["data"][0]["time"]
-    for params, needle in (({"frequency": "1m"}, "frequency"), ({"page_size": "10001"}, "page_size"),
-                           ({"start_time": "yesterday"}, "start_time"), ({"paging_from": "middle"}, "paging_from"),
-                           ({"metrics": "futures_aggregate_funding_rate_coin_margin_8h_period"}, "metrics"),
-                           ({"next_page_token": "forged.token"}, "next_page_token"),
-                           ({"timezone": "Mars/Olympus"}, "timezone")):  # fmt: skip
+    for params, needle in (
+        ({"frequency": "1m"}, "frequency"),
+        ({"page_size": "10001"}, "page_size"),
+        ({"start_time": "yesterday"}, "start_time"),
+        ({"paging_from": "middle"}, "paging_from"),
+        ({"metrics": "futures_aggregate_funding_rate_coin_margin_8h_period"}, "metrics"),
+        ({"next_page_token": "forged.token"}, "next_page_token"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+    ):
         r = http.get("/v4/timeseries/asset-metrics", params={**base, **params})
         assert r.status_code == 400, (params, r.text)
         assert r.json()["error"]["type"] == "bad_parameter" and f"'{needle}'" in r.json()["error"]["message"]
     # coin-margined metrics are absent (no coin-margined market), never 0, next to supported ones
-    both = http.get("/v4/timeseries/asset-metrics", params={
-        **base, "metrics": f"{AFR},futures_aggregate_funding_rate_coin_margin_8h_period"}).json()  # fmt: skip
+    both = http.get(
+        "/v4/timeseries/asset-metrics",
+        params={**base, "metrics": f"{AFR},futures_aggregate_funding_rate_coin_margin_8h_period"},
+    ).json()
     assert all("futures_aggregate_funding_rate_coin_margin_8h_period" not in row for row in both["data"])
     # the page's older id still answers, under the name asked, flagged as deprecated
-    old = http.get("/v4/timeseries/asset-metrics",
-                   params={**base, "metrics": "futures_cumulative_funding_rate_usd_margin_1d"})  # fmt: skip
+    old = http.get(
+        "/v4/timeseries/asset-metrics", params={**base, "metrics": "futures_cumulative_funding_rate_usd_margin_1d"}
+    )
     assert old.status_code == 200 and old.headers["deprecation"] == "true"
     assert "futures_cumulative_funding_rate_usd_margin_1d" in old.json()["data"][0]
     # CSV: a header, then the rows; the next page in x-next-page-url
-    text = http.get("/v4/timeseries/asset-metrics", params={**base, "format": "csv", "page_size": 3,
-                                                             "frequency": "1h"})  # fmt: skip
+    text = http.get("/v4/timeseries/asset-metrics", params={**base, "format": "csv", "page_size": 3, "frequency": "1h"})
     rows = list(csv.reader(io.StringIO(text.text)))
     assert rows[0] == ["asset", "time", AFR] and len(rows) == 4 and text.headers["x-next-page-url"]
     # NDJSON: one object per line, every row, no paging
-    stream = http.get("/v4/timeseries/asset-metrics", params={**base, "format": "json_stream", "frequency": "1h",
-                                                               "page_size": 1})  # fmt: skip
+    stream = http.get(
+        "/v4/timeseries/asset-metrics", params={**base, "format": "json_stream", "frequency": "1h", "page_size": 1}
+    )
     lines = stream.text.strip().split("\n")
     assert stream.headers["content-type"].startswith("application/x-ndjson") and len(lines) > 2
     assert all(json.loads(line)["asset"] == "btc" for line in lines)
     # time formats and timezone: the same instant written six ways (and in Chicago)
-    forms = ["2026-02-11T00:00:00Z", "2026-02-11T00:00:00.000Z", "2026-02-11T00:00:00.000000Z",
-             "2026-02-11T00:00:00.000000000Z", "2026-02-11", "20260211"]  # fmt: skip
-    answers = {json.dumps(http.get("/v4/timeseries/asset-metrics", params={
-        **base, "frequency": "1h", "start_time": f, "end_time": f}).json()["data"]) for f in forms}  # fmt: skip
+    forms = [
+        "2026-02-11T00:00:00Z",
+        "2026-02-11T00:00:00.000Z",
+        "2026-02-11T00:00:00.000000Z",
+        "2026-02-11T00:00:00.000000000Z",
+        "2026-02-11",
+        "20260211",
+    ]
+    answers = {
+        json.dumps(
+            http.get(
+                "/v4/timeseries/asset-metrics", params={**base, "frequency": "1h", "start_time": f, "end_time": f}
+            ).json()["data"]
+        )
+        for f in forms
+    }
     assert len(answers) == 1 and "2026-02-11T00:00:00.000000000Z" in answers.pop()
     chicago = http.get(
         "/v4/timeseries/asset-metrics",
@@ -227,12 +260,18 @@ def test_conventions_errors_and_shapes(cm):
     )
     assert chicago.json()["data"][0]["time"] == "2026-02-11T00:00:00.000000000Z"
     # limit_per_asset: the latest n rows of each
-    latest = http.get("/v4/timeseries/asset-metrics", params={**base, "assets": "btc,eth", "frequency": "1h",
-                                                               "limit_per_asset": 1}).json()["data"]  # fmt: skip
+    latest = http.get(
+        "/v4/timeseries/asset-metrics", params={**base, "assets": "btc,eth", "frequency": "1h", "limit_per_asset": 1}
+    ).json()["data"]
     assert [r["asset"] for r in latest] == ["btc", "eth"]
     # every /v4 route needs a key
-    for path in ("/v4/timeseries/asset-metrics", "/v4/catalog-v2/asset-metrics", "/v4/reference-data/asset-metrics",
-                 "/v4/timeseries/market-funding-rates", "/v4/anything"):  # fmt: skip
+    for path in (
+        "/v4/timeseries/asset-metrics",
+        "/v4/catalog-v2/asset-metrics",
+        "/v4/reference-data/asset-metrics",
+        "/v4/timeseries/market-funding-rates",
+        "/v4/anything",
+    ):
         r = http.get(path, headers={"Authorization": ""})
         assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
 
@@ -256,8 +295,14 @@ def test_paging_never_repeats_or_skips_while_hours_are_added(tmp_path):
 
     world = World(tmp_path / "store.duckdb", steps=4 * 8)
     with serving(world.app, {}) as http:
-        params = {"assets": "btc", "metrics": AFR, "frequency": "1h", "page_size": 2, "api_key": world.key,
-                  "paging_from": "start"}  # fmt: skip
+        params = {
+            "assets": "btc",
+            "metrics": AFR,
+            "frequency": "1h",
+            "page_size": 2,
+            "api_key": world.key,
+            "paging_from": "start",
+        }
         seen, body = [], http.get("/v4/timeseries/asset-metrics", params=params).json()
         while True:
             seen += [row["time"] for row in body["data"]]
@@ -268,8 +313,10 @@ def test_paging_never_repeats_or_skips_while_hours_are_added(tmp_path):
             assert "api_key" not in body["next_page_url"]  # the caller adds its own, as the official client does
             body = http.get(body["next_page_url"] + f"&api_key={world.key}").json()
         assert seen == sorted(set(seen)) and len(seen) >= 8
-        hours = [row["time"] for row in http.get("/v4/timeseries/asset-metrics", params={
-            **params, "page_size": 10_000}).json()["data"]]  # fmt: skip
+        hours = [
+            row["time"]
+            for row in http.get("/v4/timeseries/asset-metrics", params={**params, "page_size": 10_000}).json()["data"]
+        ]
         assert seen == hours[: len(seen)]  # nothing skipped
     world.keys.store.close()
     world.store.close()
@@ -284,8 +331,9 @@ def test_the_coin_metrics_test_vectors():
         assert rolling_cumulative(group, hour, afr, span)[-1] == pytest.approx(want, rel=1e-12)
     # a gap is skipped, not filled: 23 hours present in the last day compound 23 terms
     gap = np.delete(np.arange(n), n - 5)
-    group, hour, afr = aggregate_8h(np.zeros(gap.size, np.int64), hours[gap], np.full(gap.size, 0.0001 / 8),
-                                    np.full(gap.size, 1e6))  # fmt: skip
+    group, hour, afr = aggregate_8h(
+        np.zeros(gap.size, np.int64), hours[gap], np.full(gap.size, 0.0001 / 8), np.full(gap.size, 1e6)
+    )
     assert rolling_cumulative(group, hour, afr, 24)[-1] == pytest.approx((1 + 0.0001 / 8) ** 23 - 1, rel=1e-12)
     # no open interest: no value at that hour
     _, hour, _ = aggregate_8h(np.zeros(3, np.int64), hours[:3], np.full(3, 1e-5), np.array([1.0, 0.0, 2.0]))

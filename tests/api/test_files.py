@@ -113,8 +113,9 @@ def test_series_exports_end_at_the_newest_state_update(world, live_server):
     assert first["totalPositionValue"] == pytest.approx(sum(v(r, "value") for r in rows), rel=1e-9)
     times = [row[0] for row in metrics["metrics"]["data"]]
     # the samples are stamped with their even UTC hour, the latest row with its own time
-    assert times == sorted(times, reverse=True) and all(t.endswith("00:00.000Z") and int(t[11:13]) % 2 == 0
-                                                         for t in times[1:])  # fmt: skip
+    assert times == sorted(times, reverse=True) and all(
+        t.endswith("00:00.000Z") and int(t[11:13]) % 2 == 0 for t in times[1:]
+    )
     seg = fetch(live_server, "/exports/coins/BTC/segment-metrics")
     for entry in seg["segments"]:
         s = entry["segment"]
@@ -124,8 +125,11 @@ def test_series_exports_end_at_the_newest_state_update(world, live_server):
         if members:
             assert data[0][0] == iso_ms(latest.time) and data[0][1] == len(members)
     equity = fetch(live_server, "/exports/total-wallets-equity-chart-data")
-    totals = world.store._dicts("SELECT sum(total_equity) t, sum(perp_equity) p, sum(spot_equity) s, "
-                                "sum(staking_equity) k, sum(vault_equity) va FROM wallets", [])[0]  # fmt: skip
+    totals = world.store._dicts(
+        "SELECT sum(total_equity) t, sum(perp_equity) p, sum(spot_equity) s, "
+        "sum(staking_equity) k, sum(vault_equity) va FROM wallets",
+        [],
+    )[0]
     newest = equity["history"]["data"][-1]
     assert newest[0] == iso_ms(latest.time)
     assert newest[1:] == pytest.approx([totals["t"], totals["p"], totals["s"], totals["k"], totals["va"]], rel=1e-9)
@@ -151,10 +155,10 @@ def test_the_24h_comparison_and_the_period_leaderboards(february):
     for b in by_size["breakdownBySize"]:
         row = [p for p in past if p["size_bucket"] == b["sizeSegmentId"]]
         assert b["pastPositionCount"] == (row[0]["position_count"] if row else 0)
-    now = dict(zip(latest.wallets.column("address").to_pylist(), latest.wallets.column("pnl").to_pylist(),
-                   strict=True))  # fmt: skip
-    then = dict(zip(day_ago.wallets.column("address").to_pylist(), day_ago.wallets.column("pnl").to_pylist(),
-                    strict=True))  # fmt: skip
+    now = dict(zip(latest.wallets.column("address").to_pylist(), latest.wallets.column("pnl").to_pylist(), strict=True))
+    then = dict(
+        zip(day_ago.wallets.column("address").to_pylist(), day_ago.wallets.column("pnl").to_pylist(), strict=True)
+    )
     board = fetch(http, "/leaderboards/perp-pnl/day/download")
     assert board["period"] == "day" and board["totalCount"] == len(board["data"]) > 0
     pnls = [row["pnl"] for row in board["data"]]
@@ -203,8 +207,11 @@ def test_order_snapshots_follow_the_documented_rules(world, live_server):
         assert r.status_code == 400 and needle in r.json()["message"], (text, r.text)
     latest = fetch(live_server, "/orders/5m-snapshots/coins/eth/download")
     newest = world.updates[-1].orders
-    eth = {o for o, c in zip(newest.column("oid").to_pylist(), newest.column("coin").to_pylist(), strict=True)
-           if c == "ETH"}  # fmt: skip
+    eth = {
+        o
+        for o, c in zip(newest.column("oid").to_pylist(), newest.column("coin").to_pylist(), strict=True)
+        if c == "ETH"
+    }
     assert {o["coin"] for o in latest} == {"ETH"} and {o["oid"] for o in latest} == eth
     table = fetch(live_server, "/orders/5m-snapshots/coins/ETH/download", format="parquet")
     assert table.num_rows == len(latest)
@@ -218,15 +225,21 @@ def test_every_format_holds_the_same_numbers_and_a_file_is_built_once_per_state_
     assert table.column("totalPositionValue").to_pylist() == [b["totalPositionValue"] for b in doc["breakdownBySize"]]
     positions = fetch(live_server, "/positions/open/coin/ETH", format="parquet")
     assert positions.num_rows == len(fetch(live_server, "/positions/open/coin/ETH"))
-    links = [live_server.get(f"{E}/exports/coins/SOL/segment-metrics", follow_redirects=False).headers["location"]
-             for _ in range(2)]  # fmt: skip
+    links = [
+        live_server.get(f"{E}/exports/coins/SOL/segment-metrics", follow_redirects=False).headers["location"]
+        for _ in range(2)
+    ]
     ids = {world.app.state.links.verify(link.rsplit("/", 1)[1])[0] for link in links}
     assert len(ids) == 1  # the second request reused the file
 
 
 def test_links_start_with_the_public_url_when_one_is_set(world, tmp_path):
-    config = ApiConfig(exports_dir=tmp_path / "exports", stale_after_seconds=1e12,
-                       public_url="https://hs.example.com/api-root", secret=SECRET)  # fmt: skip
+    config = ApiConfig(
+        exports_dir=tmp_path / "exports",
+        stale_after_seconds=1e12,
+        public_url="https://hs.example.com/api-root",
+        secret=SECRET,
+    )
     with TestClient(create_app(world.service, world.keys, config)) as c:
         c.headers.update(world.headers())
         r = c.get(f"{E}/exports/coins/BTC/positions", follow_redirects=False)
@@ -235,13 +248,16 @@ def test_links_start_with_the_public_url_when_one_is_set(world, tmp_path):
         assert r.json()["downloadUrl"].startswith("https://hs.example.com/api-root/downloads/")
 
 
-@pytest.mark.parametrize(("path", "status", "needle"), [
-    ("/exports/coins/BTC/nothing", 404, "unknown export"),
-    ("/exports/coins/NOPE/positions", 404, "NOPE"),
-    ("/exports/coins/BTC/positions?format=xlsx", 400, "format"),
-    ("/leaderboards/perp-pnl/year/download", 400, "period"),
-    ("/positions/open/coin/BTC?format=pdf", 400, "format"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "status", "needle"),
+    [
+        ("/exports/coins/BTC/nothing", 404, "unknown export"),
+        ("/exports/coins/NOPE/positions", 404, "NOPE"),
+        ("/exports/coins/BTC/positions?format=xlsx", 400, "format"),
+        ("/leaderboards/perp-pnl/year/download", 400, "period"),
+        ("/positions/open/coin/BTC?format=pdf", 400, "format"),
+    ],
+)
 def test_bad_file_requests_are_clear_4xx(live_server, path, status, needle):
     r = live_server.get(E + path, follow_redirects=False)
     assert r.status_code == status and needle in r.json()["message"]

@@ -15,10 +15,24 @@ from tests.api import upstream
 SIZE_AXIS = {1, 2, 3, 4, 5, 6, 7, 16}
 
 
-NUMERIC = ("size", "value", "entryPrice", "unrealizedPnl", "funding", "liquidationPrice", "liquidationProgress",
-           "crossLeverage", "isolatedLeverage", "profile_totalEquity", "profile_perpEquity",
-           "profile_countOpenPositions", "profile_pnl", "profile_balance", "profile_perpPnlSegmentId",
-           "profile_sizeSegmentId")  # fmt: skip
+NUMERIC = (
+    "size",
+    "value",
+    "entryPrice",
+    "unrealizedPnl",
+    "funding",
+    "liquidationPrice",
+    "liquidationProgress",
+    "crossLeverage",
+    "isolatedLeverage",
+    "profile_totalEquity",
+    "profile_perpEquity",
+    "profile_countOpenPositions",
+    "profile_pnl",
+    "profile_balance",
+    "profile_perpPnlSegmentId",
+    "profile_sizeSegmentId",
+)
 
 
 def download(http, coin, base=None):
@@ -63,8 +77,9 @@ def test_a_main_coin_covers_every_dex_and_a_hip3_coin_only_its_own(world, live_s
 
 
 def test_csv_columns_match_upstream(live_server):
-    example = upstream.example("positions-and-market-data.md", "/api/external/positions/open/coin/{coin}",
-                               marker="CSV content preview")  # fmt: skip
+    example = upstream.example(
+        "positions-and-market-data.md", "/api/external/positions/open/coin/{coin}", marker="CSV content preview"
+    )
     _, rows = download(live_server, "BTC")
     assert rows and list(rows[0]) == list(example[0])
 

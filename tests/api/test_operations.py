@@ -34,8 +34,10 @@ def test_an_id_in_a_path_is_parsed_once_strictly_by_the_route_that_authorizes(wo
         assert denied.status_code == 403 and denied.json()["error"] == "forbidden", path  # scope of the route
         unknown = client.get(path)
         assert unknown.status_code == 404 and unknown.json()["error"] == "not_found", path  # never segment 1
-    for path in (f"/api/external/position-metrics/coin/BTC/segment/{text}?start={START}",
-                 f"/api/external/position-metrics/coin/BTC/position-size-bucket/{text}?start={START}"):  # fmt: skip
+    for path in (
+        f"/api/external/position-metrics/coin/BTC/segment/{text}?start={START}",
+        f"/api/external/position-metrics/coin/BTC/position-size-bucket/{text}?start={START}",
+    ):
         assert client.get(path).status_code == 404, path
 
 
@@ -192,8 +194,10 @@ def test_a_request_the_http_parser_refuses_still_gets_the_json_error_shape(live_
     import socket
 
     host, port = live_server.base_url.host, live_server.base_url.port
-    for request in (b"GET /api/external/segments?q=" + b"x" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-                    b"GARBAGE\r\n\r\n"):  # fmt: skip
+    for request in (
+        b"GET /api/external/segments?q=" + b"x" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+    ):
         with socket.create_connection((host, port), timeout=10) as s:
             s.sendall(request)
             raw = b""

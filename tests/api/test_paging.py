@@ -10,8 +10,9 @@ from hyperscope.domain.timefmt import iso_ms
 @given(limit=st.integers(1, 7), ingest_every=st.integers(1, 3), route=st.sampled_from(["general", "coin"]))
 def test_paging_never_repeats_or_skips_while_ingesting(world, client, limit, ingest_every, route):
     start = iso_ms(world.updates[0].time)
-    path = {"general": "/api/external/position-metrics/general",
-            "coin": "/api/external/position-metrics/coin/ETH"}[route]  # fmt: skip
+    path = {"general": "/api/external/position-metrics/general", "coin": "/api/external/position-metrics/coin/ETH"}[
+        route
+    ]
     table = {"general": "metrics_general", "coin": "metrics_coin"}[route]
     where = "" if route == "general" else " AND coin = 'ETH'"
     first = client.get(f"{path}?start={start}&limit={limit}").json()

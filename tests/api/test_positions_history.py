@@ -34,11 +34,14 @@ def test_open_records_equal_the_open_positions_csv(world, live_server):
         assert p["markPrice"] == pytest.approx(p["positionValue"] / p["size"], rel=1e-12)
 
 
-@pytest.mark.parametrize(("order_by", "order", "key"), [
-    ("openTime", "asc", lambda p: p["openTime"]),
-    ("pnl", "desc", lambda p: -p["unrealizedPnl"]),
-    ("value", "asc", lambda p: p["positionValue"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("order_by", "order", "key"),
+    [
+        ("openTime", "asc", lambda p: p["openTime"]),
+        ("pnl", "desc", lambda p: -p["unrealizedPnl"]),
+        ("value", "asc", lambda p: p["positionValue"]),
+    ],
+)
 def test_paging_covers_every_record_once_in_order(world, live_server, order_by, order, key):
     everything = live_server.get(E, params={"coin": "BTC", "orderBy": order_by, "order": order}).json()["positions"]
     paged = page_through(live_server, coin="BTC", orderBy=order_by, order=order, limit=7)
@@ -52,12 +55,14 @@ def test_closed_positions_carry_their_real_close_time_even_for_an_earlier_window
     assert closed and all(p["closeTime"] is not None and p["closeTime"] >= p["openTime"] for p in closed)
     late = max(closed, key=lambda p: p["closeTime"])
     # a window that ends before the close still shows the close time
-    early = live_server.get(E, params={"address": late["address"], "coin": late["coin"], "open": "false",
-                                       "end": late["openTime"]}).json()["positions"]  # fmt: skip
+    early = live_server.get(
+        E, params={"address": late["address"], "coin": late["coin"], "open": "false", "end": late["openTime"]}
+    ).json()["positions"]
     assert [p["closeTime"] for p in early if p["id"] == late["id"]] == [late["closeTime"]]
     # a window that starts after the close does not include it
-    after = live_server.get(E, params={"address": late["address"], "open": "false",
-                                       "start": iso_ms(world.updates[-1].time + 1)}).json()["positions"]  # fmt: skip
+    after = live_server.get(
+        E, params={"address": late["address"], "open": "false", "start": iso_ms(world.updates[-1].time + 1)}
+    ).json()["positions"]
     assert late["id"] not in {p["id"] for p in after}
     # closed records of a wallet plus its open ones are exactly its records
     both = page_through(live_server, address=late["address"])
@@ -76,12 +81,22 @@ def test_filters_by_addresses_and_cohort(world, live_server):
         assert rows and all(segment in p["profile"]["segments"] for p in rows)
 
 
-@pytest.mark.parametrize(("params", "needle"), [
-    ({"open": "maybe"}, "open"), ({"orderBy": "volume"}, "orderBy"), ({"order": "up"}, "order"),
-    ({"segmentId": "0"}, "segmentId"), ({"segmentId": "x"}, "segmentId"), ({"address": "0x12"}, "address"),
-    ({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"), ({"start": "2026-02-02", "end": "2026-02-01"}, "start"),
-    ({"start": "not a date"}, "start"), ({"nextCursor": "abc.def"}, "nextCursor"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"open": "maybe"}, "open"),
+        ({"orderBy": "volume"}, "orderBy"),
+        ({"order": "up"}, "order"),
+        ({"segmentId": "0"}, "segmentId"),
+        ({"segmentId": "x"}, "segmentId"),
+        ({"address": "0x12"}, "address"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"start": "2026-02-02", "end": "2026-02-01"}, "start"),
+        ({"start": "not a date"}, "start"),
+        ({"nextCursor": "abc.def"}, "nextCursor"),
+    ],
+)
 def test_bad_parameters_are_a_400_naming_them(live_server, params, needle):
     r = live_server.get(E, params=params)
     assert r.status_code == 400 and r.json()["message"].startswith(needle), r.text

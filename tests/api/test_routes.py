@@ -14,27 +14,52 @@ START = iso_ms(0)
 def routes(world):
     coin = "BTC"
     return {
-        "general": (f"/api/external/position-metrics/general?start={START}",
-                    upstream.example("stats-page-data.md", "/api/external/position-metrics/general")),
-        "perp-volume": (f"/api/external/metrics/perp-volume?start={START}",
-                        upstream.example("stats-page-data.md", "/api/external/metrics/perp-volume")),
-        "coins": ("/api/external/positions/coins",
-                  upstream.example("positions-and-market-data.md", "/api/external/positions/coins")),
-        "coin": (f"/api/external/position-metrics/coin/{coin}?start={START}",
-                 upstream.example("positions-and-market-data.md", "/api/external/position-metrics/coin/{coin}")),
-        "segment": (f"/api/external/position-metrics/coin/{coin}/segment/1?start={START}",
-                    upstream.example("positions-and-market-data.md", "/api/external/position-metrics/coin/{coin}")),
-        "bucket": (f"/api/external/position-metrics/coin/{coin}/position-size-bucket/1?start={START}",
-                   upstream.example("positions-and-market-data.md", "/api/external/position-metrics/coin/{coin}")),
+        "general": (
+            f"/api/external/position-metrics/general?start={START}",
+            upstream.example("stats-page-data.md", "/api/external/position-metrics/general"),
+        ),
+        "perp-volume": (
+            f"/api/external/metrics/perp-volume?start={START}",
+            upstream.example("stats-page-data.md", "/api/external/metrics/perp-volume"),
+        ),
+        "coins": (
+            "/api/external/positions/coins",
+            upstream.example("positions-and-market-data.md", "/api/external/positions/coins"),
+        ),
+        "coin": (
+            f"/api/external/position-metrics/coin/{coin}?start={START}",
+            upstream.example("positions-and-market-data.md", "/api/external/position-metrics/coin/{coin}"),
+        ),
+        "segment": (
+            f"/api/external/position-metrics/coin/{coin}/segment/1?start={START}",
+            upstream.example("positions-and-market-data.md", "/api/external/position-metrics/coin/{coin}"),
+        ),
+        "bucket": (
+            f"/api/external/position-metrics/coin/{coin}/position-size-bucket/1?start={START}",
+            upstream.example("positions-and-market-data.md", "/api/external/position-metrics/coin/{coin}"),
+        ),
         "segments": ("/api/external/segments", upstream.LISTED["segments"]),
         "bias-history": ("/api/external/segments/9/bias-history", upstream.LISTED["bias-history"]),
         "heatmap": ("/api/external/positions/heatmap", upstream.LISTED["heatmap"]),
         "liquidation-risk": ("/api/external/16/assets/liquidation-risk", upstream.LISTED["liquidation-risk"]),
-    }  # fmt: skip
+    }
 
 
-@pytest.mark.parametrize("name", ["general", "perp-volume", "coins", "coin", "segment", "bucket", "segments",
-                                  "bias-history", "heatmap", "liquidation-risk"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "general",
+        "perp-volume",
+        "coins",
+        "coin",
+        "segment",
+        "bucket",
+        "segments",
+        "bias-history",
+        "heatmap",
+        "liquidation-risk",
+    ],
+)
 def test_route_matches_upstream_shape_over_real_http(world, live_server, name):
     path, example = routes(world)[name]
     response = live_server.get(path)
@@ -126,14 +151,21 @@ def test_bad_input_gets_a_clear_4xx(client, path, status, kind, needle):
 def test_auth_cases(world, client, live_server):
     url = "/api/external/positions/coins"
     assert live_server.get(url, headers={"Authorization": ""}).status_code == 401
-    for header, status in [("Basic abc", 401), ("Bearer", 401), ("Bearer hs_nope_x", 401),
-                           (f"Bearer {world.key}x", 401), (f"Bearer {world.revoked}", 401),
-                           (f"Bearer {world.metrics_only}", 403)]:  # fmt: skip
+    for header, status in [
+        ("Basic abc", 401),
+        ("Bearer", 401),
+        ("Bearer hs_nope_x", 401),
+        (f"Bearer {world.key}x", 401),
+        (f"Bearer {world.revoked}", 401),
+        (f"Bearer {world.metrics_only}", 403),
+    ]:
         response = live_server.get(url, headers={"Authorization": header})
         assert response.status_code == status, header
         assert response.json()["error"] in ("unauthorized", "forbidden")
-    ok = live_server.get(f"/api/external/position-metrics/general?start={START}&limit=1",
-                         headers={"Authorization": f"Bearer {world.metrics_only}"})  # fmt: skip
+    ok = live_server.get(
+        f"/api/external/position-metrics/general?start={START}&limit=1",
+        headers={"Authorization": f"Bearer {world.metrics_only}"},
+    )
     assert ok.status_code == 200
 
 
@@ -165,13 +197,20 @@ def test_tampered_or_foreign_cursor_is_a_400(client):
 
 def test_openapi_lists_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/external/position-metrics/general", "/api/external/metrics/perp-volume",
-                 "/api/external/positions/coins", "/api/external/position-metrics/coin/{coin}",
-                 "/api/external/position-metrics/coin/{coin}/segment/{segmentId}",
-                 "/api/external/position-metrics/coin/{coin}/position-size-bucket/{sizeBucketId}",
-                 "/api/external/segments", "/api/external/segments/{segmentId}/bias-history",
-                 "/api/external/positions/heatmap", "/api/external/{segmentId}/assets/liquidation-risk",
-                 "/health", "/metrics"):  # fmt: skip
+    for path in (
+        "/api/external/position-metrics/general",
+        "/api/external/metrics/perp-volume",
+        "/api/external/positions/coins",
+        "/api/external/position-metrics/coin/{coin}",
+        "/api/external/position-metrics/coin/{coin}/segment/{segmentId}",
+        "/api/external/position-metrics/coin/{coin}/position-size-bucket/{sizeBucketId}",
+        "/api/external/segments",
+        "/api/external/segments/{segmentId}/bias-history",
+        "/api/external/positions/heatmap",
+        "/api/external/{segmentId}/assets/liquidation-risk",
+        "/health",
+        "/metrics",
+    ):
         assert path in paths
     general = paths["/api/external/position-metrics/general"]["get"]
     documented = {p["name"]: p for p in general["parameters"]}

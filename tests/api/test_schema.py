@@ -35,8 +35,13 @@ def test_every_operation_answers_as_documented(api_schema, world, mode):
     for operation in operations(api_schema):
 
         @given(operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)  # fmt: skip
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def check(case):
             try:
                 case.call_and_validate(headers=world.headers(), excluded_checks=[positive_data_acceptance])

@@ -108,12 +108,14 @@ def test_link_hosts_come_from_the_allow_list_never_from_any_host(tmp_path, host,
     world = World(tmp_path / "store.duckdb", steps=2, config={"allowed_hosts": ("hs.example.org",)})
     try:
         with TestClient(world.app, follow_redirects=False) as client:
-            r = client.get("/api/external/leaderboards/perp-pnl/day/download",
-                           headers={**world.headers(), "Host": host})  # fmt: skip
+            r = client.get(
+                "/api/external/leaderboards/perp-pnl/day/download", headers={**world.headers(), "Host": host}
+            )
             assert r.status_code == 200
             assert r.json()["downloadUrl"].startswith(expected + "/downloads/"), r.json()
-            r = client.get("/api/external/exports/segments-bias-charts-data-24h",
-                           headers={**world.headers(), "Host": host})  # fmt: skip
+            r = client.get(
+                "/api/external/exports/segments-bias-charts-data-24h", headers={**world.headers(), "Host": host}
+            )
             assert r.headers["location"].startswith(expected + "/downloads/")
     finally:
         world.keys.store.close()

@@ -9,9 +9,25 @@ from tests.api import upstream
 
 UPSTREAM_HOST = "https://ht-api.coinmarketman.com"
 # fields that are whole numbers by definition; every other number in an example may be fractional here
-INTEGERS = frozenset({"positionCount", "pastPositionCount", "positionCountLong", "count", "countLong", "countShort",
-                      "countInProfit", "sizeSegmentId", "maxLeverage", "assetMaxLeverage", "szDecimals", "segments",
-                      "id", "crossLeverage", "isolatedLeverage"})  # fmt: skip
+INTEGERS = frozenset(
+    {
+        "positionCount",
+        "pastPositionCount",
+        "positionCountLong",
+        "count",
+        "countLong",
+        "countShort",
+        "countInProfit",
+        "sizeSegmentId",
+        "maxLeverage",
+        "assetMaxLeverage",
+        "szDecimals",
+        "segments",
+        "id",
+        "crossLeverage",
+        "isolatedLeverage",
+    }
+)
 
 
 def examples():
@@ -58,11 +74,17 @@ def test_upstream_python_example_answers_200_with_data_of_the_documented_shape(f
         assert body["coin"] == "BTC" and body["metrics"]["columns"][0] == "timestamp" and body["metrics"]["data"]
         assert all(len(row) == len(body["metrics"]["columns"]) for row in body["metrics"]["data"])
         return
-    doc = "stats-page-data.md" if any(r in route for r in ("general", "perp-volume", "total-wallets")) else (
-        "positions-and-market-data.md")  # fmt: skip
-    templated = {"/api/external/position-metrics/coin/BTC": "/api/external/position-metrics/coin/{coin}",
-                 "/api/external/exports/coins/BTC/position-breakdown-by-size":
-                     "/api/external/exports/coins/{coin}/position-breakdown-by-size"}.get(route, route)  # fmt: skip
+    doc = (
+        "stats-page-data.md"
+        if any(r in route for r in ("general", "perp-volume", "total-wallets"))
+        else ("positions-and-market-data.md")
+    )
+    templated = {
+        "/api/external/position-metrics/coin/BTC": "/api/external/position-metrics/coin/{coin}",
+        "/api/external/exports/coins/BTC/position-breakdown-by-size": (
+            "/api/external/exports/coins/{coin}/position-breakdown-by-size"
+        ),
+    }.get(route, route)
     theirs = loosen(upstream.example(doc, templated))
     assert upstream.same_shape(body, theirs, nullable=upstream.NULLABLE) == []
     listed = next(iter(body.values())) if isinstance(body, dict) else body

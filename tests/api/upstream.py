@@ -26,17 +26,47 @@ NULLABLE = frozenset({"nextCursor", "pageStart", "pageEnd", "bias", "history"})
 # Shapes the spec gives as field lists (product-notes.md) rather than JSON examples; values show the type.
 LISTED = {
     "segments": [{"id": 1, "name": "", "category": "", "criteria": {}, "emoji": ""}],
-    "bias-history": {"segment": {"id": 1, "name": "", "category": "", "criteria": {}}, "nextCursor": None,
-                     "positionRecencyTimeframe": "", "start": "", "end": "", "pageStart": "", "pageEnd": "",
-                     "historySnapshotStructure": [""], "history": [["", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]},
-    "heatmap": {"heatmap": [{"coin": "", "totalValue": 1.0, "totalLongValue": 1.0, "totalShortValue": 1.0,
-                             "count": 1, "countLong": 1, "countShort": 1,
-                             "segments": [{"segmentId": 1, "totalValue": 1.0, "totalLongValue": 1.0,
-                                           "totalShortValue": 1.0, "count": 1, "countLong": 1, "countShort": 1,
-                                           "bias": 1.0}]}]},
-    "liquidation-risk": {"totalCount": 1, "items": [{"coin": "", "totalValue": 1.0, "riskValue": 1.0,
-                                                     "percentRisk": 1.0}]},
-}  # fmt: skip
+    "bias-history": {
+        "segment": {"id": 1, "name": "", "category": "", "criteria": {}},
+        "nextCursor": None,
+        "positionRecencyTimeframe": "",
+        "start": "",
+        "end": "",
+        "pageStart": "",
+        "pageEnd": "",
+        "historySnapshotStructure": [""],
+        "history": [["", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]],
+    },
+    "heatmap": {
+        "heatmap": [
+            {
+                "coin": "",
+                "totalValue": 1.0,
+                "totalLongValue": 1.0,
+                "totalShortValue": 1.0,
+                "count": 1,
+                "countLong": 1,
+                "countShort": 1,
+                "segments": [
+                    {
+                        "segmentId": 1,
+                        "totalValue": 1.0,
+                        "totalLongValue": 1.0,
+                        "totalShortValue": 1.0,
+                        "count": 1,
+                        "countLong": 1,
+                        "countShort": 1,
+                        "bias": 1.0,
+                    }
+                ],
+            }
+        ]
+    },
+    "liquidation-risk": {
+        "totalCount": 1,
+        "items": [{"coin": "", "totalValue": 1.0, "riskValue": 1.0, "percentRisk": 1.0}],
+    },
+}
 
 
 def same_shape(ours: object, theirs: object, path: str = "$", nullable: frozenset[str] = frozenset()) -> list[str]:

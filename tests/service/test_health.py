@@ -40,8 +40,9 @@ def writer(state="running", beat_age_s=1.0, stale_after=15.0, beats=True):
     ],
 )
 def test_health_statuses(inputs, status, code):
-    got_code, body = health(inputs["latest"], "postgresql", 30.0, None, inputs.get("writer"),
-                            inputs.get("keys_unavailable"), now=NOW)  # fmt: skip
+    got_code, body = health(
+        inputs["latest"], "postgresql", 30.0, None, inputs.get("writer"), inputs.get("keys_unavailable"), now=NOW
+    )
     assert (body["status"], got_code) == (status, code), body
     if status == "ingest_down":
         assert "pid 4242" in body["ingest"]["reason"]

@@ -18,8 +18,9 @@ UNTIL = T0 + 12 * STEP
 
 def source(tmp_path, seed=5, until=UNTIL, genesis=T0, scale="tiny", cadence=900):
     """A source whose clock says `until`, so that a new market begins at `genesis`."""
-    return SimulatedSource(scale, seed, cadence, tmp_path / "simulator.npz", history_ms=until - genesis,
-                           clock=lambda: until)  # fmt: skip
+    return SimulatedSource(
+        scale, seed, cadence, tmp_path / "simulator.npz", history_ms=until - genesis, clock=lambda: until
+    )
 
 
 def rows(store, table, order):
@@ -57,8 +58,7 @@ def interrupted_after(path, n):
     store = open_store(path / "s.duckdb")
     src, stop = source(path), threading.Event()
     src.attach(store)
-    backfill(src, Ingestor(store), stop=stop,
-             progress=lambda done, total, result: stop.set() if done == n else None)  # fmt: skip
+    backfill(src, Ingestor(store), stop=stop, progress=lambda done, total, result: stop.set() if done == n else None)
     store.close()
 
 

@@ -49,14 +49,22 @@ _OLD_VIEW = _old_view()
 _LATER = {
     5: ["ALTER TABLE state_updates DROP COLUMN market_data"],
     4: ["DROP TABLE funding_hourly"],
-    3: ["DROP VIEW positions_open", "ALTER TABLE lifecycles DROP COLUMN wallet", _OLD_VIEW,
+    3: [
+        "DROP VIEW positions_open",
+        "ALTER TABLE lifecycles DROP COLUMN wallet",
+        _OLD_VIEW,
         "ALTER TABLE positions_closed DROP COLUMN wallet",
-        "ALTER TABLE state_updates DROP COLUMN has_orders", "DROP TABLE order_spans",
-        "DROP TABLE order_ends", "DROP TABLE wallet_marks",
-        *[f"ALTER TABLE positions_closed DROP COLUMN {c}" for c in ("mid_px", "premium", "sz_decimals",
-                                                                      "max_leverage")]],
+        "ALTER TABLE state_updates DROP COLUMN has_orders",
+        "DROP TABLE order_spans",
+        "DROP TABLE order_ends",
+        "DROP TABLE wallet_marks",
+        *[
+            f"ALTER TABLE positions_closed DROP COLUMN {c}"
+            for c in ("mid_px", "premium", "sz_decimals", "max_leverage")
+        ],
+    ],
     2: ["ALTER TABLE state_updates DROP COLUMN thinned"],
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("version", [2, 3, 4, 5])

@@ -72,8 +72,9 @@ def test_closed_lifecycles_and_fills_go_by_their_own_clocks(filled):
     closed_before = store._dicts("SELECT close_time FROM positions_closed", [])
     fills_before = store._dicts("SELECT time FROM fills", [])
     assert closed_before and fills_before
-    store.apply_retention(Retention(metrics=100 * HOUR, full_resolution=100 * HOUR, thin_every=HOUR,
-                                    positions=2 * HOUR, fills=HOUR), now)  # fmt: skip
+    store.apply_retention(
+        Retention(metrics=100 * HOUR, full_resolution=100 * HOUR, thin_every=HOUR, positions=2 * HOUR, fills=HOUR), now
+    )
     closed = store._dicts("SELECT close_time FROM positions_closed", [])
     fills = store._dicts("SELECT time FROM fills", [])
     assert len(closed) == sum(r["close_time"] >= now - 2 * HOUR for r in closed_before) < len(closed_before)

@@ -46,8 +46,15 @@ def test_flip_closes_one_position_and_opens_another_at_the_fill_time():
 
 
 def test_close_and_disappearing_wallet_close_at_the_update_without_fills():
-    a = make_state(1, [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0), make_position(3, "ETH", 2.0),
-                       make_position(4, "ETH", -2.0)])  # fmt: skip
+    a = make_state(
+        1,
+        [
+            make_position(1, "BTC", 1.0),
+            make_position(2, "BTC", -1.0),
+            make_position(3, "ETH", 2.0),
+            make_position(4, "ETH", -2.0),
+        ],
+    )
     wallets_without_4 = [w for w in a.wallets.to_pylist() if w["address"] != addr(4)]
     b = make_state(2, [make_position(3, "ETH", 2.0), make_position(5, "ETH", -2.0)], wallets=wallets_without_4)
     _, second = run(a, b)
@@ -60,8 +67,10 @@ def test_close_and_disappearing_wallet_close_at_the_update_without_fills():
 def test_liquidation_fill_sets_the_close_time():
     a = make_state(1, [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0)])
     liq_time = T0 + 2 * 900_000 - 1
-    fills = [make_fill(1, "BTC", "A", 1.0, 1.0, liq_time, liquidation=True),
-             make_fill(9, "BTC", "B", 1.0, 0.0, liq_time)]  # fmt: skip
+    fills = [
+        make_fill(1, "BTC", "A", 1.0, 1.0, liq_time, liquidation=True),
+        make_fill(9, "BTC", "B", 1.0, 0.0, liq_time),
+    ]
     b = make_state(2, [make_position(9, "BTC", 1.0), make_position(2, "BTC", -1.0)], fills=fills)
     _, second = run(a, b)
     closed = by_address(second.closed)

@@ -49,8 +49,12 @@ def open_files(config: ApiConfig, keep_seconds: int) -> Files:
     if config.files is not None:
         from hyperscope.exports.s3 import S3Files
 
-        return S3Files(config.files, endpoint_url=config.s3_endpoint_url, max_bytes=config.exports_max_bytes,
-                       keep_seconds=keep_seconds)  # fmt: skip
+        return S3Files(
+            config.files,
+            endpoint_url=config.s3_endpoint_url,
+            max_bytes=config.exports_max_bytes,
+            keep_seconds=keep_seconds,
+        )
     return LocalFiles(config.exports_dir, config.exports_max_bytes, keep_seconds=keep_seconds)
 
 
@@ -84,10 +88,20 @@ def create_app(
     app.state.funding = service.funding()
     app.state.cm_tokens = PageTokens(service.cursors.signer.for_purpose("cm-page"))
     errors.install(app)
-    for router in (market.metrics_router, market.positions_router, positions.router, coins.router,
-                   segments.segments_router, segments.positions_router, exports.exports_router,
-                   exports.positions_router, exports.orders_router, exports.leaderboards_router,
-                   coinmetrics.router, system.router):  # fmt: skip
+    for router in (
+        market.metrics_router,
+        market.positions_router,
+        positions.router,
+        coins.router,
+        segments.segments_router,
+        segments.positions_router,
+        exports.exports_router,
+        exports.positions_router,
+        exports.orders_router,
+        exports.leaderboards_router,
+        coinmetrics.router,
+        system.router,
+    ):
         app.include_router(router)
     # outermost last: every request is measured, including the ones authentication turns away
     app.add_middleware(AuthMiddleware, keys=keys, limiter=app.state.limiter)

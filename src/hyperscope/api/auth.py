@@ -64,8 +64,9 @@ def scoped(scope: str) -> type[APIRoute]:
             # the query parameters the route documents are the ones it reads: any other is a typo or a
             # misunderstanding (`coins=BTC` must not quietly answer for every coin), so a 400 that names it;
             # so is an empty one (`format=`): the parsers below only ever see absent or non-empty values
-            documented = sorted(p["name"] for p in (self.openapi_extra or {}).get("parameters", [])
-                                if p.get("in") == "query")  # fmt: skip
+            documented = sorted(
+                p["name"] for p in (self.openapi_extra or {}).get("parameters", []) if p.get("in") == "query"
+            )
             allowed = frozenset(documented)
 
             async def checked(request: Request) -> Response:

@@ -186,9 +186,10 @@ class Health(BaseModel):
     )
     store: dict[str, str]
     source: dict[str, Any] | None = Field(
-        None, description="what feeds this process (null when it does not ingest): kind, which wallets it covers "
+        None,
+        description="what feeds this process (null when it does not ingest): kind, which wallets it covers "
         "(a watch list covers only some: then a coin's long and short need not match), where market data came from",
-    )  # fmt: skip
+    )
 
 
 class PositionProfile(BaseModel):

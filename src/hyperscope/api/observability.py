@@ -18,23 +18,34 @@ class Metrics:
             "hyperscope_http_requests", "HTTP requests", ["route", "method", "status"], registry=self.registry
         )
         self.latency = Histogram(
-            "hyperscope_http_request_seconds", "HTTP request latency", ["route"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "hyperscope_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.ingest_seconds = Histogram(
-            "hyperscope_ingest_seconds", "Seconds per ingested state update by stage", ["stage"],
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
-        )  # fmt: skip
+            "hyperscope_ingest_seconds",
+            "Seconds per ingested state update by stage",
+            ["stage"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self.ingested = Counter("hyperscope_state_updates_ingested", "State updates ingested", registry=self.registry)
         self.height = Gauge(
             "hyperscope_state_update_height", "Height of the newest state update", registry=self.registry
         )
-        self.lag = Gauge("hyperscope_state_update_lag_seconds", "Seconds since the newest state update's time",
-                         registry=self.registry)  # fmt: skip
-        self.cache_entries = Gauge("hyperscope_response_cache_entries", "Responses held by the response cache",
-                                   registry=self.registry)  # fmt: skip
-        self.cache_bytes = Gauge("hyperscope_response_cache_bytes", "Bytes held by the response cache",
-                                 registry=self.registry)  # fmt: skip
+        self.lag = Gauge(
+            "hyperscope_state_update_lag_seconds",
+            "Seconds since the newest state update's time",
+            registry=self.registry,
+        )
+        self.cache_entries = Gauge(
+            "hyperscope_response_cache_entries", "Responses held by the response cache", registry=self.registry
+        )
+        self.cache_bytes = Gauge(
+            "hyperscope_response_cache_bytes", "Bytes held by the response cache", registry=self.registry
+        )
 
     def observe_ingest(self, result: Any) -> None:
         if result.skipped:

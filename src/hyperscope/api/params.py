@@ -36,8 +36,9 @@ def parse_time(value: str, parameter: str) -> int:
     means UTC; a day the month does not have (2026-02-30) is a 400 too."""
     text = value.strip()
     if not _TIME.match(text):
-        raise BadParameter(parameter, f"expected an ISO 8601 date or time such as 2026-02-10 or "
-                           f"2026-02-10T12:00:00Z, got {value!r}")  # fmt: skip
+        raise BadParameter(
+            parameter, f"expected an ISO 8601 date or time such as 2026-02-10 or 2026-02-10T12:00:00Z, got {value!r}"
+        )
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
     try:

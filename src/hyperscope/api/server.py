@@ -91,8 +91,14 @@ class Server(uvicorn.Server):
 
 def make_server(application: FastAPI) -> Server:
     """A server for `application`: `server.run(sockets=[bind(...)])` serves until `server.should_exit`."""
-    config = uvicorn.Config(application, log_level="warning", access_log=False, loop="uvloop",
-                            http=JSONErrorProtocol, timeout_graceful_shutdown=5)  # fmt: skip
+    config = uvicorn.Config(
+        application,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http=JSONErrorProtocol,
+        timeout_graceful_shutdown=5,
+    )
     # Everything built so far lives as long as the server: move it out of the collector's way, so that
     # full collections stay short and do not stall requests.
     gc.collect()

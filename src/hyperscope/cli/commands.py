@@ -131,8 +131,13 @@ def simulate(
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ConfigError(f"--write-node-dir: {root} exists and is not an empty folder")
     root.mkdir(parents=True, exist_ok=True)
-    source = SimulatedSource(settings.scale, settings.seed, settings.cadence_seconds, root / ".checkpoint.npz",
-                             history_ms=int(settings.backfill_hours * HOUR_MS))  # fmt: skip
+    source = SimulatedSource(
+        settings.scale,
+        settings.seed,
+        settings.cadence_seconds,
+        root / ".checkpoint.npz",
+        history_ms=int(settings.backfill_hours * HOUR_MS),
+    )
     with progress("simulate") as bar:
         task = bar.add_task("simulate", total=None, info=f"writing {root}")
         written = write(root, source, lambda done, total: bar.update(task, completed=done, total=total))

@@ -23,8 +23,14 @@ log = logging.getLogger("hyperscope.cli")
 
 
 def progress(label: str) -> Progress:
-    columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    columns = (
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} updates"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     return Progress(*columns, console=err, transient=False)
 
 
@@ -38,8 +44,11 @@ def announce(sock: socket.socket, key: str | None, keys: KeyManager) -> None:
         say(f"[bold]{key}[/]", soft_wrap=True)
         say(f'Try: curl -H "Authorization: Bearer {key}" {url}/api/external/positions/coins', soft_wrap=True)
     else:
-        say(f"{keys.active_count()} active API key(s); create one with `hyperscope keys create` "
-            "(works while this runs).", soft_wrap=True)  # fmt: skip
+        say(
+            f"{keys.active_count()} active API key(s); create one with `hyperscope keys create` "
+            "(works while this runs).",
+            soft_wrap=True,
+        )
     say("Press Ctrl-C to stop.\n", soft_wrap=True)
 
 

@@ -45,8 +45,10 @@ def keys_create(
     """Create an API key and print it (it is shown only once). Works while hyperscope runs."""
     with _keys(settings) as keys:
         token, key = keys.create(name, scope, rate_limit)
-        out.print(f"created key {key.key_id} ({key.name}, scopes {','.join(sorted(key.scopes))}, "
-                  f"{key.rate_limit}/min)", soft_wrap=True)  # fmt: skip
+        out.print(
+            f"created key {key.key_id} ({key.name}, scopes {','.join(sorted(key.scopes))}, {key.rate_limit}/min)",
+            soft_wrap=True,
+        )
         print(token)
 
 
@@ -57,8 +59,14 @@ def keys_list(settings: Settings) -> None:
     with _keys(settings) as keys:
         table = Table("id", "name", "scopes", "rate/min", "created", "revoked")
         for key in keys.list():
-            table.add_row(key.key_id, key.name, ",".join(sorted(key.scopes)), str(key.rate_limit),
-                          iso_ms(key.created_at), iso_ms(key.revoked_at) if key.revoked_at else "")  # fmt: skip
+            table.add_row(
+                key.key_id,
+                key.name,
+                ",".join(sorted(key.scopes)),
+                str(key.rate_limit),
+                iso_ms(key.created_at),
+                iso_ms(key.revoked_at) if key.revoked_at else "",
+            )
         out.print(table)
 
 

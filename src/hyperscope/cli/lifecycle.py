@@ -92,21 +92,32 @@ def catch_up(parts: Parts, signals: Signals) -> int:
 
         def advance(done: int, total: int, result: IngestResult) -> None:
             rejected = f", {parts.status.rejected} rejected" if parts.status.rejected else ""
-            bar.update(task, completed=done, total=total,
-                       info=f"height {result.height}, {result.positions} positions{rejected}")  # fmt: skip
+            bar.update(
+                task,
+                completed=done,
+                total=total,
+                info=f"height {result.height}, {result.positions} positions{rejected}",
+            )
 
         if hasattr(parts.source, "progress"):  # a source whose one update is a long sweep shows it too
             sweep = bar.add_task("sweep", total=None, info="(wallets of the sweep)")
             parts.source.progress = lambda done, total: bar.update(sweep, completed=done, total=total)
 
         try:
-            done = backfill(parts.source, parts.ingestor, stop=signals.stop, status=parts.status,
-                            retries=parts.settings.ingest_retries, progress=advance)  # fmt: skip
+            done = backfill(
+                parts.source,
+                parts.ingestor,
+                stop=signals.stop,
+                status=parts.status,
+                retries=parts.settings.ingest_retries,
+                progress=advance,
+            )
         except IngestFailed:
             return 0
     if parts.status.rejected:
-        err.print(f"stored {done} state update(s); {parts.status.rejected} rejected whole (the log says why)",
-                  soft_wrap=True)  # fmt: skip
+        err.print(
+            f"stored {done} state update(s); {parts.status.rejected} rejected whole (the log says why)", soft_wrap=True
+        )
     return done
 
 
@@ -116,8 +127,14 @@ def live_worker(parts: Parts, stop: threading.Event, max_updates: int | None = N
 
     assert parts.source is not None and parts.ingestor is not None
     try:
-        live(parts.source, parts.ingestor, stop, status=parts.status, retries=parts.settings.ingest_retries,
-             max_updates=max_updates)  # fmt: skip
+        live(
+            parts.source,
+            parts.ingestor,
+            stop,
+            status=parts.status,
+            retries=parts.settings.ingest_retries,
+            max_updates=max_updates,
+        )
     except IngestFailed:
         pass  # reason logged and recorded by the pipeline
     except Exception as e:  # the source itself broke: nothing more will be ingested
@@ -133,8 +150,14 @@ def first_key(keys: KeyManager) -> str | None:
     return None
 
 
-def serve_until_stopped(parts: Parts, sock: socket.socket, application: FastAPI, signals: Signals,
-                        key: str | None, worker: threading.Thread | None = None) -> None:  # fmt: skip
+def serve_until_stopped(
+    parts: Parts,
+    sock: socket.socket,
+    application: FastAPI,
+    signals: Signals,
+    key: str | None,
+    worker: threading.Thread | None = None,
+) -> None:
     from hyperscope.api.server import make_server
 
     assert parts.keys is not None

@@ -20,8 +20,10 @@ SIMULATOR = ("scale", "seed", "backfill_hours", "cadence_seconds")
 SERVER = ("host", "port", "public_url", "files", "s3_endpoint_url")
 PLACE = ("data_dir", "store")
 
-Folder = Annotated[str | None, typer.Argument(help="The folder to replay (--source replay) or watch (--source node).",
-                                              show_default=False)]  # fmt: skip
+Folder = Annotated[
+    str | None,
+    typer.Argument(help="The folder to replay (--source replay) or watch (--source node).", show_default=False),
+]
 
 
 def _option(name: str) -> inspect.Parameter:
@@ -58,8 +60,11 @@ def with_settings(*names: str, folder: bool = False) -> Callable[[Callable[..., 
                 flags["node_data"] = path or flags.get("node_data")
             command(settings_of(**flags), **given)
 
-        positional = [inspect.Parameter("folder", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                        annotation=Folder)] if folder else []  # fmt: skip
+        positional = (
+            [inspect.Parameter("folder", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=Folder)]
+            if folder
+            else []
+        )
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
         run.__signature__ = inspect.Signature([*positional, *(_option(n) for n in names), *keyword])  # type: ignore[attr-defined]
         return run

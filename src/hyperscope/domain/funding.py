@@ -23,8 +23,9 @@ PERIOD_MULTIPLIERS = {"8h": 1.0, "1d": 3.0, "30d": 90.0}  # the 1y multiplier de
 ROLLING_HOURS = {"1d": 24, "7d": 168, "30d": 720}
 
 
-def aggregate_8h(group: np.ndarray, hour: np.ndarray, rate_1h: np.ndarray, oi_usd: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def aggregate_8h(
+    group: np.ndarray, hour: np.ndarray, rate_1h: np.ndarray, oi_usd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(group, hour, AFR_8h) for every (group, hour) whose markets hold open interest, sorted by group and hour.
 
     `rate_1h` is each market's hourly rate, `oi_usd` the open interest it settles on (USD, one side)."""
@@ -72,6 +73,7 @@ def rolling_cumulative(group: np.ndarray, hour_ms: np.ndarray, afr_8h: np.ndarra
     prefix = np.concatenate([[0.0], np.cumsum(logs)])
     # the first row of each window: within the same group and after hour - hours * 1h
     order_key = group.astype(np.float64) * 1e15 + hour_ms.astype(np.float64)
-    first = np.searchsorted(order_key, group.astype(np.float64) * 1e15 + (hour_ms - hours * HOUR_MS).astype(
-        np.float64), side="right")  # fmt: skip
+    first = np.searchsorted(
+        order_key, group.astype(np.float64) * 1e15 + (hour_ms - hours * HOUR_MS).astype(np.float64), side="right"
+    )
     return np.expm1(prefix[np.arange(len(logs)) + 1] - prefix[first])

@@ -204,9 +204,16 @@ def validate(update: StateUpdate) -> StateUpdate:
     if orders is not None:
         orders = orders.set_column(0, "address", pc.utf8_lower(orders.column("address")))
     return replace(
-        update, markets=markets, wallets=wallets, positions=positions, orders=orders, fills=fills,
-        coin_index=coin_index, wallet_index=wallet_index, position_keys=keys,
-    )  # fmt: skip
+        update,
+        markets=markets,
+        wallets=wallets,
+        positions=positions,
+        orders=orders,
+        fills=fills,
+        coin_index=coin_index,
+        wallet_index=wallet_index,
+        position_keys=keys,
+    )
 
 
 _HEX = np.zeros(256, bool)

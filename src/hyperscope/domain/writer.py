@@ -33,8 +33,17 @@ class WriterRecord:
 
     @staticmethod
     def of(status: Any, stale_after: float | None, beats: bool) -> WriterRecord:
-        return WriterRecord(status.state, status.reason, status.retries, status.rejected, stale_after, now_ms(),
-                            beats, os.getpid(), socket.gethostname())  # fmt: skip
+        return WriterRecord(
+            status.state,
+            status.reason,
+            status.retries,
+            status.rejected,
+            stale_after,
+            now_ms(),
+            beats,
+            os.getpid(),
+            socket.gethostname(),
+        )
 
     def encode(self) -> str:
         return json.dumps(asdict(self))

@@ -6,5 +6,13 @@ from hyperscope.exports.links import LinkSigner
 from hyperscope.exports.positions import OPEN_POSITION_COLUMNS, open_positions_table
 from hyperscope.exports.storage import Files, LocalFiles
 
-__all__ = ["FORMATS", "OPEN_POSITION_COLUMNS", "Document", "Exports", "Files", "LinkSigner", "LocalFiles",
-           "open_positions_table"]  # fmt: skip
+__all__ = [
+    "FORMATS",
+    "OPEN_POSITION_COLUMNS",
+    "Document",
+    "Exports",
+    "Files",
+    "LinkSigner",
+    "LocalFiles",
+    "open_positions_table",
+]

@@ -19,8 +19,10 @@ from hyperscope.service.keys import MinuteWindows, UsageStore
 
 
 class Exports:
-    REFUSAL = ("this API key may have {limit} export files built per minute; retry in {retry} s "
-               "(a file already built for the current state update is free)")  # fmt: skip
+    REFUSAL = (
+        "this API key may have {limit} export files built per minute; retry in {retry} s "
+        "(a file already built for the current state update is free)"
+    )
 
     def __init__(self, files: Files, per_minute: int, usage: UsageStore | None = None, secret: bytes = b"") -> None:
         self.files = files

@@ -30,13 +30,29 @@ from hyperscope.exports.positions import no_liquidation_as_zero
 from hyperscope.service import Series, Service
 
 FORMATS = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
-EQUITY_COLUMNS = ["totalWalletsEquity", "perpWalletsEquity", "spotWalletsEquity", "stakingWalletsEquity",
-                  "vaultWalletsEquity"]  # fmt: skip
+EQUITY_COLUMNS = [
+    "totalWalletsEquity",
+    "perpWalletsEquity",
+    "spotWalletsEquity",
+    "stakingWalletsEquity",
+    "vaultWalletsEquity",
+]
 EQUITY_FIELDS = ("total", "perp", "spot", "staking", "vault")
-POSITION_METRICS_COLUMNS = ["timestamp", "positionCount", "positionCountLong", "totalPositionValue",
-                            "totalPositionValueLong"]  # fmt: skip
-SEGMENT_METRICS_COLUMNS = ["timestamp", "positionCount", "positionCountLong", "totalPositionValue",
-                           "totalPositionValueLong", "bias"]  # fmt: skip
+POSITION_METRICS_COLUMNS = [
+    "timestamp",
+    "positionCount",
+    "positionCountLong",
+    "totalPositionValue",
+    "totalPositionValueLong",
+]
+SEGMENT_METRICS_COLUMNS = [
+    "timestamp",
+    "positionCount",
+    "positionCountLong",
+    "totalPositionValue",
+    "totalPositionValueLong",
+    "bias",
+]
 PERIODS = {"day": DAY_MS, "week": 7 * DAY_MS, "month": 30 * DAY_MS, "all": None}
 LEADERBOARD_ROWS = 25_000
 
@@ -92,10 +108,11 @@ def wallets_equity(reads: Service, latest_time: int) -> Document:
     body = {
         "athData": {"columns": EQUITY_COLUMNS, "data": [ath[f] for f in EQUITY_FIELDS] if ath else []},
         "data24HoursAgo": {
-            "columns": EQUITY_COLUMNS, "data": [past_rows[0][f] for f in EQUITY_FIELDS] if past_rows else []
+            "columns": EQUITY_COLUMNS,
+            "data": [past_rows[0][f] for f in EQUITY_FIELDS] if past_rows else [],
         },
         "history": {"columns": ["timestamp", *EQUITY_COLUMNS], "data": rows},
-    }  # fmt: skip
+    }
     return Document(body, _columns_table(["timestamp", *EQUITY_COLUMNS], rows))
 
 
@@ -109,10 +126,14 @@ def segments_bias_24h(reads: Service, latest_time: int) -> Document:
         rows = reads.series(cohort, latest_time - 72 * HOUR_MS, latest_time, None, 100_000)
         rows.reverse()
         data = [
-            [iso_ms(r["created_at"]), formulas.scalar(formulas.perp_bias, r["open_long_value"],
-                                                      r["open_short_value"], r["active_perp_equity"])]
+            [
+                iso_ms(r["created_at"]),
+                formulas.scalar(
+                    formulas.perp_bias, r["open_long_value"], r["open_short_value"], r["active_perp_equity"]
+                ),
+            ]
             for r in rows
-        ]  # fmt: skip
+        ]
         body[str(segment)] = {"segmentId": segment, "columns": ["timestamp", "bias"], "data": data}
         flat += [[segment, *row] for row in data]
     return Document(body, _columns_table(["segmentId", "timestamp", "bias"], flat))
@@ -132,8 +153,16 @@ def position_metrics(reads: Service, coin: str, latest_time: int) -> Document:
     newest = latest[0]["created_at"] if latest else None
     rows_in = [(r["created_at"], r) for r in latest]
     rows_in += [(-(-r["created_at"] // step) * step, r) for r in sampled if r["created_at"] != newest]
-    rows = [[iso_ms(at), r["position_count"], r["position_count_long"], r["total_position_value"],
-             r["total_position_value_long"]] for at, r in rows_in]  # fmt: skip
+    rows = [
+        [
+            iso_ms(at),
+            r["position_count"],
+            r["position_count_long"],
+            r["total_position_value"],
+            r["total_position_value_long"],
+        ]
+        for at, r in rows_in
+    ]
     body = {"coin": coin, "metrics": {"columns": POSITION_METRICS_COLUMNS, "data": rows}}
     return Document(body, _columns_table(POSITION_METRICS_COLUMNS, rows, coin=coin))
 
@@ -170,8 +199,15 @@ def breakdown_by_size(reads: Service, coin: str, height: int, latest_time: int) 
     now, past = _now_and_past(reads, Series("coin_bucket", coin=coin), "size_bucket", height, latest_time)
     items = []
     for b in SIZE_BUCKETS:
-        items.append({"sizeSegmentId": b.id, "size": b.label, "minSize": b.min_size, "maxSize": b.max_size,
-                      **_figures(now, past, b.id)})  # fmt: skip
+        items.append(
+            {
+                "sizeSegmentId": b.id,
+                "size": b.label,
+                "minSize": b.min_size,
+                "maxSize": b.max_size,
+                **_figures(now, past, b.id),
+            }
+        )
     created = iso_ms(latest_time)
     body = {"coin": coin, "createdAt": created, "breakdownBySize": items}
     return Document(body, pa.Table.from_pylist([{"coin": coin, "createdAt": created, **i} for i in items]))
@@ -184,11 +220,20 @@ def breakdown_by_cohort(reads: Service, coin: str, height: int, latest_time: int
     created = iso_ms(latest_time)
     items, flat = [], []
     for segment in SEGMENT_IDS:
-        item = {"segmentId": segment, "segment": _segment_ref(segment), **_figures(now, past, segment),
-                "timestamp": created}  # fmt: skip
+        item = {
+            "segmentId": segment,
+            "segment": _segment_ref(segment),
+            **_figures(now, past, segment),
+            "timestamp": created,
+        }
         items.append(item)
-        flat.append({"coin": coin, **{k: v for k, v in item.items() if k != "segment"},
-                     "segmentName": SEGMENTS_BY_ID[segment].name})  # fmt: skip
+        flat.append(
+            {
+                "coin": coin,
+                **{k: v for k, v in item.items() if k != "segment"},
+                "segmentName": SEGMENTS_BY_ID[segment].name,
+            }
+        )
     body = {"coin": coin, "createdAt": created, "breakdownByCohort": items}
     return Document(body, pa.Table.from_pylist(flat))
 
@@ -201,12 +246,20 @@ def segment_metrics(reads: Service, coin: str, latest_time: int) -> Document:
         latest = reads.series(cohort, latest_time, latest_time, None, 1)
         sampled = reads.sampled_series(cohort, latest_time - 7 * DAY_MS, latest_time, 12 * HOUR_MS)
         rows_in = latest + [r for r in sampled if not latest or r["created_at"] != latest[0]["created_at"]]
-        data = [[iso_ms(r["created_at"]), r["position_count"], r["position_count_long"], r["total_position_value"],
-                 r["total_position_value_long"], _long_fraction(r["total_position_value_long"],
-                                                                r["total_position_value"])]
-                for r in rows_in]  # fmt: skip
-        segments.append({"segment": _segment_ref(segment), "metrics": {"columns": SEGMENT_METRICS_COLUMNS,
-                                                                         "data": data}})  # fmt: skip
+        data = [
+            [
+                iso_ms(r["created_at"]),
+                r["position_count"],
+                r["position_count_long"],
+                r["total_position_value"],
+                r["total_position_value_long"],
+                _long_fraction(r["total_position_value_long"], r["total_position_value"]),
+            ]
+            for r in rows_in
+        ]
+        segments.append(
+            {"segment": _segment_ref(segment), "metrics": {"columns": SEGMENT_METRICS_COLUMNS, "data": data}}
+        )
         flat += [[segment, *row] for row in data]
     body = {"coin": coin, "segments": segments}
     return Document(body, _columns_table(["segmentId", *SEGMENT_METRICS_COLUMNS], flat, coin=coin))
@@ -223,12 +276,17 @@ def heatmap(reads: Service, coin: str, mark: float, latest_time: int) -> Documen
         rows.column("pnl_segment").to_numpy(zero_copy_only=False),
     )
     items = [
-        {"coin": coin, "priceBinIndex": i, "priceBinStart": float(bins["start"][i]),
-         "priceBinEnd": float(bins["end"][i]), "liquidationValue": float(bins["value"][i]),
-         "positionsCount": int(bins["count"][i]),
-         "mostImpactedSegment": int(bins["segment"][i]) if bins["segment"][i] else None}
+        {
+            "coin": coin,
+            "priceBinIndex": i,
+            "priceBinStart": float(bins["start"][i]),
+            "priceBinEnd": float(bins["end"][i]),
+            "liquidationValue": float(bins["value"][i]),
+            "positionsCount": int(bins["count"][i]),
+            "mostImpactedSegment": int(bins["segment"][i]) if bins["segment"][i] else None,
+        }
         for i in range(len(bins["start"]))
-    ]  # fmt: skip
+    ]
     body = {"coin": coin, "markPrice": mark, "createdAt": iso_ms(latest_time), "heatmap": items}
     return Document(body, pa.Table.from_pylist(items))
 
@@ -267,24 +325,36 @@ def perp_pnl_leaderboard(reads: Service, period: str, latest_time: int) -> Docum
     order = order[active[order]][:LEADERBOARD_ROWS]
     bias = formulas.perp_bias(open_long, open_value - open_long, equity)
     exposure = formulas.exposure_ratio(open_value, equity)
-    table = pa.table({
-        "rank": np.arange(1, len(order) + 1),
-        "address": wallets.column("address").take(pa.array(order)),
-        "pnl": pnl[order], "volume": volume[order], "perpEquity": equity[order], "openValue": open_value[order],
-        "openValueLong": open_long[order],
-        "perpBias": pa.array(bias[order], from_pandas=True),
-        "exposureRatio": pa.array(exposure[order], from_pandas=True),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "rank": np.arange(1, len(order) + 1),
+            "address": wallets.column("address").take(pa.array(order)),
+            "pnl": pnl[order],
+            "volume": volume[order],
+            "perpEquity": equity[order],
+            "openValue": open_value[order],
+            "openValueLong": open_long[order],
+            "perpBias": pa.array(bias[order], from_pandas=True),
+            "exposureRatio": pa.array(exposure[order], from_pandas=True),
+        }
+    )
     period_start = None if span is None else latest_time - span
     first = reads.first_mark_time()
     complete = period_start is None or (first is not None and first <= period_start)
     start = period_start if complete else first
-    table = table.append_column("start", pa.array([iso_ms(start) if start is not None else None] * table.num_rows,
-                                                   pa.string()))  # fmt: skip
-    body = {"period": period, "createdAt": iso_ms(latest_time), "start": iso_ms(start) if start is not None else None,
-            "periodStart": iso_ms(period_start) if period_start is not None else None, "complete": complete,
-            "end": iso_ms(latest_time), "totalCount": table.num_rows,
-            "data": table.drop_columns(["start"]).to_pylist()}  # fmt: skip
+    table = table.append_column(
+        "start", pa.array([iso_ms(start) if start is not None else None] * table.num_rows, pa.string())
+    )
+    body = {
+        "period": period,
+        "createdAt": iso_ms(latest_time),
+        "start": iso_ms(start) if start is not None else None,
+        "periodStart": iso_ms(period_start) if period_start is not None else None,
+        "complete": complete,
+        "end": iso_ms(latest_time),
+        "totalCount": table.num_rows,
+        "data": table.drop_columns(["start"]).to_pylist(),
+    }
     return Document(body, table)
 
 
@@ -292,13 +362,26 @@ def orders_snapshot(reads: Service, height: int, snapshot_ms: int, coins: list[s
     """Every order open at the state update `height` (the newest at or before the snapshot time)."""
     t = reads.orders_at(height, coins)
     n = t.num_rows
-    table = pa.table({
-        "height": pa.array(np.full(n, height, np.int64)), "address": t.column("address"), "oid": t.column("oid"),
-        "coin": t.column("coin"), "side": t.column("side"), "limitPx": t.column("limit_px"), "sz": t.column("sz"),
-        "origSz": t.column("orig_sz"), "timestamp": t.column("timestamp"), "orderType": t.column("order_type"),
-        "tif": t.column("tif"), "reduceOnly": t.column("reduce_only"), "isTrigger": t.column("is_trigger"),
-        "triggerPx": t.column("trigger_px"), "triggerCondition": t.column("trigger_condition"),
-        "isPositionTpsl": t.column("is_position_tpsl"), "cloid": t.column("cloid"),
-        "snapshotTs": pa.array([iso_ms(snapshot_ms)] * n, pa.string()),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "height": pa.array(np.full(n, height, np.int64)),
+            "address": t.column("address"),
+            "oid": t.column("oid"),
+            "coin": t.column("coin"),
+            "side": t.column("side"),
+            "limitPx": t.column("limit_px"),
+            "sz": t.column("sz"),
+            "origSz": t.column("orig_sz"),
+            "timestamp": t.column("timestamp"),
+            "orderType": t.column("order_type"),
+            "tif": t.column("tif"),
+            "reduceOnly": t.column("reduce_only"),
+            "isTrigger": t.column("is_trigger"),
+            "triggerPx": t.column("trigger_px"),
+            "triggerCondition": t.column("trigger_condition"),
+            "isPositionTpsl": t.column("is_position_tpsl"),
+            "cloid": t.column("cloid"),
+            "snapshotTs": pa.array([iso_ms(snapshot_ms)] * n, pa.string()),
+        }
+    )
     return Document(table.to_pylist(), table)

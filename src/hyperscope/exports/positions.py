@@ -9,11 +9,29 @@ import pyarrow.compute as pc
 from hyperscope.domain.state import TS
 
 OPEN_POSITION_COLUMNS = (
-    "id", "address", "coin", "side", "dex", "size", "value", "entryPrice", "unrealizedPnl", "funding",
-    "liquidationPrice", "liquidationProgress", "crossLeverage", "isolatedLeverage", "openTime",
-    "profile_totalEquity", "profile_perpEquity", "profile_countOpenPositions", "profile_pnl", "profile_balance",
-    "profile_perpPnlSegmentId", "profile_sizeSegmentId",
-)  # fmt: skip
+    "id",
+    "address",
+    "coin",
+    "side",
+    "dex",
+    "size",
+    "value",
+    "entryPrice",
+    "unrealizedPnl",
+    "funding",
+    "liquidationPrice",
+    "liquidationProgress",
+    "crossLeverage",
+    "isolatedLeverage",
+    "openTime",
+    "profile_totalEquity",
+    "profile_perpEquity",
+    "profile_countOpenPositions",
+    "profile_pnl",
+    "profile_balance",
+    "profile_perpPnlSegmentId",
+    "profile_sizeSegmentId",
+)
 
 
 def no_liquidation_as_zero(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

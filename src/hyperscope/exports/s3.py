@@ -36,14 +36,24 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise ConfigError(f"--files: expected s3://bucket/prefix, got {url!r}")
     prefix = parts.path.strip("/")
     if not prefix:
-        raise ConfigError(f"--files: {url} names a whole bucket; give a prefix only hyperscope writes to, "
-                          f"e.g. s3://{parts.netloc}/hyperscope-exports (its old files are deleted)")  # fmt: skip
+        raise ConfigError(
+            f"--files: {url} names a whole bucket; give a prefix only hyperscope writes to, "
+            f"e.g. s3://{parts.netloc}/hyperscope-exports (its old files are deleted)"
+        )
     return parts.netloc, prefix
 
 
 class S3Files:
-    def __init__(self, url: str, *, endpoint_url: str | None = None, max_bytes: int, keep_seconds: int = 180,
-                 client: Any = None, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        max_bytes: int,
+        keep_seconds: int = 180,
+        client: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
@@ -51,9 +61,10 @@ class S3Files:
         self.max_bytes = max_bytes
         self.keep = keep_seconds
         self._client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url, config=Config(retries={"max_attempts": 3}, connect_timeout=5,
-                                                           read_timeout=30, signature_version="s3v4"),
-        )  # fmt: skip
+            "s3",
+            endpoint_url=endpoint_url,
+            config=Config(retries={"max_attempts": 3}, connect_timeout=5, read_timeout=30, signature_version="s3v4"),
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
@@ -77,8 +88,9 @@ class S3Files:
             raise RetryLater("export storage is full; try again in a few minutes")
         file_id = file_id or f"{secrets.token_hex(16)}.{suffix}"
         try:
-            self._client.put_object(Bucket=self.bucket, Key=self._key(file_id), Body=data,
-                                    ContentType=FORMATS[suffix], Metadata=MARKER)  # fmt: skip
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._key(file_id), Body=data, ContentType=FORMATS[suffix], Metadata=MARKER
+            )
         except Exception as e:
             raise RetryLater("the export could not be stored; try again later", detail=_reason(e)) from e
         with self._lock:
@@ -106,10 +118,13 @@ class S3Files:
         try:
             url: str = self._client.generate_presigned_url(
                 "get_object",
-                Params={"Bucket": self.bucket, "Key": self._key(file_id),
-                        "ResponseContentDisposition": f'attachment; filename="{name}"'},
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": self._key(file_id),
+                    "ResponseContentDisposition": f'attachment; filename="{name}"',
+                },
                 ExpiresIn=seconds,
-            )  # fmt: skip
+            )
         except Exception as e:
             raise RetryLater("the download link could not be made; try again", detail=_reason(e)) from e
         return url

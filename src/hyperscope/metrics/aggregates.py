@@ -71,8 +71,10 @@ def _with_emptied(table: pa.Table, keys: tuple[str, ...], before: pa.Table | Non
     if not emptied.num_rows:
         return table
     n = emptied.num_rows
-    zeros = {name: pa.array(np.zeros(n, np.int64 if name.startswith(("position_count", "count_")) else np.float64))
-             for name in SUM_FIELDS}  # fmt: skip
+    zeros = {
+        name: pa.array(np.zeros(n, np.int64 if name.startswith(("position_count", "count_")) else np.float64))
+        for name in SUM_FIELDS
+    }
     rows = pa.table({**{k: emptied.column(k) for k in keys}, **zeros})
     return pa.concat_tables([table, rows.select(table.column_names).cast(table.schema)])
 
@@ -159,9 +161,12 @@ def compute(update: StateUpdate, tracked: Tracked, before: dict[str, pa.Table] |
 
     by_coin = _grouped(coin, nc, parts)
     by_coin["total_position_value"], by_coin["total_position_value_long"] = formulas.coin_values(
-        coin, tracked.open.column("size").to_numpy(), parts["position_count_long"],
-        markets.column("mark_px").to_numpy(), markets.column("sz_decimals").to_numpy(),
-    )  # fmt: skip
+        coin,
+        tracked.open.column("size").to_numpy(),
+        parts["position_count_long"],
+        markets.column("mark_px").to_numpy(),
+        markets.column("sz_decimals").to_numpy(),
+    )
     coin_table = _with_emptied(_table({"coin": coins}, by_coin), GROUP_KEYS["coin"], before.get("coin"))
 
     grid = np.arange(nc * 17)
@@ -220,8 +225,10 @@ def _segment_rows(
     profiles = tracked.profiles
     nw = profiles.num_rows
     seg = np.concatenate([size_seg, pnl_seg])
-    both = {k: np.concatenate([parts[k], parts[k]]) for k in
-            ("position_count", "position_count_long", "total_position_value", "total_position_value_long")}  # fmt: skip
+    both = {
+        k: np.concatenate([parts[k], parts[k]])
+        for k in ("position_count", "position_count_long", "total_position_value", "total_position_value_long")
+    }
     per_timeframe = _by_timeframe(seg, np.concatenate([cls, cls]), 17, both)
     # a wallet is in position for a timeframe when its most recently opened position falls within it
     youngest = np.full(nw, 4, np.int64)

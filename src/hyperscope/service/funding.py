@@ -34,14 +34,23 @@ DEX_COLLATERAL: dict[str, str] = {MAIN_DEX: "USDC"}
 MARGINS = ("usd", "coin", "all")
 AGGREGATE_PERIODS = ("8h", "1d", "30d", "1y")
 METRICS: dict[str, tuple[str, str, str]] = {  # id -> (kind, margin, period or window)
-    **{f"futures_aggregate_funding_rate_{m}_margin_{p}_period": ("aggregate", m, p)
-       for m in MARGINS for p in AGGREGATE_PERIODS},
-    **{f"futures_cumulative_funding_rate_{m}_margin_rolling_{w}": ("cumulative", m, w)
-       for m in MARGINS for w in ROLLING_HOURS},
-}  # fmt: skip
+    **{
+        f"futures_aggregate_funding_rate_{m}_margin_{p}_period": ("aggregate", m, p)
+        for m in MARGINS
+        for p in AGGREGATE_PERIODS
+    },
+    **{
+        f"futures_cumulative_funding_rate_{m}_margin_rolling_{w}": ("cumulative", m, w)
+        for m in MARGINS
+        for w in ROLLING_HOURS
+    },
+}
 # the names the older docs page prints (no `rolling_`): accepted, answered under the current name
-ALIASES = {f"futures_cumulative_funding_rate_{m}_margin_{w}": f"futures_cumulative_funding_rate_{m}_margin_rolling_{w}"
-           for m in MARGINS for w in ROLLING_HOURS}  # fmt: skip
+ALIASES = {
+    f"futures_cumulative_funding_rate_{m}_margin_{w}": f"futures_cumulative_funding_rate_{m}_margin_rolling_{w}"
+    for m in MARGINS
+    for w in ROLLING_HOURS
+}
 LOOKBACK_MS = max(ROLLING_HOURS.values()) * HOUR_MS
 FUNDING_INTERVAL_MS = HOUR_MS  # Hyperliquid settles funding every hour, at the hour
 
@@ -122,8 +131,13 @@ class FundingService:
             markets[market_id(coin)] = coin
             dexes[coin] = dex
             margins[coin] = margin_of(dex, base_of(coin))
-        return Universe({k: tuple(v) for k, v in assets.items()}, {k: tuple(v) for k, v in exchange_assets.items()},
-                        markets, dexes, margins)  # fmt: skip
+        return Universe(
+            {k: tuple(v) for k, v in assets.items()},
+            {k: tuple(v) for k, v in exchange_assets.items()},
+            markets,
+            dexes,
+            margins,
+        )
 
     def series(self, kind: str, entities: list[str], metrics: list[str], start: int, end: int) -> dict[str, Series]:
         """Hourly values of `metrics` (current ids) for each entity over [start, end], hours with no value in
@@ -174,21 +188,26 @@ class FundingService:
                     series.values[metric] = _align(series, hours[lo:hi][mine], values[lo:hi][mine])
         return out
 
-    def market_rates(self, markets: list[str], start: int, end: int) -> dict[str, tuple[np.ndarray, np.ndarray,
-                                                                                         np.ndarray]]:  # fmt: skip
+    def market_rates(
+        self, markets: list[str], start: int, end: int
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per market: hourly (times, rates, database times) over [start, end], each time the end of its
         funding interval (Coin Metrics' convention): the rate observed during the hour from H is settled at
         H + 1 h, and is stamped so."""
         universe = self.universe()
         coins = [universe.markets[m] for m in markets]
-        rows = self.store.funding_rows(coins, start - FUNDING_INTERVAL_MS, end - FUNDING_INTERVAL_MS,
-                                       with_database_time=True)  # fmt: skip
+        rows = self.store.funding_rows(
+            coins, start - FUNDING_INTERVAL_MS, end - FUNDING_INTERVAL_MS, with_database_time=True
+        )
         coin = np.array(rows.column("coin").to_pylist(), dtype=object)
         out = {}
         for m, c in zip(markets, coins, strict=True):
             mine = coin == c
-            out[m] = (rows.column("time").to_numpy()[mine] + FUNDING_INTERVAL_MS, rows.column("rate").to_numpy()[mine],
-                      rows.column("database_time").to_numpy()[mine])  # fmt: skip
+            out[m] = (
+                rows.column("time").to_numpy()[mine] + FUNDING_INTERVAL_MS,
+                rows.column("rate").to_numpy()[mine],
+                rows.column("database_time").to_numpy()[mine],
+            )
         return out
 
     def coverage(self) -> dict[str, tuple[int, int]]:

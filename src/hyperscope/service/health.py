@@ -57,12 +57,21 @@ def health(
     lag = round((now - latest.time) / 1000, 3) if latest else None
     account: dict[str, Any] | None = None
     if ingest is not None:
-        account = {"state": ingest.state, "reason": ingest.reason, "retries": ingest.retries,
-                   "rejected": ingest.rejected}  # fmt: skip
+        account = {
+            "state": ingest.state,
+            "reason": ingest.reason,
+            "retries": ingest.retries,
+            "rejected": ingest.rejected,
+        }
     elif writer is not None:
-        account = {"state": writer.state, "reason": writer.reason, "retries": writer.retries,
-                   "rejected": writer.rejected, "heartbeat_seconds_ago": round((now - writer.heartbeat) / 1000, 1),
-                   "process": "another"}  # fmt: skip
+        account = {
+            "state": writer.state,
+            "reason": writer.reason,
+            "retries": writer.retries,
+            "rejected": writer.rejected,
+            "heartbeat_seconds_ago": round((now - writer.heartbeat) / 1000, 1),
+            "process": "another",
+        }
         if writer.stale_after is not None or writer.state != "stopped":
             stale_after = writer.stale_after if writer.stale_after is not None else stale_after
     if problem is not None:

@@ -89,12 +89,16 @@ class KeyManager:
         self._version = self.store.version()
         self._keys = {
             row["key_id"]: ApiKey(
-                key_id=row["key_id"], name=row["name"], hash=row["hash"],
-                scopes=frozenset(row["scopes"].split(",")), rate_limit=row["rate_limit"],
-                created_at=row["created_at"], revoked_at=row["revoked_at"],
+                key_id=row["key_id"],
+                name=row["name"],
+                hash=row["hash"],
+                scopes=frozenset(row["scopes"].split(",")),
+                rate_limit=row["rate_limit"],
+                created_at=row["created_at"],
+                revoked_at=row["revoked_at"],
             )
             for row in self.store.rows()
-        }  # fmt: skip
+        }
 
     def create(
         self, name: str = "default", scopes: list[str] | None = None, rate_limit: int | None = None
@@ -111,8 +115,14 @@ class KeyManager:
             raise BadParameter("name", "must be 1 to 100 characters")
         key_id = secrets.token_hex(4)
         token = f"hs_{key_id}_{secrets.token_urlsafe(32)}"
-        row = {"key_id": key_id, "name": name, "hash": _digest(token), "scopes": ",".join(sorted(wanted)),
-               "rate_limit": limit, "created_at": now_ms()}  # fmt: skip
+        row = {
+            "key_id": key_id,
+            "name": name,
+            "hash": _digest(token),
+            "scopes": ",".join(sorted(wanted)),
+            "rate_limit": limit,
+            "created_at": now_ms(),
+        }
         self.store.insert([row])
         self.reload()
         return token, self._keys[key_id]

@@ -90,8 +90,14 @@ class Service:
             raise UnknownBucket(value)
         return value
 
-    def health(self, stale_after: float | None, ingest: IngestState | None, *, writer_pace: bool = True,
-               keys_unavailable: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    def health(
+        self,
+        stale_after: float | None,
+        ingest: IngestState | None,
+        *,
+        writer_pace: bool = True,
+        keys_unavailable: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body) of /health; see service/health.py. Without an ingest of its own, the writer's
         record in the store says what ingest is doing (and, with `writer_pace`, how stale is too stale)."""
         try:
@@ -207,8 +213,9 @@ class Service:
         """The newest state update (height, time, when it was stored), or None on an empty store."""
         return self.store.latest()
 
-    def series(self, series: Series, start: int, end: int, before: tuple[int, int] | None,
-               limit: int) -> list[dict[str, Any]]:  # fmt: skip
+    def series(
+        self, series: Series, start: int, end: int, before: tuple[int, int] | None, limit: int
+    ) -> list[dict[str, Any]]:
         return self.store.series(series, start, end, before, limit)
 
     def series_at(self, series: Series, height: int) -> list[dict[str, Any]]:

@@ -86,5 +86,7 @@ def claim(store: Ledger, identity: str, where: str, hint: str) -> None:
     if stored is None:
         store.set_meta("source", identity)
     elif stored != identity:
-        raise ConfigError(f"the store in {where} holds state updates from the {stored}; this run asks for the "
-                          f"{identity}: {hint}, or use a new --data-dir")  # fmt: skip
+        raise ConfigError(
+            f"the store in {where} holds state updates from the {stored}; this run asks for the "
+            f"{identity}: {hint}, or use a new --data-dir"
+        )

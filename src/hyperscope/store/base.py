@@ -15,10 +15,23 @@ SCHEMA_VERSION = 6  # of schema.sql; each backend migrates older stores up to it
 # the columns of a lifecycle's identity (written when it opens) and of its numbers (rewritten every update)
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (
-    "key", "size", "entry_px", "mark_px", "value", "unrealized_pnl", "funding", "liquidation_px",
-    "liquidation_progress", "leverage", "margin_used", "updated_at", "height", "size_segment", "pnl_segment",
+    "key",
+    "size",
+    "entry_px",
+    "mark_px",
+    "value",
+    "unrealized_pnl",
+    "funding",
+    "liquidation_px",
+    "liquidation_progress",
+    "leverage",
+    "margin_used",
+    "updated_at",
+    "height",
+    "size_segment",
+    "pnl_segment",
     "size_bucket",
-)  # fmt: skip
+)
 SERIES_TABLES = (
     "metrics_general",
     "metrics_coin",
@@ -69,15 +82,35 @@ class Series:
 MISSING_MARKET = {"mid_px": None, "premium": None, "sz_decimals": None, "max_leverage": None}
 OPEN_FOREVER = 9_223_372_036_854_775_807  # the close time an open lifecycle sorts and filters with
 HISTORY_FIELDS = (
-    "id", "address", "coin", "dex", "side", "size", "entry_px", "mark_px", "value", "liquidation_px",
-    "unrealized_pnl", "funding", "leverage_type", "leverage", "open_time", "close_time", "created_at",
-    "updated_at", "size_segment", "pnl_segment",
-)  # fmt: skip
+    "id",
+    "address",
+    "coin",
+    "dex",
+    "side",
+    "size",
+    "entry_px",
+    "mark_px",
+    "value",
+    "liquidation_px",
+    "unrealized_pnl",
+    "funding",
+    "leverage_type",
+    "leverage",
+    "open_time",
+    "close_time",
+    "created_at",
+    "updated_at",
+    "size_segment",
+    "pnl_segment",
+)
 # the orders a history page can come in (by the store's own column names), and the expression each sorts by
 HISTORY_SORT = {
-    "open_time": "open_time", "close_time": f"coalesce(close_time, {OPEN_FOREVER})",
-    "unrealized_pnl": "unrealized_pnl", "value": "value", "size": "size",
-}  # fmt: skip
+    "open_time": "open_time",
+    "close_time": f"coalesce(close_time, {OPEN_FOREVER})",
+    "unrealized_pnl": "unrealized_pnl",
+    "value": "value",
+    "size": "size",
+}
 
 
 def to_storage(table: pa.Table) -> pa.Table:
@@ -139,11 +172,13 @@ def order_rows(orders: OrderWrite, height: int) -> tuple[pa.Table | None, pa.Tab
     ends = None
     if len(orders.ended) and orders.ended_height is not None:
         n = len(orders.ended)
-        ends = pa.table({
-            "span": pa.array(orders.ended, pa.int64()),
-            "last_height": pa.array(np.full(n, orders.ended_height, np.int64)),
-            "last_time": pa.array(np.full(n, orders.ended_time, np.int64)),
-        })  # fmt: skip
+        ends = pa.table(
+            {
+                "span": pa.array(orders.ended, pa.int64()),
+                "last_height": pa.array(np.full(n, orders.ended_height, np.int64)),
+                "last_time": pa.array(np.full(n, orders.ended_time, np.int64)),
+            }
+        )
     opened = orders.opened
     spans = None
     if opened.num_rows:

@@ -59,14 +59,19 @@ def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra:
     branches: list[str] = []
     branch_params: list[Any] = []
     if query.open is not False:
-        branches.append(f"SELECT key, {sort} AS sort_key, false AS closed, {open_extra} "
-                        f"FROM positions_open WHERE {condition}")  # fmt: skip
+        branches.append(
+            f"SELECT key, {sort} AS sort_key, false AS closed, {open_extra} FROM positions_open WHERE {condition}"
+        )
         branch_params += params
     if query.open is not True:
-        branches.append(f"SELECT key, {sort} AS sort_key, true AS closed, {closed_extra} "
-                        f"FROM positions_closed WHERE close_time >= {d.mark} AND {condition}")  # fmt: skip
+        branches.append(
+            f"SELECT key, {sort} AS sort_key, true AS closed, {closed_extra} "
+            f"FROM positions_closed WHERE close_time >= {d.mark} AND {condition}"
+        )
         branch_params += [query.start, *params]
     direction = "DESC" if query.descending else "ASC"
-    sql = (f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
-           f"ORDER BY sort_key {direction}, key {direction} LIMIT {d.mark}")  # fmt: skip
+    sql = (
+        f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
+        f"ORDER BY sort_key {direction}, key {direction} LIMIT {d.mark}"
+    )
     return sql, [*branch_params, query.limit]

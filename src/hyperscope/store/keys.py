@@ -111,8 +111,9 @@ class KeyStore(_KeyReads):
         with self._errors() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                row = con.execute("SELECT count FROM usage WHERE kind = ? AND key_id = ? AND minute = ?",
-                                  (kind, key_id, minute)).fetchone()  # fmt: skip
+                row = con.execute(
+                    "SELECT count FROM usage WHERE kind = ? AND key_id = ? AND minute = ?", (kind, key_id, minute)
+                ).fetchone()
                 used = int(row[0]) if row else 0
                 granted = max(0, min(want, limit - used))
                 con.execute(
@@ -220,13 +221,17 @@ class PostgresKeyStore(_KeyReads):
     def take_usage(self, kind: str, key_id: str, minute: int, want: int, limit: int) -> tuple[int, int]:
         with self._errors() as con, con.transaction():
             con.execute("INSERT INTO usage VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING", (kind, key_id, minute))
-            row = con.execute("SELECT count FROM usage WHERE kind = %s AND key_id = %s AND minute = %s FOR UPDATE",
-                              (kind, key_id, minute)).fetchone()  # fmt: skip
+            row = con.execute(
+                "SELECT count FROM usage WHERE kind = %s AND key_id = %s AND minute = %s FOR UPDATE",
+                (kind, key_id, minute),
+            ).fetchone()
             used = int(row[0]) if row else 0
             granted = max(0, min(want, limit - used))
             if granted:
-                con.execute("UPDATE usage SET count = count + %s WHERE kind = %s AND key_id = %s AND minute = %s",
-                            (granted, kind, key_id, minute))  # fmt: skip
+                con.execute(
+                    "UPDATE usage SET count = count + %s WHERE kind = %s AND key_id = %s AND minute = %s",
+                    (granted, kind, key_id, minute),
+                )
             if used == 0:
                 con.execute("DELETE FROM usage WHERE minute < %s", (minute - 1,))
         return granted, used + granted

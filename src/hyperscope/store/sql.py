@@ -75,8 +75,9 @@ class SqlReads:
         if not re.fullmatch(r"[a-z_]+", field):
             raise ValueError(field)
         clauses = " AND ".join(["true"] + [f"{c} = ?" for c in where])
-        rows = self._dicts(f"SELECT * FROM {table} WHERE {clauses} ORDER BY {field} DESC, created_at, id LIMIT 1",
-                           list(where.values()))  # fmt: skip
+        rows = self._dicts(
+            f"SELECT * FROM {table} WHERE {clauses} ORDER BY {field} DESC, created_at, id LIMIT 1", list(where.values())
+        )
         return rows[0] if rows else None
 
     def metric_groups(self, height: int, groups: dict[str, tuple[str, ...]]) -> dict[str, pa.Table]:
@@ -84,9 +85,12 @@ class SqlReads:
         for name, keys in groups.items():
             if not all(re.fullmatch(r"[a-z_]+", x) for x in (name, *keys)):
                 raise ValueError(name)
-        return {name: self._arrow(f"SELECT {', '.join(keys)} FROM metrics_{name} WHERE height = ? "
-                                  "AND position_count > 0", [height])
-                for name, keys in groups.items()}  # fmt: skip
+        return {
+            name: self._arrow(
+                f"SELECT {', '.join(keys)} FROM metrics_{name} WHERE height = ? AND position_count > 0", [height]
+            )
+            for name, keys in groups.items()
+        }
 
     def past_height(self, time: int) -> int | None:
         """The newest state update at or before `time` whose metric rows are kept (the `past` rule)."""
@@ -111,8 +115,9 @@ class SqlReads:
         local = self.__dict__.setdefault("_markets_local", threading.local())
         cached = getattr(local, "markets", None)
         if cached is None or cached[0] != height:
-            rows = self._dicts("SELECT coin, mid_px, premium, sz_decimals, max_leverage FROM markets WHERE height = ?",
-                               [height])  # fmt: skip
+            rows = self._dicts(
+                "SELECT coin, mid_px, premium, sz_decimals, max_leverage FROM markets WHERE height = ?", [height]
+            )
             cached = (height, {r.pop("coin"): r for r in rows})
             local.markets = cached
         return cached[1]
@@ -183,8 +188,10 @@ class SqlReads:
         )
 
     def funding_coverage(self) -> dict[str, tuple[int, int]]:
-        rows = self._dicts("SELECT coin, min(time) AS lo, max(time) AS hi FROM funding_hourly "
-                           "WHERE open_interest_usd > 0 GROUP BY coin")  # fmt: skip
+        rows = self._dicts(
+            "SELECT coin, min(time) AS lo, max(time) AS hi FROM funding_hourly "
+            "WHERE open_interest_usd > 0 GROUP BY coin"
+        )
         return {r["coin"]: (r["lo"], r["hi"]) for r in rows}
 
     # ------------------------------------------------------------ status
@@ -201,8 +208,13 @@ class SqlReads:
         last = self._dicts(
             "SELECT height, time, ingested_at, ingest_seconds FROM state_updates ORDER BY height DESC LIMIT 1"
         )
-        return {"backend": getattr(self, "backend", "?"), "path": getattr(self, "path", "?"), "counts": counts,
-                "first": first[0] if first else None, "last": last[0] if last else None}  # fmt: skip
+        return {
+            "backend": getattr(self, "backend", "?"),
+            "path": getattr(self, "path", "?"),
+            "counts": counts,
+            "first": first[0] if first else None,
+            "last": last[0] if last else None,
+        }
 
     def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]:
         """height -> time of the stored state updates with heights in [first_height, last_height]."""

@@ -11,8 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
-        np.uint64(0x27D4EB2F165667C5))  # fmt: skip
+_MIX = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xC2B2AE3D27D4EB4F),
+    np.uint64(0x165667B19E3779F9),
+    np.uint64(0x27D4EB2F165667C5),
+)
 
 
 def _bits(values: np.ndarray) -> np.ndarray:

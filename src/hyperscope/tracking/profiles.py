@@ -63,8 +63,19 @@ def index_of(values: pa.Array | pa.ChunkedArray, universe: pa.Array | pa.Chunked
     return pc.index_in(values, value_set=universe).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-_COMPARED = ("total_equity", "perp_equity", "spot_equity", "staking_equity", "vault_equity", "balance", "pnl",
-             "volume", "count_open_positions", "size_segment", "pnl_segment")  # fmt: skip
+_COMPARED = (
+    "total_equity",
+    "perp_equity",
+    "spot_equity",
+    "staking_equity",
+    "vault_equity",
+    "balance",
+    "pnl",
+    "volume",
+    "count_open_positions",
+    "size_segment",
+    "pnl_segment",
+)
 
 
 def changed_rows(

@@ -74,8 +74,10 @@ class InfoServer:
         if kind == "userVaultEquities":
             return self.vaults.get(user, [])
         if kind == "delegatorSummary":
-            return self.staking.get(user, {"delegated": "0.0", "undelegated": "0.0", "totalPendingWithdrawal": "0.0",
-                                           "nPendingWithdrawals": 0})  # fmt: skip
+            return self.staking.get(
+                user,
+                {"delegated": "0.0", "undelegated": "0.0", "totalPendingWithdrawal": "0.0", "nPendingWithdrawals": 0},
+            )
         return None
 
     def close(self) -> None:
@@ -85,18 +87,42 @@ class InfoServer:
 
 def empty_state() -> dict[str, Any]:
     zero = {"accountValue": "0.0", "totalMarginUsed": "0.0", "totalNtlPos": "0.0", "totalRawUsd": "0.0"}
-    return {"assetPositions": [], "crossMaintenanceMarginUsed": "0.0", "crossMarginSummary": zero,
-            "marginSummary": zero, "time": 1708622398623, "withdrawable": "0.0"}  # fmt: skip
+    return {
+        "assetPositions": [],
+        "crossMaintenanceMarginUsed": "0.0",
+        "crossMarginSummary": zero,
+        "marginSummary": zero,
+        "time": 1708622398623,
+        "withdrawable": "0.0",
+    }
 
 
 def position_state(coin: str, szi: str, entry: str, value: str, liq: str | None, raw: str, cross: bool = True) -> dict:
     state = empty_state()
     leverage = {"type": "cross", "value": 10} if cross else {"type": "isolated", "value": 10, "rawUsd": raw}
-    state["assetPositions"] = [{"type": "oneWay", "position": {
-        "coin": coin, "szi": szi, "entryPx": entry, "leverage": leverage, "liquidationPx": liq, "marginUsed": "10.0",
-        "maxLeverage": 40, "positionValue": value, "returnOnEquity": "0.0", "unrealizedPnl": "0.0",
-        "cumFunding": {"allTime": "5.0", "sinceChange": "1.0", "sinceOpen": "2.5"}}}]  # fmt: skip
+    state["assetPositions"] = [
+        {
+            "type": "oneWay",
+            "position": {
+                "coin": coin,
+                "szi": szi,
+                "entryPx": entry,
+                "leverage": leverage,
+                "liquidationPx": liq,
+                "marginUsed": "10.0",
+                "maxLeverage": 40,
+                "positionValue": value,
+                "returnOnEquity": "0.0",
+                "unrealizedPnl": "0.0",
+                "cumFunding": {"allTime": "5.0", "sinceChange": "1.0", "sinceOpen": "2.5"},
+            },
+        }
+    ]
     total = float(raw) + float(value) * (1 if not szi.startswith("-") else -1)
-    state["marginSummary"] = {"accountValue": repr(total), "totalMarginUsed": "10.0", "totalNtlPos": value,
-                              "totalRawUsd": raw}  # fmt: skip
+    state["marginSummary"] = {
+        "accountValue": repr(total),
+        "totalMarginUsed": "10.0",
+        "totalNtlPos": value,
+        "totalRawUsd": raw,
+    }
     return state

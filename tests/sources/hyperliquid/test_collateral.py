@@ -19,7 +19,8 @@ def served(tmp_path, mode=None, usdc=3_000, hype=0.0, collateral=0, prices=None,
     state = abci_state()
     locus = state["exchange"]["locus"]
     locus["scl"]["user_states"][1][1]["b"] = [[0, {"t": int(usdc * 1e8), "h": 0}]] + (
-        [[150, {"t": int(hype * 1e8), "h": 0}]] if hype else [])  # fmt: skip
+        [[150, {"t": int(hype * 1e8), "h": 0}]] if hype else []
+    )
     if mode:
         locus["ust"] = [[B_TEXT, mode], [A, "d"]]  # A: dex abstraction, holding only an isolated HIP-3 position
     locus["cls"][1]["meta"]["collateralToken"] = collateral

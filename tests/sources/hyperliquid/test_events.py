@@ -134,8 +134,12 @@ def test_a_finished_folder_reads_a_last_line_without_its_newline_and_counts_a_cu
 
 def test_a_misc_event_of_an_unknown_shape_is_skipped_and_the_rest_booked(tmp_path):
     good = {"time": "2026-03-31T10:00:00.0", "hash": "0x0", "inner": {"CDeposit": {"user": "0xAB", "amount": "2.5"}}}
-    bad = [{"inner": {"LedgerUpdate": {"users": ["0x1"], "delta": {"type": "deposit"}}}},  # no usdc
-           {"inner": {"CDeposit": {"user": "0x2"}}}, {"inner": "text"}, "not an event"]  # fmt: skip
+    bad = [
+        {"inner": {"LedgerUpdate": {"users": ["0x1"], "delta": {"type": "deposit"}}}},  # no usdc
+        {"inner": {"CDeposit": {"user": "0x2"}}},
+        {"inner": "text"},
+        "not an event",
+    ]
     skips = Skips()
     flows = flows_of([Block(1, 0, [*bad, good])], skips)
     assert flows.staking_user == ["0xab"] and flows.staking == [2.5] and flows.usdc == []
@@ -188,12 +192,23 @@ def test_the_open_times_of_closed_positions_are_forgotten_in_bulk():
     from hyperscope.domain.state import FILLS
 
     n = 30_000
-    fills = pa.table({
-        "address": [f"0x{i:040x}" for i in range(n)], "coin": ["BTC"] * n, "px": np.ones(n), "sz": np.ones(n),
-        "side": ["B"] * n, "time": pa.array(np.arange(n)).cast(FILLS.field("time").type), "start_position": np.zeros(n),
-        "dir": ["Open Long"] * n, "closed_pnl": np.zeros(n), "fee": np.zeros(n), "tid": np.arange(n),
-        "liquidation": np.zeros(n, bool),
-    }, schema=FILLS)  # fmt: skip
+    fills = pa.table(
+        {
+            "address": [f"0x{i:040x}" for i in range(n)],
+            "coin": ["BTC"] * n,
+            "px": np.ones(n),
+            "sz": np.ones(n),
+            "side": ["B"] * n,
+            "time": pa.array(np.arange(n)).cast(FILLS.field("time").type),
+            "start_position": np.zeros(n),
+            "dir": ["Open Long"] * n,
+            "closed_pnl": np.zeros(n),
+            "fee": np.zeros(n),
+            "tid": np.arange(n),
+            "liquidation": np.zeros(n, bool),
+        },
+        schema=FILLS,
+    )
     book = WalletBook()
     book.learn_opens(fills)
     still_open = pa.array([f"0x{7:040x}|BTC"])

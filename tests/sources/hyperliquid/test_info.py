@@ -67,8 +67,12 @@ def test_the_market_recording_parses_both_dexes(server):
 
 
 def local_source(server, rmp, watch=()):
-    return InfoSource(InfoClient(server.url), lambda: list(watch) + users_with_positions(rmp), local=True,
-                      market=InfoClient(server.url))  # fmt: skip
+    return InfoSource(
+        InfoClient(server.url),
+        lambda: list(watch) + users_with_positions(rmp),
+        local=True,
+        market=InfoClient(server.url),
+    )
 
 
 def test_a_sweep_of_a_local_server_takes_the_nodes_own_values(server, rmp):
@@ -85,8 +89,12 @@ def test_a_sweep_of_a_local_server_takes_the_nodes_own_values(server, rmp):
         ]
     }
     server.vaults[A] = [{"vaultAddress": B_TEXT, "equity": "742.5", "lockedUntilTimestamp": 0}]
-    server.staking[A] = {"delegated": "10.0", "undelegated": "1.0", "totalPendingWithdrawal": "1.0",
-                         "nPendingWithdrawals": 1}  # fmt: skip
+    server.staking[A] = {
+        "delegated": "10.0",
+        "undelegated": "1.0",
+        "totalPendingWithdrawal": "1.0",
+        "nPendingWithdrawals": 1,
+    }
     source = local_source(server, rmp)
     update = validate(source.sweep())
     pos = {(r["address"], r["coin"]): r for r in update.positions.to_pylist()}
@@ -149,8 +157,14 @@ def test_without_the_info_api_a_node_source_uses_oracle_prices_and_says_so(rmp, 
 
     client = InfoClient("http://127.0.0.1:9/info", retries=0, timeout=0.5)
     written = read_snapshot(rmp).time_ms / 1000
-    source = NodeSource(rmp.parents[2], tmp_path / "source.npz", watch=True, market=client, fills_wait_seconds=0,
-                        clock=lambda: written + 30)  # fmt: skip
+    source = NodeSource(
+        rmp.parents[2],
+        tmp_path / "source.npz",
+        watch=True,
+        market=client,
+        fills_wait_seconds=0,
+        clock=lambda: written + 30,
+    )
     update = source.next_update(threading.Event())
     assert update.markets.column("mark_px").to_pylist()[:2] == [60000.0, 2500.0]
     assert source.health()["market_data"].startswith("oracle prices only: the Info API could not be reached")

@@ -82,8 +82,9 @@ def test_a_late_snapshot_is_valued_with_its_own_oracle_prices_never_with_marks_f
     snapshot_s = state_at(941000000)["exchange"]["locus"]["ctx"]["time"] / 1000  # its block time
     now = [snapshot_s + 3600]  # an hour later: catch-up
     client = InfoClient(server.url, 1200, timeout=5.0, retries=1)
-    source = NodeSource(folder, tmp_path / "source.npz", watch=True, fills_wait_seconds=0, market=client,
-                        clock=lambda: now[0])  # fmt: skip
+    source = NodeSource(
+        folder, tmp_path / "source.npz", watch=True, fills_wait_seconds=0, market=client, clock=lambda: now[0]
+    )
     store = open_store(tmp_path / "s.duckdb")
     try:
         source.attach(store)
@@ -91,8 +92,9 @@ def test_a_late_snapshot_is_valued_with_its_own_oracle_prices_never_with_marks_f
         update = source._update(height, path)
         assert not [r for r in server.requests if r.get("type") == "metaAndAssetCtxs"]
         assert "oracle prices only: the snapshot was 60 min old" in source.health()["market_data"]
-        marks = dict(zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist(),
-                         strict=True))  # fmt: skip
+        marks = dict(
+            zip(update.markets.column("coin").to_pylist(), update.markets.column("mark_px").to_pylist(), strict=True)
+        )
         assert marks["BTC"] == 60000.0  # the snapshot's own oracle price
         write_rmp(folder, state_at(941010000), height=941010000)
         now[0] = snapshot_s + 600 + 60  # this one is a minute old when read: live market data

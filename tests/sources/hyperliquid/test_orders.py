@@ -44,8 +44,14 @@ def node(tmp_path, **kwargs):
     folder = tmp_path / "hl"
     write_rmp(folder, abci_state())
     snapshot_s = 1774947600.123
-    source = NodeSource(folder, tmp_path / "data" / "source.npz", watch=True, fills_wait_seconds=0,
-                        clock=lambda: snapshot_s + 60, **kwargs)  # fmt: skip
+    source = NodeSource(
+        folder,
+        tmp_path / "data" / "source.npz",
+        watch=True,
+        fills_wait_seconds=0,
+        clock=lambda: snapshot_s + 60,
+        **kwargs,
+    )
     store = open_store(tmp_path / "s.duckdb")
     source.attach(store)
     ((height, path),) = source._due()
@@ -71,8 +77,14 @@ def test_a_watching_node_source_takes_every_open_order_from_the_local_info_serve
     (request,) = [r for r in server.requests if r["type"] == "fileSnapshot"]
     assert request["request"] == {"type": "l4Snapshots", "includeUsers": True, "includeTriggerOrders": True}
     assert request["includeHeightInOutput"] is True
-    assert update.orders is not None and sorted(update.orders.column("oid").to_pylist()) == [9001, 9002, 9003, 9004,
-                                                                                              9005, 9006]  # fmt: skip
+    assert update.orders is not None and sorted(update.orders.column("oid").to_pylist()) == [
+        9001,
+        9002,
+        9003,
+        9004,
+        9005,
+        9006,
+    ]
     assert "l4Snapshots of the local info server" in source.health()["orders"]
     assert not list((tmp_path / "data" / "l4").iterdir())  # the file it wrote for us is gone
 

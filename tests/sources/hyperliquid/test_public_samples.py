@@ -76,13 +76,15 @@ def test_the_real_vault_withdrawal_pays_the_net_amount_into_the_users_perp(tmp_p
         ({"type": "vaultCreate", "vault": "0xv", "usdc": "100.0"}, [("0xu", -100.0)]),
         ({"type": "vaultDistribution", "vault": "0xv", "usdc": "5.5"}, [("0xu", 5.5)]),
         ({"type": "vaultLeaderCommission", "vault": "0xv", "usdc": "1.25"}, [("0xu", 1.25)]),
-        ({"type": "perpDexClassTransfer", "dex": "xyz", "token": "USDC", "amount": "7.0", "toPerp": True},
-         [("0xu", 7.0)]),
+        (
+            {"type": "perpDexClassTransfer", "dex": "xyz", "token": "USDC", "amount": "7.0", "toPerp": True},
+            [("0xu", 7.0)],
+        ),
         ({"type": "spotTransfer", "token": "PURR", "amount": "3", "usdcValue": "0.6", "destination": "0xd"}, []),
         ({"type": "rewardsClaim", "amount": "2.0"}, []),
         ({"type": "liquidation", "accountValue": "10.0", "leverageType": "Cross", "liquidatedPositions": []}, []),
     ],
-)  # fmt: skip
+)
 def test_ledger_types_that_move_money_are_booked_and_the_rest_are_known(delta, moves):
     from hyperscope.sources.hyperliquid.events import Block
 
@@ -132,7 +134,11 @@ def test_the_sdk_clearinghouse_state_positions_read_with_their_values():
     assert len(p["coin"]) == len(state["assetPositions"]) == 12
     btc = p["coin"].index("BTC")
     assert (p["size"][btc], p["entry_px"][btc], p["leverage"][btc], p["leverage_type"][btc]) == (
-        -0.00785, 26951.0, 20.0, "cross")  # fmt: skip
+        -0.00785,
+        26951.0,
+        20.0,
+        "cross",
+    )
     eth = p["coin"].index("ETH")
     assert p["liquidation_px"][eth] is None  # null upstream: no liquidation price
     assert p["funding"][btc] == 0.0  # 2023 format: no cumFunding

@@ -91,8 +91,13 @@ def test_an_interrupted_replay_resumes_to_the_same_store(node_dir, direct, tmp_p
     import threading
 
     stop = threading.Event()
-    backfill(source, Ingestor(store), stop=stop, status=status,
-             progress=lambda done, total, result: stop.set() if done == 5 else None)  # fmt: skip
+    backfill(
+        source,
+        Ingestor(store),
+        stop=stop,
+        status=status,
+        progress=lambda done, total, result: stop.set() if done == 5 else None,
+    )
     store.close()
     resumed, _ = ingest_all(replay(node_dir, tmp_path), tmp_path)
     assert resumed == direct[0]
@@ -179,8 +184,7 @@ def test_the_written_files_carry_the_real_shapes_and_their_replay_rejects_and_sk
     import msgpack
     import orjson
 
-    raw = msgpack.unpackb(next(iter(snapshot_files(node_dir).values())).read_bytes(), raw=False,
-                          strict_map_key=False)  # fmt: skip
+    raw = msgpack.unpackb(next(iter(snapshot_files(node_dir).values())).read_bytes(), raw=False, strict_map_key=False)
     assert list(raw["exchange"])[:2] == ["locus", "perp_dexs"]  # locus before the books, as real files
     locus = raw["exchange"]["locus"]
     assert {"ust", "blp", "c_staking", "spot_books"} <= set(locus)

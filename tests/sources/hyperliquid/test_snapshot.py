@@ -16,7 +16,7 @@ from hyperscope.sources.hyperliquid.snapshot import (
     InvalidSnapshot,
     read_snapshot,
     users_with_positions,
-)  # fmt: skip
+)
 
 
 def test_the_snapshot_decodes_with_the_documented_scales(rmp):
@@ -92,11 +92,14 @@ def at(state, *path):
     return state
 
 
-@pytest.mark.parametrize(("mutate", "where"), [
-    (lambda s: s["exchange"]["locus"]["cls"][1]["meta"].pop("universe"), "cls[1].meta"),
-    (lambda s: s["exchange"]["locus"].__setitem__("cls", {}), "locus.cls"),
-    (lambda s: at(s, *STATES).__setitem__(0, ["0x12", {"u": 1}]), "cls[0].user_states.user_to_state[0]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda s: s["exchange"]["locus"]["cls"][1]["meta"].pop("universe"), "cls[1].meta"),
+        (lambda s: s["exchange"]["locus"].__setitem__("cls", {}), "locus.cls"),
+        (lambda s: at(s, *STATES).__setitem__(0, ["0x12", {"u": 1}]), "cls[0].user_states.user_to_state[0]"),
+    ],
+)
 def test_what_cannot_be_a_snapshot_is_rejected_whole_naming_the_height_and_the_path(tmp_path, mutate, where):
     state = abci_state()
     mutate(state)
@@ -105,24 +108,59 @@ def test_what_cannot_be_a_snapshot_is_rejected_whole_naming_the_height_and_the_p
     assert "snapshot 941000000" in raised.value.message and where in raised.value.message, raised.value.message
 
 
-@pytest.mark.parametrize(("mutate", "kind", "where", "parallel"), [
-    (lambda s: at(s, *STATES, 1, 1, "p", "p", 0, 1).update(s="big"), "position entries that could not be read",
-     "cls[0].user_states.user_to_state[1].p.p[0]", False),
-    (lambda s: at(s, *STATES, 1, 1, "p", "p", 0, 1).pop("e"), "position entries that could not be read",
-     "user_to_state[1].p.p[0]", False),
-    (lambda s: at(s, *STATES).__setitem__(1, {"u": 5}), "user states that could not be read",
-     "user_to_state[1]", False),
-    (lambda s: at(s, *STATES, 0, 1, "p", "p", 0).__setitem__(0, 7), "positions on an asset meta does not list",
-     "cls[0]: asset 7", False),
-    (lambda s: s["exchange"]["locus"]["vlt"][0][1]["user_states"][0][1]["o"].update(f=1.5),
-     "vault followers that could not be read", "vlt[0].user_states[0]", False),
-    (lambda s: s["exchange"]["locus"]["vlt"][0][1]["user_states"][0][1].pop("o"),
-     "vault followers that could not be read", "vlt[0].user_states[0]", False),
-    (lambda s: s["exchange"]["locus"]["scl"]["user_states"][0][1]["b"][0][1].update(t="1.0"),
-     "spot balances that could not be read", "scl.user_states[0]", False),
-    (lambda s: s["exchange"]["locus"]["scl"]["user_states"][0][1]["b"][0][1].update(t="1.0"),
-     "spot balances that could not be read", "scl.user_states[0]", True),  # read by the helper process
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mutate", "kind", "where", "parallel"),
+    [
+        (
+            lambda s: at(s, *STATES, 1, 1, "p", "p", 0, 1).update(s="big"),
+            "position entries that could not be read",
+            "cls[0].user_states.user_to_state[1].p.p[0]",
+            False,
+        ),
+        (
+            lambda s: at(s, *STATES, 1, 1, "p", "p", 0, 1).pop("e"),
+            "position entries that could not be read",
+            "user_to_state[1].p.p[0]",
+            False,
+        ),
+        (
+            lambda s: at(s, *STATES).__setitem__(1, {"u": 5}),
+            "user states that could not be read",
+            "user_to_state[1]",
+            False,
+        ),
+        (
+            lambda s: at(s, *STATES, 0, 1, "p", "p", 0).__setitem__(0, 7),
+            "positions on an asset meta does not list",
+            "cls[0]: asset 7",
+            False,
+        ),
+        (
+            lambda s: s["exchange"]["locus"]["vlt"][0][1]["user_states"][0][1]["o"].update(f=1.5),
+            "vault followers that could not be read",
+            "vlt[0].user_states[0]",
+            False,
+        ),
+        (
+            lambda s: s["exchange"]["locus"]["vlt"][0][1]["user_states"][0][1].pop("o"),
+            "vault followers that could not be read",
+            "vlt[0].user_states[0]",
+            False,
+        ),
+        (
+            lambda s: s["exchange"]["locus"]["scl"]["user_states"][0][1]["b"][0][1].update(t="1.0"),
+            "spot balances that could not be read",
+            "scl.user_states[0]",
+            False,
+        ),
+        (
+            lambda s: s["exchange"]["locus"]["scl"]["user_states"][0][1]["b"][0][1].update(t="1.0"),
+            "spot balances that could not be read",
+            "scl.user_states[0]",
+            True,
+        ),  # read by the helper process
+    ],
+)
 def test_a_narrow_surprise_is_skipped_and_counted_and_the_rest_is_read(tmp_path, mutate, kind, where, parallel):
     whole = read_snapshot(write_rmp(tmp_path / "a", abci_state()))
     state = abci_state()
@@ -181,8 +219,11 @@ def test_vault_fraction_times_a_negative_vault_is_zero(rmp):
 
 def test_a_helper_process_reads_the_spot_balances_of_big_files_with_the_same_result(rmp):
     one, two = read_snapshot(rmp, parallel=False), read_snapshot(rmp, parallel=True)
-    spot = lambda s: sorted(zip((s.addresses[int(u)].as_py() for u in s.spot_user), s.spot_token.tolist(),  # noqa: E731
-                                s.spot_total.tolist(), strict=True))  # fmt: skip
+
+    def spot(s):
+        addresses = (s.addresses[int(u)].as_py() for u in s.spot_user)
+        return sorted(zip(addresses, s.spot_token.tolist(), s.spot_total.tolist(), strict=True))
+
     assert spot(one) == spot(two) and len(spot(one)) == 2
     assert set(one.addresses.to_pylist()) == set(two.addresses.to_pylist())
 

@@ -36,8 +36,9 @@ from hyperscope.service.funding import (
 router = APIRouter(prefix="/v4", tags=["coinmetrics"], route_class=scoped("funding"))
 
 
-async def _timeseries(request: Request, kind: str, parameter: str, entity_key: str, limit_param: str,
-                      sorts: tuple[str, ...]) -> Response:  # fmt: skip
+async def _timeseries(
+    request: Request, kind: str, parameter: str, entity_key: str, limit_param: str, sorts: tuple[str, ...]
+) -> Response:
     def build() -> Response:
         svc, q = funding(request), request.query_params
         universe = svc.universe()
@@ -48,8 +49,9 @@ async def _timeseries(request: Request, kind: str, parameter: str, entity_key: s
         sort = shape.parse_choice(q.get("sort"), "sort", sorts, sorts[0])
         supports = {m: {e for e in entities if supported(universe, kind, e, m)} for m in metrics}
         if not any(supports.values()):
-            raise CMBadParameter("metrics", f"None of the requested metrics is supported for the requested "
-                                 f"{parameter}.")  # fmt: skip
+            raise CMBadParameter(
+                "metrics", f"None of the requested metrics is supported for the requested {parameter}."
+            )
         start, end = window_of(request)
         series = svc.series(kind, entities, sorted(set(metrics)), start, end)
         table = Table(entities, names, metrics, series, supports, frequency, sort_time=sort == "time")
@@ -71,21 +73,50 @@ async def _cached(request: Request, build: Any) -> Response:
     return Response(body, media_type="application/json", headers={"Deprecation": "true"} if deprecated else {})
 
 
-@router.get("/timeseries/asset-metrics", response_class=Response, responses=RESPONSES,
-            openapi_extra=documented("assets", "metrics", "frequency", "sort", "limit_per_asset", "null_as_zero",
-                                     *WINDOW, required=("assets", "metrics")))  # fmt: skip
+@router.get(
+    "/timeseries/asset-metrics",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "assets",
+        "metrics",
+        "frequency",
+        "sort",
+        "limit_per_asset",
+        "null_as_zero",
+        *WINDOW,
+        required=("assets", "metrics"),
+    ),
+)
 async def asset_metrics(request: Request) -> Response:
     """Funding-rate metrics per asset (every dex's markets of the base coin), at 1h or 1d."""
     return await _timeseries(request, "asset", "assets", "asset", "limit_per_asset", ("asset", "time"))
 
 
-@router.get("/timeseries/exchange-asset-metrics", response_class=Response, responses=RESPONSES,
-            openapi_extra=documented("exchange_assets", "metrics", "frequency", "sort", "limit_per_exchange_asset",
-                                     *WINDOW, required=("exchange_assets", "metrics")))  # fmt: skip
+@router.get(
+    "/timeseries/exchange-asset-metrics",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "exchange_assets",
+        "metrics",
+        "frequency",
+        "sort",
+        "limit_per_exchange_asset",
+        *WINDOW,
+        required=("exchange_assets", "metrics"),
+    ),
+)
 async def exchange_asset_metrics(request: Request) -> Response:
     """Funding-rate metrics per exchange-asset (one dex's market of the base coin), at 1h or 1d."""
-    return await _timeseries(request, "exchange_asset", "exchange_assets", "exchange_asset",
-                             "limit_per_exchange_asset", ("exchange_asset", "time"))  # fmt: skip
+    return await _timeseries(
+        request,
+        "exchange_asset",
+        "exchange_assets",
+        "exchange_asset",
+        "limit_per_exchange_asset",
+        ("exchange_asset", "time"),
+    )
 
 
 @router.get(
@@ -105,8 +136,9 @@ async def market_funding_rates(request: Request) -> Response:
         rates = svc.market_rates(markets, start, end)
         series = {m: Series(t, {"rate": r, "database_time": d.astype(np.float64)}) for m, (t, r, d) in rates.items()}
         supports = {"rate": set(markets), "database_time": set(markets)}
-        table = Table(markets, ["rate", "database_time"], ["rate", "database_time"], series, supports, "1h",
-                      sort_time=False)  # fmt: skip
+        table = Table(
+            markets, ["rate", "database_time"], ["rate", "database_time"], series, supports, "1h", sort_time=False
+        )
         return respond(request, MarketTable.wrap(table), "market", "limit_per_market", False)
 
     return await run_in_threadpool(build)
@@ -130,8 +162,13 @@ def _frequencies(first: int, last: int) -> list[dict[str, str]]:
     day_first = -(-first // DAY_MS) * DAY_MS
     out = [{"frequency": "1h", "min_time": shape.time_out(first), "max_time": shape.time_out(last)}]
     if day_first <= last:
-        out.append({"frequency": "1d", "min_time": shape.time_out(day_first),
-                    "max_time": shape.time_out(last // DAY_MS * DAY_MS)})  # fmt: skip
+        out.append(
+            {
+                "frequency": "1d",
+                "min_time": shape.time_out(day_first),
+                "max_time": shape.time_out(last // DAY_MS * DAY_MS),
+            }
+        )
     return out
 
 
@@ -149,8 +186,11 @@ def _catalog(request: Request, kind: str, parameter: str, entity_key: str) -> Re
         if not spans:
             continue
         first, last = min(s[0] for s in spans), max(s[1] for s in spans)
-        listed = [{"metric": m, "frequencies": _frequencies(first, last)} for m in metrics
-                  if m in METRICS and supported(universe, kind, entity, m)]  # fmt: skip
+        listed = [
+            {"metric": m, "frequencies": _frequencies(first, last)}
+            for m in metrics
+            if m in METRICS and supported(universe, kind, entity, m)
+        ]
         if listed:
             rows.append({entity_key: entity, "metrics": listed})
     return _plain(request, rows)
@@ -190,13 +230,22 @@ async def catalog_market_funding_rates(request: Request) -> Response:
     def build() -> Response:
         svc = funding(request)
         universe = svc.universe()
-        wanted = (entities_of(request, "markets", universe.markets, "Market") if request.query_params.get("markets")
-                  else sorted(universe.markets))  # fmt: skip
+        wanted = (
+            entities_of(request, "markets", universe.markets, "Market")
+            if request.query_params.get("markets")
+            else sorted(universe.markets)
+        )
         coverage = svc.coverage()
         end = FUNDING_INTERVAL_MS  # rates are stamped at the end of their funding interval
-        rows = [{"market": m, "min_time": shape.time_out(coverage[universe.markets[m]][0] + end),
-                 "max_time": shape.time_out(coverage[universe.markets[m]][1] + end)}
-                for m in wanted if universe.markets[m] in coverage]  # fmt: skip
+        rows = [
+            {
+                "market": m,
+                "min_time": shape.time_out(coverage[universe.markets[m]][0] + end),
+                "max_time": shape.time_out(coverage[universe.markets[m]][1] + end),
+            }
+            for m in wanted
+            if universe.markets[m] in coverage
+        ]
         return _plain(request, rows)
 
     return await run_in_threadpool(build)
@@ -212,9 +261,21 @@ async def reference_asset_metrics(request: Request) -> Response:
     """What each funding metric means (Market / Futures, dimensionless)."""
     asked = request.query_params.get("metrics")
     metrics = [ALIASES.get(m, m) for m in shape.parse_list(asked, "metrics")] if asked else list(METRICS)
-    rows = [{"metric": m, "full_name": REFERENCE[m][0], "description": REFERENCE[m][1], "product": "Market Data",
-             "category": "Market", "subcategory": "Futures", "unit": "Dimensionless", "data_type": "decimal",
-             "type": "Percentage", "display_name": REFERENCE[m][0],
-             "docs_url": "docs/api.md#funding-rates-coin-metrics-api-v4"}
-            for m in metrics if m in METRICS]  # fmt: skip
+    rows = [
+        {
+            "metric": m,
+            "full_name": REFERENCE[m][0],
+            "description": REFERENCE[m][1],
+            "product": "Market Data",
+            "category": "Market",
+            "subcategory": "Futures",
+            "unit": "Dimensionless",
+            "data_type": "decimal",
+            "type": "Percentage",
+            "display_name": REFERENCE[m][0],
+            "docs_url": "docs/api.md#funding-rates-coin-metrics-api-v4",
+        }
+        for m in metrics
+        if m in METRICS
+    ]
     return _plain(request, rows)

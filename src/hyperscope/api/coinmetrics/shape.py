@@ -32,8 +32,11 @@ def error_body(error: HyperscopeError) -> dict[str, Any]:
     kind = error.type
     if error.status == 401:
         kind = "unauthorized" if isinstance(error, MissingKey) else "wrong_credentials"
-        message = ("Requested resource requires authorization." if kind == "unauthorized"
-                   else "Supplied credentials are not valid.")  # fmt: skip
+        message = (
+            "Requested resource requires authorization."
+            if kind == "unauthorized"
+            else "Supplied credentials are not valid."
+        )
         return {"error": {"type": kind, "message": message}}
     if isinstance(error, BadParameter):
         kind = "bad_parameter"
@@ -74,9 +77,12 @@ def time_in(value: str, parameter: str, zone: str | None) -> int:
     """Epoch ms of one of Coin Metrics' six input forms; no zone given means `timezone` (default UTC)."""
     m = _TIME.match(value.strip())
     if not m:
-        raise CMBadParameter(parameter, f"Value '{value}' is not a supported time: use 2006-01-20T00:00:00Z, "
-                             "2006-01-20T00:00:00.000Z, 2006-01-20T00:00:00.123456Z, "
-                             "2006-01-20T00:00:00.123456789Z, 2006-01-20 or 20060120.")  # fmt: skip
+        raise CMBadParameter(
+            parameter,
+            f"Value '{value}' is not a supported time: use 2006-01-20T00:00:00Z, "
+            "2006-01-20T00:00:00.000Z, 2006-01-20T00:00:00.123456Z, "
+            "2006-01-20T00:00:00.123456789Z, 2006-01-20 or 20060120.",
+        )
     if m.group(8):
         year, month, day, hh, mm, ss, frac = m.group(8), m.group(9), m.group(10), "0", "0", "0", None
     else:
@@ -87,8 +93,9 @@ def time_in(value: str, parameter: str, zone: str | None) -> int:
     except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
         raise unsupported("timezone", (zone or "")[:64]) from None
     try:
-        dt = datetime(int(year), int(month), int(day), int(hh), int(mm), int(ss),
-                      int((frac or "0").ljust(6, "0")[:6]), tzinfo=tz)  # fmt: skip
+        dt = datetime(
+            int(year), int(month), int(day), int(hh), int(mm), int(ss), int((frac or "0").ljust(6, "0")[:6]), tzinfo=tz
+        )
     except ValueError:
         raise CMBadParameter(parameter, f"Value '{value}' is not a valid date or time.") from None
     return int(dt.timestamp() * 1000)

@@ -37,8 +37,16 @@ class Table:
     """Rows as parallel arrays: entity index, time, and per metric a value column plus which entities
     support it; ordered by the route's sort."""
 
-    def __init__(self, entities: list[str], names: list[str], metrics: list[str], series: dict[str, Series],
-                 supports: dict[str, set[str]], frequency: str, sort_time: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        entities: list[str],
+        names: list[str],
+        metrics: list[str],
+        series: dict[str, Series],
+        supports: dict[str, set[str]],
+        frequency: str,
+        sort_time: bool,
+    ) -> None:
         self.entities, self.names, self.metrics, self.supports = entities, names, metrics, supports
         idx: list[np.ndarray] = []
         times: list[np.ndarray] = []
@@ -117,8 +125,9 @@ class Table:
                 written = pc.binary_join_element_wise(pa.scalar('"'), values, pa.scalar('"'), "")
                 written = written.fill_null('"0"' if null_as_zero else "null")
                 piece = pc.binary_join_element_wise(pa.scalar("," + orjson.dumps(name).decode() + ":"), written, "")
-                holds = pa.array(np.isin(self.entity[sl], [i for i, e in enumerate(self.entities)
-                                                           if e in self.supports[m]]))  # fmt: skip
+                holds = pa.array(
+                    np.isin(self.entity[sl], [i for i, e in enumerate(self.entities) if e in self.supports[m]])
+                )
                 parts.append(pc.if_else(holds, piece, pa.scalar("")))
             parts.append(pa.scalar("}" + end))
             joined = pc.binary_join_element_wise(*parts, "")
@@ -135,8 +144,9 @@ def respond(request: Request, table: Table, entity_key: str, limit_param: str, d
         table = table.limit_per_entity(limit)
     headers = {"Deprecation": "true"} if deprecated else {}
     if fmt == "json_stream":  # every row, streamed, no paging
-        return StreamingResponse(table.chunks(entity_key, null_as_zero, "\n"), media_type="application/x-ndjson",
-                                 headers=headers)  # fmt: skip
+        return StreamingResponse(
+            table.chunks(entity_key, null_as_zero, "\n"), media_type="application/x-ndjson", headers=headers
+        )
     page_size = shape.parse_int(q.get("page_size"), "page_size", 100, 1, shape.MAX_PAGE_SIZE) or 100
     paging_from = shape.parse_choice(q.get("paging_from"), "paging_from", ("start", "end"), "end")
     tokens: shape.PageTokens = request.app.state.cm_tokens

@@ -19,7 +19,7 @@ from hyperscope.api.hypertracker.common import (
     segment_id,
     series_window,
     service,
-)  # fmt: skip
+)
 from hyperscope.api.models import CoinMetricsPage, error_responses
 from hyperscope.api.responses import JSONBytes
 
@@ -29,8 +29,13 @@ SEGMENT_ID = Annotated[str, path_id_param("Cohort id, 1-16 (GET /api/external/se
 BUCKET_ID = Annotated[str, path_id_param("Position size bucket id, 1-10.")]
 
 
-@router.get("/position-metrics/coin/{coin}", response_class=JSONBytes, response_model=CoinMetricsPage,
-            responses=error_responses(400, 404), openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
+@router.get(
+    "/position-metrics/coin/{coin}",
+    response_class=JSONBytes,
+    response_model=CoinMetricsPage,
+    responses=error_responses(400, 404),
+    openapi_extra=query_params(*SERIES, required=("start",)),
+)
 async def coin_series(request: Request, coin: str) -> JSONBytes:
     """Open positions, value, size, funding and unrealized PnL of one coin, per state update."""
 
@@ -44,9 +49,13 @@ async def coin_series(request: Request, coin: str) -> JSONBytes:
     return cached(request, build, SERIES)
 
 
-@router.get("/position-metrics/coin/{coin}/segment/{segmentId}", response_class=JSONBytes,
-            response_model=CoinMetricsPage, responses=error_responses(400, 404),
-            openapi_extra=query_params(*SEGMENT_SERIES, required=("start",)))  # fmt: skip
+@router.get(
+    "/position-metrics/coin/{coin}/segment/{segmentId}",
+    response_class=JSONBytes,
+    response_model=CoinMetricsPage,
+    responses=error_responses(400, 404),
+    openapi_extra=query_params(*SEGMENT_SERIES, required=("start",)),
+)
 async def coin_segment_series(request: Request, coin: str, segmentId: SEGMENT_ID) -> JSONBytes:  # noqa: N803
     """The coin series restricted to one cohort's wallets."""
 
@@ -61,9 +70,13 @@ async def coin_segment_series(request: Request, coin: str, segmentId: SEGMENT_ID
     return cached(request, build, SEGMENT_SERIES)
 
 
-@router.get("/position-metrics/coin/{coin}/position-size-bucket/{sizeBucketId}", response_class=JSONBytes,
-            response_model=CoinMetricsPage, responses=error_responses(400, 404),
-            openapi_extra=query_params(*SERIES, required=("start",)))  # fmt: skip
+@router.get(
+    "/position-metrics/coin/{coin}/position-size-bucket/{sizeBucketId}",
+    response_class=JSONBytes,
+    response_model=CoinMetricsPage,
+    responses=error_responses(400, 404),
+    openapi_extra=query_params(*SERIES, required=("start",)),
+)
 async def coin_bucket_series(request: Request, coin: str, sizeBucketId: BUCKET_ID) -> JSONBytes:  # noqa: N803
     """The coin series restricted to positions of one size bucket (1-10)."""
 

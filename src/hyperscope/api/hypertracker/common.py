@@ -54,7 +54,7 @@ def query_params(*names: str, required: tuple[str, ...] = (), schemas: dict | No
                 "description": docs[n] if n in docs else QUERY_DOCS[n],
             }
             for n in names
-        ]  # fmt: skip
+        ]
     }
 
 
@@ -85,9 +85,14 @@ def cached(request: Request, build: Callable[[], Any], reads: tuple[str, ...] = 
 def series_window(request: Request, query: str, *, start_required: bool = True) -> Window:
     q = request.query_params
     return params.window(
-        q.get("start"), q.get("end"), q.get("limit"), q.get("nextCursor"), service(request).cursors, query,
+        q.get("start"),
+        q.get("end"),
+        q.get("limit"),
+        q.get("nextCursor"),
+        service(request).cursors,
+        query,
         start_required=start_required,
-    )  # fmt: skip
+    )
 
 
 def segment_id(svc: Service, text: str) -> int:

@@ -35,8 +35,14 @@ FORMAT_SCHEMA = {"format": {"type": "string", "enum": list(FORMATS)}}
 FORMAT_DOC = "File format: json (default; the upstream shape), csv or parquet (the same rows, flat)."
 CSV_FIRST = "csv (default; upstream's columns), json or parquet."
 EXPORT_DOCS = query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC)
-COIN_FILES = ("position-metrics", "position-breakdown-by-size", "position-breakdown-by-cohort", "positions",
-              "liquidation-heatmap", "segment-metrics")  # fmt: skip
+COIN_FILES = (
+    "position-metrics",
+    "position-breakdown-by-size",
+    "position-breakdown-by-cohort",
+    "positions",
+    "liquidation-heatmap",
+    "segment-metrics",
+)
 SNAPSHOT_MS = 300_000
 PERIOD_ALIASES = {"24h": "day", "7d": "week", "30d": "month"}  # the names some upstream pages use
 REDIRECT: dict[int | str, dict[str, Any]] = {302: {"description": "Redirect to the file (a signed link valid 120 s)."}}
@@ -79,31 +85,60 @@ async def _file_link(
 # ---------------------------------------------------------------- exports (302)
 
 
-@exports_router.get("/exports/total-wallets-equity-chart-data", status_code=302, response_class=RedirectResponse,
-                    responses={**REDIRECT, **error_responses(400)}, openapi_extra=EXPORT_DOCS)  # fmt: skip
+@exports_router.get(
+    "/exports/total-wallets-equity-chart-data",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={**REDIRECT, **error_responses(400)},
+    openapi_extra=EXPORT_DOCS,
+)
 async def wallets_equity(request: Request) -> RedirectResponse:
     """302 to the total wallets equity file: ATH breakdown, 24 h ago, and 2-hourly history (perp, spot,
     staking, vault, total)."""
     latest, fmt = _latest(request), _format(request)
     reads = service(request)
-    url = await _file_link(request, "wallets-equity", "", latest.height, "total-wallets-equity-chart-data", fmt,
-                           lambda: documents.wallets_equity(reads, latest.time))  # fmt: skip
+    url = await _file_link(
+        request,
+        "wallets-equity",
+        "",
+        latest.height,
+        "total-wallets-equity-chart-data",
+        fmt,
+        lambda: documents.wallets_equity(reads, latest.time),
+    )
     return RedirectResponse(url, status_code=302)
 
 
-@exports_router.get("/exports/segments-bias-charts-data-24h", status_code=302, response_class=RedirectResponse,
-                    responses={**REDIRECT, **error_responses(400)}, openapi_extra=EXPORT_DOCS)  # fmt: skip
+@exports_router.get(
+    "/exports/segments-bias-charts-data-24h",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={**REDIRECT, **error_responses(400)},
+    openapi_extra=EXPORT_DOCS,
+)
 async def segments_bias(request: Request) -> RedirectResponse:
     """302 to every cohort's perp bias (positions opened within 24 h) at each state update of the last 72 h."""
     latest, fmt = _latest(request), _format(request)
     reads = service(request)
-    url = await _file_link(request, "segments-bias-24h", "", latest.height, "segments-bias-charts-data-24h", fmt,
-                           lambda: documents.segments_bias_24h(reads, latest.time))  # fmt: skip
+    url = await _file_link(
+        request,
+        "segments-bias-24h",
+        "",
+        latest.height,
+        "segments-bias-charts-data-24h",
+        fmt,
+        lambda: documents.segments_bias_24h(reads, latest.time),
+    )
     return RedirectResponse(url, status_code=302)
 
 
-@exports_router.get("/exports/coins/{coin}/{file}", status_code=302, response_class=RedirectResponse,
-                    responses={**REDIRECT, **error_responses(400, 404)}, openapi_extra=EXPORT_DOCS)  # fmt: skip
+@exports_router.get(
+    "/exports/coins/{coin}/{file}",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={**REDIRECT, **error_responses(400, 404)},
+    openapi_extra=EXPORT_DOCS,
+)
 async def coin_export(request: Request, coin: str, file: str) -> RedirectResponse:
     """302 to one coin's file: position-metrics, position-breakdown-by-size, position-breakdown-by-cohort,
     positions (the by-size breakdown), liquidation-heatmap or segment-metrics."""
@@ -132,9 +167,13 @@ async def coin_export(request: Request, coin: str, file: str) -> RedirectRespons
     return RedirectResponse(url, status_code=302)
 
 
-@positions_router.get("/positions/open/coin/{coin}", status_code=302, response_class=RedirectResponse,
-                      responses={**REDIRECT, **error_responses(400, 404)},
-                      openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=CSV_FIRST))  # fmt: skip
+@positions_router.get(
+    "/positions/open/coin/{coin}",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={**REDIRECT, **error_responses(400, 404)},
+    openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=CSV_FIRST),
+)
 async def open_positions(request: Request, coin: str) -> RedirectResponse:
     """302 to every open position of the coin at the newest state update (link valid 120 s).
 
@@ -161,8 +200,9 @@ def _snapshot_time(request: Request, text: str) -> int:
     reads = service(request)
     at = params.parse_time(text, "snapshotTime")
     if at % SNAPSHOT_MS:
-        raise BadParameter("snapshotTime", f"must be on a 5-minute boundary (e.g. {iso_ms(at - at % SNAPSHOT_MS)}), "
-                           f"got {text!r}")  # fmt: skip
+        raise BadParameter(
+            "snapshotTime", f"must be on a 5-minute boundary (e.g. {iso_ms(at - at % SNAPSHOT_MS)}), got {text!r}"
+        )
     if at > now_ms():
         raise BadParameter("snapshotTime", f"is in the future: {text!r}")
     latest = reads.latest()
@@ -175,9 +215,13 @@ def _snapshot_time(request: Request, text: str) -> int:
     return at
 
 
-@orders_router.get("/orders/5m-snapshots/{snapshotTime}/download", response_class=JSONBytes,
-                   response_model=DownloadLink, responses=error_responses(400),
-                   openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC))  # fmt: skip
+@orders_router.get(
+    "/orders/5m-snapshots/{snapshotTime}/download",
+    response_class=JSONBytes,
+    response_model=DownloadLink,
+    responses=error_responses(400),
+    openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC),
+)
 async def orders_snapshot(request: Request, snapshotTime: str) -> JSONBytes:  # noqa: N803
     """A link to every open order at a 5-minute snapshot time: the newest state update at or before it.
 
@@ -187,14 +231,25 @@ async def orders_snapshot(request: Request, snapshotTime: str) -> JSONBytes:  # 
     update = reads.order_update(at)
     if update is None:
         raise BadParameter("snapshotTime", "is before the first order snapshot")
-    url = await _file_link(request, "orders", str(at), update[0], f"orders-{iso_ms(at)}", fmt,
-                           lambda: documents.orders_snapshot(reads, update[0], at))  # fmt: skip
+    url = await _file_link(
+        request,
+        "orders",
+        str(at),
+        update[0],
+        f"orders-{iso_ms(at)}",
+        fmt,
+        lambda: documents.orders_snapshot(reads, update[0], at),
+    )
     return JSONBytes({"downloadUrl": url})
 
 
-@orders_router.get("/orders/5m-snapshots/coins/{coin}/download", response_class=JSONBytes,
-                   response_model=DownloadLink, responses=error_responses(400, 404),
-                   openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC))  # fmt: skip
+@orders_router.get(
+    "/orders/5m-snapshots/coins/{coin}/download",
+    response_class=JSONBytes,
+    response_model=DownloadLink,
+    responses=error_responses(400, 404),
+    openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC),
+)
 async def orders_latest(request: Request, coin: str) -> JSONBytes:
     """A link to the coin's open orders at the latest 5-minute snapshot."""
     svc = service(request)
@@ -206,23 +261,42 @@ async def orders_latest(request: Request, coin: str) -> JSONBytes:
     update = svc.order_update(at)
     if update is None:
         raise NotFound("no order snapshot is stored yet")
-    url = await _file_link(request, "orders-coin", name, update[0], f"{name}-orders-{iso_ms(at)}", fmt,
-                           lambda: documents.orders_snapshot(svc, update[0], at, [name]))  # fmt: skip
+    url = await _file_link(
+        request,
+        "orders-coin",
+        name,
+        update[0],
+        f"{name}-orders-{iso_ms(at)}",
+        fmt,
+        lambda: documents.orders_snapshot(svc, update[0], at, [name]),
+    )
     return JSONBytes({"downloadUrl": url})
 
 
-@leaderboards_router.get("/leaderboards/perp-pnl/{period}/download", response_class=JSONBytes,
-                         response_model=DownloadLink, responses=error_responses(400),
-                         openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC))  # fmt: skip
+@leaderboards_router.get(
+    "/leaderboards/perp-pnl/{period}/download",
+    response_class=JSONBytes,
+    response_model=DownloadLink,
+    responses=error_responses(400),
+    openapi_extra=query_params("format", schemas=FORMAT_SCHEMA, format=FORMAT_DOC),
+)
 async def perp_pnl_leaderboard(request: Request, period: str) -> JSONBytes:
     """A link to every wallet's perp PnL over the trailing day, week, month or all time, ranked (24h, 7d and
     30d are accepted for day, week and month)."""
     period = PERIOD_ALIASES.get(period, period)
     if period not in documents.PERIODS:
-        raise BadParameter("period", f"expected one of {', '.join(documents.PERIODS)} (or 24h, 7d, 30d), "
-                           f"got {period!r}")  # fmt: skip
+        raise BadParameter(
+            "period", f"expected one of {', '.join(documents.PERIODS)} (or 24h, 7d, 30d), got {period!r}"
+        )
     fmt, latest = _format(request), _latest(request)
     reads = service(request)
-    url = await _file_link(request, "perp-pnl", period, latest.height, f"perp-pnl-{period}", fmt,
-                           lambda: documents.perp_pnl_leaderboard(reads, period, latest.time))  # fmt: skip
+    url = await _file_link(
+        request,
+        "perp-pnl",
+        period,
+        latest.height,
+        f"perp-pnl-{period}",
+        fmt,
+        lambda: documents.perp_pnl_leaderboard(reads, period, latest.time),
+    )
     return JSONBytes({"downloadUrl": url})

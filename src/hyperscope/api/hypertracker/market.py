@@ -15,8 +15,13 @@ positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=sc
 SERIES_DOCS = query_params(*SERIES, required=("start",))
 
 
-@metrics_router.get("/position-metrics/general", response_class=JSONBytes, response_model=GeneralPage,
-                    responses=error_responses(400), openapi_extra=query_params(*SERIES))  # fmt: skip
+@metrics_router.get(
+    "/position-metrics/general",
+    response_class=JSONBytes,
+    response_model=GeneralPage,
+    responses=error_responses(400),
+    openapi_extra=query_params(*SERIES),
+)
 async def general(request: Request) -> JSONBytes:
     """Market-wide open interest, position counts, perp equity and positions in profit, per state update.
     `start` is optional here, as upstream documents it: without it the series runs from its first row (pages
@@ -31,8 +36,13 @@ async def general(request: Request) -> JSONBytes:
     return cached(request, build, SERIES)
 
 
-@metrics_router.get("/metrics/perp-volume", response_class=JSONBytes, response_model=VolumePage,
-                    responses=error_responses(400), openapi_extra=SERIES_DOCS)  # fmt: skip
+@metrics_router.get(
+    "/metrics/perp-volume",
+    response_class=JSONBytes,
+    response_model=VolumePage,
+    responses=error_responses(400),
+    openapi_extra=SERIES_DOCS,
+)
 async def perp_volume(request: Request) -> JSONBytes:
     """Rolling 24 h perp volume summed over all coins, per state update."""
 
@@ -44,8 +54,9 @@ async def perp_volume(request: Request) -> JSONBytes:
     return cached(request, build, SERIES)
 
 
-@positions_router.get("/positions/coins", response_class=JSONBytes, response_model=CoinList,
-                      responses=error_responses())  # fmt: skip
+@positions_router.get(
+    "/positions/coins", response_class=JSONBytes, response_model=CoinList, responses=error_responses()
+)
 async def coins(request: Request) -> JSONBytes:
     """Every coin with open positions at the newest state update, by total value descending."""
     return cached(request, lambda: shape.coins(service(request).coins()))

@@ -45,8 +45,13 @@ DOCS = query_params(
 )
 
 
-@router.get("/positions", response_class=JSONBytes, response_model=PositionsPage,
-            responses=error_responses(400, 404), openapi_extra=DOCS)  # fmt: skip
+@router.get(
+    "/positions",
+    response_class=JSONBytes,
+    response_model=PositionsPage,
+    responses=error_responses(400, 404),
+    openapi_extra=DOCS,
+)
 async def positions(request: Request) -> JSONBytes:
     """Historic positions: one record per position lifecycle open during the window, open or closed."""
 
@@ -71,8 +76,17 @@ async def positions(request: Request) -> JSONBytes:
             open=params.parse_bool(q.get("open"), "open"),
             segment=params.parse_int(segment, "segmentId", 0, 1, 16) if segment else None,
         )
-        key = svc.query_key(request.scope["path"], start, end if q.get("end") else None, order_by, order,
-                            query.coins, query.addresses, query.open, query.segment)  # fmt: skip
+        key = svc.query_key(
+            request.scope["path"],
+            start,
+            end if q.get("end") else None,
+            order_by,
+            order,
+            query.coins,
+            query.addresses,
+            query.open,
+            query.segment,
+        )
         if q.get("nextCursor"):
             query = HistoryQuery(
                 **{**query.__dict__, "after": params.cursor_of(svc.cursors.decode_after, q["nextCursor"], key)}

@@ -18,7 +18,7 @@ from hyperscope.api.hypertracker.common import (
     query_params,
     segment_id,
     service,
-)  # fmt: skip
+)
 from hyperscope.api.models import BiasHistory, Heatmap, LiquidationRisk, SegmentList, error_responses
 from hyperscope.api.responses import JSONBytes
 from hyperscope.errors import BadParameter
@@ -28,8 +28,11 @@ positions_router = APIRouter(prefix=EXTERNAL, tags=["positions"], route_class=sc
 BIAS_READS = (*SERIES, "positionRecencyTimeframe")
 BIAS_DOCS = query_params(*BIAS_READS, start="Start (ISO 8601); required with end, limit or nextCursor.")
 RISK_READS = ("offset", "limit")
-RISK_DOCS = query_params(*RISK_READS, limit="Items to return, 1-500 (default 500).",
-                         schemas={"limit": {"type": "integer", "minimum": 1, "maximum": 500}})  # fmt: skip
+RISK_DOCS = query_params(
+    *RISK_READS,
+    limit="Items to return, 1-500 (default 500).",
+    schemas={"limit": {"type": "integer", "minimum": 1, "maximum": 500}},
+)
 SEGMENT_ID = Annotated[str, path_id_param("Cohort id, 1-16 (GET /api/external/segments).")]
 
 
@@ -39,8 +42,13 @@ async def segments(request: Request) -> JSONBytes:
     return cached(request, lambda: shape.segments(service(request).segments()))
 
 
-@segments_router.get("/segments/{segmentId}/bias-history", response_class=JSONBytes, response_model=BiasHistory,
-                     responses=error_responses(400, 404), openapi_extra=BIAS_DOCS)  # fmt: skip
+@segments_router.get(
+    "/segments/{segmentId}/bias-history",
+    response_class=JSONBytes,
+    response_model=BiasHistory,
+    responses=error_responses(400, 404),
+    openapi_extra=BIAS_DOCS,
+)
 async def bias_history(request: Request, segmentId: SEGMENT_ID) -> JSONBytes:  # noqa: N803
     """A cohort's exchange-wide perp bias over time; without parameters the last 60 days at 2 h spacing."""
 
@@ -63,8 +71,13 @@ async def bias_history(request: Request, segmentId: SEGMENT_ID) -> JSONBytes:  #
     return cached(request, build, BIAS_READS)
 
 
-@positions_router.get("/positions/heatmap", response_class=JSONBytes, response_model=Heatmap,
-                      responses=error_responses(400), openapi_extra=query_params("openedWithin"))  # fmt: skip
+@positions_router.get(
+    "/positions/heatmap",
+    response_class=JSONBytes,
+    response_model=Heatmap,
+    responses=error_responses(400),
+    openapi_extra=query_params("openedWithin"),
+)
 async def heatmap(request: Request) -> JSONBytes:
     """Every coin with its per-cohort values, counts and long fraction at the newest state update."""
     svc = service(request)
@@ -74,9 +87,13 @@ async def heatmap(request: Request) -> JSONBytes:
     return cached(request, build, ("openedWithin",))
 
 
-@segments_router.get("/{segmentId}/assets/liquidation-risk", response_class=JSONBytes,
-                     response_model=LiquidationRisk, responses=error_responses(400, 404),
-                     openapi_extra=RISK_DOCS)  # fmt: skip
+@segments_router.get(
+    "/{segmentId}/assets/liquidation-risk",
+    response_class=JSONBytes,
+    response_model=LiquidationRisk,
+    responses=error_responses(400, 404),
+    openapi_extra=RISK_DOCS,
+)
 async def liquidation_risk(request: Request, segmentId: SEGMENT_ID) -> JSONBytes:  # noqa: N803
     """Per coin, the share of the cohort's open value within 75% of its liquidation price."""
 

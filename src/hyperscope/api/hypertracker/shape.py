@@ -33,8 +33,15 @@ GENERAL_FIELDS = (
     ("countInProfit", "count_in_profit"),
 )
 VOLUME_FIELDS = (("volume", "volume"),)
-BIAS_STRUCTURE = ["timestamp", "bias", "exposureRatio", "openValue", "openLongValue", "openShortValue",
-                  "activePerpEquity"]  # fmt: skip
+BIAS_STRUCTURE = [
+    "timestamp",
+    "bias",
+    "exposureRatio",
+    "openValue",
+    "openLongValue",
+    "openShortValue",
+    "activePerpEquity",
+]
 HINTS = {
     UnknownCoin: "GET /api/external/positions/coins lists every coin",
     UnknownSegment: "segments are 1-16 (GET /api/external/segments)",
@@ -50,8 +57,14 @@ def hint(error: HyperscopeError) -> str:
     return error.message
 
 
-def series(page: Page, fields: tuple[tuple[str, str], ...], cursors: CursorCodec, query: str,
-           extra: dict[str, Any] | None = None, key: str = "metrics") -> dict[str, Any]:  # fmt: skip
+def series(
+    page: Page,
+    fields: tuple[tuple[str, str], ...],
+    cursors: CursorCodec,
+    query: str,
+    extra: dict[str, Any] | None = None,
+    key: str = "metrics",
+) -> dict[str, Any]:
     out = []
     for row in page.rows:
         item: dict[str, Any] = {"id": row["id"], "createdAt": iso_ms(row["created_at"])}
@@ -83,8 +96,9 @@ def coins(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def segments(items: list[Segment]) -> list[dict[str, Any]]:
-    return [{"id": s.id, "name": s.name, "category": s.category, "criteria": s.criteria(), "emoji": s.emoji}
-            for s in items]  # fmt: skip
+    return [
+        {"id": s.id, "name": s.name, "category": s.category, "criteria": s.criteria(), "emoji": s.emoji} for s in items
+    ]
 
 
 def heatmap(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -92,11 +106,15 @@ def heatmap(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r in rows:
         total, long = r["total_position_value"], r["total_position_value_long"]
         seg = {
-            "segmentId": r["segment_id"], "totalValue": total, "totalLongValue": long,
-            "totalShortValue": total - long, "count": r["position_count"],
-            "countLong": r["position_count_long"], "countShort": r["position_count"] - r["position_count_long"],
+            "segmentId": r["segment_id"],
+            "totalValue": total,
+            "totalLongValue": long,
+            "totalShortValue": total - long,
+            "count": r["position_count"],
+            "countLong": r["position_count_long"],
+            "countShort": r["position_count"] - r["position_count_long"],
             "bias": formulas.scalar(formulas.long_fraction, long, total),
-        }  # fmt: skip
+        }
         entry = coins_.setdefault(r["coin"], {"coin": r["coin"], "segments": []})
         entry["segments"].append(seg)
     out = []
@@ -108,9 +126,18 @@ def heatmap(rows: list[dict[str, Any]]) -> dict[str, Any]:
         count = sum(s["count"] for s in size_rows)
         count_long = sum(s["countLong"] for s in size_rows)
         entry["segments"].sort(key=lambda s: s["segmentId"])
-        out.append({"coin": entry["coin"], "totalValue": total, "totalLongValue": long,
-                    "totalShortValue": total - long, "count": count, "countLong": count_long,
-                    "countShort": count - count_long, "segments": entry["segments"]})  # fmt: skip
+        out.append(
+            {
+                "coin": entry["coin"],
+                "totalValue": total,
+                "totalLongValue": long,
+                "totalShortValue": total - long,
+                "count": count,
+                "countLong": count_long,
+                "countShort": count - count_long,
+                "segments": entry["segments"],
+            }
+        )
     out.sort(key=lambda e: (-e["totalValue"], e["coin"]))
     return {"heatmap": out}
 
@@ -131,8 +158,9 @@ def liquidation_risk(rows: list[dict[str, Any]], offset: int, limit: int) -> dic
     return {"totalCount": len(items), "items": items[offset : offset + limit]}
 
 
-def bias_history(page: Page, segment: int, timeframe: str, window: Window, cursors: CursorCodec,
-                 query: str) -> dict[str, Any]:  # fmt: skip
+def bias_history(
+    page: Page, segment: int, timeframe: str, window: Window, cursors: CursorCodec, query: str
+) -> dict[str, Any]:
     s = SEGMENTS_BY_ID[segment]
     history = [
         [

@@ -15,21 +15,32 @@ from hyperscope.exports import FORMATS
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", response_class=JSONBytes, response_model=Health,
-            responses={503: {"model": Health, "description": "empty, stale or ingest_failed"}})  # fmt: skip
+@router.get(
+    "/health",
+    response_class=JSONBytes,
+    response_model=Health,
+    responses={503: {"model": Health, "description": "empty, stale or ingest_failed"}},
+)
 async def health(request: Request) -> JSONBytes:
     """200 when the newest state update is fresh and ingest runs; 503 with the reason otherwise."""
     state = request.app.state
     config = state.config
-    status, body = await run_in_threadpool(service(request).health, config.stale_after_seconds, state.ingest,
-                                           writer_pace=config.stale_after_from_writer,
-                                           keys_unavailable=state.keys.unavailable)  # fmt: skip
+    status, body = await run_in_threadpool(
+        service(request).health,
+        config.stale_after_seconds,
+        state.ingest,
+        writer_pace=config.stale_after_from_writer,
+        keys_unavailable=state.keys.unavailable,
+    )
     return JSONBytes(_camel(body), status_code=status)
 
 
 # the service's health words -> the API's (its fields are camelCase like the rest of /api/external)
-_HEALTH_FIELDS = {"lag_seconds": "lagSeconds", "stale_after_seconds": "staleAfterSeconds",
-                  "heartbeat_seconds_ago": "heartbeatSecondsAgo"}  # fmt: skip
+_HEALTH_FIELDS = {
+    "lag_seconds": "lagSeconds",
+    "stale_after_seconds": "staleAfterSeconds",
+    "heartbeat_seconds_ago": "heartbeatSecondsAgo",
+}
 
 
 def _camel(body: dict) -> dict:
@@ -55,10 +66,15 @@ async def prometheus(request: Request) -> Response:
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.get("/downloads/{token}", response_class=FileResponse,
-            responses={200: {"content": {media: {} for media in FORMATS.values()}},
-                       403: {"model": Error, "description": "Invalid or expired link."},
-                       404: {"model": Error, "description": "The file is gone."}})  # fmt: skip
+@router.get(
+    "/downloads/{token}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {media: {} for media in FORMATS.values()}},
+        403: {"model": Error, "description": "Invalid or expired link."},
+        404: {"model": Error, "description": "The file is gone."},
+    },
+)
 async def download(request: Request, token: str) -> FileResponse:
     """An export file behind a signed link (no key needed: the link is the credential; 403 once expired)."""
     file_id, name = request.app.state.links.verify(token)

@@ -138,8 +138,9 @@ class WalletBook:
         """Open time (ms) per position key, null where no opening fill was seen; forgets closed keys."""
         at = pc.index_in(keys, value_set=self.open_keys)
         known = at.is_valid().to_numpy(zero_copy_only=False)
-        times = np.where(known, self.open_ms[at.fill_null(0).to_numpy(zero_copy_only=False)] if len(self.open_ms)
-                         else 0, 0)  # fmt: skip
+        times = np.where(
+            known, self.open_ms[at.fill_null(0).to_numpy(zero_copy_only=False)] if len(self.open_ms) else 0, 0
+        )
         if len(self.open_keys) > 2 * len(keys) + 10_000:  # forget closed positions now and then (bounded)
             keep = pc.is_in(self.open_keys, value_set=keys).to_numpy(zero_copy_only=False)
             self.open_keys, self.open_ms = self.open_keys.filter(pa.array(keep)), self.open_ms[keep]
@@ -175,10 +176,15 @@ class WalletBook:
         """Write the book as of state update `height` (atomically)."""
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(
-            tmp, height=np.array(height), address=np.array(self.address.to_pylist(), dtype=str),
-            pnl_offset=self.pnl_offset, volume=self.volume, staked=self.staked,
-            open_keys=np.array(self.open_keys.to_pylist(), dtype=str), open_ms=self.open_ms,
-        )  # fmt: skip
+            tmp,
+            height=np.array(height),
+            address=np.array(self.address.to_pylist(), dtype=str),
+            pnl_offset=self.pnl_offset,
+            volume=self.volume,
+            staked=self.staked,
+            open_keys=np.array(self.open_keys.to_pylist(), dtype=str),
+            open_ms=self.open_ms,
+        )
         tmp.replace(path)
 
     def load(self, path: Path) -> int:
@@ -231,8 +237,9 @@ def _markets(snapshot: Snapshot, contexts: MarketContexts) -> tuple[pa.Table, li
                 rows["mid_px"].append(ctx.mid_px)
                 rows["funding"].append(ctx.funding)
                 rows["premium"].append(ctx.premium)
-                rows["open_interest"].append(ctx.open_interest if ctx.open_interest is not None
-                                             else float(open_interest[j]))  # fmt: skip
+                rows["open_interest"].append(
+                    ctx.open_interest if ctx.open_interest is not None else float(open_interest[j])
+                )
                 rows["day_ntl_vlm"].append(ctx.day_ntl_vlm)
         where.append(at)
     if not rows["coin"]:
@@ -271,8 +278,10 @@ def build_update(
         # counted: one odd position never costs the whole market
         unpriced = rows[house.pos_coin] < 0
         no_leverage = (house.pos_lev_kind != LEV_DEFAULT) & (house.pos_leverage <= 0)
-        for mask, kind_of in ((unpriced, "positions on a coin without a price"),
-                              (no_leverage & ~unpriced, "positions whose leverage is not positive")):  # fmt: skip
+        for mask, kind_of in (
+            (unpriced, "positions on a coin without a price"),
+            (no_leverage & ~unpriced, "positions whose leverage is not positive"),
+        ):
             if mask.any():
                 first = house.coins[int(house.pos_coin[np.argmax(mask)])]
                 snapshot.skipped.add(kind_of, f"cls[{house.index}] {first}", int(mask.sum()))
@@ -288,8 +297,11 @@ def build_update(
             tables[table_id + 1_000_000 * house.index] = MarginTable(
                 np.array([t.lower_bound for t in tiers]), np.array([float(t.max_leverage) for t in tiers])
             )
-        max_lev = np.array([float(house.margin_tables[int(t)][0].max_leverage) for t in house.margin_table])[coin] \
-            if n else np.zeros(0)  # fmt: skip
+        max_lev = (
+            np.array([float(house.margin_tables[int(t)][0].max_leverage) for t in house.margin_table])[coin]
+            if n
+            else np.zeros(0)
+        )
         kind = house.pos_lev_kind
         default_isolated = (house.index > 0) | house.strict_isolated[coin]
         isolated = (kind == LEV_ISOLATED) | ((kind == LEV_DEFAULT) & default_isolated)
@@ -325,56 +337,108 @@ def build_update(
     price = np.concatenate(account_price) if account_price else np.zeros(0)
     account = col["account"].astype(np.int64)
     isolated = col["isolated"].astype(bool)
-    cross = np.bincount(account, weights=np.where(isolated, 0.0, np.abs(col["size"]) * mark[market]),
-                        minlength=raw_usd.size)  # fmt: skip
-    pooled = pooled_collateral(snapshot, contexts, users_of, np.concatenate(account_dex) if account_dex else
-                               np.zeros(0, np.int64), price, cross, len(addresses))  # fmt: skip
+    cross = np.bincount(
+        account, weights=np.where(isolated, 0.0, np.abs(col["size"]) * mark[market]), minlength=raw_usd.size
+    )
+    pooled = pooled_collateral(
+        snapshot,
+        contexts,
+        users_of,
+        np.concatenate(account_dex) if account_dex else np.zeros(0, np.int64),
+        price,
+        cross,
+        len(addresses),
+    )
     snapshot.pooled_wallets = pooled.wallets
     raw_usd = raw_usd + pooled.cash
-    m = margins(Book(account=account, size=col["size"], entry=col["entry"], mark=mark[market],
-                     leverage=col["leverage"], isolated=isolated, isolated_raw_usd=col["iso_raw"],
-                     table=col["table"].astype(np.int64), raw_usd=raw_usd,
-                     credit=pooled.credit if pooled.wallets else None), tables)  # fmt: skip
+    m = margins(
+        Book(
+            account=account,
+            size=col["size"],
+            entry=col["entry"],
+            mark=mark[market],
+            leverage=col["leverage"],
+            isolated=isolated,
+            isolated_raw_usd=col["iso_raw"],
+            table=col["table"].astype(np.int64),
+            raw_usd=raw_usd,
+            credit=pooled.credit if pooled.wallets else None,
+        ),
+        tables,
+    )
     coins = markets.column("coin").take(pa.array(market))
     keys = pc.binary_join_element_wise(addresses.take(pa.array(user)), coins, "|")
-    positions = pa.table({
-        "address": addresses.take(pa.array(user)), "coin": coins,
-        "dex": markets.column("dex").take(pa.array(market)), "size": col["size"], "entry_px": col["entry"],
-        "leverage_type": pa.array(np.where(col["isolated"].astype(bool), "isolated", "cross")),
-        "leverage": col["leverage"], "liquidation_px": pa.array(m.liquidation_px, from_pandas=True),
-        "margin_used": m.margin_used, "funding": col["funding"], "open_time_hint": book.hints(keys),
-    }, schema=POSITIONS)  # fmt: skip
+    positions = pa.table(
+        {
+            "address": addresses.take(pa.array(user)),
+            "coin": coins,
+            "dex": markets.column("dex").take(pa.array(market)),
+            "size": col["size"],
+            "entry_px": col["entry"],
+            "leverage_type": pa.array(np.where(col["isolated"].astype(bool), "isolated", "cross")),
+            "leverage": col["leverage"],
+            "liquidation_px": pa.array(m.liquidation_px, from_pandas=True),
+            "margin_used": m.margin_used,
+            "funding": col["funding"],
+            "open_time_hint": book.hints(keys),
+        },
+        schema=POSITIONS,
+    )
 
     # a dex settling in another token than USDC: its account values at that token's price
     cash = (raw_usd + np.bincount(account, weights=col["iso_raw"], minlength=raw_usd.size)) * price
-    wallets = _wallets(snapshot, contexts, book, addresses, m.account_value * price, users_of, cash, fills, flows,
-                       pooled.moved_usd)  # fmt: skip
+    wallets = _wallets(
+        snapshot, contexts, book, addresses, m.account_value * price, users_of, cash, fills, flows, pooled.moved_usd
+    )
     # positions were skipped (or users who may have held some): a coin's long and short need not match
     partial = any(kind in snapshot.skipped.counts for kind in POSITION_SKIPS)
-    return StateUpdate(height=snapshot.height, time=snapshot.time_ms, markets=markets, wallets=wallets,
-                       positions=positions, orders=orders, fills=fills, source=source, partial=partial,
-                       market_data=contexts.origin)  # fmt: skip
+    return StateUpdate(
+        height=snapshot.height,
+        time=snapshot.time_ms,
+        markets=markets,
+        wallets=wallets,
+        positions=positions,
+        orders=orders,
+        fills=fills,
+        source=source,
+        partial=partial,
+        market_data=contexts.origin,
+    )
 
 
-POSITION_SKIPS = ("position entries that could not be read", "user states that could not be read",
-                  "positions on an asset meta does not list",
-                  "positions on a coin without a price", "positions whose leverage is not positive")  # fmt: skip
+POSITION_SKIPS = (
+    "position entries that could not be read",
+    "user states that could not be read",
+    "positions on an asset meta does not list",
+    "positions on a coin without a price",
+    "positions whose leverage is not positive",
+)
 
 
 def _collateral_price(snapshot: Snapshot, contexts: MarketContexts, house: Clearinghouse) -> float:
     """The USD price of the token a dex settles in (USDC: 1); one without a price counts at 1, counted."""
     price = token_price(contexts, house.collateral_token)
     if price is None or not np.isfinite(price) or price <= 0:
-        snapshot.skipped.add("dexes settling in a token without a price (valued at 1)",
-                             f"cls[{house.index}] collateral token {house.collateral_token}")  # fmt: skip
+        snapshot.skipped.add(
+            "dexes settling in a token without a price (valued at 1)",
+            f"cls[{house.index}] collateral token {house.collateral_token}",
+        )
         return 1.0
     return float(price)
 
 
 def _wallets(
-    snapshot: Snapshot, contexts: MarketContexts, book: WalletBook, addresses: pa.Array, account_value: np.ndarray,
-    users: np.ndarray, cash: np.ndarray, fills: pa.Table | None, flows: Flows, moved: np.ndarray,
-) -> pa.Table:  # fmt: skip
+    snapshot: Snapshot,
+    contexts: MarketContexts,
+    book: WalletBook,
+    addresses: pa.Array,
+    account_value: np.ndarray,
+    users: np.ndarray,
+    cash: np.ndarray,
+    fills: pa.Table | None,
+    flows: Flows,
+    moved: np.ndarray,
+) -> pa.Table:
     """Per wallet: perp equity (account values over dexes), balance (cross cash plus isolated raw USD),
     spot at token prices, vault shares at the vault's account value, staking at the HYPE price. `moved` is
     the spot value that backs perps (collateral.py): perp equity, not spot, and never PnL."""
@@ -386,18 +450,29 @@ def _wallets(
         price = np.array([contexts.token_prices.get(int(t), 0.0) for t in np.unique(snapshot.spot_token)])
         decimals = np.array([contexts.token_decimals.get(int(t), 8) for t in np.unique(snapshot.spot_token)])
         which = np.searchsorted(np.unique(snapshot.spot_token), snapshot.spot_token)
-        spot = np.bincount(snapshot.spot_user, weights=snapshot.spot_total / 10.0 ** decimals[which] * price[which],
-                           minlength=n)  # fmt: skip
+        spot = np.bincount(
+            snapshot.spot_user, weights=snapshot.spot_total / 10.0 ** decimals[which] * price[which], minlength=n
+        )
     spot = spot - moved
     vault: np.ndarray = np.zeros(n)
     if snapshot.vault.size:
-        vault = np.bincount(snapshot.vault_user, weights=snapshot.vault_fraction * np.maximum(perp[snapshot.vault], 0),
-                            minlength=n)  # fmt: skip
+        vault = np.bincount(
+            snapshot.vault_user, weights=snapshot.vault_fraction * np.maximum(perp[snapshot.vault], 0), minlength=n
+        )
     book.stake(flows)
     # PnL follows the wallet's own perp accounts: spot value that backs them is neither PnL nor a flow
     pnl, volume, staked = book.wallet_columns(addresses, perp - moved, fills, flows)
     hype = contexts.token_prices.get(contexts.token_index.get(HYPE, -1), 0.0)
-    return pa.table({
-        "address": addresses, "perp_equity": perp, "spot_equity": spot, "staking_equity": staked * hype,
-        "vault_equity": vault, "balance": balance, "pnl": pnl, "volume": volume,
-    }, schema=WALLETS)  # fmt: skip
+    return pa.table(
+        {
+            "address": addresses,
+            "perp_equity": perp,
+            "spot_equity": spot,
+            "staking_equity": staked * hype,
+            "vault_equity": vault,
+            "balance": balance,
+            "pnl": pnl,
+            "volume": volume,
+        },
+        schema=WALLETS,
+    )

@@ -46,9 +46,15 @@ def token_price(contexts: MarketContexts, token: int) -> float | None:
     return 1.0 if token == USDC_TOKEN else contexts.token_prices.get(token)
 
 
-def pooled_collateral(snapshot: Snapshot, contexts: MarketContexts, account_user: np.ndarray,
-                      account_dex: np.ndarray, account_price: np.ndarray, cross_notional: np.ndarray,
-                      n_wallets: int) -> Pooled:  # fmt: skip
+def pooled_collateral(
+    snapshot: Snapshot,
+    contexts: MarketContexts,
+    account_user: np.ndarray,
+    account_dex: np.ndarray,
+    account_price: np.ndarray,
+    cross_notional: np.ndarray,
+    n_wallets: int,
+) -> Pooled:
     """See the module docstring. `account_dex` is each account's clearinghouse index, `account_price` the
     USD price of its collateral token, `cross_notional` its cross positions' notional."""
     n = account_user.size
@@ -82,8 +88,11 @@ def pooled_collateral(snapshot: Snapshot, contexts: MarketContexts, account_user
     ltv = {contexts.token_index[name]: v for name, v in LOAN_TO_VALUE.items() if name in contexts.token_index}
     portfolio = eligible[mode[eligible] == MODE_PORTFOLIO]
     if ltv and portfolio.size:
-        rate = np.array([ltv.get(int(t), 0.0) * (contexts.token_prices.get(int(t)) or 0.0)
-                         for t in spot_tokens.tolist()]) if spot_tokens.size else np.zeros(0)  # fmt: skip
+        rate = (
+            np.array([ltv.get(int(t), 0.0) * (contexts.token_prices.get(int(t)) or 0.0) for t in spot_tokens.tolist()])
+            if spot_tokens.size
+            else np.zeros(0)
+        )
         capacity = np.bincount(spot_users, weights=amount * rate, minlength=n_wallets)
         users = account_user[portfolio]
         total = np.bincount(users, weights=cross_notional[portfolio], minlength=n_wallets)

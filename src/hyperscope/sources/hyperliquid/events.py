@@ -142,11 +142,12 @@ class BlockStream:
                 where = f"{name} line after byte {offset}"
                 try:
                     raw = orjson.loads(line)
-                    block = Block(int(raw["block_number"]), _block_time(raw["block_time"]), raw["events"], name,
-                                  offset)  # fmt: skip
+                    block = Block(int(raw["block_number"]), _block_time(raw["block_time"]), raw["events"], name, offset)
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                    self.skips.add("cut last lines" if cut else "lines that are not blocks",
-                                   f"{where}: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                    self.skips.add(
+                        "cut last lines" if cut else "lines that are not blocks",
+                        f"{where}: {type(e).__name__}: {e!s:.60}",
+                    )
                     continue
                 if not isinstance(block.events, list):
                     self.skips.add("blocks without an event list", where)
@@ -190,15 +191,30 @@ class BlockStream:
         return {"file": self.file, "offset": self.offset, "last_block": self.last_block}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.file, self.offset, self.last_block = state.get("file"), int(state.get("offset", 0)), int(
-            state.get("last_block", 0))  # fmt: skip
+        self.file, self.offset, self.last_block = (
+            state.get("file"),
+            int(state.get("offset", 0)),
+            int(state.get("last_block", 0)),
+        )
         self.pending = []
 
 
 # ------------------------------------------------------------------ fills
 
-_FILL_COLUMNS = ("address", "coin", "px", "sz", "side", "time", "start_position", "dir", "closed_pnl", "fee", "tid",
-                 "liquidation")  # fmt: skip
+_FILL_COLUMNS = (
+    "address",
+    "coin",
+    "px",
+    "sz",
+    "side",
+    "time",
+    "start_position",
+    "dir",
+    "closed_pnl",
+    "fee",
+    "tid",
+    "liquidation",
+)
 
 
 def _f(value: Any) -> float:
@@ -221,13 +237,24 @@ def fills_table(blocks: list[Block], perp_coins: set[str], skips: Skips | None =
                 if coin not in perp_coins:
                     continue
                 liquidation = fill.get("liquidation")
-                row = (str(user), coin, _f(fill["px"]), _f(fill["sz"]), str(fill["side"]), int(fill["time"]),
-                       _f(fill["startPosition"]), str(fill.get("dir") or ""), _f(fill.get("closedPnl", 0)),
-                       _f(fill.get("fee", 0)), int(fill["tid"]),
-                       isinstance(liquidation, dict) and liquidation.get("liquidatedUser", user) == user)  # fmt: skip
+                row = (
+                    str(user),
+                    coin,
+                    _f(fill["px"]),
+                    _f(fill["sz"]),
+                    str(fill["side"]),
+                    int(fill["time"]),
+                    _f(fill["startPosition"]),
+                    str(fill.get("dir") or ""),
+                    _f(fill.get("closedPnl", 0)),
+                    _f(fill.get("fee", 0)),
+                    int(fill["tid"]),
+                    isinstance(liquidation, dict) and liquidation.get("liquidatedUser", user) == user,
+                )
             except (KeyError, TypeError, ValueError, AttributeError) as e:
-                skips.add("fills that are not [user, fill]", f"block {block.number} event {i}: "
-                          f"{type(e).__name__}: {e!s:.60}")  # fmt: skip
+                skips.add(
+                    "fills that are not [user, fill]", f"block {block.number} event {i}: {type(e).__name__}: {e!s:.60}"
+                )
                 continue
             for name, value in zip(_FILL_COLUMNS, row, strict=True):
                 cols[name].append(value)
@@ -272,8 +299,18 @@ def _amount(delta: dict[str, Any]) -> float:
 
 
 # ledger updates that move no USDC into or out of a perp account (spot only, or losses that are PnL)
-NO_PERP_FLOW = frozenset({"spotTransfer", "rewardsClaim", "liquidation", "spotGenesis", "accountActivationGas",
-                          "deployGasAuction", "cStakingTransfer", "borrowLend"})  # fmt: skip
+NO_PERP_FLOW = frozenset(
+    {
+        "spotTransfer",
+        "rewardsClaim",
+        "liquidation",
+        "spotGenesis",
+        "accountActivationGas",
+        "deployGasAuction",
+        "cStakingTransfer",
+        "borrowLend",
+    }
+)
 
 
 def _ledger(flows: Flows, users: list[Any], delta: dict[str, Any], skips: Skips, where: str) -> None:

@@ -36,7 +36,7 @@ from hyperscope.sources.hyperliquid.contexts import (
     MarketContexts,
     from_recording,
     perp_dex_names,
-)  # fmt: skip
+)
 from hyperscope.sources.hyperliquid.events import Flows
 from hyperscope.sources.hyperliquid.info_client import (
     PUBLIC_API,
@@ -109,9 +109,15 @@ class InfoSource:
     kind = "info"
 
     def __init__(
-        self, client: InfoClient, addresses: Callable[[], list[str]], *, local: bool,
-        market: InfoClient | None = None, interval_s: float = 60.0, anchors: Anchors | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        client: InfoClient,
+        addresses: Callable[[], list[str]],
+        *,
+        local: bool,
+        market: InfoClient | None = None,
+        interval_s: float = 60.0,
+        anchors: Anchors | None = None,
+    ) -> None:
         self.client = client
         self.market = market or client
         self.addresses = addresses
@@ -146,12 +152,17 @@ class InfoSource:
             return list(dict.fromkeys(found))
 
         client = InfoClient(settings.info_url, settings.info_weight_per_minute if not local else 1_000_000)
-        market = InfoClient(settings.market_info_url, settings.info_weight_per_minute, timeout=5.0, retries=1) if (
-            local and settings.market_info_url) else None  # fmt: skip
-        anchors = Anchors.from_leaderboard(orjson.loads(settings.leaderboard.read_bytes())) if settings.leaderboard \
-            else None  # fmt: skip
-        return cls(client, addresses, local=local, market=market, interval_s=settings.live_interval_seconds,
-                   anchors=anchors)  # fmt: skip
+        market = (
+            InfoClient(settings.market_info_url, settings.info_weight_per_minute, timeout=5.0, retries=1)
+            if (local and settings.market_info_url)
+            else None
+        )
+        anchors = (
+            Anchors.from_leaderboard(orjson.loads(settings.leaderboard.read_bytes())) if settings.leaderboard else None
+        )
+        return cls(
+            client, addresses, local=local, market=market, interval_s=settings.live_interval_seconds, anchors=anchors
+        )
 
     def attach(self, store: Ledger, progress: Progress | None = None) -> int:
         claim(store, self.identity, "the data folder", "use the same --info-url")
@@ -174,10 +185,15 @@ class InfoSource:
         pass  # nothing to resume: each sweep is a whole new picture
 
     def health(self) -> dict[str, object]:
-        return {"kind": self.kind, "server": self.client.url,
-                "coverage": "wallets with positions on the node" if self.local else
-                f"watched wallets only ({self.covered}); long and short need not match",
-                "wallets_skipped": self.skipped, "market_data": f"Info API {self.market.url}"}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "server": self.client.url,
+            "coverage": "wallets with positions on the node"
+            if self.local
+            else f"watched wallets only ({self.covered}); long and short need not match",
+            "wallets_skipped": self.skipped,
+            "market_data": f"Info API {self.market.url}",
+        }
 
     # ------------------------------------------------------------ a sweep
 
@@ -216,18 +232,27 @@ class InfoSource:
             except (KeyError, TypeError, ValueError) as e:
                 raise InvalidSnapshot(f"clearinghouseState of {address} (dex {dex!r}) is malformed: {e}") from e
         spot_state = self.client.post({"type": "spotClearinghouseState", "user": address})
-        spot = sum(_f(b.get("total")) * contexts.token_prices.get(int(b.get("token", -1)), 0.0)
-                   for b in spot_state.get("balances") or [])  # fmt: skip
+        spot = sum(
+            _f(b.get("total")) * contexts.token_prices.get(int(b.get("token", -1)), 0.0)
+            for b in spot_state.get("balances") or []
+        )
         vault = staking = 0.0
         if self.local:
             vault = sum(_f(v.get("equity")) for v in self.client.post({"type": "userVaultEquities", "user": address}))
             staked = self.client.post({"type": "delegatorSummary", "user": address})
-            staking = (_f(staked.get("delegated")) + _f(staked.get("undelegated"))
-                       + _f(staked.get("totalPendingWithdrawal"))) * hype  # fmt: skip
+            staking = (
+                _f(staked.get("delegated")) + _f(staked.get("undelegated")) + _f(staked.get("totalPendingWithdrawal"))
+            ) * hype
         self._equity[address] = perp
         w = rows.wallets
-        for name, value in (("address", address), ("perp_equity", perp), ("spot_equity", spot),
-                            ("staking_equity", staking), ("vault_equity", vault), ("balance", balance)):  # fmt: skip
+        for name, value in (
+            ("address", address),
+            ("perp_equity", perp),
+            ("spot_equity", spot),
+            ("staking_equity", staking),
+            ("vault_equity", vault),
+            ("balance", balance),
+        ):
             w[name].append(value)
 
     @staticmethod
@@ -253,26 +278,49 @@ class InfoSource:
     def _update(self, rows: Sweep, contexts: MarketContexts) -> StateUpdate:
         time_ms = now_ms()
         ctx = list(contexts.coins.values())
-        markets = pa.table({
-            "coin": list(contexts.coins),
-            "dex": [dex_of(c) for c in contexts.coins],
-            "mark_px": [c.mark_px for c in ctx],
-            "oracle_px": [c.oracle_px if c.oracle_px is not None else c.mark_px for c in ctx],
-            "mid_px": [c.mid_px for c in ctx], "funding": [c.funding for c in ctx], "premium": [c.premium for c in ctx],
-            "open_interest": [c.open_interest or 0.0 for c in ctx], "day_ntl_vlm": [c.day_ntl_vlm for c in ctx],
-            "sz_decimals": [c.sz_decimals if c.sz_decimals is not None else 6 for c in ctx],
-            "max_leverage": [c.max_leverage or 1 for c in ctx],
-        }, schema=MARKETS)  # fmt: skip
+        markets = pa.table(
+            {
+                "coin": list(contexts.coins),
+                "dex": [dex_of(c) for c in contexts.coins],
+                "mark_px": [c.mark_px for c in ctx],
+                "oracle_px": [c.oracle_px if c.oracle_px is not None else c.mark_px for c in ctx],
+                "mid_px": [c.mid_px for c in ctx],
+                "funding": [c.funding for c in ctx],
+                "premium": [c.premium for c in ctx],
+                "open_interest": [c.open_interest or 0.0 for c in ctx],
+                "day_ntl_vlm": [c.day_ntl_vlm for c in ctx],
+                "sz_decimals": [c.sz_decimals if c.sz_decimals is not None else 6 for c in ctx],
+                "max_leverage": [c.max_leverage or 1 for c in ctx],
+            },
+            schema=MARKETS,
+        )
         w = rows.wallets
         addresses = pa.array(w["address"], pa.string())
         perp = np.array(w["perp_equity"], np.float64)
         pnl, volume, _ = self.book.wallet_columns(addresses, perp, None, Flows())
-        wallets = pa.table({**{k: w[k] for k in ("address", "perp_equity", "spot_equity", "staking_equity",
-                                                 "vault_equity", "balance")}, "pnl": pnl, "volume": volume},
-                           schema=WALLETS)  # fmt: skip
-        positions = pa.table({k: v for k, v in rows.positions.items() if k != "open_time_hint"}
-                             | {"open_time_hint": pa.nulls(len(rows.positions["address"]), TS)},
-                             schema=POSITIONS)  # fmt: skip
+        wallets = pa.table(
+            {
+                **{
+                    k: w[k]
+                    for k in ("address", "perp_equity", "spot_equity", "staking_equity", "vault_equity", "balance")
+                },
+                "pnl": pnl,
+                "volume": volume,
+            },
+            schema=WALLETS,
+        )
+        positions = pa.table(
+            {k: v for k, v in rows.positions.items() if k != "open_time_hint"}
+            | {"open_time_hint": pa.nulls(len(rows.positions["address"]), TS)},
+            schema=POSITIONS,
+        )
         self.last_height = max(self.last_height + 1, time_ms // 1000)
-        return StateUpdate(height=self.last_height, time=time_ms, markets=markets, wallets=wallets,
-                           positions=positions, source="info", partial=not self.local)  # fmt: skip
+        return StateUpdate(
+            height=self.last_height,
+            time=time_ms,
+            markets=markets,
+            wallets=wallets,
+            positions=positions,
+            source="info",
+            partial=not self.local,
+        )

@@ -18,7 +18,7 @@ import orjson
 from hyperscope.errors import SourceUnavailable
 from hyperscope.sources.hyperliquid.contexts import (
     perp_dex_names,
-)  # fmt: skip
+)
 
 if TYPE_CHECKING:
     pass
@@ -38,8 +38,9 @@ def weight(request: dict[str, Any]) -> int:
 class WeightBudget:
     """A token bucket of `per_minute` weight, refilled continuously; `take` waits until there is enough."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self, per_minute: int, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.per_minute = per_minute
         self.clock, self.sleep = clock, sleep
         self.tokens = float(per_minute)
@@ -65,8 +66,16 @@ class InfoRejected(Exception):
 
 
 class InfoClient:
-    def __init__(self, url: str, weight_per_minute: int = 1200, *, timeout: float = 10.0, retries: int = 4,
-                 budget: WeightBudget | None = None, sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        weight_per_minute: int = 1200,
+        *,
+        timeout: float = 10.0,
+        retries: int = 4,
+        budget: WeightBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.url = url
         self.budget = budget or WeightBudget(weight_per_minute)
         self.retries = retries
@@ -109,5 +118,9 @@ def fetch_market(client: InfoClient) -> dict[str, Any]:
     dexes = client.post({"type": "perpDexs"})
     per_dex = [[dex, client.post({"type": "metaAndAssetCtxs", "dex": dex})] for dex in perp_dex_names(dexes)]
     spot = client.post({"type": "spotMetaAndAssetCtxs"})
-    return {"origin": f"Info API {client.url}", "perpDexs": dexes, "metaAndAssetCtxs": per_dex,
-            "spotMetaAndAssetCtxs": spot}  # fmt: skip
+    return {
+        "origin": f"Info API {client.url}",
+        "perpDexs": dexes,
+        "metaAndAssetCtxs": per_dex,
+        "spotMetaAndAssetCtxs": spot,
+    }

@@ -79,8 +79,10 @@ def event_folder(root: Path, kind: str) -> Path:
     if not (root / kind).is_dir() and streaming.is_dir():
         return streaming
     if not (root / kind).is_dir() and (root / LEGACY[kind]).is_dir():
-        raise ConfigError(f"--node-data: {root} has {LEGACY[kind]}/ (one event per line, no block numbers) but no "
-                          f"{kind}/; run the node with {NODE_FLAGS} (or --stream-with-block-info)")  # fmt: skip
+        raise ConfigError(
+            f"--node-data: {root} has {LEGACY[kind]}/ (one event per line, no block numbers) but no "
+            f"{kind}/; run the node with {NODE_FLAGS} (or --stream-with-block-info)"
+        )
     return root / kind
 
 
@@ -102,12 +104,24 @@ class NodeSource:
     """A `Source` over a node's data folder (see the module docstring)."""
 
     def __init__(
-        self, root: Path, checkpoint: Path, *, watch: bool, catch_up: str = "oldest",
-        market: InfoClient | None = None, records: Path | None = None, anchors: Anchors | None = None,
-        poll_seconds: float = 1.0, fills_wait_seconds: float = 30.0, clock: Callable[[], float] = time.time,
-        orders: bool = True, info_server: InfoClient | None = None, hl_node: Path | None = None,
-        hl_chain: str = "Mainnet", scratch: Path | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        root: Path,
+        checkpoint: Path,
+        *,
+        watch: bool,
+        catch_up: str = "oldest",
+        market: InfoClient | None = None,
+        records: Path | None = None,
+        anchors: Anchors | None = None,
+        poll_seconds: float = 1.0,
+        fills_wait_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        orders: bool = True,
+        info_server: InfoClient | None = None,
+        hl_node: Path | None = None,
+        hl_chain: str = "Mainnet",
+        scratch: Path | None = None,
+    ) -> None:
         self.root = root
         self.kind = "node" if watch else "replay"
         self.identity = f"Hyperliquid node data in {root.resolve()}"
@@ -162,10 +176,20 @@ class NodeSource:
         if watch and settings.market_info_url:
             # market data must not hold a snapshot back for long: one retry, then oracle prices
             market = InfoClient(settings.market_info_url, settings.info_weight_per_minute, timeout=5.0, retries=1)
-        return cls(root, settings.source_checkpoint_path, watch=watch, catch_up=settings.catch_up, market=market,
-                   records=settings.data_dir / "market", anchors=anchors, orders=settings.node_orders == "auto",
-                   info_server=info_server, hl_node=settings.hl_node, hl_chain=settings.hl_chain,
-                   scratch=settings.data_dir / "l4")  # fmt: skip
+        return cls(
+            root,
+            settings.source_checkpoint_path,
+            watch=watch,
+            catch_up=settings.catch_up,
+            market=market,
+            records=settings.data_dir / "market",
+            anchors=anchors,
+            orders=settings.node_orders == "auto",
+            info_server=info_server,
+            hl_node=settings.hl_node,
+            hl_chain=settings.hl_chain,
+            scratch=settings.data_dir / "l4",
+        )
 
     # ------------------------------------------------------------ binding and checkpoints
 
@@ -184,8 +208,11 @@ class NodeSource:
         if self._load(latest.height):
             return 0
         # no checkpoint at the store's height: go on after it; PnL and volume restart from first sight
-        log.warning("no checkpoint of the node source at height %d; wallets' PnL and volume are anchored again "
-                    "at the next snapshot", latest.height)  # fmt: skip
+        log.warning(
+            "no checkpoint of the node source at height %d; wallets' PnL and volume are anchored again "
+            "at the next snapshot",
+            latest.height,
+        )
         self.last_height = latest.height
         self._skip_blocks(latest.height)
         return 0
@@ -259,8 +286,10 @@ class NodeSource:
         except InvalidSnapshot as e:
             after = _stat(path)
             if self.watch and (after != before or (after is not None and self.clock() - after[1] < SETTLE_SECONDS)):
-                raise SourceUnavailable(f"snapshot {height} did not read whole and may still be being written; "
-                                        "reading it again shortly", detail=e.message) from e  # fmt: skip
+                raise SourceUnavailable(
+                    f"snapshot {height} did not read whole and may still be being written; reading it again shortly",
+                    detail=e.message,
+                ) from e
             self._reject(path, height, e)
         skips = Skips()
         self.fills.skips = self.misc.skips = skips
@@ -284,8 +313,9 @@ class NodeSource:
             if self.fills.file is not None:
                 fills = pa.concat_tables(fill_tables) if fill_tables else fills_table([], coins, skips)
             orders = self._orders(height, path, snapshot.time_ms, _all_coins(snapshot), skips)
-            update = build_update(snapshot, contexts, self.book, fills=fills, flows=flows, orders=orders,
-                                  source=self.kind)  # fmt: skip
+            update = build_update(
+                snapshot, contexts, self.book, fills=fills, flows=flows, orders=orders, source=self.kind
+            )
         except InvalidSnapshot as e:
             self._reject(path, height, e)
         skips.merge(snapshot.skipped)  # the snapshot's own (user states, positions, balances) with the events'
@@ -313,8 +343,12 @@ class NodeSource:
             time.sleep(0.2)
             yield from stream.batches(height)
         if not stream.reached and stream.file is not None and self.watch:
-            log.warning("%s: no block up to %d after %.0f s; going on without the rest",
-                        stream.root.name, height, self.fills_wait_seconds)  # fmt: skip
+            log.warning(
+                "%s: no block up to %d after %.0f s; going on without the rest",
+                stream.root.name,
+                height,
+                self.fills_wait_seconds,
+            )
 
     def _contexts(self, height: int, time_ms: int) -> MarketContexts:
         recorded = self.root / RECORDS_DIR / "market" / f"{height}.json"
@@ -328,9 +362,11 @@ class NodeSource:
             contexts = self._fetch(height, time_ms)
         elif self.market is not None:
             age = self.clock() - time_ms / 1000
-            contexts = MarketContexts(origin=f"oracle prices only: the snapshot was {age / 60:,.0f} min old when read, "
-                                      "and no market data was recorded at its time (marks fetched now would not "
-                                      "describe it)")  # fmt: skip
+            contexts = MarketContexts(
+                origin=f"oracle prices only: the snapshot was {age / 60:,.0f} min old when read, "
+                "and no market data was recorded at its time (marks fetched now would not "
+                "describe it)"
+            )
         else:
             contexts = MarketContexts()
         self.market_origin = contexts.origin
@@ -397,14 +433,19 @@ class NodeSource:
 
     def health(self) -> dict[str, object]:
         return {
-            "kind": self.kind, "coverage": "all wallets", "last_snapshot": self.last_height,
-            "market_data": self.market_origin, "orders": self.orders_origin, "last_rejected": self.rejected,
-            "skipped_last_snapshot": self.skipped, "skipped_total": dict(self.skipped_total),
+            "kind": self.kind,
+            "coverage": "all wallets",
+            "last_snapshot": self.last_height,
+            "market_data": self.market_origin,
+            "orders": self.orders_origin,
+            "last_rejected": self.rejected,
+            "skipped_last_snapshot": self.skipped,
+            "skipped_total": dict(self.skipped_total),
             "account_modes": self.account_modes,
             # wallets whose spot balances back their perps: equity and liquidation follow the documented rule
             # closest to Hyperliquid's (collateral.py, docs/decisions.md), so their figures are approximate
             "collateral_approximated_wallets": self.pooled_wallets,
-        }  # fmt: skip
+        }
 
 
 def _stat(path: Path) -> tuple[int, float] | None:

@@ -76,7 +76,7 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
             | ({"marginMode": "strictIsolated"} if strict else {})
             for coin, d, t, strict in zip(
                 house.coins, house.sz_decimals, house.margin_table, house.strict_isolated, strict=True
-            )  # fmt: skip
+            )
         ],
         "marginTableIdToMarginTable": [
             [
@@ -92,7 +92,7 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
                         for t in tiers
                     ],
                 },
-            ]  # fmt: skip
+            ]
             for table_id, tiers in sorted(house.margin_tables.items())
         ],
         "collateralToken": int(house.collateral_token),
@@ -102,8 +102,11 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
     offset = 0 if index == 0 else 100_000 + 10_000 * index  # HIP-3 positions are keyed by full asset id
     for k in range(house.pos_size.size):
         kind = house.pos_lev_kind[k]
-        position: dict[str, Any] = {"s": int(house.pos_size[k]), "e": int(house.pos_cost[k]),
-                                    "f": {"a": 0, "o": int(house.pos_funding[k]), "c": 0}}  # fmt: skip
+        position: dict[str, Any] = {
+            "s": int(house.pos_size[k]),
+            "e": int(house.pos_cost[k]),
+            "f": {"a": 0, "o": int(house.pos_funding[k]), "c": 0},
+        }
         if kind == LEV_CROSS:
             position["l"] = {"C": int(house.pos_leverage[k])}
         elif kind == LEV_ISOLATED:
@@ -117,8 +120,9 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
         if row % 7 == 3 and n_coins:  # as real files hold: leverage set on a coin not held (no s, no e)
             asset = offset + row % n_coins
             if all(a != asset for a, _ in entries):
-                entries.append([asset, {"l": {"C": 15}, "M": int(house.margin_table[row % n_coins]),
-                                        "f": {"a": -217821}}])  # fmt: skip
+                entries.append(
+                    [asset, {"l": {"C": 15}, "M": int(house.margin_table[row % n_coins]), "f": {"a": -217821}}]
+                )
         if entries:
             state["p"] = {"p": entries}
         if row % 11 == 5:
@@ -129,7 +133,7 @@ def _clearinghouse(snapshot: Snapshot, index: int) -> dict[str, Any]:
         "user_states": {
             "users_with_positions": [address[house.user[r]] for r in sorted(held)],
             "user_to_state": states,
-        },  # fmt: skip
+        },
         "oracle": oracle,
         "total_net_deposit": 0,
     }
@@ -147,12 +151,14 @@ def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = (), books_fir
     skip them wherever they sit)."""
     addresses = _address_list(snapshot)
     spot: dict[int, list[Any]] = {}
-    for user, token, total in zip(snapshot.spot_user.tolist(), snapshot.spot_token.tolist(),
-                                  snapshot.spot_total.tolist(), strict=True):  # fmt: skip
+    for user, token, total in zip(
+        snapshot.spot_user.tolist(), snapshot.spot_token.tolist(), snapshot.spot_total.tolist(), strict=True
+    ):
         spot.setdefault(user, []).append([token, {"t": total, "h": 0}])
     vaults: dict[int, list[Any]] = {}
-    for vault, user, fraction in zip(snapshot.vault.tolist(), snapshot.vault_user.tolist(),
-                                     snapshot.vault_fraction.tolist(), strict=True):  # fmt: skip
+    for vault, user, fraction in zip(
+        snapshot.vault.tolist(), snapshot.vault_user.tolist(), snapshot.vault_fraction.tolist(), strict=True
+    ):
         vaults.setdefault(vault, []).append([addresses[user], {"o": {"f": fraction, "b": 0}}])
     some = addresses[::5]
     locus = {
@@ -161,14 +167,14 @@ def encode_snapshot(snapshot: Snapshot, *, filler: Iterable[Any] = (), books_fir
         # sections real files carry that hyperscope does not read (yet): account modes, borrow/lend, staking
         "ust": [
             [addresses[u], "?udp"[c]] for u, c in zip(snapshot.mode_user.tolist(), snapshot.mode.tolist(), strict=True)
-        ],  # fmt: skip
+        ],
         "blp": {"pools": [[0, {"total_supplied": 10**12, "total_borrowed": 10**11}]], "user_states": []},
         "scl": {"user_states": [[addresses[u], {"b": b}] for u, b in spot.items()]},
         "c_staking": {
             "delegations": [[a, [["0x" + "ab" * 20, 10**8]]] for a in some[:50]],
             "user_states": [],
             "pending_withdrawals": [],
-        },  # fmt: skip
+        },
         "vlt": [[addresses[v], {"user_states": s}] for v, s in vaults.items()],
         "spot_books": [[k, {"bids": [], "asks": []}] for k in range(3)],
     }
@@ -201,15 +207,28 @@ def fill_events(fills: pa.Table) -> list[list[Any]]:
     times = fills.column("time").cast(pa.int64()).to_pylist()
     for i in range(fills.num_rows):
         fill = {
-            "coin": rows["coin"][i], "px": _number(rows["px"][i]), "sz": _number(rows["sz"][i]),
-            "side": rows["side"][i], "time": times[i], "startPosition": _number(rows["start_position"][i]),
-            "dir": rows["dir"][i], "closedPnl": _number(rows["closed_pnl"][i]), "hash": "0x" + "0" * 64,
-            "oid": 0, "crossed": True, "fee": _number(rows["fee"][i]), "tid": rows["tid"][i], "feeToken": "USDC",
+            "coin": rows["coin"][i],
+            "px": _number(rows["px"][i]),
+            "sz": _number(rows["sz"][i]),
+            "side": rows["side"][i],
+            "time": times[i],
+            "startPosition": _number(rows["start_position"][i]),
+            "dir": rows["dir"][i],
+            "closedPnl": _number(rows["closed_pnl"][i]),
+            "hash": "0x" + "0" * 64,
+            "oid": 0,
+            "crossed": True,
+            "fee": _number(rows["fee"][i]),
+            "tid": rows["tid"][i],
+            "feeToken": "USDC",
             "twapId": None,
-        }  # fmt: skip
+        }
         if rows["liquidation"][i]:
-            fill["liquidation"] = {"liquidatedUser": rows["address"][i], "markPx": _number(rows["px"][i]),
-                                   "method": "market"}  # fmt: skip
+            fill["liquidation"] = {
+                "liquidatedUser": rows["address"][i],
+                "markPx": _number(rows["px"][i]),
+                "method": "market",
+            }
         events.append([rows["address"][i], fill])
     return events
 
@@ -218,8 +237,11 @@ VAULT = "0x" + "5a" * 20  # the vault the simulated vault flows go through
 
 
 def _ledger(user: str, delta: dict[str, Any], time_ms: int) -> dict[str, Any]:
-    return {"time": block_time(time_ms), "hash": "0x" + "0" * 64,
-            "inner": {"LedgerUpdate": {"users": [user], "delta": delta}}}  # fmt: skip
+    return {
+        "time": block_time(time_ms),
+        "hash": "0x" + "0" * 64,
+        "inner": {"LedgerUpdate": {"users": [user], "delta": delta}},
+    }
 
 
 def deposit_events(users: list[str], amounts: list[float], time_ms: int) -> list[dict[str, Any]]:
@@ -250,14 +272,40 @@ def deposit_events(users: list[str], amounts: list[float], time_ms: int) -> list
     if users:
         u = users[0]
         events += [
-            _ledger(u, {"type": "spotTransfer", "token": "PURR", "amount": "1.0", "usdcValue": "0.2",
-                        "user": u, "destination": VAULT, "fee": "0.0"}, time_ms),
+            _ledger(
+                u,
+                {
+                    "type": "spotTransfer",
+                    "token": "PURR",
+                    "amount": "1.0",
+                    "usdcValue": "0.2",
+                    "user": u,
+                    "destination": VAULT,
+                    "fee": "0.0",
+                },
+                time_ms,
+            ),
             _ledger(u, {"type": "rewardsClaim", "amount": "0.5"}, time_ms),
-            _ledger(u, {"type": "send", "user": u, "destination": VAULT, "sourceDex": "spot",
-                        "destinationDex": "spot", "token": "USDC", "amount": "3.0", "usdcValue": "3.0"}, time_ms),
-            {"time": block_time(time_ms), "hash": "0x" + "0" * 64,
-             "inner": {"Delegation": {"user": u, "validator": VAULT, "amount": "1.0", "is_undelegate": False}}},
-        ]  # fmt: skip
+            _ledger(
+                u,
+                {
+                    "type": "send",
+                    "user": u,
+                    "destination": VAULT,
+                    "sourceDex": "spot",
+                    "destinationDex": "spot",
+                    "token": "USDC",
+                    "amount": "3.0",
+                    "usdcValue": "3.0",
+                },
+                time_ms,
+            ),
+            {
+                "time": block_time(time_ms),
+                "hash": "0x" + "0" * 64,
+                "inner": {"Delegation": {"user": u, "validator": VAULT, "amount": "1.0", "is_undelegate": False}},
+            },
+        ]
     return events
 
 
@@ -273,12 +321,16 @@ def staking_events(users: list[str], amounts: list[float], time_ms: int) -> list
         if a >= 0:
             out.append(event("CDeposit", {"user": u, "amount": _number(a)}))
         else:
-            out += [event("CWithdrawal", {"user": u, "amount": _number(-a), "is_finalized": False}),
-                    event("CWithdrawal", {"user": u, "amount": _number(-a), "is_finalized": True})]  # fmt: skip
+            out += [
+                event("CWithdrawal", {"user": u, "amount": _number(-a), "is_finalized": False}),
+                event("CWithdrawal", {"user": u, "amount": _number(-a), "is_finalized": True}),
+            ]
     if users:
-        out += [event("CDeposit", {"user": users[0], "amount": "2.5"}),
-                event("CWithdrawal", {"user": users[0], "amount": "2.5", "is_finalized": False}),
-                event("CWithdrawal", {"user": users[0], "amount": "2.5", "is_finalized": True})]  # fmt: skip
+        out += [
+            event("CDeposit", {"user": users[0], "amount": "2.5"}),
+            event("CWithdrawal", {"user": users[0], "amount": "2.5", "is_finalized": False}),
+            event("CWithdrawal", {"user": users[0], "amount": "2.5", "is_finalized": True}),
+        ]
     return out
 
 
@@ -288,7 +340,11 @@ def append_block(root: Path, kind: str, number: int, time_ms: int, events: list[
     moment = datetime.fromtimestamp(time_ms / 1000, UTC)
     path = root / kind / "hourly" / moment.strftime("%Y%m%d") / str(moment.hour)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = {"local_time": block_time(time_ms), "block_time": block_time(time_ms), "block_number": number,
-            "events": events}  # fmt: skip
+    line = {
+        "local_time": block_time(time_ms),
+        "block_time": block_time(time_ms),
+        "block_number": number,
+        "events": events,
+    }
     with path.open("ab") as f:
         f.write(orjson.dumps(line) + b"\n")

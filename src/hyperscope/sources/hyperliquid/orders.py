@@ -39,9 +39,12 @@ ORDER_COLUMNS = tuple(f.name for f in ORDERS)
 
 
 def l4_request(out: Path) -> dict[str, Any]:
-    return {"type": "fileSnapshot", "request": {"type": "l4Snapshots", "includeUsers": True,
-                                                "includeTriggerOrders": True},
-            "outPath": str(out), "includeHeightInOutput": True}  # fmt: skip
+    return {
+        "type": "fileSnapshot",
+        "request": {"type": "l4Snapshots", "includeUsers": True, "includeTriggerOrders": True},
+        "outPath": str(out),
+        "includeHeightInOutput": True,
+    }
 
 
 def parse_l4(data: Any, coins: set[str], skips: Skips) -> tuple[int | None, pa.Table]:
@@ -83,11 +86,24 @@ def _add(rows: dict[str, list[Any]], coin: str, entry: Any) -> None:
     side = order["side"]
     if side not in ("B", "A"):
         raise ValueError(f"side {side!r:.10}")
-    values = (user.lower(), int(order["oid"]), coin, side, float(order["limitPx"]), float(order["sz"]),
-              float(order.get("origSz", order["sz"])), int(order["timestamp"]), str(order.get("orderType", "Limit")),
-              order.get("tif"), bool(order.get("reduceOnly", False)), bool(order.get("isTrigger", False)),
-              float(order.get("triggerPx", 0) or 0), str(order.get("triggerCondition", "N/A")),
-              bool(order.get("isPositionTpsl", False)), order.get("cloid"))  # fmt: skip
+    values = (
+        user.lower(),
+        int(order["oid"]),
+        coin,
+        side,
+        float(order["limitPx"]),
+        float(order["sz"]),
+        float(order.get("origSz", order["sz"])),
+        int(order["timestamp"]),
+        str(order.get("orderType", "Limit")),
+        order.get("tif"),
+        bool(order.get("reduceOnly", False)),
+        bool(order.get("isTrigger", False)),
+        float(order.get("triggerPx", 0) or 0),
+        str(order.get("triggerCondition", "N/A")),
+        bool(order.get("isPositionTpsl", False)),
+        order.get("cloid"),
+    )
     for name, value in zip(ORDER_COLUMNS, values, strict=True):
         rows[name].append(value)
 
@@ -96,12 +112,24 @@ def l4_document(height: int, orders: pa.Table) -> list[Any]:
     """An ORDERS table in the L4 snapshot's shape (the simulator's node writer; tests)."""
     books: dict[str, list[list[Any]]] = {}
     for r in orders.to_pylist():
-        order = {"coin": r["coin"], "side": r["side"], "limitPx": repr(r["limit_px"]), "sz": repr(r["sz"]),
-                 "oid": r["oid"], "timestamp": int(r["timestamp"].timestamp() * 1000),
-                 "triggerCondition": r["trigger_condition"], "isTrigger": r["is_trigger"],
-                 "triggerPx": repr(r["trigger_px"]), "children": [], "isPositionTpsl": r["is_position_tpsl"],
-                 "reduceOnly": r["reduce_only"], "orderType": r["order_type"], "origSz": repr(r["orig_sz"]),
-                 "tif": r["tif"], "cloid": r["cloid"]}  # fmt: skip
+        order = {
+            "coin": r["coin"],
+            "side": r["side"],
+            "limitPx": repr(r["limit_px"]),
+            "sz": repr(r["sz"]),
+            "oid": r["oid"],
+            "timestamp": int(r["timestamp"].timestamp() * 1000),
+            "triggerCondition": r["trigger_condition"],
+            "isTrigger": r["is_trigger"],
+            "triggerPx": repr(r["trigger_px"]),
+            "children": [],
+            "isPositionTpsl": r["is_position_tpsl"],
+            "reduceOnly": r["reduce_only"],
+            "orderType": r["order_type"],
+            "origSz": repr(r["orig_sz"]),
+            "tif": r["tif"],
+            "cloid": r["cloid"],
+        }
         sides = books.setdefault(r["coin"], [[], []])
         sides[0 if r["side"] == "B" else 1].append([r["address"], order])
     return [height, [[coin, sides] for coin, sides in books.items()]]
@@ -128,15 +156,24 @@ def from_info_server(client: Any, folder: Path, coins: set[str], skips: Skips) -
         out.unlink(missing_ok=True)
 
 
-def from_hl_node(binary: Path, chain: str, snapshot: Path, folder: Path, coins: set[str],
-                 skips: Skips) -> tuple[int | None, pa.Table]:  # fmt: skip
+def from_hl_node(
+    binary: Path, chain: str, snapshot: Path, folder: Path, coins: set[str], skips: Skips
+) -> tuple[int | None, pa.Table]:
     """The snapshot's own order books, by the node's converter."""
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, prefix="l4-", suffix=".json", delete=False) as f:
         out = Path(f.name)
     try:
-        command = [str(binary), "--chain", chain, "compute-l4-snapshots", "--include-users", "--include-trigger-orders",
-                   str(snapshot), str(out)]  # fmt: skip
+        command = [
+            str(binary),
+            "--chain",
+            chain,
+            "compute-l4-snapshots",
+            "--include-users",
+            "--include-trigger-orders",
+            str(snapshot),
+            str(out),
+        ]
         try:
             done = subprocess.run(command, capture_output=True, timeout=HL_NODE_SECONDS, check=False)  # noqa: S603 (the operator's binary, no shell)
         except (OSError, subprocess.TimeoutExpired) as e:

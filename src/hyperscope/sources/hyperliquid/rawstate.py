@@ -21,8 +21,12 @@ LEV_DEFAULT, LEV_CROSS, LEV_ISOLATED = 0, 1, 2
 # account modes (`locus.ust`, collateral.py): default, unified, dex abstraction, portfolio margin
 MODE_DEFAULT, MODE_UNIFIED, MODE_DEX_ABSTRACTION, MODE_PORTFOLIO = 0, 1, 2, 3
 MODE_CODES = {b"u": MODE_UNIFIED, b"d": MODE_DEX_ABSTRACTION, b"p": MODE_PORTFOLIO}
-MODE_NAMES = {MODE_UNIFIED: "unified", MODE_DEX_ABSTRACTION: "dex abstraction", MODE_PORTFOLIO: "portfolio margin",
-              -1: "unknown"}  # fmt: skip
+MODE_NAMES = {
+    MODE_UNIFIED: "unified",
+    MODE_DEX_ABSTRACTION: "dex abstraction",
+    MODE_PORTFOLIO: "portfolio margin",
+    -1: "unknown",
+}
 
 
 class InvalidSnapshot(InvalidStateUpdate):
@@ -70,8 +74,16 @@ class Clearinghouse:
 
     def keep_positions(self, keep: np.ndarray) -> None:
         """Drop the positions where `keep` is False (every pos_* column alike)."""
-        for name in ("pos_account", "pos_coin", "pos_size", "pos_cost", "pos_lev_kind", "pos_leverage", "pos_iso_raw",
-                     "pos_funding"):  # fmt: skip
+        for name in (
+            "pos_account",
+            "pos_coin",
+            "pos_size",
+            "pos_cost",
+            "pos_lev_kind",
+            "pos_leverage",
+            "pos_iso_raw",
+            "pos_funding",
+        ):
             setattr(self, name, getattr(self, name)[keep])
 
     def oracle_px(self) -> np.ndarray:

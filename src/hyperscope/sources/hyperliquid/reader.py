@@ -74,8 +74,18 @@ def _positions(account: int, held: Any, skips: Skips | None = None, where: str =
                 raise ValueError(f"leverage {leverage!r:.20} or isolated margin {iso_raw!r:.20} is not an integer")
             funding = p.get(b"f")
             since_open = funding.get(b"o", 0) if isinstance(funding, dict) else 0
-            out.append((account, asset % 10_000, size, cost, kind, leverage, iso_raw,
-                        since_open if type(since_open) is int else 0))  # fmt: skip
+            out.append(
+                (
+                    account,
+                    asset % 10_000,
+                    size,
+                    cost,
+                    kind,
+                    leverage,
+                    iso_raw,
+                    since_open if type(since_open) is int else 0,
+                )
+            )
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             if skips is None:
                 raise ValueError(str(e)) from e
@@ -133,12 +143,22 @@ class Reader(SideWalker):
         vault, vault_user, fraction = self.vaults
         mode_user, mode = self._modes(distinct, side)
         return Snapshot(
-            height=self.height, time_ms=self.time_ms, addresses=addresses, clearinghouses=self.clearinghouses,
-            spot_user=spot_row[side.spot_user], spot_token=side.spot_token, spot_total=side.spot_total,
-            vault=row[np.array(vault, np.int64)], vault_user=row[np.array(vault_user, np.int64)],
-            vault_fraction=np.array(fraction, np.float64), skipped=self.skips, account_modes=side.account_modes,
-            mode_user=mode_user, mode=mode, helper_peak_bytes=side.peak_bytes if helper is not None else 0,
-        )  # fmt: skip
+            height=self.height,
+            time_ms=self.time_ms,
+            addresses=addresses,
+            clearinghouses=self.clearinghouses,
+            spot_user=spot_row[side.spot_user],
+            spot_token=side.spot_token,
+            spot_total=side.spot_total,
+            vault=row[np.array(vault, np.int64)],
+            vault_user=row[np.array(vault_user, np.int64)],
+            vault_fraction=np.array(fraction, np.float64),
+            skipped=self.skips,
+            account_modes=side.account_modes,
+            mode_user=mode_user,
+            mode=mode,
+            helper_peak_bytes=side.peak_bytes if helper is not None else 0,
+        )
 
     def _side_of(self, helper: Helper | None) -> Side:
         """The side walk's result: this reader's own (one process), the helper's, or, when the helper failed,
@@ -150,8 +170,7 @@ class Reader(SideWalker):
             raise InvalidSnapshot(result)
         if result is not None:
             return result
-        log.warning("snapshot %d: the helper process failed; reading spot balances and account modes here",
-                    self.height)  # fmt: skip
+        log.warning("snapshot %d: the helper process failed; reading spot balances and account modes here", self.height)
         with open(helper.path, "rb") as f:  # noqa: PTH123
             other = SideWalker(f, self.height)
             other.to_locus(other.locus)
@@ -190,10 +209,13 @@ class Reader(SideWalker):
                     self.time_ms = _time_ms(ctx[b"time"])
                 if isinstance(ctx, dict) and isinstance(ctx.get(b"height"), int) and ctx[b"height"] != self.height:
                     # the file name wins (real-shapes.md): one warning, counted
-                    self.skips.add("snapshots whose ctx.height is not their file name's",
-                                   f"{self.where()}: {ctx[b'height']} in a file named {self.height}")  # fmt: skip
-                    log.warning("snapshot %d: ctx.height says %s; the file name's height is used", self.height,
-                                ctx[b"height"])  # fmt: skip
+                    self.skips.add(
+                        "snapshots whose ctx.height is not their file name's",
+                        f"{self.where()}: {ctx[b'height']} in a file named {self.height}",
+                    )
+                    log.warning(
+                        "snapshot %d: ctx.height says %s; the file name's height is used", self.height, ctx[b"height"]
+                    )
             else:
                 self.skip()
 
@@ -229,14 +251,25 @@ class Reader(SideWalker):
         cols = np.array(positions, np.int64).reshape(-1, 8)
         cash = np.concatenate(users[1]).astype(np.int64) if users[1] else np.zeros(0, np.int64)
         house.user, house.raw_usd = (np.concatenate(users[0]) if users[0] else np.zeros(0, np.int64)), cash
-        (house.pos_account, house.pos_coin, house.pos_size, house.pos_cost, kind,
-         house.pos_leverage, house.pos_iso_raw, house.pos_funding) = (cols[:, i].copy() for i in range(8))  # fmt: skip
+        (
+            house.pos_account,
+            house.pos_coin,
+            house.pos_size,
+            house.pos_cost,
+            kind,
+            house.pos_leverage,
+            house.pos_iso_raw,
+            house.pos_funding,
+        ) = (cols[:, i].copy() for i in range(8))
         house.pos_lev_kind = kind.astype(np.int8)
         bad = (house.pos_coin < 0) | (house.pos_coin >= len(house.coins))
         if bad.any():
             row = int(np.argmax(bad))
-            self.skips.add("positions on an asset meta does not list", f"cls[{index}]: asset {house.pos_coin[row]} "
-                           f"({len(house.coins)} coins listed)", int(bad.sum()))  # fmt: skip
+            self.skips.add(
+                "positions on an asset meta does not list",
+                f"cls[{index}]: asset {house.pos_coin[row]} ({len(house.coins)} coins listed)",
+                int(bad.sum()),
+            )
             house.keep_positions(~bad)
         return house
 
@@ -274,12 +307,25 @@ class Reader(SideWalker):
             self.skips.add("collateral tokens that could not be read (USDC assumed)", f"{self.where()}: {token!r:.30}")
             token = 0
         return Clearinghouse(
-            index=index, coins=coins, sz_decimals=np.array(decimals, np.int64), margin_table=np.array(tables, np.int64),
-            strict_isolated=np.array(strict, bool) if n else np.zeros(0, bool), margin_tables=margin_tables,
-            oracle_raw=np.full(n, -1, np.int64), user=empty, raw_usd=empty, pos_account=empty, pos_coin=empty,
-            pos_size=empty, pos_cost=empty, pos_lev_kind=np.zeros(0, np.int8), pos_leverage=empty,
-            pos_iso_raw=empty, pos_funding=empty, collateral_token=token,
-        )  # fmt: skip
+            index=index,
+            coins=coins,
+            sz_decimals=np.array(decimals, np.int64),
+            margin_table=np.array(tables, np.int64),
+            strict_isolated=np.array(strict, bool) if n else np.zeros(0, bool),
+            margin_tables=margin_tables,
+            oracle_raw=np.full(n, -1, np.int64),
+            user=empty,
+            raw_usd=empty,
+            pos_account=empty,
+            pos_coin=empty,
+            pos_size=empty,
+            pos_cost=empty,
+            pos_lev_kind=np.zeros(0, np.int8),
+            pos_leverage=empty,
+            pos_iso_raw=empty,
+            pos_funding=empty,
+            collateral_token=token,
+        )
 
     def oracle(self, oracle: Any, n: int) -> np.ndarray:
         raw = np.full(n, -1, np.int64)
@@ -324,8 +370,13 @@ class Reader(SideWalker):
                 positions.extend(taken)
             done += len(chunk)
 
-    def _user_states_one_by_one(self, chunk: list[Any], done: int, users: tuple[list[np.ndarray], list[np.ndarray]],
-                                positions: list[tuple[int, ...]]) -> None:  # fmt: skip
+    def _user_states_one_by_one(
+        self,
+        chunk: list[Any],
+        done: int,
+        users: tuple[list[np.ndarray], list[np.ndarray]],
+        positions: list[tuple[int, ...]],
+    ) -> None:
         """A chunk whose fast path failed: every user state that reads is kept, and each one that does not (or
         a position entry of it) is skipped and counted."""
         user_col, cash_col = users
@@ -379,8 +430,10 @@ class Reader(SideWalker):
                     if type(user) is not bytes:
                         raise TypeError(f"follower {user!r:.30} is not text")
                 except (ValueError, TypeError, KeyError, AttributeError) as e:
-                    self.skips.add("vault followers that could not be read",
-                                   f"{here}.user_states[{j}]: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                    self.skips.add(
+                        "vault followers that could not be read",
+                        f"{here}.user_states[{j}]: {type(e).__name__}: {e!s:.60}",
+                    )
                     continue
                 vaults.append(vault_index)
                 users.append(self.intern(user))

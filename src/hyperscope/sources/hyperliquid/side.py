@@ -31,8 +31,11 @@ def _mode_code(mode: Any) -> int:
 def _spot_rows(chunk: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
     """Some `scl.user_states` entries as the addresses of the users holding a non-zero balance and, per such
     balance, its user's place among them, its token and total; ValueError and its kin when one does not fit."""
-    rows = [(k, token, balance[b"t"] if type(balance) is dict else balance)
-            for k, pair in enumerate(chunk) for token, balance in (pair[1].get(b"b") or ())]  # fmt: skip
+    rows = [
+        (k, token, balance[b"t"] if type(balance) is dict else balance)
+        for k, pair in enumerate(chunk)
+        for token, balance in (pair[1].get(b"b") or ())
+    ]
     table = np.array(rows, np.int64).reshape(-1, 3)  # ValueError or TypeError when one is not an integer
     table = table[table[:, 2] != 0]
     holders = np.unique(table[:, 0])
@@ -87,8 +90,16 @@ def side_worker(path: str, height: int, conn: Any) -> None:
                 ) from e
         side = reader.side()
         arrays = [np.ascontiguousarray(getattr(side, name)) for name in Side.ARRAYS]
-        conn.send(("ok", side.account_modes, dict(side.skips.counts), side.skips.first, peak_bytes(),
-                   [(a.shape, a.dtype.str) for a in arrays]))  # fmt: skip
+        conn.send(
+            (
+                "ok",
+                side.account_modes,
+                dict(side.skips.counts),
+                side.skips.first,
+                peak_bytes(),
+                [(a.shape, a.dtype.str) for a in arrays],
+            )
+        )
         for a in arrays:
             conn.send_bytes(a.data.cast("B") if a.size else b"")
     except InvalidSnapshot as e:
@@ -126,12 +137,16 @@ class SideWalker(Walker):
         bytes) and per balance its user's row among them, token and total; each mode's address (20 bytes) and
         code. A balance or mode whose address is not one is skipped and counted."""
         raw, ok = self.spot_found.raw20_ok()
-        users, tokens, totals = (np.concatenate([np.zeros(0, np.int64)] + [r[k] for r in self.spot_rows])
-                                 for k in range(3))  # fmt: skip
+        users, tokens, totals = (
+            np.concatenate([np.zeros(0, np.int64)] + [r[k] for r in self.spot_rows]) for k in range(3)
+        )
         if not ok.all():
             bad = int(np.argmax(~ok))
-            self.skips.add("spot balances that could not be read", f"locus.scl: {self.spot_found.piece(bad)!r:.60} "
-                           "is not an address", int((~ok[users]).sum()))  # fmt: skip
+            self.skips.add(
+                "spot balances that could not be read",
+                f"locus.scl: {self.spot_found.piece(bad)!r:.60} is not an address",
+                int((~ok[users]).sum()),
+            )
             keep = ok[users]
             compact = np.cumsum(ok) - 1
             raw, users, tokens, totals = raw[ok], compact[users[keep]], tokens[keep], totals[keep]
@@ -139,13 +154,24 @@ class SideWalker(Walker):
         codes = np.concatenate(self.mode_codes) if self.mode_codes else np.zeros(0, np.int8)
         if not mode_ok.all():
             bad = int(np.argmax(~mode_ok))
-            self.skips.add("account modes that could not be read", f"locus.ust: {self.modes_found.piece(bad)!r:.60} "
-                           "is not an address", int((~mode_ok).sum()))  # fmt: skip
+            self.skips.add(
+                "account modes that could not be read",
+                f"locus.ust: {self.modes_found.piece(bad)!r:.60} is not an address",
+                int((~mode_ok).sum()),
+            )
             mode_raw, codes = mode_raw[mode_ok], codes[mode_ok]
         keep = codes > 0  # the default mode changes nothing
-        return Side(spot_raw=raw, spot_user=users, spot_token=tokens, spot_total=totals, mode_raw=mode_raw[keep],
-                     mode_code=codes[keep], account_modes=self.account_modes, skips=self.skips,
-                     peak_bytes=peak_bytes())  # fmt: skip
+        return Side(
+            spot_raw=raw,
+            spot_user=users,
+            spot_token=tokens,
+            spot_total=totals,
+            mode_raw=mode_raw[keep],
+            mode_code=codes[keep],
+            account_modes=self.account_modes,
+            skips=self.skips,
+            peak_bytes=peak_bytes(),
+        )
 
     def spot_balances(self) -> None:
         """`locus.scl.user_states`: [[address, {"b": [[token, {"t": total}], ...]}], ...]; one address occurrence
@@ -170,8 +196,10 @@ class SideWalker(Walker):
                             if any(type(a) is not bytes for a in mine[0]):
                                 raise TypeError("the address is not text")
                         except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as e:
-                            self.skips.add("spot balances that could not be read",
-                                           f"{self.where()}[{done + k}]: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                            self.skips.add(
+                                "spot balances that could not be read",
+                                f"{self.where()}[{done + k}]: {type(e).__name__}: {e!s:.60}",
+                            )
                             continue
                         parts.append(mine)
                     users = [a for part in parts for a in part[0]]
@@ -220,8 +248,10 @@ class SideWalker(Walker):
                             raise TypeError(f"address {address!r:.30} is not text")
                         code = _mode_code(mode)
                     except (ValueError, TypeError) as e:
-                        self.skips.add("account modes that could not be read",
-                                       f"{self.where()}[{done + i}]: {type(e).__name__}: {e!s:.60}")  # fmt: skip
+                        self.skips.add(
+                            "account modes that could not be read",
+                            f"{self.where()}[{done + i}]: {type(e).__name__}: {e!s:.60}",
+                        )
                         continue
                     self.modes_found.add([address])
                     modes.append(code)

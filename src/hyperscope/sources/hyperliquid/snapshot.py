@@ -49,10 +49,25 @@ from hyperscope.sources.hyperliquid.side import Helper, peak_bytes
 from hyperscope.sources.hyperliquid.walk import UNREADABLE, Walker
 
 __all__ = [
-    "LEV_CROSS", "LEV_DEFAULT", "LEV_ISOLATED", "MODE_CODES", "MODE_DEFAULT", "MODE_DEX_ABSTRACTION", "MODE_NAMES",
-    "MODE_PORTFOLIO", "MODE_UNIFIED", "Clearinghouse", "InvalidSnapshot", "Snapshot", "Tier", "_positions",
-    "height_of", "peak_bytes", "read_snapshot", "users_with_positions",
-]  # fmt: skip
+    "LEV_CROSS",
+    "LEV_DEFAULT",
+    "LEV_ISOLATED",
+    "MODE_CODES",
+    "MODE_DEFAULT",
+    "MODE_DEX_ABSTRACTION",
+    "MODE_NAMES",
+    "MODE_PORTFOLIO",
+    "MODE_UNIFIED",
+    "Clearinghouse",
+    "InvalidSnapshot",
+    "Snapshot",
+    "Tier",
+    "_positions",
+    "height_of",
+    "peak_bytes",
+    "read_snapshot",
+    "users_with_positions",
+]
 
 
 def height_of(path: Path) -> int | None:
@@ -136,8 +151,11 @@ def users_with_positions(path: Path) -> list[str]:
 
         def clearinghouses() -> None:
             for _ in range(reader.array("cls")):
-                reader.only("a clearinghouse", b"user_states",
-                            lambda: reader.only("user_states", b"users_with_positions", holders))  # fmt: skip
+                reader.only(
+                    "a clearinghouse",
+                    b"user_states",
+                    lambda: reader.only("user_states", b"users_with_positions", holders),
+                )
 
         def at_locus() -> None:
             reader.only("locus", b"cls", clearinghouses)

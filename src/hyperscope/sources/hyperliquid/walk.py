@@ -22,8 +22,9 @@ class Walker:
     """The cursor over one file; `self.path` is kept up to date for error messages."""
 
     def __init__(self, f: BinaryIO, height: int) -> None:
-        self.unpacker = msgpack.Unpacker(f, raw=True, strict_map_key=False, max_buffer_size=2**31 - 1,
-                                         read_size=READ_BUFFER)  # fmt: skip
+        self.unpacker = msgpack.Unpacker(
+            f, raw=True, strict_map_key=False, max_buffer_size=2**31 - 1, read_size=READ_BUFFER
+        )
         self.height = height
         self.path: list[str] = []
         self.skips = Skips()

@@ -78,9 +78,13 @@ class Simulator(Genesis, Market, Output):
         arrays["ring_t"] = np.array([t for t, _ in self.volume_ring], np.int64)
         arrays["ring_v"] = np.stack([v for _, v in self.volume_ring])
         meta = {
-            "config": asdict(self.config), "step_index": self.step_index, "time_ms": self.time_ms,
-            "next_oid": self.next_oid, "next_tid": self.next_tid, "rng": self.rng.bit_generator.state,
-        }  # fmt: skip
+            "config": asdict(self.config),
+            "step_index": self.step_index,
+            "time_ms": self.time_ms,
+            "next_oid": self.next_oid,
+            "next_tid": self.next_tid,
+            "rng": self.rng.bit_generator.state,
+        }
         arrays["meta"] = np.array(json.dumps(meta))
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **arrays)

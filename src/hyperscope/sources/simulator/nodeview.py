@@ -81,22 +81,34 @@ def snapshot(sim: Simulator, height: int) -> Snapshot:
         max_lev = u.max_leverage[coin_rows].astype(np.int64)
         sz_decimals = u.sz_decimals[coin_rows].astype(np.int64)
         oracle = np.round(sim.oracle[coin_rows] * 10.0 ** (6 - sz_decimals)).astype(np.int64)
-        houses.append(Clearinghouse(
-            index=index, coins=[u.coins[j] for j in coin_rows], sz_decimals=sz_decimals, margin_table=max_lev,
-            strict_isolated=np.zeros(coin_rows.size, bool),
-            margin_tables={int(m): [Tier(0.0, int(m))] for m in np.unique(max_lev)},
-            oracle_raw=oracle, user=users, raw_usd=cash, pos_account=account.astype(np.int64),
-            pos_coin=local[coin[held]], pos_size=p.lots[held].astype(np.int64), pos_cost=cost[held],
-            pos_lev_kind=np.where(p.iso[held], LEV_ISOLATED, LEV_CROSS).astype(np.int8),
-            pos_leverage=p.lev[held].astype(np.int64), pos_iso_raw=iso_raw[held],
-            pos_funding=np.round(-p.funding[held] * 1e6).astype(np.int64),
-            collateral_token=_collateral(sim, dex),
-        ))  # fmt: skip
+        houses.append(
+            Clearinghouse(
+                index=index,
+                coins=[u.coins[j] for j in coin_rows],
+                sz_decimals=sz_decimals,
+                margin_table=max_lev,
+                strict_isolated=np.zeros(coin_rows.size, bool),
+                margin_tables={int(m): [Tier(0.0, int(m))] for m in np.unique(max_lev)},
+                oracle_raw=oracle,
+                user=users,
+                raw_usd=cash,
+                pos_account=account.astype(np.int64),
+                pos_coin=local[coin[held]],
+                pos_size=p.lots[held].astype(np.int64),
+                pos_cost=cost[held],
+                pos_lev_kind=np.where(p.iso[held], LEV_ISOLATED, LEV_CROSS).astype(np.int8),
+                pos_leverage=p.lev[held].astype(np.int64),
+                pos_iso_raw=iso_raw[held],
+                pos_funding=np.round(-p.funding[held] * 1e6).astype(np.int64),
+                collateral_token=_collateral(sim, dex),
+            )
+        )
     spot_usdc = np.round(sim.spot_usdc * WEI).astype(np.int64)
     spot_hype = np.round(sim.spot_hype * WEI).astype(np.int64)
     holders = np.concatenate([np.nonzero(spot_usdc)[0], np.nonzero(spot_hype)[0]])
-    tokens = np.concatenate([np.zeros(np.count_nonzero(spot_usdc), np.int64),
-                             np.full(np.count_nonzero(spot_hype), HYPE_TOKEN, np.int64)])  # fmt: skip
+    tokens = np.concatenate(
+        [np.zeros(np.count_nonzero(spot_usdc), np.int64), np.full(np.count_nonzero(spot_hype), HYPE_TOKEN, np.int64)]
+    )
     totals = np.concatenate([spot_usdc[spot_usdc != 0], spot_hype[spot_hype != 0]])
     order = np.argsort(holders, kind="stable")
     # account modes (locus.ust): one wallet in five, unified, dex abstraction and portfolio margin in turn
@@ -106,11 +118,20 @@ def snapshot(sim: Simulator, height: int) -> Snapshot:
     followers = np.nonzero(sim.vault_equity > 0)[0] if vault_value > 0 else np.zeros(0, np.int64)
     fraction = np.minimum(sim.vault_equity[followers] / vault_value, 1.0) if followers.size else np.zeros(0)
     return Snapshot(
-        height=height, time_ms=sim.time_ms, addresses=addresses, clearinghouses=houses,
-        spot_user=holders[order], spot_token=tokens[order], spot_total=totals[order],
-        vault=np.zeros(followers.size, np.int64), vault_user=followers.astype(np.int64), vault_fraction=fraction,
-        mode_user=mode_user, mode=mode, account_modes={MODE_NAMES[c]: int((mode == c).sum()) for c in np.unique(mode)},
-    )  # fmt: skip
+        height=height,
+        time_ms=sim.time_ms,
+        addresses=addresses,
+        clearinghouses=houses,
+        spot_user=holders[order],
+        spot_token=tokens[order],
+        spot_total=totals[order],
+        vault=np.zeros(followers.size, np.int64),
+        vault_user=followers.astype(np.int64),
+        vault_fraction=fraction,
+        mode_user=mode_user,
+        mode=mode,
+        account_modes={MODE_NAMES[c]: int((mode == c).sum()) for c in np.unique(mode)},
+    )
 
 
 def _collateral(sim: Simulator, dex: str) -> int:
@@ -136,30 +157,68 @@ def market_record(sim: Simulator) -> dict[str, Any]:
     per_dex = []
     for dex in dexes(sim):
         rows = [j for j in range(u.n) if u.dex[j] == dex]
-        universe = [{"name": u.coins[j], "szDecimals": int(u.sz_decimals[j]), "maxLeverage": int(u.max_leverage[j]),
-                     "marginTableId": int(u.max_leverage[j])} for j in rows]  # fmt: skip
-        ctxs = [{
-            "dayNtlVlm": _number(day_volume[j]), "funding": _number(sim.funding_rate[j]),
-            "impactPxs": [_number(sim.mid[j] * 0.9999), _number(sim.mid[j] * 1.0001)], "markPx": _number(sim.mark[j]),
-            "midPx": _number(sim.mid[j]), "openInterest": _number(open_interest[j]), "oraclePx": _number(sim.oracle[j]),
-            "premium": _number(sim.premium[j]), "prevDayPx": _number(sim.oracle[j]),
-        } for j in rows]  # fmt: skip
+        universe = [
+            {
+                "name": u.coins[j],
+                "szDecimals": int(u.sz_decimals[j]),
+                "maxLeverage": int(u.max_leverage[j]),
+                "marginTableId": int(u.max_leverage[j]),
+            }
+            for j in rows
+        ]
+        ctxs = [
+            {
+                "dayNtlVlm": _number(day_volume[j]),
+                "funding": _number(sim.funding_rate[j]),
+                "impactPxs": [_number(sim.mid[j] * 0.9999), _number(sim.mid[j] * 1.0001)],
+                "markPx": _number(sim.mark[j]),
+                "midPx": _number(sim.mid[j]),
+                "openInterest": _number(open_interest[j]),
+                "oraclePx": _number(sim.oracle[j]),
+                "premium": _number(sim.premium[j]),
+                "prevDayPx": _number(sim.oracle[j]),
+            }
+            for j in rows
+        ]
         meta = {"universe": universe, "marginTables": [], "collateralToken": _collateral(sim, dex)}
         per_dex.append(["" if dex == MAIN_DEX else dex, [meta, ctxs]])
     hype_px = sim.mid[sim._hype]
     spot = [
-        {"tokens": [{"name": "USDC", "index": 0, "szDecimals": 8, "weiDecimals": 8},
-                    {"name": "HYPE", "index": HYPE_TOKEN, "szDecimals": 2, "weiDecimals": 8},
-                    {"name": "USDT0", "index": USDT0_TOKEN, "szDecimals": 2, "weiDecimals": 8}],
-         "universe": [{"name": HYPE_PAIR, "tokens": [HYPE_TOKEN, 0], "index": 107, "isCanonical": False},
-                      {"name": "@166", "tokens": [USDT0_TOKEN, 0], "index": 166, "isCanonical": False}]},
-        [{"coin": HYPE_PAIR, "markPx": _number(hype_px), "midPx": _number(hype_px), "prevDayPx": _number(hype_px),
-          "dayNtlVlm": "0.0", "circulatingSupply": "0.0", "totalSupply": "0.0"},
-         {"coin": "@166", "markPx": _number(USDT0_PX), "midPx": _number(USDT0_PX), "prevDayPx": _number(USDT0_PX),
-          "dayNtlVlm": "0.0", "circulatingSupply": "0.0", "totalSupply": "0.0"}],
-    ]  # fmt: skip
-    perp_dexs = [None] + [{"name": d, "fullName": d, "deployer": "0x" + "0" * 40, "oracleUpdater": None}
-                          for d in dexes(sim)[1:]]  # fmt: skip
+        {
+            "tokens": [
+                {"name": "USDC", "index": 0, "szDecimals": 8, "weiDecimals": 8},
+                {"name": "HYPE", "index": HYPE_TOKEN, "szDecimals": 2, "weiDecimals": 8},
+                {"name": "USDT0", "index": USDT0_TOKEN, "szDecimals": 2, "weiDecimals": 8},
+            ],
+            "universe": [
+                {"name": HYPE_PAIR, "tokens": [HYPE_TOKEN, 0], "index": 107, "isCanonical": False},
+                {"name": "@166", "tokens": [USDT0_TOKEN, 0], "index": 166, "isCanonical": False},
+            ],
+        },
+        [
+            {
+                "coin": HYPE_PAIR,
+                "markPx": _number(hype_px),
+                "midPx": _number(hype_px),
+                "prevDayPx": _number(hype_px),
+                "dayNtlVlm": "0.0",
+                "circulatingSupply": "0.0",
+                "totalSupply": "0.0",
+            },
+            {
+                "coin": "@166",
+                "markPx": _number(USDT0_PX),
+                "midPx": _number(USDT0_PX),
+                "prevDayPx": _number(USDT0_PX),
+                "dayNtlVlm": "0.0",
+                "circulatingSupply": "0.0",
+                "totalSupply": "0.0",
+            },
+        ],
+    ]
+    perp_dexs = [None] + [
+        {"name": d, "fullName": d, "deployer": "0x" + "0" * 40, "oracleUpdater": None} for d in dexes(sim)[1:]
+    ]
     return {"origin": "simulator", "perpDexs": perp_dexs, "metaAndAssetCtxs": per_dex, "spotMetaAndAssetCtxs": spot}
 
 
@@ -170,13 +229,23 @@ def genesis_fills(sim: Simulator) -> pa.Table:
     size = p.lots / u.scale[c]
     n = p.key.size
     times = np.where(p.hint_ms >= 0, p.hint_ms, sim.time_ms)
-    return pa.table({
-        "address": sim.address.take(pa.array(p.key // u.n)), "coin": pa.array(u.coins).take(pa.array(c)),
-        "px": p.entry, "sz": np.abs(size), "side": pa.array(np.where(size > 0, "B", "A")),
-        "time": pa.array(times.astype(np.int64)).cast(FILLS.field("time").type), "start_position": np.zeros(n),
-        "dir": pa.array(np.where(size > 0, "Open Long", "Open Short")), "closed_pnl": np.zeros(n),
-        "fee": np.zeros(n), "tid": np.arange(n, dtype=np.int64), "liquidation": np.zeros(n, bool),
-    }, schema=FILLS).sort_by("time")  # fmt: skip
+    return pa.table(
+        {
+            "address": sim.address.take(pa.array(p.key // u.n)),
+            "coin": pa.array(u.coins).take(pa.array(c)),
+            "px": p.entry,
+            "sz": np.abs(size),
+            "side": pa.array(np.where(size > 0, "B", "A")),
+            "time": pa.array(times.astype(np.int64)).cast(FILLS.field("time").type),
+            "start_position": np.zeros(n),
+            "dir": pa.array(np.where(size > 0, "Open Long", "Open Short")),
+            "closed_pnl": np.zeros(n),
+            "fee": np.zeros(n),
+            "tid": np.arange(n, dtype=np.int64),
+            "liquidation": np.zeros(n, bool),
+        },
+        schema=FILLS,
+    ).sort_by("time")
 
 
 def genesis_staking(sim: Simulator) -> Flows:
@@ -198,4 +267,5 @@ def anchors(sim: Simulator) -> tuple[dict[str, float], dict[str, float]]:
     av = sim.cash + np.bincount(w, weights=p.lots / u.scale[c] * sim.mark[c], minlength=sim.config.wallets)
     addresses = sim.address.to_pylist()
     return dict(zip(addresses, (av + sim.pnl_offset).tolist(), strict=True)), dict(
-        zip(addresses, sim.volume.tolist(), strict=True))  # fmt: skip
+        zip(addresses, sim.volume.tolist(), strict=True)
+    )

@@ -23,18 +23,25 @@ from hyperscope.sources.hyperliquid.nodefiles import (
     staking_events,
     write_json,
     write_snapshot,
-)  # fmt: skip
+)
 from hyperscope.sources.hyperliquid.orders import L4_DIR, l4_document
 from hyperscope.sources.simulator import nodeview
 from hyperscope.sources.simulator.source import SimulatedSource
 
 
 def _leaderboard(pnl: dict[str, float], volume: dict[str, float]) -> dict[str, object]:
-    return {"leaderboardRows": [
-        {"ethAddress": address, "accountValue": "0.0", "displayName": None, "prize": 0,
-         "windowPerformances": [["allTime", {"pnl": repr(value), "roi": "0.0", "vlm": repr(volume[address])}]]}
-        for address, value in pnl.items()
-    ]}  # fmt: skip
+    return {
+        "leaderboardRows": [
+            {
+                "ethAddress": address,
+                "accountValue": "0.0",
+                "displayName": None,
+                "prize": 0,
+                "windowPerformances": [["allTime", {"pnl": repr(value), "roi": "0.0", "vlm": repr(volume[address])}]],
+            }
+            for address, value in pnl.items()
+        ]
+    }
 
 
 def write_node_dir(root: Path, source: SimulatedSource, progress: Callable[[int, int], None] | None = None) -> int:
@@ -52,10 +59,16 @@ def write_node_dir(root: Path, source: SimulatedSource, progress: Callable[[int,
         if i == 0:
             write_json(root / RECORDS_DIR / "leaderboard.json", _leaderboard(*nodeview.anchors(sim)))
         moved = nodeview.deposits(sim)
-        append_block(root, FILLS_DIR, update.height - 1, update.time,
-                     fill_events(update.fills) if update.fills is not None else [])  # fmt: skip
-        append_block(root, MISC_DIR, update.height - 1, update.time,
-                     deposit_events(moved.usdc_user, moved.usdc, update.time))  # fmt: skip
+        append_block(
+            root,
+            FILLS_DIR,
+            update.height - 1,
+            update.time,
+            fill_events(update.fills) if update.fills is not None else [],
+        )
+        append_block(
+            root, MISC_DIR, update.height - 1, update.time, deposit_events(moved.usdc_user, moved.usdc, update.time)
+        )
         write_json(market_record_path(root, update.height), nodeview.market_record(sim))
         if update.orders is not None:  # an order snapshot: every open order, as an L4 snapshot file
             write_json(root / RECORDS_DIR / L4_DIR / f"{update.height}.json", l4_document(update.height, update.orders))

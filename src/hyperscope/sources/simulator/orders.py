@@ -35,13 +35,20 @@ class Orders(MarketState):
         grown = np.where(rng.random(n) < 0.2, rng.uniform(1, 3, n), 1.0)  # partly filled orders
         orig_sz = np.round(sz * u.scale[coin] * grown) / u.scale[coin]
         return {
-            "wallet": wallet.astype(np.int64), "coin": coin.astype(np.int64), "oid": oid.astype(np.int64),
-            "buy": buy, "limit_px": np.where(is_trigger, trigger_px, limit_px), "sz": sz,
+            "wallet": wallet.astype(np.int64),
+            "coin": coin.astype(np.int64),
+            "oid": oid.astype(np.int64),
+            "buy": buy,
+            "limit_px": np.where(is_trigger, trigger_px, limit_px),
+            "sz": sz,
             "orig_sz": orig_sz,
-            "timestamp": now_ms - age, "is_trigger": is_trigger, "trigger_px": trigger_px,
-            "reduce_only": is_trigger & (rng.random(n) < 0.9), "tpsl": is_trigger & (rng.random(n) < 0.5),
+            "timestamp": now_ms - age,
+            "is_trigger": is_trigger,
+            "trigger_px": trigger_px,
+            "reduce_only": is_trigger & (rng.random(n) < 0.9),
+            "tpsl": is_trigger & (rng.random(n) < 0.5),
             "order_type": order_type,
-        }  # fmt: skip
+        }
 
     def _update_orders(self, time_ms: int) -> None:
         o = self.orders

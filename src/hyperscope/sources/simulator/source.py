@@ -46,9 +46,16 @@ class SimulatedSource:
     kind = "simulator"
 
     def __init__(
-        self, scale: str, seed: int, cadence_s: int, checkpoint: Path, *, history_ms: int = DAY_MS,
-        interval_s: float = 5.0, clock: Callable[[], int] = now_ms,
-    ) -> None:  # fmt: skip
+        self,
+        scale: str,
+        seed: int,
+        cadence_s: int,
+        checkpoint: Path,
+        *,
+        history_ms: int = DAY_MS,
+        interval_s: float = 5.0,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.config = preset(scale, seed=seed, cadence_s=cadence_s)
         self.identity = f"simulator scale={scale} seed={seed} cadence={cadence_s}s"
         self.cadence_ms = cadence_s * 1000
@@ -158,8 +165,11 @@ class SimulatedSource:
             log.warning("simulator checkpoint %s is unreadable (%s); rebuilding the market", self.checkpoint_path, e)
             return None
         if book_height != self._height(sim):
-            log.warning("simulator checkpoint and wallet book disagree (heights %d, %d); rebuilding the market",
-                        self._height(sim), book_height)  # fmt: skip
+            log.warning(
+                "simulator checkpoint and wallet book disagree (heights %d, %d); rebuilding the market",
+                self._height(sim),
+                book_height,
+            )
             return None
         if sim.config != self.config:
             raise ConfigError(
@@ -170,8 +180,9 @@ class SimulatedSource:
             log.warning(
                 "simulator checkpoint (height %d) is ahead of the store (height %d): the store was restored "
                 "from an older copy? rebuilding the market from its start",
-                self._height(sim), store_height,
-            )  # fmt: skip
+                self._height(sim),
+                store_height,
+            )
             return None
         return sim
 
@@ -239,8 +250,15 @@ class SimulatedSource:
         contexts = from_recording(orjson.loads(orjson.dumps(nodeview.market_record(sim))))
         # every open order, whenever the update crosses a 5-minute boundary (an order snapshot is due)
         orders = sim.orders_table() if before // ORDER_SNAPSHOT_MS != time_ms // ORDER_SNAPSHOT_MS else None
-        return build_update(nodeview.snapshot(sim, height), contexts, self._book, fills=fills,
-                            flows=nodeview.deposits(sim), orders=orders, source="simulator")  # fmt: skip
+        return build_update(
+            nodeview.snapshot(sim, height),
+            contexts,
+            self._book,
+            fills=fills,
+            flows=nodeview.deposits(sim),
+            orders=orders,
+            source="simulator",
+        )
 
     def stored(self, height: int) -> None:
         """The state update of `height` is in the store (or was already): checkpoint when one is due."""

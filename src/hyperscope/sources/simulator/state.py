@@ -27,9 +27,20 @@ LEVERAGE_WEIGHTS = np.array([2, 4, 7, 12, 16, 10, 10, 6, 5, 3], dtype=np.float64
 FEE_RATE = 0.0003
 # per-wallet and per-coin arrays a checkpoint carries
 _STATE_ARRAYS = (
-    "cash", "pnl_offset", "volume", "spot_usdc", "spot_hype", "staked_hype", "vault_equity",
-    "oracle", "premium", "funding_rate", "mark", "mid", "activity",
-)  # fmt: skip
+    "cash",
+    "pnl_offset",
+    "volume",
+    "spot_usdc",
+    "spot_hype",
+    "staked_hype",
+    "vault_equity",
+    "oracle",
+    "premium",
+    "funding_rate",
+    "mark",
+    "mid",
+    "activity",
+)
 
 SIZE_SIGMA = 3.2  # log-spread of position values (see _genesis_positions)
 BACKGROUND_TURNOVER = 0.2  # flow that holds no position, per day, as a share of open interest
@@ -167,9 +178,20 @@ class MarketState:
         cross_mm = np.bincount(w, weights=np.where(p.iso, 0.0, mm), minlength=nw)
         used = np.bincount(w, weights=np.where(p.iso, iso_eq, notional / p.lev), minlength=nw)
         return {
-            "c": c, "w": w, "size": size, "mark": mark, "mm": mm, "mmr": mmr, "upnl": upnl, "av": av,
-            "iso_eq": iso_eq, "cross_eq": cross_eq, "cross_mm": cross_mm, "used": used, "notional": notional,
-        }  # fmt: skip
+            "c": c,
+            "w": w,
+            "size": size,
+            "mark": mark,
+            "mm": mm,
+            "mmr": mmr,
+            "upnl": upnl,
+            "av": av,
+            "iso_eq": iso_eq,
+            "cross_eq": cross_eq,
+            "cross_mm": cross_mm,
+            "used": used,
+            "notional": notional,
+        }
 
     def _opposite_holders(self, coin: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A random wallet holding `side` in `coin` for each request and the lots it holds, or (-1, 0)."""

@@ -67,10 +67,12 @@ class Trading(MarketState):
         by_activity = self.activity * (free > 0)
         by_activity = by_activity / by_activity.sum() if by_activity.sum() > 0 else self.activity
         rich = rng.random(n_open) < 0.5
-        buyer_o = np.where(rich, rng.choice(cfg.wallets, size=n_open, p=by_margin),
-                           rng.choice(cfg.wallets, size=n_open, p=by_activity))  # fmt: skip
-        seller_o = np.where(rich, rng.choice(cfg.wallets, size=n_open, p=by_margin),
-                            rng.choice(cfg.wallets, size=n_open, p=by_activity))  # fmt: skip
+        buyer_o = np.where(
+            rich, rng.choice(cfg.wallets, size=n_open, p=by_margin), rng.choice(cfg.wallets, size=n_open, p=by_activity)
+        )
+        seller_o = np.where(
+            rich, rng.choice(cfg.wallets, size=n_open, p=by_margin), rng.choice(cfg.wallets, size=n_open, p=by_activity)
+        )
         avg_notional = cfg.oi_usd * u.oi_share / 2 / np.maximum(1.0, target_count / 2)
         # the same spread as at genesis, with the same mean: exp(mu + sigma^2 / 2) = 1
         want = avg_notional[co] * oi_gap[co] * rng.lognormal(-(SIZE_SIGMA**2) / 2, SIZE_SIGMA, n_open)

@@ -43,8 +43,16 @@ _TRANSIENT = (
     pg_errors.QueryCanceled,
     pg_errors.AdminShutdown,
 )
-_ARROW_TYPES = {20: pa.int64(), 23: pa.int32(), 21: pa.int16(), 701: pa.float64(), 700: pa.float32(),
-                16: pa.bool_(), 1043: pa.string(), 25: pa.string()}  # fmt: skip
+_ARROW_TYPES = {
+    20: pa.int64(),
+    23: pa.int32(),
+    21: pa.int16(),
+    701: pa.float64(),
+    700: pa.float32(),
+    16: pa.bool_(),
+    1043: pa.string(),
+    25: pa.string(),
+}
 
 
 class PgConnections(SqlReads):
@@ -90,8 +98,9 @@ class PgConnections(SqlReads):
         try:
             yield
         except _TRANSIENT as e:
-            raise StoreUnavailable(f"the store could not answer ({type(e).__name__}); try again",
-                                   detail=self._text(e)) from e  # fmt: skip
+            raise StoreUnavailable(
+                f"the store could not answer ({type(e).__name__}); try again", detail=self._text(e)
+            ) from e
         except psycopg.Error as e:
             raise StoreFailed(f"the store failed ({type(e).__name__})", detail=self._text(e)) from e
 
@@ -201,8 +210,10 @@ class PgConnections(SqlReads):
             raise
         self._writer = con
         self._reconnected()
-        log.warning("reconnected to the store and took the writer lock again (newest height %s)",
-                    self._latest.height if self._latest else None)  # fmt: skip
+        log.warning(
+            "reconnected to the store and took the writer lock again (newest height %s)",
+            self._latest.height if self._latest else None,
+        )
         return con
 
     def _read_latest(self) -> LatestUpdate | None:

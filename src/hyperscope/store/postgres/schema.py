@@ -42,7 +42,6 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS positions_closed_key ON positions_closed (key)",
     "CREATE INDEX IF NOT EXISTS positions_closed_coin ON positions_closed (coin, close_time)",
     "CREATE INDEX IF NOT EXISTS positions_closed_wallet ON positions_closed (wallet)",
-
     "CREATE INDEX IF NOT EXISTS order_spans_span ON order_spans (span)",
     "CREATE INDEX IF NOT EXISTS order_spans_first ON order_spans (first_height)",
     "CREATE INDEX IF NOT EXISTS order_ends_span ON order_ends (span)",
@@ -53,8 +52,10 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS wallet_marks_time ON wallet_marks (time)",
     "CREATE INDEX IF NOT EXISTS order_ends_time ON order_ends (last_time)",
     *(f"CREATE INDEX IF NOT EXISTS {t}_height ON {t} (height)" for t in SERIES_TABLES),
-    *(f"CREATE INDEX IF NOT EXISTS {t}_time ON {t} (created_at, id)"
-      for t in ("metrics_general", "metrics_perp_volume", "metrics_wallets_equity")),
+    *(
+        f"CREATE INDEX IF NOT EXISTS {t}_time ON {t} (created_at, id)"
+        for t in ("metrics_general", "metrics_perp_volume", "metrics_wallets_equity")
+    ),
     "CREATE INDEX IF NOT EXISTS metrics_coin_series ON metrics_coin (coin, created_at)",
     "CREATE INDEX IF NOT EXISTS metrics_coin_segment_series ON metrics_coin_segment "
     "(coin, segment_id, timeframe, created_at)",
@@ -66,7 +67,7 @@ INDEXES = (
     # every state update rewrites the profiles that changed (a third of them and more): no index to keep up,
     # joins by address hash the table
     "ALTER TABLE wallets SET (autovacuum_vacuum_scale_factor = 0.02)",
-)  # fmt: skip
+)
 
 
 def _schema_statements() -> list[str]:
@@ -168,8 +169,10 @@ class PgSchema(PgConnections):
                         con.execute(f"CREATE TABLE IF NOT EXISTS {name} (LIKE {table} INCLUDING DEFAULTS)")  # type: ignore[call-overload]
                         with con.transaction():
                             con.execute("SET LOCAL lock_timeout = '10s'")
-                            con.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} "  # type: ignore[call-overload]
-                                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})")  # fmt: skip
+                            con.execute(
+                                f"ALTER TABLE {table} ATTACH PARTITION {name} "  # type: ignore[call-overload]
+                                f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})"
+                            )
                 self._partitions[table].add(day)
 
     def _parent_of(self, name: str) -> tuple[str, bool] | None:

@@ -43,8 +43,13 @@ class PgWriter(PgSchema):
         types = types or self._types[table]
         return rows.column_names, pgcopy.encode(rows, [types[c] for c in rows.column_names])
 
-    def _copy(self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table | Future[tuple[list[str], bytes]],
-              types: dict[str, str] | None = None) -> None:  # fmt: skip
+    def _copy(
+        self,
+        cur: psycopg.Cursor[Any],
+        table: str,
+        rows: pa.Table | Future[tuple[list[str], bytes]],
+        types: dict[str, str] | None = None,
+    ) -> None:
         """Append rows with binary COPY; `rows` may be a payload being encoded in the background."""
         if isinstance(rows, pa.Table) and rows.num_rows == 0:
             return
@@ -61,10 +66,11 @@ class PgWriter(PgSchema):
             # streams the small ones and the server works
             states = batch.positions_open.select(STATE_COLUMNS)
             pending = {
-                "open_states": self._encoder.submit(self._encode, "open_states",
-                                                    states.take(pc.sort_indices(states.column("key")))),
+                "open_states": self._encoder.submit(
+                    self._encode, "open_states", states.take(pc.sort_indices(states.column("key")))
+                ),
                 "wallets": self._encoder.submit(self._encode, "wallets", batch.wallets),
-            }  # fmt: skip
+            }
             with self._errors(), con.transaction():
                 cur = con.cursor()
                 if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
@@ -72,8 +78,9 @@ class PgWriter(PgSchema):
                     self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
                     return
                 self._write(cur, batch, pending)
-                cur.execute("SELECT pg_notify(%s, %s)",
-                            (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}"))  # fmt: skip
+                cur.execute(
+                    "SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}")
+                )
             self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
             self._vacuum.set()
 
@@ -83,9 +90,21 @@ class PgWriter(PgSchema):
             "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, liquidations, "
             "ingested_at, ingest_seconds, has_orders, market_data) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (batch.height, batch.time, batch.source, c["positions"], c["wallets"], c["opened"], c["closed"],
-             c["liquidations"], batch.ingested_at, batch.ingest_seconds, batch.orders is not None, batch.market_data),
-        )  # fmt: skip
+            (
+                batch.height,
+                batch.time,
+                batch.source,
+                c["positions"],
+                c["wallets"],
+                c["opened"],
+                c["closed"],
+                c["liquidations"],
+                batch.ingested_at,
+                batch.ingest_seconds,
+                batch.orders is not None,
+                batch.market_data,
+            ),
+        )
         n = batch.markets.num_rows
         markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))
         self._copy(cur, "markets", markets.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64))))
@@ -116,8 +135,11 @@ class PgWriter(PgSchema):
         if batch.orders is not None:
             self._write_orders(cur, batch.orders, batch.height)
         if batch.marks is not None and batch.marks.num_rows:
-            self._copy(cur, "wallet_marks", batch.marks.add_column(
-                0, "time", pa.array(np.full(batch.marks.num_rows, batch.time, np.int64))))  # fmt: skip
+            self._copy(
+                cur,
+                "wallet_marks",
+                batch.marks.add_column(0, "time", pa.array(np.full(batch.marks.num_rows, batch.time, np.int64))),
+            )
         if batch.funding is not None and batch.funding.num_rows:
             self._copy(cur, "funding_hourly", batch.funding)
         self._stage("orders")
@@ -191,28 +213,39 @@ class PgWriter(PgSchema):
             deleted["partitions"] = self._drop_partitions(horizons)
             with self._errors(), con.transaction():
                 cur = con.cursor()
-                doomed = [h for (h,) in cur.execute(
-                    "SELECT height FROM (SELECT height, time, row_number() OVER (PARTITION BY time / %s "
-                    "ORDER BY time DESC, height DESC) AS rn FROM state_updates WHERE time < %s AND NOT thinned) AS t "
-                    "WHERE rn > 1 UNION SELECT height FROM state_updates WHERE time < %s",
-                    (policy.thin_every, cut, expired),
-                ).fetchall() if h != newest]  # fmt: skip
+                doomed = [
+                    h
+                    for (h,) in cur.execute(
+                        "SELECT height FROM (SELECT height, time, row_number() OVER (PARTITION BY time / %s "
+                        "ORDER BY time DESC, height DESC) AS rn FROM state_updates "
+                        "WHERE time < %s AND NOT thinned) AS t "
+                        "WHERE rn > 1 UNION SELECT height FROM state_updates WHERE time < %s",
+                        (policy.thin_every, cut, expired),
+                    ).fetchall()
+                    if h != newest
+                ]
                 if doomed:
                     for table in (*SERIES_TABLES, "markets"):
                         deleted[table] = cur.execute(f"DELETE FROM {table} WHERE height = ANY(%s)", (doomed,)).rowcount  # type: ignore[call-overload]
                 cur.execute("UPDATE state_updates SET thinned = true WHERE time < %s AND NOT thinned", (cut,))
                 steps = {
                     "state_updates": ("DELETE FROM state_updates WHERE time < %s AND height <> %s", (expired, newest)),
-                    "positions_closed": ("DELETE FROM positions_closed WHERE close_time < %s",
-                                         (now - policy.positions,)),
+                    "positions_closed": (
+                        "DELETE FROM positions_closed WHERE close_time < %s",
+                        (now - policy.positions,),
+                    ),
                     "fills": ("DELETE FROM fills WHERE time < %s", (now - policy.fills,)),
-                    "order_spans": ("DELETE FROM order_spans WHERE span IN (SELECT span FROM order_ends "
-                                    "WHERE last_time < %s)", (now - policy.orders,)),
+                    "order_spans": (
+                        "DELETE FROM order_spans WHERE span IN (SELECT span FROM order_ends WHERE last_time < %s)",
+                        (now - policy.orders,),
+                    ),
                     "order_ends": ("DELETE FROM order_ends WHERE last_time < %s", (now - policy.orders,)),
                     "funding_hourly": ("DELETE FROM funding_hourly WHERE time < %s", (now - policy.funding,)),
-                    "wallet_marks": ("DELETE FROM wallet_marks WHERE time < %s OR (time < %s AND NOT full_mark)",
-                                     (now - policy.metrics - DAY_MS, now - 2 * DAY_MS)),
-                }  # fmt: skip
+                    "wallet_marks": (
+                        "DELETE FROM wallet_marks WHERE time < %s OR (time < %s AND NOT full_mark)",
+                        (now - policy.metrics - DAY_MS, now - 2 * DAY_MS),
+                    ),
+                }
                 for name, (sql, params) in steps.items():
                     deleted[name] = cur.execute(sql, params).rowcount  # type: ignore[call-overload]
         return deleted
