@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from hyperscope.domain.time import DAY_MS, HOUR_MS
+from hyperscope.domain.time import HOUR_MS
 from hyperscope.errors import ConfigError
 from hyperscope.settings import Settings
 from hyperscope.store.base import Retention
@@ -174,19 +174,11 @@ def make_app(parts: Parts, *, ingesting: bool) -> FastAPI:
     metrics = Metrics()
     if parts.ingestor is not None:
         parts.ingestor.listeners.append(metrics.observe_ingest)
-    config = ApiConfig(
-        exports_dir=s.exports_dir,
+    config = ApiConfig.from_settings(
+        s,
+        secret=parts.secret,
         stale_after_seconds=stale_after(s, ingesting=ingesting),
         stale_after_from_writer=not ingesting and s.stale_after_seconds is None,
-        cache_max_bytes=s.cache_max_mib * 1024 * 1024,
-        exports_max_bytes=s.exports_max_mib * 1024 * 1024,
-        exports_per_minute=s.exports_per_minute,
-        public_url=s.public_url,
-        allowed_hosts=tuple(s.allowed_hosts),
-        orders_retention_ms=int(s.retention_orders_days * DAY_MS),
-        secret=parts.secret,
-        files=s.files,
-        s3_endpoint_url=s.s3_endpoint_url,
     )
     return create_app(parts.service, parts.keys, config, metrics, ingest=parts.status if ingesting else None)
 

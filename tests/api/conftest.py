@@ -23,6 +23,16 @@ HOUR = 3_600_000
 SECRET = b"test-secret-of-32-bytes-for-tests"
 
 
+def api_config(data_dir, **overrides):
+    """The API's config from default Settings over `data_dir` (never stale unless told), with overrides."""
+    from dataclasses import replace
+
+    from hyperscope.settings import Settings
+
+    made = ApiConfig.from_settings(Settings(data_dir=data_dir), secret=SECRET, stale_after_seconds=1e12)
+    return replace(made, **overrides)
+
+
 class World:
     """A store with simulated history ingested, an app over it and keys of several kinds."""
 
@@ -38,9 +48,7 @@ class World:
         self.revoked, record = self.keys.create("revoked")
         self.keys.revoke(record.key_id)
         self.service = Service(self.store, CursorCodec(Signer(SECRET, "cursor", 3600)))
-        self.config = ApiConfig(
-            exports_dir=path.parent / "exports", stale_after_seconds=1e12, secret=SECRET, **(config or {})
-        )
+        self.config = api_config(path.parent, **(config or {}))
         self.app = create_app(self.service, self.keys, self.config)
 
     def step(self):

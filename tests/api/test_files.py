@@ -11,12 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hyperscope.api import create_app
-from hyperscope.api.app import ApiConfig
 from hyperscope.domain.buckets import size_bucket
 from hyperscope.domain.cohorts import SEGMENT_IDS
 from hyperscope.domain.timefmt import iso_ms
 from hyperscope.store.base import Series
-from tests.api.conftest import SECRET
+from tests.api.conftest import api_config
 
 E = "/api/external"
 
@@ -229,17 +228,12 @@ def test_every_format_holds_the_same_numbers_and_a_file_is_built_once_per_state_
         live_server.get(f"{E}/exports/coins/SOL/segment-metrics", follow_redirects=False).headers["location"]
         for _ in range(2)
     ]
-    ids = {world.app.state.links.verify(link.rsplit("/", 1)[1])[0] for link in links}
+    ids = {world.app.state.hyperscope.links.verify(link.rsplit("/", 1)[1])[0] for link in links}
     assert len(ids) == 1  # the second request reused the file
 
 
 def test_links_start_with_the_public_url_when_one_is_set(world, tmp_path):
-    config = ApiConfig(
-        exports_dir=tmp_path / "exports",
-        stale_after_seconds=1e12,
-        public_url="https://hs.example.com/api-root",
-        secret=SECRET,
-    )
+    config = api_config(tmp_path, public_url="https://hs.example.com/api-root")
     with TestClient(create_app(world.service, world.keys, config)) as c:
         c.headers.update(world.headers())
         r = c.get(f"{E}/exports/coins/BTC/positions", follow_redirects=False)

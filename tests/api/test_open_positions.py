@@ -142,7 +142,7 @@ def test_download_links_are_signed_and_expire(world, live_server):
         response = live_server.get(f"/downloads/{bad}")
         assert response.status_code in (403, 404) and response.json()["error"] in ("forbidden", "not_found")
     signer = LinkSigner(world.service.cursors.signer.for_purpose("link", -1))
-    file_id, _ = world.app.state.links.verify(token)
+    file_id, _ = world.app.state.hyperscope.links.verify(token)
     expired = signer.issue(file_id, "x.csv")
     response = live_server.get(f"/downloads/{expired}")
     assert response.status_code == 403 and "expired" in response.json()["message"]

@@ -5,7 +5,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from hyperscope.api import ApiConfig, create_app
+from hyperscope.api import create_app
 from hyperscope.domain.timefmt import iso_ms
 from hyperscope.ingest import Ingestor
 from hyperscope.pipeline import IngestStatus
@@ -14,7 +14,7 @@ from hyperscope.service.keys import SCOPES
 from hyperscope.signing import Signer
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
-from tests.api.conftest import SECRET
+from tests.api.conftest import api_config
 from tests.factories import T0
 
 START = iso_ms(0)
@@ -22,8 +22,7 @@ NOT_IDS = ["+1", "%2B1", "%201", "1_0", "01", "%D9%A1", "%201%20", "1.0", "0x1",
 
 
 def app_with(world, tmp_path, ingest=None, **config):
-    settings = {"exports_dir": tmp_path / "exports", "stale_after_seconds": 1e12, "secret": SECRET, **config}
-    return create_app(world.service, world.keys, ApiConfig(**settings), ingest=ingest)
+    return create_app(world.service, world.keys, api_config(tmp_path, **config), ingest=ingest)
 
 
 @pytest.mark.parametrize("text", NOT_IDS)
@@ -83,7 +82,7 @@ def test_health_is_ok_only_when_fresh_and_ingesting(world, tmp_path):
 def test_health_of_an_empty_store_is_503_and_no_response_names_a_file(world, tmp_path):
     store = open_store(tmp_path / "empty.duckdb")
     service = Service(store, CursorCodec(Signer(b"s" * 32, "cursor", 60)))
-    app = create_app(service, world.keys, ApiConfig(exports_dir=tmp_path / "exports", secret=SECRET))
+    app = create_app(service, world.keys, api_config(tmp_path, stale_after_seconds=2700.0))
     with TestClient(app) as c:
         empty = c.get("/health")
         assert empty.status_code == 503 and empty.json()["status"] == "empty"
@@ -98,7 +97,7 @@ def test_health_of_an_empty_store_is_503_and_no_response_names_a_file(world, tmp
 
 def test_the_cache_keys_on_what_a_route_reads_and_stays_within_its_bytes(world, tmp_path):
     app = app_with(world, tmp_path, cache_max_bytes=64 * 1024)
-    cache = app.state.cache
+    cache = app.state.hyperscope.cache
     with TestClient(app, headers=world.headers()) as c:
         for _ in range(1_200):
             assert c.get("/api/external/positions/coins").status_code == 200
@@ -113,7 +112,7 @@ def test_the_cache_keys_on_what_a_route_reads_and_stays_within_its_bytes(world, 
 
 def test_cache_entries_expire_and_a_new_state_update_empties_the_cache(world, tmp_path):
     app = app_with(world, tmp_path)
-    cache = app.state.cache
+    cache = app.state.hyperscope.cache
     cache.ttl = 0.0
     with TestClient(app, headers=world.headers()) as c:
         c.get("/api/external/segments")
@@ -128,7 +127,7 @@ def test_cache_entries_expire_and_a_new_state_update_empties_the_cache(world, tm
 
 def _file_of(app, response):
     token = response.headers["location"].rsplit("/", 1)[1]
-    return app.state.links.verify(token)[0]
+    return app.state.hyperscope.links.verify(token)[0]
 
 
 def test_an_export_is_built_once_per_state_update_and_shared(world, tmp_path):

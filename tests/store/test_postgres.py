@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
+from hyperscope.domain.time import DAY_MS
 from hyperscope.dsn import redact
 from hyperscope.errors import ConfigError, HyperscopeError, StoreUnavailable
 from hyperscope.ingest import Ingestor
@@ -45,7 +46,15 @@ def test_retention_drops_whole_daily_partitions_and_keeps_the_rules(url):
         days = partitions(url, "metrics_coin")
         assert len(days) >= 5  # one per day written (and the next day's, made ahead)
         now = store.latest().time
-        policy = Retention(metrics=2 * DAY, full_resolution=HOUR, thin_every=HOUR, positions=DAY, fills=HOUR)
+        policy = Retention(
+            metrics=2 * DAY,
+            full_resolution=HOUR,
+            thin_every=HOUR,
+            positions=DAY,
+            fills=HOUR,
+            orders=7 * DAY_MS,
+            funding=400 * DAY_MS,
+        )
         deleted = store.apply_retention(policy, now)
         assert deleted["partitions"] >= 3
         left = partitions(url, "metrics_coin")
@@ -194,7 +203,15 @@ def test_a_long_reader_neither_blocks_new_days_nor_the_retention_that_drops_old_
             started = time.monotonic()
             ingestor.ingest(sim.step(T0 + 6 * DAY))  # new days' partitions are attached meanwhile
             assert time.monotonic() - started < 5
-            policy = Retention(metrics=DAY, full_resolution=HOUR, thin_every=HOUR, positions=DAY, fills=HOUR)
+            policy = Retention(
+                metrics=DAY,
+                full_resolution=HOUR,
+                thin_every=HOUR,
+                positions=DAY,
+                fills=HOUR,
+                orders=7 * DAY_MS,
+                funding=400 * DAY_MS,
+            )
             started = time.monotonic()
             store.apply_retention(policy, store.latest().time)  # old days wait for the reader, at most 2 s
             assert time.monotonic() - started < 6

@@ -2,6 +2,7 @@
 
 import pytest
 
+from hyperscope.domain.time import DAY_MS
 from hyperscope.ingest import Ingestor
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
@@ -32,7 +33,15 @@ def test_metric_rows_are_thinned_past_full_resolution_and_expire_whole(filled):
     store = filled
     times = {r["height"]: r["time"] for r in store._dicts("SELECT height, time FROM state_updates", [])}
     now = max(times.values())
-    policy = Retention(metrics=3 * HOUR, full_resolution=HOUR, thin_every=HOUR, positions=10 * HOUR, fills=10 * HOUR)
+    policy = Retention(
+        metrics=3 * HOUR,
+        full_resolution=HOUR,
+        thin_every=HOUR,
+        positions=10 * HOUR,
+        fills=10 * HOUR,
+        orders=7 * DAY_MS,
+        funding=400 * DAY_MS,
+    )
     store.apply_retention(policy, now)
     cut = (now - HOUR) // HOUR * HOUR
     expected = set()
@@ -60,7 +69,10 @@ def test_the_newest_state_update_is_never_deleted(filled):
     store = filled
     latest = store.latest()
     store.apply_retention(
-        Retention(metrics=1, full_resolution=0, thin_every=1, positions=1, fills=1), latest.time + HOUR
+        Retention(
+            metrics=1, full_resolution=0, thin_every=1, positions=1, fills=1, orders=7 * DAY_MS, funding=400 * DAY_MS
+        ),
+        latest.time + HOUR,
     )
     assert heights(store, "metrics_coin") == [latest.height]
     assert store.has_height(latest.height) and store.latest() == latest
@@ -73,7 +85,16 @@ def test_closed_lifecycles_and_fills_go_by_their_own_clocks(filled):
     fills_before = store._dicts("SELECT time FROM fills", [])
     assert closed_before and fills_before
     store.apply_retention(
-        Retention(metrics=100 * HOUR, full_resolution=100 * HOUR, thin_every=HOUR, positions=2 * HOUR, fills=HOUR), now
+        Retention(
+            metrics=100 * HOUR,
+            full_resolution=100 * HOUR,
+            thin_every=HOUR,
+            positions=2 * HOUR,
+            fills=HOUR,
+            orders=7 * DAY_MS,
+            funding=400 * DAY_MS,
+        ),
+        now,
     )
     closed = store._dicts("SELECT close_time FROM positions_closed", [])
     fills = store._dicts("SELECT time FROM fills", [])
@@ -85,7 +106,15 @@ def test_closed_lifecycles_and_fills_go_by_their_own_clocks(filled):
 def test_ingest_applies_retention_by_state_update_time(store_target):
     store = open_store(store_target)
     try:
-        policy = Retention(metrics=2 * HOUR, full_resolution=HOUR, thin_every=HOUR, positions=HOUR, fills=HOUR)
+        policy = Retention(
+            metrics=2 * HOUR,
+            full_resolution=HOUR,
+            thin_every=HOUR,
+            positions=HOUR,
+            fills=HOUR,
+            orders=7 * DAY_MS,
+            funding=400 * DAY_MS,
+        )
         ingestor = Ingestor(store, policy)
         sim = Simulator(preset("tiny", seed=3), genesis_ms=T0)
         for k in range(1, N + 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -15,6 +16,7 @@ from hyperscope.api.coinmetrics.shape import PageTokens
 from hyperscope.api.hypertracker import coins, exports, market, positions, segments, system
 from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
+from hyperscope.api.state import ApiState
 from hyperscope.domain.time import DAY_MS
 from hyperscope.errors import ConfigError
 from hyperscope.exports import Exports, Files, LinkSigner, LocalFiles
@@ -23,25 +25,48 @@ from hyperscope.service import KeyManager, Service
 from hyperscope.service.health import IngestState
 from hyperscope.signing import Signer
 
+if TYPE_CHECKING:
+    from hyperscope.settings import Settings
+
 MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """What the app needs beside the service and the keys; `from_settings` in the runtime fills it."""
+    """What the app needs beside the service and the keys, made from the Settings by `from_settings` (the
+    defaults live in the Settings, nowhere else)."""
 
     exports_dir: Path
-    stale_after_seconds: float | None = 2700.0  # None: never stale (a replay of history)
-    stale_after_from_writer: bool = False  # the store's writer says how stale is too stale (serve, unset)
-    cache_max_bytes: int = 256 * MIB
-    exports_max_bytes: int = 1024 * MIB
-    exports_per_minute: int = 30
-    public_url: str | None = None  # absolute base of download links; None: see api/urls.py
-    allowed_hosts: tuple[str, ...] = ()  # Host header names links may start with when public_url is unset
-    orders_retention_ms: int = 7 * DAY_MS  # order snapshots older than this are refused
-    files: str | None = None  # s3://bucket/prefix, else the local exports_dir
-    s3_endpoint_url: str | None = None
-    secret: bytes = field(default=b"", repr=False)  # signs download links and /v4 page tokens (runtime.secret)
+    stale_after_seconds: float | None  # None: never stale (a replay of history)
+    stale_after_from_writer: bool  # the store's writer says how stale is too stale (serve, unset)
+    cache_max_bytes: int
+    exports_max_bytes: int
+    exports_per_minute: int
+    public_url: str | None  # absolute base of download links; None: see api/urls.py
+    allowed_hosts: tuple[str, ...]  # Host header names links may start with when public_url is unset
+    orders_retention_ms: int  # order snapshots older than this are refused
+    files: str | None  # s3://bucket/prefix, else the local exports_dir
+    s3_endpoint_url: str | None
+    secret: bytes = field(repr=False)  # signs cursors, download links and /v4 page tokens (runtime.secret)
+
+    @classmethod
+    def from_settings(
+        cls, s: Settings, *, secret: bytes, stale_after_seconds: float | None, stale_after_from_writer: bool = False
+    ) -> ApiConfig:
+        return cls(
+            exports_dir=s.exports_dir,
+            stale_after_seconds=stale_after_seconds,
+            stale_after_from_writer=stale_after_from_writer,
+            cache_max_bytes=s.cache_max_mib * MIB,
+            exports_max_bytes=s.exports_max_mib * MIB,
+            exports_per_minute=s.exports_per_minute,
+            public_url=s.public_url,
+            allowed_hosts=tuple(s.allowed_hosts),
+            orders_retention_ms=int(s.retention_orders_days * DAY_MS),
+            files=s.files,
+            s3_endpoint_url=s.s3_endpoint_url,
+            secret=secret,
+        )
 
 
 def open_files(config: ApiConfig, keep_seconds: int) -> Files:
@@ -75,18 +100,22 @@ def create_app(
         openapi_url="/openapi.json",
         redoc_url=None,
     )
-    app.state.service = service
-    app.state.keys = keys
-    app.state.config = config
-    app.state.ingest = ingest
-    app.state.limiter = RateLimiter(keys.counters)
-    app.state.cache = ResponseCache(config.cache_max_bytes)
-    app.state.metrics = metrics or Metrics()
-    app.state.links = LinkSigner(Signer(config.secret, "link", LINK_TTL_SECONDS))
+    limiter = RateLimiter(keys.counters)
+    metrics = metrics or Metrics()
     files = open_files(config, keep_seconds=LINK_TTL_SECONDS + 60)
-    app.state.exports = Exports(files, config.exports_per_minute, keys.counters, config.secret)
-    app.state.funding = service.funding()
-    app.state.cm_tokens = PageTokens(service.cursors.signer.for_purpose("cm-page"))
+    app.state.hyperscope = ApiState(
+        service=service,
+        keys=keys,
+        config=config,
+        ingest=ingest,
+        limiter=limiter,
+        cache=ResponseCache(config.cache_max_bytes),
+        metrics=metrics,
+        links=LinkSigner(Signer(config.secret, "link", LINK_TTL_SECONDS)),
+        exports=Exports(files, config.exports_per_minute, keys.counters, config.secret),
+        funding=service.funding(),
+        cm_tokens=PageTokens(service.cursors.signer.for_purpose("cm-page")),
+    )
     errors.install(app)
     for router in (
         market.metrics_router,
@@ -104,8 +133,8 @@ def create_app(
     ):
         app.include_router(router)
     # outermost last: every request is measured, including the ones authentication turns away
-    app.add_middleware(AuthMiddleware, keys=keys, limiter=app.state.limiter)
-    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    app.add_middleware(AuthMiddleware, keys=keys, limiter=limiter)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
     app.add_middleware(HeadAsGet)
     app.openapi_schema = None
     _document_security(app)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from hyperscope.api.state import api_state
+
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
@@ -22,7 +24,7 @@ def _hostname(host: str) -> str:
 
 def link_base(request: Request) -> str:
     """`scheme://host[:port]` (no trailing slash) that links in answers to `request` start with."""
-    config = request.app.state.config
+    config = api_state(request).config
     if config.public_url:
         return str(config.public_url).rstrip("/")
     scheme = "https" if request.url.scheme == "https" else "http"

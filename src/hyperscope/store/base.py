@@ -201,8 +201,8 @@ class Retention:
     thin_every: int
     positions: int
     fills: int
-    orders: int = 7 * DAY_MS
-    funding: int = 400 * DAY_MS
+    orders: int
+    funding: int
 
     @classmethod
     def from_settings(cls, settings: Any) -> Retention:

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from hyperscope.api.coinmetrics import shape
 from hyperscope.api.coinmetrics.shape import CMBadParameter, unsupported
+from hyperscope.api.state import api_state
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.service.funding import (
     ALIASES,
@@ -20,7 +21,7 @@ from hyperscope.service.funding import (
 
 
 def funding(request: Request) -> FundingService:
-    return request.app.state.funding
+    return api_state(request).funding
 
 
 def metrics_of(request: Request) -> tuple[list[str], list[str], bool]:

@@ -23,6 +23,7 @@ from hyperscope.api.coinmetrics.docs import REFERENCE, RESPONSES, WINDOW, docume
 from hyperscope.api.coinmetrics.params import entities_of, funding, metrics_of, window_of
 from hyperscope.api.coinmetrics.shape import CMBadParameter
 from hyperscope.api.coinmetrics.table import MarketTable, Table, respond
+from hyperscope.api.state import api_state
 from hyperscope.api.urls import link_base
 from hyperscope.domain.time import DAY_MS
 from hyperscope.service.funding import (
@@ -66,8 +67,8 @@ async def _cached(request: Request, build: Any) -> Response:
     if q.get("format", "json") != "json":
         return await run_in_threadpool(build)
     key = (request.url.path, link_base(request), tuple(sorted((k, v) for k, v in q.multi_items() if k != "api_key")))
-    latest = request.app.state.service.latest()
-    cache = request.app.state.cache
+    latest = api_state(request).service.latest()
+    cache = api_state(request).cache
     body = await run_in_threadpool(cache.get_or_build, latest.height if latest else None, key, lambda: build().body)
     deprecated = any(m.strip() in ALIASES for m in (q.get("metrics") or "").split(","))
     return Response(body, media_type="application/json", headers={"Deprecation": "true"} if deprecated else {})

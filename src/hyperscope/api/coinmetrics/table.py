@@ -18,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from hyperscope.api.coinmetrics import shape
 from hyperscope.api.coinmetrics.params import query_key
+from hyperscope.api.state import api_state
 from hyperscope.api.urls import link_base
 from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.service.funding import (
@@ -149,7 +150,7 @@ def respond(request: Request, table: Table, entity_key: str, limit_param: str, d
         )
     page_size = shape.parse_int(q.get("page_size"), "page_size", 100, 1, shape.MAX_PAGE_SIZE) or 100
     paging_from = shape.parse_choice(q.get("paging_from"), "paging_from", ("start", "end"), "end")
-    tokens: shape.PageTokens = request.app.state.cm_tokens
+    tokens: shape.PageTokens = api_state(request).cm_tokens
     query = query_key(request)
     keys = table.keys()
     lo, hi = 0, len(table)

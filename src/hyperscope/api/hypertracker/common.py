@@ -14,6 +14,7 @@ from fastapi import Path, Request
 from hyperscope.api import params
 from hyperscope.api.hypertracker import shape
 from hyperscope.api.responses import JSONBytes
+from hyperscope.api.state import api_state
 from hyperscope.service import Service, Window
 from hyperscope.service.queries import UnknownBucket, UnknownSegment
 
@@ -64,7 +65,7 @@ def path_id_param(description: str) -> Any:
 
 
 def service(request: Request) -> Service:
-    return request.app.state.service
+    return api_state(request).service
 
 
 def cached(request: Request, build: Callable[[], Any], reads: tuple[str, ...] = ()) -> JSONBytes:
@@ -79,7 +80,7 @@ def cached(request: Request, build: Callable[[], Any], reads: tuple[str, ...] = 
     if "nextCursor" in reads and q.get("nextCursor"):
         return JSONBytes(build())
     key = (request.scope["path"], *("\x00".join(q.getlist(name)) for name in reads))
-    return JSONBytes(request.app.state.cache.get_or_build(service(request).latest_height(), key, build))
+    return JSONBytes(api_state(request).cache.get_or_build(service(request).latest_height(), key, build))
 
 
 def series_window(request: Request, query: str, *, start_required: bool = True) -> Window:

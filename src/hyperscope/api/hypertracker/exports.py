@@ -20,6 +20,7 @@ from hyperscope.api.auth import scoped
 from hyperscope.api.hypertracker.common import EXTERNAL, query_params, service
 from hyperscope.api.models import DownloadLink, error_responses
 from hyperscope.api.responses import JSONBytes
+from hyperscope.api.state import api_state
 from hyperscope.api.urls import link_base
 from hyperscope.domain.timefmt import iso_ms, now_ms
 from hyperscope.errors import BadParameter, NotFound, RetryLater
@@ -69,13 +70,13 @@ async def _file_link(
 ) -> str:
     """An absolute signed link to export `kind` of `subject` at `height` in `fmt`, building it if needed."""
     key_id = request.scope["state"]["api_key"].key_id
-    exports = request.app.state.exports
+    exports = api_state(request).exports
 
     def make() -> str:
         return exports.get_or_build(f"{kind}.{fmt}", subject, height, key_id, lambda: build().render(fmt), fmt)
 
     file_id = await run_in_threadpool(make)
-    links, filename = request.app.state.links, f"{name.replace(':', '_')}.{fmt}"
+    links, filename = api_state(request).links, f"{name.replace(':', '_')}.{fmt}"
     presigned = await run_in_threadpool(exports.files.presigned, file_id, filename, links.signer.ttl)
     if presigned is not None:  # the file store signs its own links (S3)
         return str(presigned)
@@ -206,7 +207,7 @@ def _snapshot_time(request: Request, text: str) -> int:
     if at > now_ms():
         raise BadParameter("snapshotTime", f"is in the future: {text!r}")
     latest = reads.latest()
-    retention = request.app.state.config.orders_retention_ms  # by state-update time, as the store keeps them
+    retention = api_state(request).config.orders_retention_ms  # by state-update time, as the store keeps them
     first = reads.first_order_update(latest.time - retention) if latest else None
     earliest = None if first is None else -(-first // SNAPSHOT_MS) * SNAPSHOT_MS
     if earliest is None or at < earliest:

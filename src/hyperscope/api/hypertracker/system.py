@@ -9,6 +9,7 @@ from starlette.responses import FileResponse, Response
 from hyperscope.api.hypertracker.common import service
 from hyperscope.api.models import Error, Health
 from hyperscope.api.responses import JSONBytes
+from hyperscope.api.state import api_state
 from hyperscope.errors import HyperscopeError
 from hyperscope.exports import FORMATS
 
@@ -23,7 +24,7 @@ router = APIRouter(tags=["system"])
 )
 async def health(request: Request) -> JSONBytes:
     """200 when the newest state update is fresh and ingest runs; 503 with the reason otherwise."""
-    state = request.app.state
+    state = api_state(request)
     config = state.config
     status, body = await run_in_threadpool(
         service(request).health,
@@ -53,14 +54,14 @@ def _camel(body: dict) -> dict:
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def prometheus(request: Request) -> Response:
     """Prometheus text format: requests, latencies, ingest durations, height and lag."""
-    metrics = request.app.state.metrics
+    metrics = api_state(request).metrics
     try:  # during an outage the process's own figures still answer (Prometheus keeps scraping)
         latest = service(request).latest()
     except HyperscopeError:
         latest = None
     if latest is not None:
         metrics.observe_latest(latest.height, latest.time)
-    cache = request.app.state.cache
+    cache = api_state(request).cache
     metrics.cache_entries.set(len(cache))
     metrics.cache_bytes.set(cache.bytes)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -77,6 +78,6 @@ async def prometheus(request: Request) -> Response:
 )
 async def download(request: Request, token: str) -> FileResponse:
     """An export file behind a signed link (no key needed: the link is the credential; 403 once expired)."""
-    file_id, name = request.app.state.links.verify(token)
-    path = request.app.state.exports.files.path(file_id)
+    file_id, name = api_state(request).links.verify(token)
+    path = api_state(request).exports.files.path(file_id)
     return FileResponse(path, media_type=FORMATS[file_id.rsplit(".", 1)[1]], filename=name)
