@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hyperscope.api.errors import COINMETRICS, family_error_body
-from hyperscope.errors import BadParameter, Forbidden, HyperscopeError, MissingKey, RateLimited
+from hyperscope.errors import BadParameter, Forbidden, HyperscopeError, MissingKey, RateLimited, WrongKey
 from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, UsageStore
 
 # Paths that need no key; everything else does (an unknown path is a 401 before it is a 404), so a new route is
@@ -35,20 +35,26 @@ def is_public(path: str) -> bool:
     return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
 
 
-def credentials(scope: Scope) -> str | None:
-    """The key as an Authorization header value: the header itself, or, under /v4 only, Coin Metrics'
+MISSING = "missing Authorization header; send 'Authorization: Bearer <your API key>'"
+
+
+def credentials(scope: Scope) -> str:
+    """The key a request presents: its `Authorization: Bearer` header, or, under /v4 only, Coin Metrics'
     `api_key=` parameter (the official client sends it). HyperTracker routes take the header alone, as
-    upstream documents, so keys stay out of URLs, proxies' logs and browser histories."""
+    upstream documents, so keys stay out of URLs, proxies' logs and browser histories. MissingKey or WrongKey
+    (a header of another scheme) when there is none to check."""
     header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
     if header:
-        return header.decode("latin-1")
-    if not scope["path"].startswith(COINMETRICS):
-        return None
-    for part in scope.get("query_string", b"").split(b"&"):
-        name, _, value = part.partition(b"=")
-        if name == b"api_key" and value:
-            return "Bearer " + unquote_plus(value.decode("latin-1"))
-    return None
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise WrongKey("malformed Authorization header; expected 'Bearer <your API key>'")
+        return token.strip()
+    if scope["path"].startswith(COINMETRICS):
+        for part in scope.get("query_string", b"").split(b"&"):
+            name, _, value = part.partition(b"=")
+            if name == b"api_key" and value:
+                return unquote_plus(value.decode("latin-1"))
+    raise MissingKey(MISSING)
 
 
 def scoped(scope: str) -> type[APIRoute]:
@@ -72,7 +78,7 @@ def scoped(scope: str) -> type[APIRoute]:
             async def checked(request: Request) -> Response:
                 key: ApiKey | None = request.scope.get("state", {}).get("api_key")
                 if key is None:  # the middleware authenticates every /api/external request; never serve without
-                    raise MissingKey("missing Authorization header; send 'Authorization: Bearer <your API key>'")
+                    raise MissingKey(MISSING)
                 if not key.allows(scope):
                     raise Forbidden(f"this API key has no access to '{scope}' routes")
                 for name, value in request.query_params.multi_items():
