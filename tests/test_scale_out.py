@@ -157,6 +157,20 @@ def test_serve_with_workers_shares_one_port_and_one_rate_limit(database, tmp_pat
             codes = in_one_minute(requests)  # (a worker that has not seen the new key yet answers 401, uncounted)
             tenth = [i for i, c in enumerate(codes) if c == 200][9]
             assert codes.count(200) == 10 and set(codes[tenth + 1 :]) == {429}, codes
+
+            # the dashboard's live stream, from whichever worker: each new state update the writer commits
+            with httpx.Client(base_url=server.base, timeout=60) as web:
+                signed = web.post("/dashboard/sign-in", content=f"key={key}&next=/dashboard")
+                assert signed.status_code == 303 and "hs_session" in web.cookies
+                heights: list[int] = []
+                with web.stream("GET", "/dashboard/events") as stream:
+                    deadline = time.monotonic() + 90
+                    for line in stream.iter_lines():
+                        if line.startswith("id: "):
+                            heights.append(int(line[4:]))
+                        if len(heights) == 2 or time.monotonic() > deadline:
+                            break
+                assert len(heights) == 2 and heights[1] > heights[0], heights
         finally:
             server.signal(signal.SIGTERM)
             assert server.finish()[0] == 0

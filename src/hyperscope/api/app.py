@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from hyperscope import __version__
+from hyperscope import __version__, dashboard
 from hyperscope.api import errors
 from hyperscope.api.auth import AuthMiddleware, RateLimiter
 from hyperscope.api.coinmetrics import routes as coinmetrics
@@ -117,6 +117,7 @@ def create_app(
         cm_tokens=PageTokens(service.cursors.signer.for_purpose("cm-page")),
     )
     errors.install(app)
+    dashboard.install(app, service, keys, config.secret)
     for router in (
         market.metrics_router,
         market.positions_router,

@@ -27,8 +27,8 @@ from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, U
 
 # Paths that need no key; everything else does (an unknown path is a 401 before it is a 404), so a new route is
 # never public by accident.
-PUBLIC = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
-PUBLIC_PREFIXES = ("/downloads/",)
+PUBLIC = frozenset({"/", "/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+PUBLIC_PREFIXES = ("/downloads/", "/dashboard")  # the dashboard signs in with its own session cookie
 
 
 def is_public(path: str) -> bool:

@@ -106,11 +106,11 @@ def serve(settings: Settings) -> None:
         if settings.workers > 1:
             parts = build(settings, ingest=False, serve=True)
             assert parts.keys is not None
-            keys, key = parts.keys, first_key(parts.keys)
+            keys, key, secret = parts.keys, first_key(parts.keys), parts.secret
             parts.close()  # the workers open their own (nothing open may cross a fork)
             signals = Signals()
             with signals.installed():
-                raise Exit(serve_workers(settings, sock, signals, lambda: announce(sock, key, keys)))
+                raise Exit(serve_workers(settings, sock, signals, lambda: announce(sock, key, keys, secret)))
         with session(settings, ingest=False, serve=True) as (parts, signals):
             assert parts.keys is not None
             serve_until_stopped(parts, sock, make_app(parts, ingesting=False), signals, first_key(parts.keys))

@@ -34,12 +34,17 @@ def progress(label: str) -> Progress:
     return Progress(*columns, console=err, transient=False)
 
 
-def announce(sock: socket.socket, key: str | None, keys: KeyManager) -> None:
+def announce(sock: socket.socket, key: str | None, keys: KeyManager, secret: bytes) -> None:
+    from hyperscope.dashboard import sign_in_link
+
     host, port = sock.getsockname()[:2]
-    url = f"http://{host}:{port}"
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)  # noqa: S104
+    url = f"http://{shown}:{port}"
     say = out.print  # soft_wrap: a URL or key is never split across lines, whatever the terminal width
     say(f"\n[bold green]hyperscope is running[/] at [bold]{url}[/]  (docs: {url}/docs)", soft_wrap=True)
     if key:
+        link = sign_in_link(secret, key.split("_", 2)[1])
+        say(f"Dashboard (one-time sign-in link, valid 10 min): [bold]{url}{link}[/]", soft_wrap=True)
         say("API key (shown once, keep it):", soft_wrap=True)
         say(f"[bold]{key}[/]", soft_wrap=True)
         say(f'Try: curl -H "Authorization: Bearer {key}" {url}/api/external/positions/coins', soft_wrap=True)

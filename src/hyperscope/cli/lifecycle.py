@@ -172,5 +172,5 @@ def serve_until_stopped(
         return
     if worker is not None:
         worker.start()
-    announce(sock, key, parts.keys)
+    announce(sock, key, parts.keys, parts.secret)
     server.run(sockets=[sock])

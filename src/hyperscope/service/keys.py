@@ -127,6 +127,13 @@ class KeyManager:
         self.reload()
         return token, self._keys[key_id]
 
+    def active(self, key_id: str) -> ApiKey | None:
+        """The key with this id while it is active (None once revoked or unknown): what a signed-in session
+        checks at every request, so revoking a key ends its sessions."""
+        self.refresh()
+        key = self._keys.get(key_id)
+        return key if key is not None and key.revoked_at is None else None
+
     def list(self) -> list[ApiKey]:
         return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
 

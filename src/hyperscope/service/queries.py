@@ -19,6 +19,7 @@ from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.domain.writer import WRITER_KEY, WriterRecord
 from hyperscope.errors import BadParameter, HyperscopeError, NotFound
+from hyperscope.service.charts import CHART_MAX_ROWS, Chart, reduce
 from hyperscope.service.funding import FundingService
 from hyperscope.service.health import IngestState, health
 from hyperscope.service.paging import CursorCodec, Window
@@ -230,6 +231,32 @@ class Service:
     def past_height(self, time: int) -> int | None:
         """The newest state update at or before `time` whose metric rows are kept (semantics.md's `past`)."""
         return self.store.past_height(time)
+
+    def markets_at(self, height: int) -> list[dict[str, Any]]:
+        return self.store.markets_at(height)
+
+    def wallet(self, address: str) -> dict[str, Any] | None:
+        return self.store.wallet(address.lower())
+
+    def update_times(self, first_height: int, last_height: int) -> dict[int, int]:
+        """height -> time of the stored state updates in [first_height, last_height]."""
+        return self.store.state_update_times(first_height, last_height)
+
+    def chart(self, series: Series, fields: tuple[str, ...], start: int, end: int, width: int) -> Chart:
+        """A series' fields over [start, end], oldest first, reduced to at most `width` pixel buckets
+        (charts.reduce: each bucket's minimum and maximum kept)."""
+        rows = self.store.series(series, start, end, None, CHART_MAX_ROWS)[::-1]
+        return reduce(rows, fields, width)
+
+    def charts_by(
+        self, series: Series, key: str, fields: tuple[str, ...], start: int, end: int, width: int
+    ) -> dict[Any, Chart]:
+        """`chart` for every series of a family at once (one read), by the value of column `key`
+        (e.g. every coin's OI over a day, for sparklines)."""
+        groups: dict[Any, list[dict[str, Any]]] = {}
+        for row in reversed(self.store.series(series, start, end, None, CHART_MAX_ROWS)):
+            groups.setdefault(row[key], []).append(row)
+        return {k: reduce(rows, fields, width) for k, rows in groups.items()}
 
     def market_at(self, coin: str, height: int) -> dict[str, Any] | None:
         return self.store.market_at(coin, height)

@@ -109,6 +109,15 @@ class SqlReads:
     def coins(self) -> list[dict[str, Any]]:
         return self._dicts("SELECT coin, coin_lower, dex, last_height FROM coins ORDER BY coin")
 
+    def markets_at(self, height: int) -> list[dict[str, Any]]:
+        """Every market's row of one state update."""
+        return self._dicts("SELECT * FROM markets WHERE height = ? ORDER BY coin", [height])
+
+    def wallet(self, address: str) -> dict[str, Any] | None:
+        """A wallet's newest profile (equity parts, PnL, volume, cohorts)."""
+        rows = self._dicts("SELECT * FROM wallets WHERE address = ?", [address])
+        return rows[0] if rows else None
+
     def _markets_at(self, height: int) -> dict[str, dict[str, Any]]:
         """coin -> the market fields /positions serves, at one state update (the last one asked is kept, per
         thread)."""
