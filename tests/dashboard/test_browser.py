@@ -28,9 +28,10 @@ PAGES = {
     "cohorts": "/dashboard/cohorts",
     "cohort": "/dashboard/cohorts/3",
     "heatmap": "/dashboard/heatmap",
+    "migration": "/dashboard/cohorts/migration",
     "leaderboards": "/dashboard/leaderboards?period=all",
 }
-CHARTED = {"market", "coin", "cohort"}
+CHARTED = {"market", "coin", "cohort", "migration"}
 DEADLINE_MS = 90_000  # a loaded 2-core machine is slow; every wait is for a condition, with this deadline
 
 

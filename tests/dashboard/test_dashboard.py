@@ -19,7 +19,7 @@ from tests.api.conftest import SECRET
 VENDOR = Path(__file__).resolve().parents[2] / "src" / "hyperscope" / "dashboard" / "static" / "vendor"
 PAGES = ["", "?range=all", "/perps", "/perps?sort=funding&desc=false&segment=3&dex=xyz", "/coin/BTC", "/cohorts",
          "/cohorts/3", "/heatmap", "/heatmap?openedWithin=24h", "/heatmap/cell?coin=BTC&segment=1",
-         "/leaderboards?period=week"]  # fmt: skip
+         "/leaderboards?period=week", "/cohorts/migration", "/cohorts/migration?range=7d"]  # fmt: skip
 
 
 def test_every_vendored_asset_matches_its_manifest_and_carries_its_licence():
@@ -141,3 +141,13 @@ def test_the_stream_announces_each_new_update_once_and_resumes_after_the_last_se
     calls = iter(updates)
     resumed = asyncio.run(collect(10))
     assert b"id: 10\n" not in resumed and b"id: 11\n" in resumed
+
+
+def test_cohort_migration_counts_each_moved_wallet_once(world):
+    from hyperscope.dashboard import views
+
+    update = world.service.latest()
+    data = views.migration(world.service, update, "1d")
+    in_matrix = sum(c["wallets"] for line in data["matrix"] for c in line["cells"])
+    assert in_matrix == data["moved"] <= data["tracked"]
+    assert all(line["cells"][i]["wallets"] == 0 for i, line in enumerate(data["matrix"]))  # no self-moves

@@ -184,6 +184,11 @@ def cohorts(request: Request) -> Response:
     return _page(request, "cohorts.html", "cohorts", lambda s, u: {"cards": views.cohorts(s, u)})
 
 
+@router.get("/cohorts/migration")
+def migration(request: Request, range: str = "1d") -> Response:  # noqa: A002
+    return _page(request, "migration.html", "cohorts", lambda s, u: views.migration(s, u, range))
+
+
 @router.get("/cohorts/{segment}")
 def cohort(request: Request, segment: int, range: str = "7d") -> Response:  # noqa: A002
     return _page(

@@ -453,3 +453,55 @@ def freshness(update: LatestUpdate | None, now: int, stale_after_ms: int = HOUR_
         return {"height": None, "time": None, "age_s": None, "live": False}
     age = max(0, now - update.time)
     return {"height": update.height, "time": update.time, "age_s": age // 1000, "live": age < stale_after_ms}
+
+
+def migration(svc: Service, update: LatestUpdate, range_name: str) -> dict[str, Any]:
+    """Wallets and open value moving between PnL cohorts over a window: each wallet's cohort by its all-time perp
+    PnL at its newest hourly mark at or before the window's start (the leaderboards' baselines) against its
+    cohort now. Size cohorts need perp equity history, which is not kept (decisions.md)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from hyperscope.domain.cohorts import pnl_segment
+
+    span = RANGES.get(range_name) or DAY_MS
+    wallets = svc.wallets_with_exposure()
+    base = svc.wallet_baselines(update.time - span)
+    found = np.asarray(pc.fill_null(pc.index_in(wallets.column("address"), value_set=base.column("address")), -1))
+    known = found >= 0
+    now_seg = pnl_segment(wallets.column("pnl").to_numpy(zero_copy_only=False))
+    then_seg = np.zeros(len(now_seg), np.int64)
+    then_seg[known] = pnl_segment(base.column("pnl").to_numpy(zero_copy_only=False)[found[known]])
+    value = wallets.column("open_value").to_numpy(zero_copy_only=False)
+    ids = [s.id for s in SEGMENTS if s.category == "pnl"]
+    moved = known & (then_seg != now_seg)
+    matrix = []
+    for a in ids:
+        line = []
+        for b in ids:
+            cell = moved & (then_seg == a) & (now_seg == b)
+            line.append({"wallets": int(cell.sum()), "value": float(value[cell].sum())})
+        matrix.append({"segment": SEGMENTS_BY_ID[a], "cells": line})
+    into = [int((moved & (now_seg == s)).sum()) for s in ids]
+    out_of = [int((moved & (then_seg == s)).sum()) for s in ids]
+    flow_chart = {
+        "title": "Wallets moving between PnL cohorts: in (green) and out (red), by cohort "
+        + " · ".join(f"{i + 1} {SEGMENTS_BY_ID[s].name}" for i, s in enumerate(ids)),
+        "kind": "bars",
+        "xlabel": "cohort",
+        "x": [float(i + 1) for i in range(len(ids))],
+        "series": [
+            {"label": "moved in", "color": "#16a34a", "values": [float(v) for v in into]},
+            {"label": "moved out", "color": "#dc2626", "values": [float(-v) for v in out_of]},
+        ],
+        "rows": int(moved.sum()),
+    }
+    return {
+        "range": range_name if range_name in RANGES else "1d",
+        "segments": [SEGMENTS_BY_ID[s] for s in ids],
+        "matrix": matrix,
+        "moved": int(moved.sum()),
+        "tracked": int(known.sum()),
+        "new": int((~known).sum()),
+        "charts": [flow_chart],
+    }

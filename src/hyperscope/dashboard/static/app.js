@@ -25,7 +25,7 @@
     if (figure.querySelector(".uplot")) return;
     var spec = JSON.parse(figure.getAttribute("data-chart"));
     var bars = spec.kind === "bars";
-    var series = [{ label: bars ? "price" : "time" }];
+    var series = [{ label: spec.xlabel || (bars ? "price" : "time") }];
     var data = [spec.x];
     spec.series.forEach(function (s) {
       var one = { label: s.label, stroke: s.color, width: 1.5, value: function (u, v) { return fmt(v); } };
