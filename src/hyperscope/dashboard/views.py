@@ -237,6 +237,13 @@ def coin(svc: Service, update: LatestUpdate, name: str, range_name: str) -> dict
     }
 
 
+def _bias(data: Chart) -> list[float | None]:
+    """A cohort's perp bias at each point of its chart (the formula bias-history serves)."""
+    v = data.values
+    triples = zip(v["open_long_value"], v["open_short_value"], v["active_perp_equity"], strict=True)
+    return [_scalar(formulas.perp_bias, lo, sh, eq) for lo, sh, eq in triples]
+
+
 def cohorts(svc: Service, update: LatestUpdate) -> list[dict[str, Any]]:
     cards = []
     for s in SEGMENTS:
@@ -249,15 +256,7 @@ def cohorts(svc: Service, update: LatestUpdate) -> list[dict[str, Any]]:
             update.time,
             60,
         )
-        bias = [
-            _scalar(formulas.perp_bias, lo, sh, eq)
-            for lo, sh, eq in zip(
-                history.values["open_long_value"],
-                history.values["open_short_value"],
-                history.values["active_perp_equity"],
-                strict=True,
-            )
-        ]
+        bias = _bias(history)
         cards.append(
             {
                 "segment": s,
@@ -288,15 +287,7 @@ def cohort(svc: Service, update: LatestUpdate, segment: int, range_name: str) ->
         end,
         CHART_WIDTH,
     )
-    bias = [
-        _scalar(formulas.perp_bias, lo, sh, eq)
-        for lo, sh, eq in zip(
-            data.values["open_long_value"],
-            data.values["open_short_value"],
-            data.values["active_perp_equity"],
-            strict=True,
-        )
-    ]
+    bias = _bias(data)
     bias_chart = {
         "title": f"{s.name}: bias",
         "kind": "line",
