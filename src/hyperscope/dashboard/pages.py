@@ -3,6 +3,8 @@ cell's positions, the freshness label and the live stream. Every read goes throu
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,13 +102,39 @@ def _page(
         error = templates.get_template("error.html")
         return _html(error.render(message="this API key has no 'metrics' scope", fresh=fresh, **page), 403)
     try:
-        data = build(svc, views.latest(update))
+        data = _built(request, template, update, lambda: build(svc, views.latest(update)))
         status = 200
         name = template
     except HyperscopeError as e:
         data, status, name = {"message": e.message}, getattr(e, "status", 400), "error.html"
     html = templates.get_template(name).render(fresh=views.freshness(update, now_ms()), **page, **data)
     return _html(html, status)
+
+
+PAGE_CACHE_ENTRIES = 128  # pages' data kept per state update (the same for every signed-in key)
+UNCACHED = frozenset({"cell.html", "wallet.html"})  # large (a cell's positions) or unbounded in number (wallets)
+_cache: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _built(
+    request: Request, template: str, update: LatestUpdate | None, build: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """A page's data, built once per state update and URL (a page's data depends on nothing else): the first
+    view after an update pays for the reads, the others reuse them until the next update."""
+    if update is None or template in UNCACHED:
+        return build()
+    key = (template, f"{request.url.path}?{request.url.query}", update.height)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    data = build()
+    with _cache_lock:
+        _cache[key] = data
+        while len(_cache) > PAGE_CACHE_ENTRIES:
+            _cache.popitem(last=False)
+    return data
 
 
 @router.get("/sign-in")
