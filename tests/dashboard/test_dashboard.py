@@ -151,3 +151,18 @@ def test_cohort_migration_counts_each_moved_wallet_once(world):
     in_matrix = sum(c["wallets"] for line in data["matrix"] for c in line["cells"])
     assert in_matrix == data["moved"] <= data["tracked"]
     assert all(line["cells"][i]["wallets"] == 0 for i, line in enumerate(data["matrix"]))  # no self-moves
+
+
+def test_pages_data_is_kept_for_a_bounded_number_of_pages_per_update(browser_like, world):
+    from hyperscope.dashboard import pages
+
+    browser_like.cookies.set(COOKIE, Sessions(SECRET, world.keys).cookie_for(world.keys.authenticate(world.key)))
+    try:
+        pages._cache.clear()
+        for i in range(pages.PAGE_CACHE_ENTRIES + 5):
+            assert browser_like.get(f"/dashboard/cohorts/3?range={i}").status_code == 200
+        assert len(pages._cache) == pages.PAGE_CACHE_ENTRIES
+        browser_like.get("/dashboard/heatmap/cell?coin=BTC&segment=1")  # a cell's positions are never kept
+        assert not any(key[0] == "cell.html" for key in pages._cache)
+    finally:
+        browser_like.cookies.clear()
