@@ -142,7 +142,7 @@ async def market_funding_rates(request: Request) -> Response:
         )
         return respond(request, MarketTable.wrap(table), "market", "limit_per_market", False)
 
-    return await run_in_threadpool(build)
+    return await _cached(request, build)
 
 
 # ---------------------------------------------------------------- catalogs and reference data
