@@ -99,8 +99,8 @@ def wait_until(condition, what: str, timeout: float = 60.0, ignoring: tuple[type
 def in_one_minute(run, seconds_needed: float = 20):
     """`run()` started early enough in a clock minute to end in it (rate limits count per minute); run again
     when the minute turned meanwhile (a loaded machine), so the result is always one window's."""
-    for _ in range(3):
-        if time.time() % 60 > 60 - seconds_needed:
+    for attempt in range(3):
+        if attempt or time.time() % 60 > 60 - seconds_needed:  # a rerun starts in a minute nothing counted in
             time.sleep(60 - time.time() % 60 + 0.05)
         minute = int(time.time() // 60)
         result = run()
