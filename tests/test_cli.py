@@ -338,3 +338,25 @@ def test_every_settings_flag_is_an_option_described_by_its_field():
     for name, flag in FLAGS.items():
         assert flag in seen, flag
         assert seen[flag] == Settings.model_fields[name].description, flag
+
+
+def test_a_stop_that_python_wrapped_in_its_own_error_during_the_imports_is_still_a_stop():
+    """A signal during an import can land inside a class body, where Python wraps the handler's exception in
+    its own RuntimeError ("Error calling __set_name__ ..."): one line and the signal's code, no traceback."""
+    code = """
+import builtins, signal
+from hyperscope import __main__ as entry_point, interrupts
+real = builtins.__import__
+def importing(name, *args, **kwargs):
+    if name == "hyperscope.cli":
+        try:
+            interrupts._early(signal.SIGINT, None)
+        except interrupts.Interrupted as e:
+            raise RuntimeError("Error calling __set_name__ on 'cached_property' instance") from e
+    return real(name, *args, **kwargs)
+builtins.__import__ = importing
+entry_point.main()
+"""
+    done = hyperscope(code=code)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "interrupted during start-up" in done.stderr

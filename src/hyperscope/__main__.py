@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hyperscope.interrupts import Interrupted, install_early_handlers
+import signal
+import sys
+
+from hyperscope.interrupts import Interrupted, install_early_handlers, take_early_signal
 
 
 def main() -> None:
@@ -11,6 +14,14 @@ def main() -> None:
         from hyperscope.cli import main as cli_main
     except Interrupted as e:
         raise SystemExit(e.code) from None
+    except Exception:
+        # the signal landed where Python wraps what a handler raised in an error of its own (during an import,
+        # "Error calling __set_name__ ..."): still that stop, not a failure
+        early = take_early_signal()
+        if early is None:
+            raise
+        print("interrupted during start-up; nothing was left half-done", file=sys.stderr)
+        raise SystemExit(130 if early == signal.SIGINT else 0) from None
     cli_main()
 
 
