@@ -86,13 +86,10 @@ def sign_in(page, server) -> None:
     page.wait_for_url(re.compile(r".*/dashboard$"))
 
 
-def drawn_pixels(page) -> list[int]:
-    """Per chart canvas, how many pixels are not blank."""
-    return page.evaluate(
-        """() => Array.from(document.querySelectorAll('.chart canvas')).map(c => {
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })"""
-    )
+# per chart canvas, how many pixels are not blank
+PIXELS = """() => Array.from(document.querySelectorAll('.chart canvas')).map(c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })"""
 
 
 def test_signed_out_requests_go_to_sign_in(page, server):
@@ -116,12 +113,11 @@ def test_every_page_loads_without_errors_with_charts_drawn(page, server):
         page.goto(server.base + path)
         page.wait_for_load_state("networkidle")
         if name in CHARTED:
+            # every chart of the page drew (checked in one evaluation: a live update may redraw them meanwhile)
             page.wait_for_function(
-                "() => document.querySelectorAll('.chart').length > 0 && "
-                "document.querySelectorAll('.chart canvas').length >= document.querySelectorAll('.chart').length"
+                f"() => {{ const n = ({PIXELS})(); return n.length > 0 && "
+                "n.length >= document.querySelectorAll('.chart').length && n.every(x => x > 500); }"
             )
-            pixels = drawn_pixels(page)
-            assert pixels and all(n > 500 for n in pixels), (name, pixels)
         assert page.locator("main#main").count() == 1, name
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         page.screenshot(path=str(SHOTS / f"{name}.jpg"), type="jpeg", quality=70)  # the top, for the README
@@ -131,8 +127,15 @@ def test_every_page_loads_without_errors_with_charts_drawn(page, server):
 def test_the_market_page_shows_the_apis_numbers_for_its_state_update(page, server):
     sign_in(page, server)
     page.goto(server.base + "/dashboard")
-    shown = {f: float(page.get_attribute(f"[data-field={f}]", "data-value")) for f in ("openInterest", "count")}
-    time_ms = int(page.get_attribute("#freshness", "data-time"))
+    # read at once from the page's main section (a live update may swap it at any moment): its numbers and
+    # the state update they are of
+    read = page.evaluate(
+        """() => { const m = document.querySelector('main#main');
+            const v = f => Number(m.querySelector(`[data-field=${f}]`).dataset.value);
+            return {openInterest: v('openInterest'), count: v('count'), time: Number(m.dataset.time)}; }"""
+    )
+    shown = {"openInterest": read["openInterest"], "count": read["count"]}
+    time_ms = int(read["time"])
     stamp = datetime.fromtimestamp(time_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{time_ms % 1000:03d}Z"
     rows = server.get(f"/api/external/position-metrics/general?start={stamp}&end={stamp}", server.key).json()
     row = next(r for r in rows["metrics"] if r["createdAt"] == stamp)
