@@ -41,13 +41,14 @@ def run(target: str | Path, args: argparse.Namespace) -> dict[str, float]:
         update = sim.step(t0 + k * 900_000)
         sim_s = time.perf_counter() - started
         result = ingestor.ingest(update)
+        idle = ingestor.between_updates()  # the store's upkeep (a DuckDB checkpoint), outside the update
         peak = max(peak, proc.memory_info().rss)
         label = "first (all positions new)" if k == 1 else "steady"
         print(
             f"  update {k}: {result.positions:,} positions, {update.wallets.num_rows:,} wallets | simulate "
             f"{sim_s:.3f}s | ingest {result.total_seconds:.3f}s "
             + " ".join(f"{s}={v:.3f}" for s, v in result.seconds.items())
-            + f" ({label})",
+            + f" | between updates {idle:.3f}s ({label})",
             flush=True,
         )
         if k > 1:

@@ -19,7 +19,7 @@ from hyperscope import metrics
 from hyperscope.domain.state import StateUpdate, validate
 from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
-from hyperscope.errors import InvalidStateUpdate
+from hyperscope.errors import HyperscopeError, InvalidStateUpdate
 from hyperscope.store.base import OrderWrite, Retention, Store, WriteBatch
 from hyperscope.tracking import changed_rows, track
 from hyperscope.tracking.orders import order_changes
@@ -147,6 +147,17 @@ class Ingestor:
             listener(result)
         return result
 
+    def between_updates(self) -> float:
+        """The store's upkeep in the idle time after an update (a DuckDB checkpoint when its log has grown):
+        seconds spent. A failure is logged, not raised: the next update's own write says whether the store
+        still works."""
+        t0 = time.perf_counter()
+        try:
+            self.store.between_updates()
+        except HyperscopeError as e:
+            log.warning("store upkeep between updates failed (the next update tries again): %s", e.message)
+        return time.perf_counter() - t0
+
     def _order_write(self, update: StateUpdate) -> OrderWrite | None:
         """The order spans an update with an order table opens and ends (None when it has none)."""
         if update.orders is None:
@@ -159,14 +170,15 @@ class Ingestor:
         return OrderWrite(opened=changes.opened, ended=changes.ended, ended_height=height, ended_time=time)
 
     def _marks(self, profiles: pa.Table, time_ms: int, previous_ms: int | None) -> pa.Table | None:
-        """Wallet PnL and volume marks at the first update of an hour: the changed wallets, or every wallet at
-        the first update of a UTC day or the first hour after a restart (the leaderboards' baselines). A restart
+        """Wallet PnL, volume and size-cohort marks at the first update of an hour: the changed wallets, or every
+        wallet at the first update of a UTC day or the first hour after a restart (the leaderboards' and the
+        cohort migration's baselines). A restart
         inside an hour that is marked already writes nothing until the next hour (never a mark at another time)."""
         if previous_ms is not None and time_ms // HOUR_MS == previous_ms // HOUR_MS:
             return None
-        current = profiles.select(["address", "pnl", "volume"])
+        current = profiles.select(["address", "pnl", "volume", "size_segment"])
         full = self._marked is None or previous_ms is None or time_ms // DAY_MS != previous_ms // DAY_MS
-        changed = None if full else changed_rows(current, self._marked, ("pnl", "volume"))
+        changed = None if full else changed_rows(current, self._marked, ("pnl", "volume", "size_segment"))
         rows = current if changed is None else current.filter(pa.array(changed))
         self._pending_marked = current
         return rows.append_column("full_mark", pa.array(np.full(rows.num_rows, changed is None)))
@@ -217,4 +229,5 @@ def _series_tables(rows: metrics.MetricRows) -> dict[str, pa.Table]:
         "metrics_segment": rows.segment,
         "metrics_perp_volume": pa.table({"volume": [rows.perp_volume]}),
         "metrics_wallets_equity": pa.Table.from_pylist([rows.wallets_equity]),
+        "metrics_liquidation": rows.liquidation,
     }

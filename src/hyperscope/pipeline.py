@@ -212,6 +212,7 @@ def backfill(
             result = supervised_ingest(ingestor, update, status, stop, retries)
             if result is not None:  # None: rejected (logged, counted, never marked as stored) or stopping
                 source.stored(update.height)
+                ingestor.between_updates()
                 done += 1
                 if progress is not None:
                     progress(i + 1, backlog.total, result)
@@ -245,6 +246,7 @@ def live(
             result = supervised_ingest(ingestor, update, status, stop, retries)
             if result is not None:
                 source.stored(update.height)
+                ingestor.between_updates()  # the idle time until the next update is due
                 done += 1
                 log.info(
                     "state update %s: %s positions in %.3fs", result.height, result.positions, result.total_seconds

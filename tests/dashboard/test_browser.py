@@ -29,9 +29,11 @@ PAGES = {
     "cohort": "/dashboard/cohorts/3",
     "heatmap": "/dashboard/heatmap",
     "migration": "/dashboard/cohorts/migration",
+    "migration-size": "/dashboard/cohorts/migration?category=size",
+    "liquidations": "/dashboard/coin/BTC/liquidations",
     "leaderboards": "/dashboard/leaderboards?period=all",
 }
-CHARTED = {"market", "coin", "cohort", "migration"}
+CHARTED = {"market", "coin", "cohort", "migration", "liquidations"}
 DEADLINE_MS = 90_000  # a loaded 2-core machine is slow; every wait is for a condition, with this deadline
 
 

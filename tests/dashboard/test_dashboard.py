@@ -19,7 +19,8 @@ from tests.api.conftest import SECRET
 VENDOR = Path(__file__).resolve().parents[2] / "src" / "hyperscope" / "dashboard" / "static" / "vendor"
 PAGES = ["", "?range=all", "/perps", "/perps?sort=funding&desc=false&segment=3&dex=xyz", "/coin/BTC", "/cohorts",
          "/cohorts/3", "/heatmap", "/heatmap?openedWithin=24h", "/heatmap/cell?coin=BTC&segment=1",
-         "/leaderboards?period=week", "/cohorts/migration", "/cohorts/migration?range=7d"]  # fmt: skip
+         "/leaderboards?period=week", "/cohorts/migration", "/cohorts/migration?range=7d",
+         "/cohorts/migration?category=size", "/coin/BTC/liquidations", "/coin/ETH/liquidations?height=1"]  # fmt: skip
 
 
 def test_every_vendored_asset_matches_its_manifest_and_carries_its_licence():
@@ -143,14 +144,37 @@ def test_the_stream_announces_each_new_update_once_and_resumes_after_the_last_se
     assert b"id: 10\n" not in resumed and b"id: 11\n" in resumed
 
 
-def test_cohort_migration_counts_each_moved_wallet_once(world):
-    from hyperscope.dashboard import views
+@pytest.mark.parametrize("category", ["pnl", "size"])
+def test_cohort_migration_counts_each_moved_wallet_once(world, category):
+    from hyperscope.dashboard import history
 
     update = world.service.latest()
-    data = views.migration(world.service, update, "1d")
+    data = history.migration(world.service, update, "1d", category)
+    assert data["category"] == category and len(data["segments"]) == 8
+    assert all(s.category == category for s in data["segments"])
     in_matrix = sum(c["wallets"] for line in data["matrix"] for c in line["cells"])
     assert in_matrix == data["moved"] <= data["tracked"]
+    assert data["tracked"] > 0
     assert all(line["cells"][i]["wallets"] == 0 for i, line in enumerate(data["matrix"]))  # no self-moves
+
+
+def test_the_liquidation_history_page_shows_the_map_stored_with_the_chosen_update(browser_like, world):
+    """The slider's page at a past height shows that update's map: the value in its bins sums to the stored
+    bins of that height (and the newest height's to the newest), not today's positions."""
+    browser_like.cookies.set(COOKIE, Sessions(SECRET, world.keys).cookie_for(world.keys.authenticate(world.key)))
+    try:
+        heights = [u.height for u in world.updates]
+        for height in (heights[0], heights[-1]):
+            page = browser_like.get(f"/dashboard/coin/BTC/liquidations?height={height}").text
+            assert f"height {height}" in page
+            shown = [float(v) for v in re.findall(r'<td data-value="([^"]+)"', page)]
+            stored = world.service.liquidation_map("BTC", height)
+            assert shown and sum(shown) == pytest.approx(float(stored["value"].sum()), rel=1e-12)
+            stops = re.search(r'data-heights="([^"]+)"', page).group(1).split(",")
+            assert [int(h) for h in stops] == heights
+        assert "(history)" in browser_like.get(f"/dashboard/coin/BTC/liquidations?height={heights[0]}").text
+    finally:
+        browser_like.cookies.clear()
 
 
 def test_pages_data_is_kept_for_a_bounded_number_of_pages_per_update(browser_like, world):

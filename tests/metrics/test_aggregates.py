@@ -94,3 +94,53 @@ def test_wallet_equity_counts_every_wallet_and_its_parts():
     assert eq["spot"] == pytest.approx(100.0 * 55)
     assert eq["vault"] == pytest.approx(10.0)
     assert eq["total"] == pytest.approx(eq["perp"] + eq["spot"] + eq["staking"] + eq["vault"])
+
+
+def test_every_coins_liquidation_bins_are_its_one_coin_map():
+    """The bins stored with each update (all coins at once) are what the one-coin map makes of that coin's
+    positions: same bins, values, counts and most impacted cohorts."""
+    import numpy as np
+
+    from hyperscope.domain.heatmap import liquidation_heatmap
+
+    positions = [
+        make_position(1, "BTC", 0.1, entry_px=50_000.0, liquidation_px=45_000.0),
+        make_position(2, "BTC", 0.2, entry_px=50_000.0, liquidation_px=45_100.0),
+        make_position(3, "BTC", -0.5, entry_px=70_000.0, liquidation_px=90_000.0),  # exactly the top edge
+        make_position(4, "BTC", -0.5, entry_px=70_000.0, liquidation_px=95_000.0),  # beyond mark +50%
+        make_position(5, "ETH", 1.0, entry_px=2_000.0, liquidation_px=1_250.0),  # exactly the bottom edge
+        make_position(6, "ETH", -1.0, entry_px=3_000.0, liquidation_px=None),
+        make_position(7, "BTC", 0.7, entry_px=50_000.0, liquidation_px=None),
+    ]
+    update = validate(make_state(1, positions, markets=make_markets({"BTC": BTC, "ETH": ETH})))
+    tracked = track(update, None)
+    stored = aggregates.compute(update, tracked).liquidation.to_pylist()
+    o = tracked.open
+    for name, mark in (("BTC", BTC), ("ETH", ETH)):
+        mine = o.filter(pc.equal(o.column("coin"), name))
+        liq = pc.fill_null(mine.column("liquidation_px"), np.nan).to_numpy(zero_copy_only=False)
+        one = liquidation_heatmap(
+            mark,
+            liq,
+            mine.column("value").to_numpy(),
+            mine.column("size_segment").to_numpy(),
+            mine.column("pnl_segment").to_numpy(),
+        )
+        expected = [
+            (int(i), float(one["value"][i]), int(one["count"][i]), int(one["segment"][i]))
+            for i in np.flatnonzero(one["count"])
+        ]
+        got = [
+            (r["bin"], r["liquidation_value"], r["position_count"], r["most_impacted_segment"])
+            for r in stored
+            if r["coin"] == name
+        ]
+        assert got == expected
+    # by hand: 45,000 and 45,100 are mark x 0.75 and x 0.7517 (bin 25); 90,000 is the top edge (the last bin);
+    # 1,250 is ETH's bottom edge (bin 0); 95,000 lies outside and a position without a price adds nothing
+    assert [(r["coin"], r["bin"], r["position_count"]) for r in stored] == [
+        ("BTC", 25, 2),
+        ("BTC", 99, 1),
+        ("ETH", 0, 1),
+    ]
+    assert stored[0]["liquidation_value"] == pytest.approx(0.3 * BTC)

@@ -47,6 +47,7 @@ def _old_view():
 _OLD_VIEW = _old_view()
 # what the builds of each older schema version lacked, newest first
 _LATER = {
+    6: ["DROP TABLE metrics_liquidation", "ALTER TABLE wallet_marks DROP COLUMN size_segment"],
     5: ["ALTER TABLE state_updates DROP COLUMN market_data"],
     4: ["DROP TABLE funding_hourly"],
     3: [
@@ -67,7 +68,7 @@ _LATER = {
 }
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5])
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
 def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     from hyperscope.ingest import Ingestor
     from hyperscope.store import open_store
@@ -93,5 +94,7 @@ def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
         assert store._scalar("SELECT count(*) FROM wallet_marks") > 0
         assert store._scalar("SELECT count(*) FROM positions_open WHERE wallet IS NULL") == 0
         assert store._scalar("SELECT count(*) FROM funding_hourly") > 0
+        assert store._scalar("SELECT count(*) FROM metrics_liquidation") > 0
+        assert store._scalar("SELECT count(size_segment) FROM wallet_marks WHERE time > ?", [T0 + 900_000]) > 0
     finally:
         store.close()

@@ -13,6 +13,7 @@ from hyperscope.api import errors
 from hyperscope.api.auth import AuthMiddleware, RateLimiter
 from hyperscope.api.coinmetrics import routes as coinmetrics
 from hyperscope.api.coinmetrics.shape import PageTokens
+from hyperscope.api.fastpath import FastPath
 from hyperscope.api.hypertracker import coins, exports, market, positions, segments, system
 from hyperscope.api.observability import HeadAsGet, Metrics, RequestMiddleware
 from hyperscope.api.responses import ResponseCache
@@ -103,18 +104,21 @@ def create_app(
     limiter = RateLimiter(keys.counters)
     metrics = metrics or Metrics()
     files = open_files(config, keep_seconds=LINK_TTL_SECONDS + 60)
+    cache = ResponseCache(config.cache_max_bytes)
+    fast = FastPath(cache)
     app.state.hyperscope = ApiState(
         service=service,
         keys=keys,
         config=config,
         ingest=ingest,
         limiter=limiter,
-        cache=ResponseCache(config.cache_max_bytes),
+        cache=cache,
         metrics=metrics,
         links=LinkSigner(Signer(config.secret, "link", LINK_TTL_SECONDS)),
         exports=Exports(files, config.exports_per_minute, keys.counters, config.secret),
         funding=service.funding(),
         cm_tokens=PageTokens(service.cursors.signer.for_purpose("cm-page")),
+        fast=fast,
     )
     errors.install(app)
     dashboard.install(app, service, keys, config.secret)
@@ -134,7 +138,7 @@ def create_app(
     ):
         app.include_router(router)
     # outermost last: every request is measured, including the ones authentication turns away
-    app.add_middleware(AuthMiddleware, keys=keys, limiter=limiter)
+    app.add_middleware(AuthMiddleware, keys=keys, limiter=limiter, fast=fast, latest_height=service.latest_height)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.add_middleware(HeadAsGet)
     app.openapi_schema = None

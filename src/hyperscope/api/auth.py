@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hyperscope.api.errors import COINMETRICS, family_error_body
+from hyperscope.api.fastpath import FastPath, send_json
 from hyperscope.errors import BadParameter, Forbidden, HyperscopeError, MissingKey, RateLimited, WrongKey
 from hyperscope.service.keys import SCOPES, ApiKey, KeyManager, MinuteWindows, UsageStore
 
@@ -110,12 +111,22 @@ class RateLimiter:
 
 
 class AuthMiddleware:
-    """Rejects /api/external requests without an active key allowed on the route (401/403/429)."""
+    """Rejects /api/external requests without an active key allowed on the route (401/403/429), and answers a
+    cached GET it has seen answered before on the short path (api/fastpath.py)."""
 
-    def __init__(self, app: ASGIApp, keys: KeyManager, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: KeyManager,
+        limiter: RateLimiter,
+        fast: FastPath | None = None,
+        latest_height: Callable[[], int | None] | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.limiter = limiter
+        self.fast = fast
+        self.latest_height = latest_height
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"]):
@@ -133,6 +144,11 @@ class AuthMiddleware:
             await self._reject(e, send, scope["path"])
             return
         state["api_key"] = key
+        if self.fast is not None and self.latest_height is not None and scope["method"] == "GET":
+            body = self.fast.body(scope, key.allows, self.latest_height())
+            if body is not None:
+                await send_json(send, body)
+                return
         await self.app(scope, receive, send)
 
     @staticmethod

@@ -66,6 +66,16 @@ class ResponseCache:
             self.bytes += size
         return body
 
+    def peek(self, height: int | None, key: tuple) -> bytes | None:
+        """The body kept for `key` at state update `height`, or None (never builds)."""
+        if height != self._height:
+            return None
+        item = self._items.get(key)
+        if item is None or time.monotonic() - item[0] >= self.ttl:
+            return None
+        self.hits += 1
+        return item[1]
+
     def clear(self) -> None:
         self._items.clear()
         self.bytes = 0

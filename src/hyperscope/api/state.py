@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from hyperscope.api.app import ApiConfig
     from hyperscope.api.auth import RateLimiter
     from hyperscope.api.coinmetrics.shape import PageTokens
+    from hyperscope.api.fastpath import FastPath
     from hyperscope.api.observability import Metrics
     from hyperscope.api.responses import ResponseCache
     from hyperscope.exports import Exports, LinkSigner
@@ -32,6 +33,7 @@ class ApiState:
     exports: Exports
     funding: FundingService
     cm_tokens: PageTokens
+    fast: FastPath  # cached GETs answered again before routing (api/fastpath.py)
 
 
 def api_state(request: Request) -> ApiState:

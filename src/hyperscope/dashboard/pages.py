@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
-from hyperscope.dashboard import sse, views
+from hyperscope.dashboard import history, sse, views
 from hyperscope.dashboard.session import COOKIE, SCOPE, SESSION_SECONDS, Sessions
 from hyperscope.domain.cohorts import SEGMENTS_BY_ID
 from hyperscope.domain.timefmt import iso_ms, now_ms
@@ -207,14 +207,19 @@ def coin(request: Request, name: str, range: str = "1d") -> Response:  # noqa: A
     return _page(request, "coin.html", "perps", lambda s, u: {"range": range, **views.coin(s, u, name, range)})
 
 
+@router.get("/coin/{name}/liquidations")
+def liquidations(request: Request, name: str, height: int | None = None) -> Response:
+    return _page(request, "liquidations.html", "perps", lambda s, u: history.liquidations(s, u, name, height))
+
+
 @router.get("/cohorts")
 def cohorts(request: Request) -> Response:
     return _page(request, "cohorts.html", "cohorts", lambda s, u: {"cards": views.cohorts(s, u)})
 
 
 @router.get("/cohorts/migration")
-def migration(request: Request, range: str = "1d") -> Response:  # noqa: A002
-    return _page(request, "migration.html", "cohorts", lambda s, u: views.migration(s, u, range))
+def migration(request: Request, range: str = "1d", category: str = "pnl") -> Response:  # noqa: A002
+    return _page(request, "migration.html", "cohorts", lambda s, u: history.migration(s, u, range, category))
 
 
 @router.get("/cohorts/{segment}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hyperscope.dashboard import history
 from hyperscope.domain import formulas
 from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID
 from hyperscope.domain.coins import dex_of
@@ -177,28 +178,7 @@ def coin(svc: Service, update: LatestUpdate, name: str, range_name: str) -> dict
         CHART_WIDTH,
     )
     market_row = svc.market_at(name, update.height) or {}
-    mark = market_row.get("mark_px") or 0.0
-    heat = documents.heatmap(svc, name, mark, update.time).body["heatmap"] if mark else []
-    orders = svc.orders_at(update.height, [name]) if mark else None
-    bins = [(b["priceBinStart"], b["priceBinEnd"]) for b in heat]
-    order_value = [0.0] * len(bins)
-    if orders is not None and orders.num_rows and bins:
-        low, high = bins[0][0], bins[-1][1]
-        width = (high - low) / len(bins)
-        for px, sz in zip(orders.column("limit_px").to_pylist(), orders.column("sz").to_pylist(), strict=True):
-            if px is not None and low <= px < high:
-                order_value[int((px - low) / width)] += abs(sz or 0.0) * px
-    liq = {
-        "title": f"Liquidation map and open orders ({name}, mark {mark:,.4g})",
-        "kind": "bars",
-        "x": [(a + b) / 2 for a, b in bins],
-        "series": [
-            {"label": "liquidation value", "color": "#dc2626", "values": [b["liquidationValue"] for b in heat]},
-            {"label": "open orders value", "color": "#2563eb", "values": order_value},
-        ],
-        "mark": mark,
-        "rows": len(bins),
-    }
+    liq, _ = history.liquidation_chart(svc, name, update.height)
     rates = svc.funding().market_rates([f"hyperliquid-{name}-future"], max(start, update.time - 30 * DAY_MS), end)
     funding_chart = None
     for _, (times, rate, _db) in rates.items():
@@ -318,8 +298,7 @@ def cohort(svc: Service, update: LatestUpdate, segment: int, range_name: str) ->
 def heatmap(svc: Service, update: LatestUpdate, opened_within: str, height: int | None) -> dict[str, Any]:
     if opened_within not in TIMEFRAMES:
         opened_within = "all"
-    times = svc.update_times(0, update.height)
-    heights = list(times)[-2000:]  # the slider's stops: the newest 2,000 stored updates
+    times = svc.kept_updates(history.SLIDER_STOPS)
     at = height if height in times else update.height
     rows = svc.series_at(Series("coin_segment", timeframe=opened_within), at)
     cells: dict[str, dict[int, dict[str, Any]]] = {}
@@ -357,10 +336,7 @@ def heatmap(svc: Service, update: LatestUpdate, opened_within: str, height: int 
         "segments": SEGMENTS,
         "opened_within": opened_within,
         "timeframes": list(TIMEFRAMES),
-        "heights": heights,
-        "at": at,
-        "at_time": times.get(at),
-        "is_latest": at == update.height,
+        **history.slider(times, at, update),
     }
 
 
@@ -444,55 +420,3 @@ def freshness(update: LatestUpdate | None, now: int, stale_after_ms: int = HOUR_
         return {"height": None, "time": None, "age_s": None, "live": False}
     age = max(0, now - update.time)
     return {"height": update.height, "time": update.time, "age_s": age // 1000, "live": age < stale_after_ms}
-
-
-def migration(svc: Service, update: LatestUpdate, range_name: str) -> dict[str, Any]:
-    """Wallets and open value moving between PnL cohorts over a window: each wallet's cohort by its all-time perp
-    PnL at its newest hourly mark at or before the window's start (the leaderboards' baselines) against its
-    cohort now. Size cohorts need perp equity history, which is not kept (decisions.md)."""
-    import numpy as np
-    import pyarrow.compute as pc
-
-    from hyperscope.domain.cohorts import pnl_segment
-
-    span = RANGES.get(range_name) or DAY_MS
-    wallets = svc.wallets_with_exposure()
-    base = svc.wallet_baselines(update.time - span)
-    found = np.asarray(pc.fill_null(pc.index_in(wallets.column("address"), value_set=base.column("address")), -1))
-    known = found >= 0
-    now_seg = pnl_segment(wallets.column("pnl").to_numpy(zero_copy_only=False))
-    then_seg = np.zeros(len(now_seg), np.int64)
-    then_seg[known] = pnl_segment(base.column("pnl").to_numpy(zero_copy_only=False)[found[known]])
-    value = wallets.column("open_value").to_numpy(zero_copy_only=False)
-    ids = [s.id for s in SEGMENTS if s.category == "pnl"]
-    moved = known & (then_seg != now_seg)
-    matrix = []
-    for a in ids:
-        line = []
-        for b in ids:
-            cell = moved & (then_seg == a) & (now_seg == b)
-            line.append({"wallets": int(cell.sum()), "value": float(value[cell].sum())})
-        matrix.append({"segment": SEGMENTS_BY_ID[a], "cells": line})
-    into = [int((moved & (now_seg == s)).sum()) for s in ids]
-    out_of = [int((moved & (then_seg == s)).sum()) for s in ids]
-    flow_chart = {
-        "title": "Wallets moving between PnL cohorts: in (green) and out (red), by cohort "
-        + " · ".join(f"{i + 1} {SEGMENTS_BY_ID[s].name}" for i, s in enumerate(ids)),
-        "kind": "bars",
-        "xlabel": "cohort",
-        "x": [float(i + 1) for i in range(len(ids))],
-        "series": [
-            {"label": "moved in", "color": "#16a34a", "values": [float(v) for v in into]},
-            {"label": "moved out", "color": "#dc2626", "values": [float(-v) for v in out_of]},
-        ],
-        "rows": int(moved.sum()),
-    }
-    return {
-        "range": range_name if range_name in RANGES else "1d",
-        "segments": [SEGMENTS_BY_ID[s] for s in ids],
-        "matrix": matrix,
-        "moved": int(moved.sum()),
-        "tracked": int(known.sum()),
-        "new": int((~known).sum()),
-        "charts": [flow_chart],
-    }

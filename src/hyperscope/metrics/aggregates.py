@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from hyperscope.domain import formulas
 from hyperscope.domain.cohorts import SEGMENT_IDS
 from hyperscope.domain.formulas import CLOSE_TO_LIQUIDATION_PROGRESS
+from hyperscope.domain.heatmap import liquidation_bins
 from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.state import StateUpdate
 from hyperscope.tracking import Tracked
@@ -51,6 +52,7 @@ class MetricRows:
     segment: pa.Table
     perp_volume: float
     wallets_equity: dict[str, float]
+    liquidation: pa.Table  # every coin's non-empty liquidation-map bins (domain/heatmap.py)
 
     def groups(self) -> dict[str, pa.Table]:
         """The groups that hold positions, per grouped table (what the next update compares with)."""
@@ -215,6 +217,31 @@ def compute(update: StateUpdate, tracked: Tracked, before: dict[str, pa.Table] |
         segment=_segment_rows(tracked, parts, cls, size_seg, pnl_seg),
         perp_volume=float(markets.column("day_ntl_vlm").to_numpy().sum()),
         wallets_equity=wallets_equity,
+        liquidation=_liquidation_rows(tracked, coins, markets.column("mark_px"), size_seg, pnl_seg),
+    )
+
+
+def _liquidation_rows(
+    tracked: Tracked, coins: np.ndarray, marks: pa.ChunkedArray, size_seg: np.ndarray, pnl_seg: np.ndarray
+) -> pa.Table:
+    """Every coin's liquidation map of this update, its non-empty bins only (a missing bin holds nothing)."""
+    o = tracked.open
+    bins = liquidation_bins(
+        tracked.coin_index,
+        pc.fill_null(marks, np.nan).to_numpy(zero_copy_only=False),
+        pc.fill_null(o.column("liquidation_px"), np.nan).to_numpy(zero_copy_only=False),
+        o.column("value").to_numpy(),
+        size_seg,
+        pnl_seg,
+    )
+    return pa.table(
+        {
+            "coin": coins[bins["coin"]] if len(bins["coin"]) else pa.array([], pa.string()),
+            "bin": bins["bin"].astype(np.int16),
+            "liquidation_value": bins["value"],
+            "position_count": bins["count"].astype(np.int64),
+            "most_impacted_segment": bins["segment"].astype(np.int16),
+        }
     )
 
 

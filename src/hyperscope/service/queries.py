@@ -11,9 +11,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from hyperscope.domain.buckets import SIZE_BUCKETS_BY_ID
 from hyperscope.domain.cohorts import SEGMENTS, SEGMENTS_BY_ID, Segment
 from hyperscope.domain.coins import base_of, is_hip3
+from hyperscope.domain.heatmap import dense
 from hyperscope.domain.recency import TIMEFRAMES
 from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
@@ -238,9 +241,24 @@ class Service:
     def wallet(self, address: str) -> dict[str, Any] | None:
         return self.store.wallet(address.lower())
 
-    def update_times(self, first_height: int, last_height: int) -> dict[int, int]:
-        """height -> time of the stored state updates in [first_height, last_height]."""
-        return self.store.state_update_times(first_height, last_height)
+    def kept_updates(self, limit: int) -> dict[int, int]:
+        """height -> time of the newest `limit` state updates whose aggregates are kept, oldest first: the
+        stops of a time slider."""
+        return self.store.kept_updates(limit)
+
+    def liquidation_map(self, coin: str, height: int) -> dict[str, Any]:
+        """A coin's liquidation map as it was at a state update: its mark then and 100 bins (start, end,
+        value, count, most impacted segment), from the bins stored with that update (domain/heatmap.py)."""
+        market = self.store.market_at(coin, height) or {}
+        mark = float(market.get("mark_px") or 0.0)
+        rows = self.store.series_at(Series("liquidation", coin=coin), height)
+        stored = {
+            "bin": np.array([r["bin"] for r in rows], np.int64),
+            "value": np.array([r["liquidation_value"] for r in rows], np.float64),
+            "count": np.array([r["position_count"] for r in rows], np.int64),
+            "segment": np.array([r["most_impacted_segment"] for r in rows], np.int64),
+        }
+        return {"mark": mark, **dense(mark, stored)}
 
     def chart(self, series: Series, fields: tuple[str, ...], start: int, end: int, width: int) -> Chart:
         """A series' fields over [start, end], oldest first, reduced to at most `width` pixel buckets

@@ -11,7 +11,7 @@ import pyarrow as pa
 from hyperscope.domain.state import TS
 from hyperscope.domain.time import DAY_MS, HOUR_MS, MINUTE_MS
 
-SCHEMA_VERSION = 6  # of schema.sql; each backend migrates older stores up to it
+SCHEMA_VERSION = 7  # of schema.sql; each backend migrates older stores up to it
 # the columns of a lifecycle's identity (written when it opens) and of its numbers (rewritten every update)
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (
@@ -40,6 +40,7 @@ SERIES_TABLES = (
     "metrics_segment",
     "metrics_perp_volume",
     "metrics_wallets_equity",
+    "metrics_liquidation",
 )
 # family -> (table, {filter field: column}); the one place that maps a series to where it is stored
 _FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
@@ -50,6 +51,7 @@ _FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
     "coin_segment": ("metrics_coin_segment", {"coin": "coin", "segment": "segment_id", "timeframe": "timeframe"}),
     "coin_bucket": ("metrics_coin_bucket", {"coin": "coin", "bucket": "size_bucket"}),
     "segment": ("metrics_segment", {"segment": "segment_id", "timeframe": "timeframe"}),
+    "liquidation": ("metrics_liquidation", {"coin": "coin"}),
 }
 
 
@@ -58,7 +60,7 @@ class Series:
     """One metric series, named by what it measures: `Series("coin", coin="BTC")`. Fields left None widen it
     to every series of the family (`Series("coin")` at one height is every coin's row)."""
 
-    family: str  # general | perp_volume | wallets_equity | coin | coin_segment | coin_bucket | segment
+    family: str  # general | perp_volume | wallets_equity | coin | coin_segment | coin_bucket | segment | liquidation
     coin: str | None = None
     segment: int | None = None
     timeframe: str | None = None
@@ -256,6 +258,7 @@ class Store(Protocol):
     def load_open_positions(self) -> pa.Table: ...
     def next_lifecycle_key(self) -> int: ...
     def write_update(self, batch: WriteBatch) -> None: ...
+    def between_updates(self) -> None: ...
     def apply_retention(self, policy: Retention, now: int) -> dict[str, int]: ...
 
     # the read side
@@ -284,6 +287,7 @@ class Store(Protocol):
     def funding_coverage(self) -> dict[str, tuple[int, int]]: ...
     def status(self) -> dict[str, Any]: ...
     def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]: ...
+    def kept_updates(self, limit: int) -> dict[int, int]: ...
 
     # settings
     def get_meta(self, key: str) -> str | None: ...

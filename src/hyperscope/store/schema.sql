@@ -1,4 +1,4 @@
--- hyperscope store schema, version 5. Written in the subset DuckDB and PostgreSQL both run.
+-- hyperscope store schema, version 7. Written in the subset DuckDB and PostgreSQL both run.
 -- Every time is BIGINT epoch milliseconds (UTC).
 
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -129,6 +129,13 @@ CREATE TABLE IF NOT EXISTS metrics_wallets_equity (
     vault DOUBLE PRECISION
 );
 
+-- Each coin's liquidation map (semantics.md section 8) at every state update: its non-empty bins only, bin i
+-- covering mark * [0.5 + i/100, 0.5 + (i+1)/100) at that update's mark (markets). A missing bin holds nothing.
+CREATE TABLE IF NOT EXISTS metrics_liquidation (
+    id BIGINT NOT NULL, height BIGINT NOT NULL, created_at BIGINT NOT NULL, coin VARCHAR NOT NULL,
+    bin SMALLINT NOT NULL, liquidation_value DOUBLE PRECISION, position_count BIGINT, most_impacted_segment SMALLINT
+);
+
 -- Open orders, stored as spans: one row per order version (oid, size and prices) with the first state update
 -- that held it, and, once it is gone, one row in order_ends with the last update that held it (both tables
 -- only grow by appends: an update rewriting old rows would make DuckDB rewrite their row groups). The orders at
@@ -147,7 +154,8 @@ CREATE TABLE IF NOT EXISTS order_ends (span BIGINT NOT NULL, last_height BIGINT 
 -- the period leaderboards. Past two days only the daily full marks are kept.
 CREATE TABLE IF NOT EXISTS wallet_marks (
     time BIGINT NOT NULL, address VARCHAR NOT NULL, pnl DOUBLE PRECISION, volume DOUBLE PRECISION,
-    full_mark BOOLEAN NOT NULL -- every wallet (the first mark of a UTC day), not only the changed ones
+    full_mark BOOLEAN NOT NULL, -- every wallet (the first mark of a UTC day), not only the changed ones
+    size_segment SMALLINT -- its size cohort (by perp equity) then: the cohort migration chart's baseline
 );
 
 -- Hourly funding per market (coin on its dex) and the USD open interest (one side) it settles on, from the

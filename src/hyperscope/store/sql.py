@@ -145,7 +145,8 @@ class SqlReads:
     def wallets_with_exposure(self) -> pa.Table:
         """Every wallet's profile with its open value and open long value (the leaderboards' rows)."""
         return self._arrow(
-            "SELECT w.address, w.perp_equity, w.pnl, w.volume, coalesce(p.open_value, 0) AS open_value, "
+            "SELECT w.address, w.perp_equity, w.pnl, w.volume, w.size_segment, "
+            "coalesce(p.open_value, 0) AS open_value, "
             "coalesce(p.open_value_long, 0) AS open_value_long FROM wallets w LEFT JOIN (SELECT address, "
             "sum(value) AS open_value, sum(CASE WHEN side = 'long' THEN value ELSE 0 END) AS open_value_long "
             "FROM positions_open GROUP BY address) p ON p.address = w.address"
@@ -224,6 +225,12 @@ class SqlReads:
             "first": first[0] if first else None,
             "last": last[0] if last else None,
         }
+
+    def kept_updates(self, limit: int) -> dict[int, int]:
+        """height -> time of the newest `limit` state updates that keep their metric rows (retention thins
+        older ones), oldest first."""
+        rows = self._dicts("SELECT height, created_at FROM metrics_general ORDER BY height DESC LIMIT ?", [limit])
+        return {r["height"]: r["created_at"] for r in reversed(rows)}
 
     def state_update_times(self, first_height: int, last_height: int) -> dict[int, int]:
         """height -> time of the stored state updates with heights in [first_height, last_height]."""

@@ -56,6 +56,8 @@ def _upgrades() -> dict[int, list[str]]:
         ],
         4: tables("funding_hourly"),  # the Coin Metrics-style funding series
         5: ["ALTER TABLE state_updates ADD COLUMN market_data VARCHAR DEFAULT ''"],  # where marks came from
+        # the liquidation map at every update, and size cohorts in the hourly marks (the dashboard's history)
+        6: [*tables("metrics_liquidation"), "ALTER TABLE wallet_marks ADD COLUMN IF NOT EXISTS size_segment SMALLINT"],
     }
 
 

@@ -28,7 +28,7 @@ from hyperscope.store.base import (
     Series,
     as_open_positions,
 )
-from hyperscope.store.duckdb.writer import DuckWriter
+from hyperscope.store.duckdb.writer import NO_AUTOMATIC_CHECKPOINT, DuckWriter
 from hyperscope.store.history import DUCKDB, history_page
 
 log = logging.getLogger("hyperscope.store")
@@ -48,6 +48,8 @@ class DuckDBStore(DuckWriter):
             "memory_limit": f"{memory_mib}MB",
             "threads": threads,
         }
+        if not read_only:  # never a checkpoint inside an update's commit: between_updates() makes them
+            config["checkpoint_threshold"] = NO_AUTOMATIC_CHECKPOINT
         self._open_args = {"read_only": read_only, "config": config}
         self._generation = 0  # moves on each reopen: thread-local cursors of an older connection are dropped
         self._invalid: str | None = None  # why the connection must be reopened before its next use
@@ -149,17 +151,19 @@ class DuckDBStore(DuckWriter):
 
     def wallet_baselines(self, time: int) -> pa.Table:
         """Per wallet, its PnL and volume at its newest mark at or before `time`, or at its first mark when
-        it has none by then (address, pnl, volume).
+        it has none by then (address, pnl, volume, size_segment: null in marks made before it was kept).
 
         Every wallet has a full mark each UTC day, so nothing older than two days before `time` is read.
         """
         sql = (
             "SELECT address, coalesce(arg_max(pnl, time) FILTER (WHERE time <= ?), arg_min(pnl, time)) AS pnl, "
-            "coalesce(arg_max(volume, time) FILTER (WHERE time <= ?), arg_min(volume, time)) AS volume "
-            "FROM wallet_marks WHERE time > ? GROUP BY address"
+            "coalesce(arg_max(volume, time) FILTER (WHERE time <= ?), arg_min(volume, time)) AS volume, "
+            "coalesce(arg_max(size_segment, time) FILTER (WHERE time <= ?), arg_min(size_segment, time)) "
+            "AS size_segment FROM wallet_marks WHERE time > ? GROUP BY address"
         )
         with self._errors():
-            result: pa.Table = self._cursor().sql(sql, params=[time, time, time - 2 * DAY_MS]).to_arrow_table()
+            params = [time, time, time, time - 2 * DAY_MS]
+            result: pa.Table = self._cursor().sql(sql, params=params).to_arrow_table()
         return result
 
     def legacy_keys(self) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ moved, profiles upserted), and retention."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -24,6 +25,9 @@ from hyperscope.store.base import (
 from hyperscope.store.duckdb.connection import WALLET_KEY, DuckConnection
 
 log = logging.getLogger("hyperscope.store")
+CHECKPOINT_WAL_BYTES = 16 * 2**20  # DuckDB's own default threshold, applied between updates instead
+CHECKPOINT_WAL_CEILING = 512 * 2**20  # past this, a commit checkpoints itself (a writer that never idles)
+NO_AUTOMATIC_CHECKPOINT = "1TB"
 
 
 class DuckWriter(DuckConnection):
@@ -129,6 +133,24 @@ class DuckWriter(DuckConnection):
                 raise
             self._next_ids = next_ids
             self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
+            if self._wal_bytes() > CHECKPOINT_WAL_CEILING:  # nobody calls between_updates(): stay bounded
+                con.execute("CHECKPOINT")
+
+    def between_updates(self) -> None:
+        """Checkpoint (fold the write-ahead log into the database file) once the log has grown past
+        CHECKPOINT_WAL_BYTES: called in the idle time after an update is stored, so an update's commit never
+        pays for one (DuckDB's own automatic checkpoint would run inside the commit that crossed its
+        threshold). Readers keep reading meanwhile; the next update waits only if it arrives during one."""
+        if self._wal_bytes() <= CHECKPOINT_WAL_BYTES:
+            return
+        with self._write_lock, self._errors():
+            self._connection().execute("CHECKPOINT")
+
+    def _wal_bytes(self) -> int:
+        try:
+            return Path(self.path + ".wal").stat().st_size
+        except OSError:
+            return 0
 
     def _insert_closed(self, con: duckdb.DuckDBPyConnection, closed: pa.Table, height: int) -> None:
         """Closed lifecycles with the market fields (mid, premium, decimals, max leverage) at their close."""

@@ -61,6 +61,7 @@ INDEXES = (
     "(coin, segment_id, timeframe, created_at)",
     "CREATE INDEX IF NOT EXISTS metrics_coin_bucket_series ON metrics_coin_bucket (coin, size_bucket, created_at)",
     "CREATE INDEX IF NOT EXISTS metrics_segment_series ON metrics_segment (segment_id, timeframe, created_at)",
+    "CREATE INDEX IF NOT EXISTS metrics_liquidation_coin ON metrics_liquidation (coin, height)",
     # every state update rewrites the open positions: vacuum them often, not at 20% dead rows
     "ALTER TABLE open_states SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)",
     "ALTER TABLE lifecycles SET (autovacuum_vacuum_scale_factor = 0.05)",
@@ -111,6 +112,14 @@ class PgSchema(PgConnections):
                         "this hyperscope migrates (5); ingest it again into a new database"
                     )
                 con.execute("ALTER TABLE state_updates ADD COLUMN IF NOT EXISTS market_data VARCHAR DEFAULT ''")
+                # 6 -> 7: the liquidation map at every update, size cohorts in the hourly marks
+                for statement in _schema_statements():
+                    if "TABLE IF NOT EXISTS metrics_liquidation (" in statement:
+                        con.execute(statement)  # type: ignore[call-overload]
+                con.execute("ALTER TABLE wallet_marks ADD COLUMN IF NOT EXISTS size_segment SMALLINT")
+                for statement in INDEXES:
+                    if "metrics_liquidation" in statement:
+                        con.execute(statement)  # type: ignore[call-overload]
                 con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _check_schema(self) -> None:

@@ -147,9 +147,9 @@ class PostgresStore(PgWriter):
 
     def wallet_baselines(self, time: int) -> pa.Table:
         """Per wallet, its PnL and volume at its newest mark at or before `time`, or at its first mark when
-        it has none by then (address, pnl, volume)."""
+        it has none by then (address, pnl, volume, size_segment)."""
         return self._arrow(
-            "SELECT DISTINCT ON (address) address, pnl, volume FROM wallet_marks WHERE time > %s "
+            "SELECT DISTINCT ON (address) address, pnl, volume, size_segment FROM wallet_marks WHERE time > %s "
             "ORDER BY address, (time <= %s) DESC, CASE WHEN time <= %s THEN -time ELSE time END",
             (time - 2 * DAY_MS, time, time),
         )

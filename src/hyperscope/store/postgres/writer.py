@@ -57,6 +57,9 @@ class PgWriter(PgSchema):
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
             copy.write(payload)
 
+    def between_updates(self) -> None:
+        """Nothing: PostgreSQL checkpoints and vacuums on its own schedule, outside any update."""
+
     def write_update(self, batch: WriteBatch) -> None:
         """Write one state update as one transaction (a no-op for a height already stored)."""
         with self._write_lock:
