@@ -127,10 +127,16 @@ def api_round(tree: Path, data_dir: Path, args: argparse.Namespace) -> dict[str,
         if "positions" in args.what:
             latencies = []
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-                path = "/api/external/positions?coin=BTC&orderBy=unrealizedPnl&order=desc&limit=50&start=2025-01-01"
+                # the probe's store starts at 2026-01-01 (INGEST_PROBE's t0)
+                path = (
+                    "/api/external/positions?coin=BTC&orderBy=pnl&order=desc&limit=50"
+                    "&start=2026-01-01&end=2026-01-02"
+                )
                 for _ in range(100):
                     started = time.perf_counter()
-                    assert http.get(path).status_code == 200
+                    answer = http.get(path)
+                    if answer.status_code != 200:
+                        raise SystemExit(f"{tree}: {path} -> {answer.status_code} {answer.text[:300]}")
                     latencies.append(1000 * (time.perf_counter() - started))
             out["positions p99 ms"] = sorted(latencies)[98]
         return out
