@@ -129,8 +129,7 @@ def api_round(tree: Path, data_dir: Path, args: argparse.Namespace) -> dict[str,
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
                 # the probe's store starts at 2026-01-01 (INGEST_PROBE's t0)
                 path = (
-                    "/api/external/positions?coin=BTC&orderBy=pnl&order=desc&limit=50"
-                    "&start=2026-01-01&end=2026-01-02"
+                    "/api/external/positions?coin=BTC&orderBy=pnl&order=desc&limit=50&start=2026-01-01&end=2026-01-02"
                 )
                 for _ in range(100):
                     started = time.perf_counter()

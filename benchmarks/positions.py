@@ -6,7 +6,11 @@ a 15-minute cadence, measured first), appended in close-time order as a running 
 starts `hyperscope serve` on it in its own process and times pages of 50 over real HTTP (one client, one
 request at a time), each request with different parameters so the response cache never answers:
 
-    .venv/bin/python benchmarks/positions.py [--days 30] [--requests 200] [--dir DIR]
+    .venv/bin/python benchmarks/positions.py [--days 30] [--requests 200] [--dir DIR] [--postgresql]
+
+With --postgresql the same closed lifecycles (read from the DuckDB store in DIR, built first if missing) go into
+a throwaway PostgreSQL server's database (the local server binaries, scripts/postgres-binaries) holding a few
+bench-scale state updates of its own, and `serve` reads that database.
 
 Prints p50/p99 per kind of query: by coin (the largest, and a mid-sized one), by address, by address list,
 ordered by PnL, open only. A store already built in DIR is reused.
@@ -96,12 +100,50 @@ def build(directory: Path, days: int) -> None:
     store.close()
 
 
+def build_postgres(directory: Path, url: str) -> None:
+    """A PostgreSQL store with four bench-scale state updates and the DuckDB store's closed lifecycles,
+    copied in close-time order in chunks (each with its daily partitions), as a running writer appends them."""
+    import duckdb
+
+    from hyperscope.ingest import Ingestor
+    from hyperscope.sources.simulator import Simulator, preset
+    from hyperscope.store import open_store
+
+    store = open_store(url)
+    now = int(time.time() * 1000) // 900_000 * 900_000
+    sim = Simulator(preset("bench", seed=7), genesis_ms=now - 4 * 900_000)
+    ingestor = Ingestor(store)
+    for k in range(3, -1, -1):
+        ingestor.ingest(sim.step(now - k * 900_000))
+    key = store.next_lifecycle_key()
+    copied = 0
+    with duckdb.connect(str(directory / "hyperscope.duckdb"), read_only=True) as source:
+        total = source.execute("SELECT count(*) FROM positions_closed").fetchall()[0][0]
+        reader = source.execute(
+            "SELECT * REPLACE (key + ? AS key) FROM positions_closed ORDER BY close_time", [key]
+        ).to_arrow_reader(500_000)
+        for batch in reader:
+            rows = pa.Table.from_batches([batch])
+            close = rows.column("close_time").to_numpy()
+            store._ensure_partitions({"positions_closed": (int(close.min()), int(close.max()))})
+            con = store._live_writer()
+            with con.transaction():
+                store._copy(con.cursor(), "positions_closed", rows)
+            copied += rows.num_rows
+            print(f"  {copied:,} / {total:,} into PostgreSQL", flush=True)
+    with store._live_writer().cursor() as cur:
+        cur.execute("ANALYZE positions_closed")
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--postgresql", action="store_true", help="serve the lifecycles from PostgreSQL")
+    parser.add_argument("--postgresql-url", help="a database --postgresql filled before: serve it as it is")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="hs-positions-"))
     directory.mkdir(parents=True, exist_ok=True)
@@ -109,7 +151,6 @@ def main() -> None:
         build(directory, args.days)
 
     import duckdb
-    import httpx
 
     from hyperscope.domain.timefmt import iso_ms
 
@@ -138,8 +179,30 @@ def main() -> None:
         "coin, open=true": lambda i: {"coin": coins[i % 20], "open": "true", "start": iso_ms(week_ago + i)},
         "no filter, orderBy=pnl": lambda i: {"orderBy": "pnl", "order": "desc", "start": iso_ms(week_ago + i)},
     }
+    pg = None
+    target = None
+    if args.postgresql_url:
+        target = args.postgresql_url
+    elif args.postgresql:
+        from tests.pgserver import PostgresServer
+
+        pg = PostgresServer().start()
+        target = pg.create_database("positions")
+        build_postgres(directory, target)
+    try:
+        run(args, directory, kinds, target)
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+def run(args: argparse.Namespace, directory: Path, kinds: dict, target: str | None) -> None:
+    import httpx
+
     # the server in its own process, as users run it; this process only sends requests, one at a time
-    with served(directory, args.port, duckdb_memory_mib=1024) as (base, key):
+    serving_dir = directory / "pg-serve" if target else directory
+    serving_dir.mkdir(exist_ok=True)
+    with served(serving_dir, args.port, duckdb_memory_mib=1024, store=target) as (base, key):
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
             http.get("/api/external/positions", params={"limit": 50})  # warm up
             for name, params in kinds.items():

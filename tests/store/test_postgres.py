@@ -221,3 +221,26 @@ def test_a_long_reader_neither_blocks_new_days_nor_the_retention_that_drops_old_
         assert store._scalar("SELECT count(DISTINCT height) FROM metrics_coin") == 1
     finally:
         store.close()
+
+
+def test_a_schema_6_database_is_migrated_in_place(url):
+    """Schema 7 adds the stored liquidation maps and the size cohort of the hourly marks; a database made
+    before them is brought up to date by the next writer and takes new state updates."""
+    sim = Simulator(preset("tiny", seed=5), genesis_ms=T0)
+    store = open_store(url)
+    Ingestor(store).ingest(sim.step(T0 + 900_000))
+    store.close()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP TABLE metrics_liquidation")
+        con.execute("ALTER TABLE wallet_marks DROP COLUMN size_segment")
+        con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    with pytest.raises(ConfigError, match="schema version 6"):
+        open_store(url, read_only=True)  # a reader never migrates: it says which command does
+    store = open_store(url)
+    try:
+        assert store.get_meta("schema_version") == "7"
+        Ingestor(store).ingest(sim.step(T0 + 5 * 900_000))  # the next hour: a mark with its size cohort
+        assert store._scalar("SELECT count(*) FROM metrics_liquidation") > 0
+        assert store._scalar("SELECT count(size_segment) FROM wallet_marks") > 0
+    finally:
+        store.close()

@@ -21,13 +21,16 @@ class Dialect:
     mark: str  # the parameter placeholder
     any_list: bool  # `col = ANY(<one list parameter>)` (PostgreSQL) or a constant `IN (?, ...)` list (DuckDB)
     full_address: bool  # also compare the address itself (else only its integer wallet key; checked later)
+    branch_limits: bool = False  # each branch sorts and limits itself, so an index in that order can serve it
 
 
 DUCKDB = Dialect("?", any_list=False, full_address=False)
-POSTGRES = Dialect("%s", any_list=True, full_address=True)
+POSTGRES = Dialect("%s", any_list=True, full_address=True, branch_limits=True)
 
 
 def _member(column: str, values: list[Any], d: Dialect) -> tuple[str, list[Any]]:
+    if len(values) == 1:  # an equality, which an index can also serve in its order (a list it cannot)
+        return f"{column} = {d.mark}", values
     if d.any_list:
         return f"{column} = ANY({d.mark})", [values]
     return f"{column} IN ({', '.join([d.mark] * len(values))})", values
@@ -70,8 +73,11 @@ def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra:
         )
         branch_params += [query.start, *params]
     direction = "DESC" if query.descending else "ASC"
-    sql = (
-        f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t "
-        f"ORDER BY sort_key {direction}, key {direction} LIMIT {d.mark}"
-    )
+    order = f"ORDER BY sort_key {direction}, key {direction} LIMIT {d.mark}"
+    if d.branch_limits and len(branches) > 1:
+        # the first `limit` rows of the union are among each branch's first `limit`: a branch that sorts
+        # itself lets the planner walk an index in that order and stop early (a merge over partitions)
+        branches = [f"({b} {order})" for b in branches]
+        branch_params = [*params, query.limit, query.start, *params, query.limit]
+    sql = f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t {order}"
     return sql, [*branch_params, query.limit]

@@ -42,6 +42,10 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS positions_closed_key ON positions_closed (key)",
     "CREATE INDEX IF NOT EXISTS positions_closed_coin ON positions_closed (coin, close_time)",
     "CREATE INDEX IF NOT EXISTS positions_closed_wallet ON positions_closed (wallet)",
+    # /positions pages walk these in their order and stop after a page (each branch sorts itself: history.py)
+    "CREATE INDEX IF NOT EXISTS positions_closed_coin_open ON positions_closed (coin, open_time, key)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_coin_pnl ON positions_closed (coin, unrealized_pnl, key)",
+    "CREATE INDEX IF NOT EXISTS positions_closed_pnl ON positions_closed (unrealized_pnl, key)",
     "CREATE INDEX IF NOT EXISTS order_spans_span ON order_spans (span)",
     "CREATE INDEX IF NOT EXISTS order_spans_first ON order_spans (first_height)",
     "CREATE INDEX IF NOT EXISTS order_ends_span ON order_ends (span)",
@@ -117,8 +121,14 @@ class PgSchema(PgConnections):
                     if "TABLE IF NOT EXISTS metrics_liquidation (" in statement:
                         con.execute(statement)  # type: ignore[call-overload]
                 con.execute("ALTER TABLE wallet_marks ADD COLUMN IF NOT EXISTS size_segment SMALLINT")
-                for statement in INDEXES:
-                    if "metrics_liquidation" in statement:
+                new = (
+                    "metrics_liquidation",
+                    "positions_closed_coin_open",
+                    "positions_closed_coin_pnl",
+                    "positions_closed_pnl",
+                )
+                for statement in INDEXES:  # the new ones (on a large database this takes a while)
+                    if any(name in statement for name in new):
                         con.execute(statement)  # type: ignore[call-overload]
                 con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
