@@ -35,6 +35,8 @@ PAGES = [
     "/dashboard/heatmap",
     "/dashboard/heatmap/cell?coin=BTC&segment=4",
     "/dashboard/leaderboards?period=week",
+    "/dashboard/coin/BTC/liquidations",
+    "/dashboard/cohorts/migration?category=size",
 ]
 
 

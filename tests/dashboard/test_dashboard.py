@@ -86,6 +86,23 @@ def test_signed_out_pages_redirect_to_sign_in_and_sign_in_sets_a_strict_cookie(b
     browser_like.cookies.clear()
 
 
+def test_an_oversized_sign_in_form_is_refused_unread(browser_like, world):
+    big = f"key={world.key}&next=/dashboard&pad=" + "x" * 100_000
+    r = browser_like.post("/dashboard/sign-in", content=big)
+    assert r.status_code == 413 and "too large" in r.text and "set-cookie" not in r.headers
+
+    def chunks():  # no content-length: the stream itself is cut off at the limit
+        yield f"key={world.key}&pad=".encode()
+        for _ in range(100):
+            yield b"x" * 1000
+
+    r = browser_like.post("/dashboard/sign-in", content=chunks())
+    assert r.status_code == 413 and "set-cookie" not in r.headers
+    ok = browser_like.post("/dashboard/sign-in", content=f"key={world.key}&next=/dashboard/perps")
+    assert ok.status_code == 303 and ok.headers["location"] == "/dashboard/perps"
+    browser_like.cookies.clear()
+
+
 def test_every_page_renders_over_the_service_with_a_strict_csp(browser_like, world):
     browser_like.cookies.set(COOKIE, Sessions(SECRET, world.keys).cookie_for(world.keys.authenticate(world.key)))
     try:
@@ -186,7 +203,9 @@ def test_pages_data_is_kept_for_a_bounded_number_of_pages_per_update(browser_lik
         for i in range(pages.PAGE_CACHE_ENTRIES + 5):
             assert browser_like.get(f"/dashboard/cohorts/3?range={i}").status_code == 200
         assert len(pages._cache) == pages.PAGE_CACHE_ENTRIES
-        browser_like.get("/dashboard/heatmap/cell?coin=BTC&segment=1")  # a cell's positions are never kept
-        assert not any(key[0] == "cell.html" for key in pages._cache)
+        for segment in range(1, pages.CELL_CACHE_ENTRIES + 4):  # a few cells' positions are kept, no more
+            assert browser_like.get(f"/dashboard/heatmap/cell?coin=BTC&segment={segment}").status_code == 200
+        assert sum(key[0] == "cell.html" for key in pages._cache) == pages.CELL_CACHE_ENTRIES
+        assert len(pages._cache) <= pages.PAGE_CACHE_ENTRIES
     finally:
         browser_like.cookies.clear()

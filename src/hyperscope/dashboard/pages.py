@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
+from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
@@ -112,7 +113,8 @@ def _page(
 
 
 PAGE_CACHE_ENTRIES = 128  # pages' data kept per state update (the same for every signed-in key)
-UNCACHED = frozenset({"cell.html", "wallet.html"})  # large (a cell's positions) or unbounded in number (wallets)
+CELL_CACHE_ENTRIES = 4  # of which heatmap cells' positions (up to views.CLICK_THROUGH_MAX rows each)
+UNCACHED = frozenset({"wallet.html"})  # unbounded in number (wallets)
 _cache: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -134,6 +136,9 @@ def _built(
         _cache[key] = data
         while len(_cache) > PAGE_CACHE_ENTRIES:
             _cache.popitem(last=False)
+        cells = [k for k in _cache if k[0] == "cell.html"]
+        for old in cells[: max(0, len(cells) - CELL_CACHE_ENTRIES)]:  # the least recently used cells go first
+            del _cache[old]
     return data
 
 
@@ -153,7 +158,11 @@ def sign_in_form(request: Request, link: str | None = None, next: str = "/dashbo
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     _, sessions = _state(request)
-    form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+    body = await _bounded_body(request, SIGN_IN_MAX_BYTES)
+    if body is None:
+        page = templates.get_template("signin.html").render(message="that form is too large", next="/dashboard")
+        return _html(page, 413)
+    form = parse_qs(body.decode("utf-8", "replace"))
     token = (form.get("key") or [""])[0].strip()
     target = (form.get("next") or ["/dashboard"])[0]
     target = target if target.startswith("/dashboard") and "//" not in target else "/dashboard"
@@ -163,6 +172,24 @@ async def sign_in(request: Request) -> Response:
         page = templates.get_template("signin.html").render(message="unknown or revoked API key", next=target)
         return _html(page, 401)
     return _with_session(sessions, key, target, request)
+
+
+SIGN_IN_MAX_BYTES = 4096  # a key and a path: anything larger is refused before it is read
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, read no further than `limit` bytes (None when it is longer): a large body is never
+    held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _with_session(sessions: Sessions, key: ApiKey, target: str, request: Request) -> Response:
@@ -239,7 +266,13 @@ def heatmap(request: Request, openedWithin: str = "all", height: int | None = No
 
 @router.get("/heatmap/cell")
 def cell(request: Request, coin: str, segment: int, openedWithin: str = "all") -> Response:  # noqa: N803
-    return _page(request, "cell.html", "heatmap", lambda s, u: views.cell(s, u, coin, segment, openedWithin))
+    def build(svc: Service, u: LatestUpdate) -> dict[str, Any]:
+        data = views.cell(svc, u, coin, segment, openedWithin)
+        # thousands of rows: rendered once with the data, so a repeated view costs no row formatting
+        table = templates.get_template("positions_table.html").render(positions=data["rows"])
+        return {**data, "table": Markup(table)}  # noqa: S704 (an autoescaping template wrote it)
+
+    return _page(request, "cell.html", "heatmap", build)
 
 
 @router.get("/leaderboards")

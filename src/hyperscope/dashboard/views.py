@@ -346,26 +346,18 @@ def cell(svc: Service, update: LatestUpdate, name: str, segment: int, opened_wit
     if segment not in SEGMENTS_BY_ID:
         raise NotFound(f"no cohort {segment}; cohorts are 1-16")
     span = TIMEFRAMES.get(opened_within)
-    rows: list[dict[str, Any]] = []
-    after = None
-    while len(rows) < CLICK_THROUGH_MAX:
-        page = svc.positions(
-            HistoryQuery(
-                start=update.time,
-                end=update.time,
-                limit=1000,
-                order_by="value",
-                descending=True,
-                coins=(name,),
-                open=True,
-                segment=segment,
-                after=after,
-            )
+    rows = svc.positions(
+        HistoryQuery(
+            start=update.time,
+            end=update.time,
+            limit=CLICK_THROUGH_MAX,
+            order_by="value",
+            descending=True,
+            coins=(name,),
+            open=True,
+            segment=segment,
         )
-        rows += page.rows
-        if not page.more or not page.rows:
-            break
-        after = (page.rows[-1]["sort_key"], page.rows[-1]["key"])
+    ).rows
     if span is not None:
         rows = [r for r in rows if r["open_time"] >= update.time - span]
     target = svc.series_at(Series("coin_segment", coin=name, segment=segment, timeframe=opened_within), update.height)
