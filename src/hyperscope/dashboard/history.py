@@ -25,10 +25,12 @@ def liquidation_chart(svc: Service, name: str, height: int) -> tuple[dict[str, A
     orders = svc.orders_at(height, [name]) if mark else None
     if orders is not None and orders.num_rows:
         low, high = float(starts[0]), float(ends[-1])
-        width = (high - low) / len(starts)
-        for px, sz in zip(orders.column("limit_px").to_pylist(), orders.column("sz").to_pylist(), strict=True):
-            if px is not None and low <= px < high:
-                order_value[int((px - low) / width)] += abs(sz or 0.0) * px
+        px = pc.fill_null(orders.column("limit_px"), np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+        sz = pc.fill_null(orders.column("sz"), 0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+        inside = (px >= low) & (px < high)  # NaN (no price) is never inside
+        index = ((px[inside] - low) / ((high - low) / len(starts))).astype(np.int64)
+        per_bin = np.bincount(index, weights=np.abs(sz[inside]) * px[inside], minlength=len(starts))
+        order_value = per_bin[: len(starts)].tolist()
     bins = [
         {"start": float(a), "end": float(b), "value": float(v), "count": int(c), "segment": SEGMENTS_BY_ID.get(int(g))}
         for a, b, v, c, g in zip(starts, ends, liq["value"], liq["count"], liq["segment"], strict=True)
