@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +23,7 @@ from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import HyperscopeError, InvalidStateUpdate
 from hyperscope.store.base import OrderWrite, Retention, Store, WriteBatch
-from hyperscope.tracking import changed_rows, track
+from hyperscope.tracking import Tracked, changed_rows, track
 from hyperscope.tracking.orders import order_changes
 
 log = logging.getLogger("hyperscope.ingest")
@@ -37,11 +39,10 @@ class IngestResult:
     opened: int = 0
     closed: int = 0
     liquidations: int = 0
+    # per stage: validate, tracking, metrics (on another thread, during the store's write), store (from the end
+    # of tracking to the commit), retention (when it ran)
     seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(self.seconds.values())
+    total_seconds: float = 0.0  # wall time of the whole update (the stages overlap, so not their sum)
 
 
 class Ingestor:
@@ -63,6 +64,7 @@ class Ingestor:
         self._pending_marked: pa.Table | None = None
         self._groups: dict[str, pa.Table] | None = None  # the groups holding positions at the newest update
         self.listeners: list = []  # called with IngestResult after every stored update
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="hyperscope-ingest")
 
     def ingest(self, update: StateUpdate) -> IngestResult:
         t0 = time.perf_counter()
@@ -86,8 +88,18 @@ class Ingestor:
         t2 = time.perf_counter()
         if self._groups is None and latest is not None:
             self._groups = self.store.metric_groups(latest.height, metrics.GROUP_KEYS)
-        rows = metrics.compute(checked, tracked, self._groups)
-        t3 = time.perf_counter()
+        if checked.orders is not None and self._order_keys is None:
+            self._order_keys, self._orders_at = self.store.open_order_spans()
+        # What the store writes after the positions is computed on another thread while it writes them (the
+        # database and numpy both let go of the GIL), in the order the writer takes it: order spans, changed
+        # profiles, hourly marks, then the metrics, whose rows the writer takes last.
+        work = self._worker
+        orders = work.submit(self._order_write, checked)
+        wallets = work.submit(self._changed_profiles, tracked.profiles, previous is self._open)
+        marks = work.submit(self._marks, tracked.profiles, checked.time, latest.time if latest else None)
+        computed = work.submit(_metrics, checked, tracked, self._groups)
+        series: Future[dict[str, pa.Table]] = Future()
+        computed.add_done_callback(lambda done: _settle(series, done))
         liquidations = 0
         if checked.fills is not None and checked.fills.num_rows:
             liquidations = int(checked.fills.column("liquidation").to_numpy(zero_copy_only=False).sum())
@@ -104,24 +116,29 @@ class Ingestor:
             source=checked.source,
             market_data=checked.market_data,
             ingested_at=now_ms(),
-            ingest_seconds=t3 - t0,
+            ingest_seconds=t2 - t0,
             counts=counts,
             markets=checked.markets,
             positions_open=tracked.open,
             positions_opened=tracked.open.filter(pa.array(tracked.new)),
             positions_closed=tracked.closed,
-            wallets=self._changed_profiles(tracked.profiles, previous is self._open),
+            wallets=wallets,
             fills=checked.fills,
-            series=_series_tables(rows),
-            orders=self._order_write(checked),
-            marks=self._marks(tracked.profiles, checked.time, latest.time if latest else None),
+            series=series,
+            orders=orders,
+            marks=marks,
             funding=_funding_rows(checked, latest.time if latest else None),
+            has_orders=checked.orders is not None,
         )
-        self.store.write_update(batch)
+        try:
+            self.store.write_update(batch)
+        finally:
+            wait([computed])  # never two updates' work at once, nor any outliving a failed write
+        rows, _, metrics_seconds = computed.result()
         # what the next update is compared with moves on only once this one is stored
-        if batch.orders is not None:
+        if orders.result() is not None:
             self._order_keys, self._orders_at = self._pending_order_keys, (checked.height, checked.time)
-        if batch.marks is not None:
+        if marks.result() is not None:
             self._marked = self._pending_marked
         t4 = time.perf_counter()
         self._open, self._open_keys, self._open_height = tracked.open, tracked.keys, checked.height
@@ -134,7 +151,7 @@ class Ingestor:
             opened=counts["opened"],
             closed=counts["closed"],
             liquidations=liquidations,
-            seconds={"validate": t1 - t0, "tracking": t2 - t1, "metrics": t3 - t2, "store": t4 - t3},
+            seconds={"validate": t1 - t0, "tracking": t2 - t1, "metrics": metrics_seconds, "store": t4 - t2},
         )
         if self.retention is not None and (
             self._retention_at is None or checked.time - self._retention_at >= RETENTION_EVERY_MS
@@ -143,6 +160,7 @@ class Ingestor:
             deleted = self.store.apply_retention(self.retention, checked.time)
             result.seconds["retention"] = time.perf_counter() - t4
             log.debug("retention at height %s deleted %s", checked.height, deleted)
+        result.total_seconds = time.perf_counter() - t0
         for listener in self.listeners:
             listener(result)
         return result
@@ -159,11 +177,10 @@ class Ingestor:
         return time.perf_counter() - t0
 
     def _order_write(self, update: StateUpdate) -> OrderWrite | None:
-        """The order spans an update with an order table opens and ends (None when it has none)."""
+        """The order spans an update with an order table opens and ends (None when it has none), given the
+        spans open before it (`_order_keys`, loaded from the store first)."""
         if update.orders is None:
             return None
-        if self._order_keys is None:
-            self._order_keys, self._orders_at = self.store.open_order_spans()
         changes = order_changes(update.orders, self._order_keys)
         self._pending_order_keys = changes.keys
         height, time = self._orders_at if self._orders_at else (None, None)
@@ -218,6 +235,24 @@ def _funding_rows(update: StateUpdate, previous_ms: int | None) -> pa.Table | No
             "height": pa.array(np.full(n, update.height, np.int64)),
         }
     )
+
+
+def _metrics(
+    checked: StateUpdate, tracked: Tracked, groups: dict[str, pa.Table] | None
+) -> tuple[metrics.MetricRows, dict[str, pa.Table], float]:
+    """(the metric rows, as the store's tables, seconds taken): run on the ingestor's worker thread."""
+    t0 = time.perf_counter()
+    rows = metrics.compute(checked, tracked, groups)
+    return rows, _series_tables(rows), time.perf_counter() - t0
+
+
+def _settle(series: Future[dict[str, pa.Table]], computed: Future[tuple[Any, ...]]) -> None:
+    """Hand the computed metric tables (or the computation's error) to the writer waiting for them."""
+    error = computed.exception()
+    if error is not None:
+        series.set_exception(error)
+    else:
+        series.set_result(computed.result()[1])
 
 
 def _series_tables(rows: metrics.MetricRows) -> dict[str, pa.Table]:

@@ -216,10 +216,9 @@ def validate(update: StateUpdate) -> StateUpdate:
     )
 
 
-_HEX = np.zeros(256, bool)
-_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = True
-_UPPER = np.zeros(256, bool)
-_UPPER[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
+def _in_range(data: np.ndarray, low: str, high: str) -> np.ndarray:
+    """Whether each byte lies in [low, high]: one wrapping subtraction and one comparison (no lookup table)."""
+    return (data - np.uint8(ord(low))) <= np.uint8(ord(high) - ord(low))
 
 
 def _address_bytes(addresses: pa.Array) -> np.ndarray:
@@ -239,7 +238,7 @@ def _lowered(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     if not len(addresses):
         return addresses
     lengths = pc.binary_length(addresses).to_numpy(zero_copy_only=False)
-    if (lengths != 42).any() or _UPPER[_address_bytes(addresses)].any():
+    if (lengths != 42).any() or _in_range(_address_bytes(addresses), "A", "Z").any():
         addresses = pc.utf8_lower(addresses)
     return addresses
 
@@ -252,8 +251,10 @@ def _addresses(name: str, column: pa.Array | pa.ChunkedArray) -> pa.Array:
         row = int(np.argmax(lengths != 42))
         raise InvalidStateUpdate(f"{name}: row {row} is {addresses[row]}, expected 0x + 40 hex digits")
     raw = _address_bytes(addresses)
-    ok = (raw[:, 0] == ord("0")) & (raw[:, 1] == ord("x")) & _HEX[raw[:, 2:]].all(axis=1)
-    if not ok.all():
+    digits = raw[:, 2:]
+    hexadecimal = _in_range(digits, "0", "9") | _in_range(digits, "a", "f")
+    if not ((raw[:, 0] == ord("0")).all() and (raw[:, 1] == ord("x")).all() and hexadecimal.all()):
+        ok = (raw[:, 0] == ord("0")) & (raw[:, 1] == ord("x")) & hexadecimal.all(axis=1)
         row = int(np.argmax(~ok))
         raise InvalidStateUpdate(f"{name}: row {row} is {addresses[row]}, expected 0x + 40 hex digits")
     return addresses

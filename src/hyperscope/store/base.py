@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +12,7 @@ import pyarrow as pa
 from hyperscope.domain.state import TS
 from hyperscope.domain.time import DAY_MS, HOUR_MS, MINUTE_MS
 
+T = TypeVar("T")
 SCHEMA_VERSION = 7  # of schema.sql; each backend migrates older stores up to it
 # the columns of a lifecycle's identity (written when it opens) and of its numbers (rewritten every update)
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
@@ -144,19 +146,28 @@ class WriteBatch:
     time: int
     source: str
     ingested_at: int
-    ingest_seconds: float
+    ingest_seconds: float  # validate + tracking: the work before the write starts (metrics overlap the write)
     counts: dict[str, int]  # positions, wallets, opened, closed, liquidations
     markets: pa.Table
     positions_open: pa.Table  # every open position (replaces the previous ones)
     positions_opened: pa.Table  # the rows of positions_open whose lifecycle this update opened
     positions_closed: pa.Table  # lifecycles this update ended, with their final state (appended)
-    wallets: pa.Table  # upserted by address
+    # The fields that may be a Future are being computed on another thread while the store writes the others
+    # (a writer reads them through `ready()`, as late as it can; the ingestor computes them in this order).
+    wallets: pa.Table | Future[pa.Table]  # upserted by address
     fills: pa.Table | None
-    series: dict[str, pa.Table]  # metrics table -> rows without id/height/created_at
-    orders: OrderWrite | None = None  # None: this update carried no order table (no snapshot)
-    marks: pa.Table | None = None  # wallet_marks rows (address, pnl, volume, full_mark) stamped `time`
+    series: dict[str, pa.Table] | Future[dict[str, pa.Table]]  # metrics table -> rows without id/height/created_at
+    orders: OrderWrite | None | Future[OrderWrite | None] = None  # None: no order table in this update
+    marks: pa.Table | None | Future[pa.Table | None] = None  # wallet_marks rows (address, pnl, volume, full_mark)
     funding: pa.Table | None = None  # funding_hourly rows (the first update of an hour)
     market_data: str = ""  # where the update's marks came from (StateUpdate.market_data)
+    has_orders: bool = False  # the update carried an order table (a snapshot): `orders` is not None
+
+
+def ready(value: T | Future[T]) -> T:
+    """A batch field's value, waiting for it when another thread is still computing it (its error is raised
+    here, inside the writer's transaction, which then rolls back)."""
+    return value.result() if isinstance(value, Future) else value
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,24 @@ class OrderChanges:
 
 def order_changes(orders: pa.Table, previous: np.ndarray | None) -> OrderChanges:
     """Spans opened and ended by an update's full order table, given the span keys open before it."""
-    keys = span_keys(orders)
-    keys, first = np.unique(keys, return_index=True)  # a repeated order version is stored once
-    orders = orders.take(pa.array(first))
-    before = previous if previous is not None else np.zeros(0, np.int64)
-    new = ~np.isin(keys, before, assume_unique=True)
-    ended = before[~np.isin(before, keys, assume_unique=True)]
-    opened = orders.filter(pa.array(new)).append_column("span", pa.array(keys[new], pa.int64()))
+    raw = span_keys(orders)
+    by_key = np.argsort(raw, kind="stable")
+    ordered = raw[by_key]
+    first = np.ones(len(ordered), bool)
+    first[1:] = ordered[1:] != ordered[:-1]  # a repeated order version is stored once (its first row)
+    keys, rows = ordered[first], by_key[first]
+    before = np.zeros(0, np.int64) if previous is None else np.asarray(previous, np.int64)
+    if len(before) > 1 and (before[1:] < before[:-1]).any():
+        before = np.sort(before)
+    new = ~_among(keys, before)
+    ended = before[~_among(before, keys)]
+    opened = orders.take(pa.array(rows[new])).append_column("span", pa.array(keys[new], pa.int64()))
     return OrderChanges(opened=opened, ended=ended, keys=keys)
+
+
+def _among(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Whether each value is in `sorted_set` (ascending): a binary search, no sort of either side."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values

@@ -20,6 +20,7 @@ from hyperscope.store.base import (
     Retention,
     WriteBatch,
     order_rows,
+    ready,
     to_storage,
 )
 from hyperscope.store.duckdb.connection import WALLET_KEY, DuckConnection
@@ -72,7 +73,7 @@ class DuckWriter(DuckConnection):
                         batch.counts["liquidations"],
                         batch.ingested_at,
                         batch.ingest_seconds,
-                        batch.orders is not None,
+                        batch.has_orders,
                         batch.market_data,
                     ],
                 )
@@ -100,26 +101,23 @@ class DuckWriter(DuckConnection):
                 self._insert(con, "open_states", batch.positions_open.select(STATE_COLUMNS))
                 self._insert_closed(con, batch.positions_closed, batch.height)
                 self._stage("positions")
-                if batch.orders is not None:
-                    self._write_orders(con, batch.orders, batch.height)
-                if batch.marks is not None and batch.marks.num_rows:
-                    n_marks = batch.marks.num_rows
-                    self._insert(
-                        con,
-                        "wallet_marks",
-                        batch.marks.add_column(0, "time", pa.array(np.full(n_marks, batch.time, np.int64))),
-                    )
+                orders, marks = ready(batch.orders), ready(batch.marks)
+                if orders is not None:
+                    self._write_orders(con, orders, batch.height)
+                if marks is not None and marks.num_rows:
+                    stamped = marks.add_column(0, "time", pa.array(np.full(marks.num_rows, batch.time, np.int64)))
+                    self._insert(con, "wallet_marks", stamped)
                 if batch.funding is not None and batch.funding.num_rows:
                     self._insert(con, "funding_hourly", batch.funding)
                 self._stage("orders")
-                self._upsert_wallets(con, batch.wallets)
+                self._upsert_wallets(con, ready(batch.wallets))
                 self._stage("wallets")
                 if batch.fills is not None and batch.fills.num_rows:
                     fills = batch.fills.add_column(
                         0, "height", pa.array([batch.height] * batch.fills.num_rows, pa.int64())
                     )
                     self._insert(con, "fills", fills)
-                for table, rows in batch.series.items():
+                for table, rows in ready(batch.series).items():
                     m = rows.num_rows
                     rows = rows.add_column(0, "created_at", pa.array([batch.time] * m, pa.int64()))
                     rows = rows.add_column(0, "height", pa.array([batch.height] * m, pa.int64()))

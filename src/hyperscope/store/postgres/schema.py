@@ -13,6 +13,7 @@ from hyperscope.store.base import (
     SCHEMA_VERSION,
     SERIES_TABLES,
     WriteBatch,
+    ready,
     to_storage,
 )
 from hyperscope.store.postgres.connection import WRITER_LOCK, PgConnections
@@ -213,8 +214,9 @@ class PgSchema(PgConnections):
         if batch.fills is not None and batch.fills.num_rows:
             times = to_storage(batch.fills.select(["time"])).column(0).to_numpy()
             wanted["fills"] = (int(times.min()), int(times.max()))
-        if batch.orders is not None and batch.orders.ended_time is not None:
-            wanted["order_ends"] = (batch.orders.ended_time, batch.orders.ended_time)
+        orders = ready(batch.orders)  # (the first thing the ingestor computes beside the write)
+        if orders is not None and orders.ended_time is not None:
+            wanted["order_ends"] = (orders.ended_time, orders.ended_time)
         return wanted
 
     def _drop_partitions(self, horizons: dict[str, int]) -> int:

@@ -4,6 +4,7 @@ worker threads while earlier statements run; retention by whole partitions where
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -19,10 +20,10 @@ from hyperscope.store.base import (
     SERIES_TABLES,
     STATE_COLUMNS,
     LatestUpdate,
-    OrderWrite,
     Retention,
     WriteBatch,
     order_rows,
+    ready,
     to_storage,
 )
 from hyperscope.store.postgres import copy as pgcopy
@@ -37,7 +38,9 @@ class PgWriter(PgSchema):
         if self.fault_hook is not None:
             self.fault_hook(name)
 
-    def _encode(self, table: str, rows: pa.Table, types: dict[str, str] | None = None) -> tuple[list[str], bytes]:
+    def _encode(
+        self, table: str, rows: pa.Table, types: dict[str, str] | None = None
+    ) -> tuple[list[str], list[memoryview]]:
         """(columns, binary COPY payload) of rows for `table` (cast to the table's own column types)."""
         rows = to_storage(rows)
         types = types or self._types[table]
@@ -47,15 +50,20 @@ class PgWriter(PgSchema):
         self,
         cur: psycopg.Cursor[Any],
         table: str,
-        rows: pa.Table | Future[tuple[list[str], bytes]],
+        rows: pa.Table | Future[tuple[list[str], list[memoryview]] | None],
         types: dict[str, str] | None = None,
     ) -> None:
-        """Append rows with binary COPY; `rows` may be a payload being encoded in the background."""
+        """Append rows with binary COPY; `rows` may be a payload being encoded in the background (no rows:
+        nothing)."""
         if isinstance(rows, pa.Table) and rows.num_rows == 0:
             return
-        columns, payload = rows.result() if isinstance(rows, Future) else self._encode(table, rows, types)
+        encoded = rows.result() if isinstance(rows, Future) else self._encode(table, rows, types)
+        if encoded is None:
+            return
+        columns, payload = encoded
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
-            copy.write(payload)
+            for piece in payload:
+                copy.write(piece)
 
     def between_updates(self) -> None:
         """Nothing: PostgreSQL checkpoints and vacuums on its own schedule, outside any update."""
@@ -65,15 +73,9 @@ class PgWriter(PgSchema):
         with self._write_lock:
             con = self._live_writer()
             self._ensure_partitions(self._partitions_of(batch))
-            # the big payloads are encoded on other threads (numpy lets go of the GIL) while the transaction
-            # streams the small ones and the server works
-            states = batch.positions_open.select(STATE_COLUMNS)
-            pending = {
-                "open_states": self._encoder.submit(
-                    self._encode, "open_states", states.take(pc.sort_indices(states.column("key")))
-                ),
-                "wallets": self._encoder.submit(self._encode, "wallets", batch.wallets),
-            }
+            # every sizeable payload is encoded on other threads (numpy lets go of the GIL), in the order the
+            # transaction streams them, while it streams the earlier ones and the server works
+            pending = self._payloads(batch)
             with self._errors(), con.transaction():
                 cur = con.cursor()
                 if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
@@ -104,7 +106,7 @@ class PgWriter(PgSchema):
                 c["liquidations"],
                 batch.ingested_at,
                 batch.ingest_seconds,
-                batch.orders is not None,
+                batch.has_orders,
                 batch.market_data,
             ),
         )
@@ -118,8 +120,7 @@ class PgWriter(PgSchema):
             (batch.height, batch.time),
         )
         self._stage("markets")
-        opened = batch.positions_opened.select(LIFECYCLE_COLUMNS)
-        self._copy(cur, "lifecycles", opened.append_column("wallet", pa.array(wallet_keys(opened.column("address")))))
+        self._copy(cur, "lifecycles", pending["lifecycles"])
         closed = batch.positions_closed
         if closed.num_rows:
             cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
@@ -128,36 +129,26 @@ class PgWriter(PgSchema):
         self._stage("open_states_deleted")
         self._copy(cur, "open_states", pending["open_states"])
         self._stage("open_states")
-        if closed.num_rows:
-            fields = batch.markets.select(["coin", "mid_px", "premium", "sz_decimals", "max_leverage"])
-            closed = closed.join(fields, "coin", join_type="left outer")
-            self._copy(
-                cur, "positions_closed", closed.append_column("wallet", pa.array(wallet_keys(closed.column("address"))))
-            )
+        self._copy(cur, "positions_closed", pending["positions_closed"])
         self._stage("positions")
-        if batch.orders is not None:
-            self._write_orders(cur, batch.orders, batch.height)
-        if batch.marks is not None and batch.marks.num_rows:
-            self._copy(
-                cur,
-                "wallet_marks",
-                batch.marks.add_column(0, "time", pa.array(np.full(batch.marks.num_rows, batch.time, np.int64))),
-            )
-        if batch.funding is not None and batch.funding.num_rows:
-            self._copy(cur, "funding_hourly", batch.funding)
+        for table in ("order_ends", "order_spans", "wallet_marks", "funding_hourly"):
+            self._copy(cur, table, pending[table])
         self._stage("orders")
-        if batch.wallets.num_rows:  # the changed profiles replace theirs: addresses staged, one hash join
+        if ready(batch.wallets).num_rows:  # the changed profiles replace theirs: addresses staged, one hash join
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
-            self._copy(cur, "changed_wallets", batch.wallets.select(["address"]), {"address": "character varying"})
-            cur.execute("ANALYZE changed_wallets")  # a temporary table has no statistics: without, no hash join
+            self._copy(cur, "changed_wallets", pending["changed_wallets"])
+            # a temporary table has no statistics; rather than ANALYZE it (40 ms at 150k rows), the planner is
+            # told to hash it, for this transaction only
+            cur.execute("SET LOCAL enable_nestloop = off")
+            cur.execute("SET LOCAL enable_mergejoin = off")
             cur.execute("DELETE FROM wallets w USING changed_wallets c WHERE w.address = c.address")
+            cur.execute("RESET enable_nestloop")
+            cur.execute("RESET enable_mergejoin")
             self._stage("wallets_deleted")
             self._copy(cur, "wallets", pending["wallets"])
         self._stage("wallets")
-        if batch.fills is not None and batch.fills.num_rows:
-            fills = batch.fills.add_column(0, "height", pa.array(np.full(batch.fills.num_rows, batch.height, np.int64)))
-            self._copy(cur, "fills", fills)
-        for table, rows in batch.series.items():
+        self._copy(cur, "fills", pending["fills"])
+        for table, rows in ready(batch.series).items():
             m = rows.num_rows
             first = self._next_id(cur, table, m)
             rows = rows.add_column(0, "created_at", pa.array(np.full(m, batch.time, np.int64)))
@@ -178,12 +169,66 @@ class PgWriter(PgSchema):
         assert row is not None
         return int(row[0]) - count
 
-    def _write_orders(self, cur: psycopg.Cursor[Any], orders: OrderWrite, height: int) -> None:
-        ends, spans = order_rows(orders, height)
-        if ends is not None:
-            self._copy(cur, "order_ends", ends)
-        if spans is not None:
-            self._copy(cur, "order_spans", spans)
+    def _payloads(self, batch: WriteBatch) -> dict[str, Future[tuple[list[str], list[memoryview]] | None]]:
+        """The COPY payloads of a state update's sizeable tables, each encoded on the encoder threads (in the
+        order the write streams them; a table without rows has None). A table the ingestor is still computing
+        is waited for there, not here."""
+
+        def lifecycles() -> pa.Table:
+            opened = batch.positions_opened.select(LIFECYCLE_COLUMNS)
+            return opened.append_column("wallet", pa.array(wallet_keys(opened.column("address"))))
+
+        def open_states() -> pa.Table:
+            states = batch.positions_open.select(STATE_COLUMNS)
+            return states.take(pc.sort_indices(states.column("key")))
+
+        def positions_closed() -> pa.Table | None:
+            closed = batch.positions_closed
+            if not closed.num_rows:
+                return None
+            fields = batch.markets.select(["coin", "mid_px", "premium", "sz_decimals", "max_leverage"])
+            closed = closed.join(fields, "coin", join_type="left outer")
+            return closed.append_column("wallet", pa.array(wallet_keys(closed.column("address"))))
+
+        def order_table(which: int) -> pa.Table | None:
+            orders = ready(batch.orders)
+            return None if orders is None else order_rows(orders, batch.height)[which]
+
+        def wallet_marks() -> pa.Table | None:
+            marks = ready(batch.marks)
+            if marks is None:
+                return None
+            return marks.add_column(0, "time", pa.array(np.full(marks.num_rows, batch.time, np.int64)))
+
+        def fills() -> pa.Table | None:
+            if batch.fills is None:
+                return None
+            n = batch.fills.num_rows
+            return batch.fills.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64)))
+
+        tables: dict[str, Callable[[], pa.Table | None]] = {
+            "lifecycles": lifecycles,
+            "open_states": open_states,
+            "positions_closed": positions_closed,
+            "order_ends": lambda: order_table(0),
+            "order_spans": lambda: order_table(1),
+            "wallet_marks": wallet_marks,
+            "funding_hourly": lambda: batch.funding,
+            "changed_wallets": lambda: ready(batch.wallets).select(["address"]),
+            "wallets": lambda: ready(batch.wallets),
+            "fills": fills,
+        }
+        types = {"changed_wallets": {"address": "character varying"}}
+        return {
+            table: self._encoder.submit(self._encode_rows, table, rows, types.get(table))
+            for table, rows in tables.items()
+        }
+
+    def _encode_rows(
+        self, table: str, rows: Callable[[], pa.Table | None], types: dict[str, str] | None
+    ) -> tuple[list[str], list[memoryview]] | None:
+        made = rows()
+        return None if made is None or made.num_rows == 0 else self._encode(table, made, types)
 
     def open_order_spans(self) -> tuple[np.ndarray, tuple[int, int] | None]:
         """Span keys of the orders open at the newest update with orders, and that update's (height, time)."""
