@@ -47,6 +47,7 @@ def _old_view():
 _OLD_VIEW = _old_view()
 # what the builds of each older schema version lacked, newest first
 _LATER = {
+    7: [],  # schema 8 changed only PostgreSQL
     6: ["DROP TABLE metrics_liquidation", "ALTER TABLE wallet_marks DROP COLUMN size_segment"],
     5: ["ALTER TABLE state_updates DROP COLUMN market_data"],
     4: ["DROP TABLE funding_hourly"],
@@ -68,7 +69,7 @@ _LATER = {
 }
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
 def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     from hyperscope.ingest import Ingestor
     from hyperscope.store import open_store

@@ -20,12 +20,16 @@ from hyperscope.store.base import HISTORY_SORT, HistoryQuery
 class Dialect:
     mark: str  # the parameter placeholder
     any_list: bool  # `col = ANY(<one list parameter>)` (PostgreSQL) or a constant `IN (?, ...)` list (DuckDB)
-    full_address: bool  # also compare the address itself (else only its integer wallet key; checked later)
+    # closed lifecycles also compare the address itself (else only its integer wallet key: the store checks the
+    # page's rows); open ones always compare only the key
+    full_address: bool
     branch_limits: bool = False  # each branch sorts and limits itself, so an index in that order can serve it
+    open_rows: str = "positions_open"  # what the open branch reads
 
 
 DUCKDB = Dialect("?", any_list=False, full_address=False)
-POSTGRES = Dialect("%s", any_list=True, full_address=True, branch_limits=True)
+# PostgreSQL's open branch reads open positions alone, without joining their lifecycles (schema.OPEN_ROWS_VIEW)
+POSTGRES = Dialect("%s", any_list=True, full_address=True, branch_limits=True, open_rows="open_rows")
 
 
 def _member(column: str, values: list[Any], d: Dialect) -> tuple[str, list[Any]]:
@@ -36,8 +40,8 @@ def _member(column: str, values: list[Any], d: Dialect) -> tuple[str, list[Any]]
     return f"{column} IN ({', '.join([d.mark] * len(values))})", values
 
 
-def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra: str) -> tuple[str, list[Any]]:
-    """SQL and parameters for one page: rows of (key, sort_key, closed, *extra columns)."""
+def _condition(query: HistoryQuery, d: Dialect, full_address: bool) -> tuple[str, list[Any]]:
+    """The WHERE condition (and its parameters) of the query's filters and cursor, shared by both branches."""
     sort = HISTORY_SORT[query.order_by]
     where, params = [f"open_time <= {d.mark}"], [query.end]
     if query.coins is not None:
@@ -46,7 +50,7 @@ def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra:
         params += values
     if query.addresses is not None:
         clause, values = _member("wallet", [wallet_key(a) for a in query.addresses], d)
-        if d.full_address:
+        if full_address:
             address, names = _member("address", list(query.addresses), d)
             clause, values = f"{clause} AND {address}", values + names
         where.append(clause)
@@ -58,14 +62,21 @@ def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra:
         op = "<" if query.descending else ">"
         where.append(f"({sort} {op} {d.mark} OR ({sort} = {d.mark} AND key {op} {d.mark}))")
         params += [query.after[0], query.after[0], query.after[1]]
-    condition = " AND ".join(where)
+    return " AND ".join(where), params
+
+
+def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra: str) -> tuple[str, list[Any]]:
+    """SQL and parameters for one page: rows of (key, sort_key, closed, *extra columns)."""
+    sort = HISTORY_SORT[query.order_by]
+    open_condition, open_params = _condition(query, d, full_address=False)
+    condition, params = _condition(query, d, full_address=d.full_address)
     branches: list[str] = []
     branch_params: list[Any] = []
     if query.open is not False:
         branches.append(
-            f"SELECT key, {sort} AS sort_key, false AS closed, {open_extra} FROM positions_open WHERE {condition}"
+            f"SELECT key, {sort} AS sort_key, false AS closed, {open_extra} FROM {d.open_rows} WHERE {open_condition}"
         )
-        branch_params += params
+        branch_params += open_params
     if query.open is not True:
         branches.append(
             f"SELECT key, {sort} AS sort_key, true AS closed, {closed_extra} "
@@ -78,6 +89,6 @@ def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra:
         # the first `limit` rows of the union are among each branch's first `limit`: a branch that sorts
         # itself lets the planner walk an index in that order and stop early (a merge over partitions)
         branches = [f"({b} {order})" for b in branches]
-        branch_params = [*params, query.limit, query.start, *params, query.limit]
+        branch_params = [*open_params, query.limit, query.start, *params, query.limit]
     sql = f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS t {order}"
     return sql, [*branch_params, query.limit]

@@ -30,64 +30,103 @@ def _column(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
+MAX_GROUPS = 32  # past this many row layouts, one byte mask over all rows is cheaper than a pass per layout
+
+
 def encode(table: pa.Table, types: list[str]) -> list[memoryview]:
     """The COPY ... FROM STDIN (FORMAT BINARY) payload of `table`, whose columns have these PostgreSQL types,
     as consecutive pieces (written one after the other; never joined into one copy).
 
-    Rows are grouped by which of their fixed-width fields are NULL (a NULL has no value bytes, so each group
-    has one fixed row layout; most tables have one group, open positions two: with and without a liquidation
-    price). Rows keep their order within a group; the order of rows in a table carries no meaning."""
+    Rows are grouped by their layout: which fields are NULL (a NULL has no value bytes) and how long each text
+    is, so that each group is one packed record per row, written a whole column at a time (open positions
+    have two groups, with and without a liquidation price, times the lengths of their coin names). Past
+    MAX_GROUPS layouts, rows are grouped by their NULL fixed-width fields only and a byte mask drops text
+    padding. Rows keep their order within a group; the order of rows in a table carries no meaning."""
     n = table.num_rows
     columns = [_Column(_column(column), pg_type) for column, pg_type in zip(table.columns, types, strict=True)]
-    nullable = [c for c in columns if c.valid is not None and c.fixed]
-    if not nullable:
+    nulls = _layouts([c.valid for c in columns if c.valid is not None and c.fixed], n)
+    texts = [c.sizes if c.valid is None else np.where(c.valid, c.sizes, -1) for c in columns if c.varying]
+    layouts = _layouts(texts, n, nulls)
+    groups = layouts if layouts is not None and len(np.unique(layouts)) <= MAX_GROUPS else nulls
+    if groups is None:
         return [memoryview(HEADER), _rows(columns, None, n), memoryview(TRAILER)]
-    pattern = np.zeros(n, np.int64)
-    for bit, column in enumerate(nullable):
-        pattern |= (~column.valid).astype(np.int64) << bit  # type: ignore[operator]
-    kinds = np.unique(pattern)
-    if len(kinds) == 1:
-        return [memoryview(HEADER), _rows(columns, None, n), memoryview(TRAILER)]
-    groups = [np.flatnonzero(pattern == kind) for kind in kinds]
-    parts = [_rows(columns, rows, len(rows)) for rows in groups]
+    order = np.argsort(groups.astype(np.int16), kind="stable")  # a radix sort: few small group numbers
+    for column in columns:  # each group becomes a run of consecutive rows: one gather per column in all
+        column.reorder(order)
+    ends = [*(np.flatnonzero(np.diff(groups[order])) + 1).tolist(), n]
+    parts = [_rows(columns, slice(start, end), end - start) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
     return [memoryview(HEADER), *parts, memoryview(TRAILER)]
 
 
+def _layouts(codes: list[np.ndarray], n: int, start: np.ndarray | None = None) -> np.ndarray | None:
+    """One small integer per row that differs exactly where any of `codes` (validity masks or lengths)
+    differs, combined onto `start`; None when every row is alike."""
+    key = start
+    for code in codes:
+        index, count = _dense(code.astype(np.int64))
+        if count == 1:
+            continue
+        key = index if key is None else _dense(key * count + index)[0]
+    return None if key is None or _dense(key)[1] == 1 else key
+
+
+def _dense(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """(each value's rank among the distinct values, how many there are) of small non-negative-offset
+    integers (lengths, flags, group numbers), by counting rather than sorting."""
+    if len(values) == 0:
+        return values, 0
+    low = int(values.min())
+    present = np.bincount(values - low) > 0
+    rank = np.cumsum(present) - 1
+    return rank[values - low], int(present.sum())
+
+
 class _Column:
-    """One column as numpy: its values (None for all-empty text), per-row lengths, validity."""
+    """One column as numpy: its values (fixed width) or padded bytes (text), per-row lengths, validity."""
 
     def __init__(self, array: pa.Array, pg_type: str) -> None:
         n = len(array)
         self.valid = None if array.null_count == 0 else np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False))
         self.fixed = pg_type in FIXED
-        self.sizes: np.ndarray | None = None
+        self.varying = False
+        self.sizes: np.ndarray = np.zeros(0, np.int64)
+        self.padded: np.ndarray | None = None  # text: (rows, longest) bytes, zero past each text's end
         if self.fixed:
             arrow_type, self.dtype = FIXED[pg_type]
             typed = array.cast(arrow_type)
             if typed.null_count:
                 typed = typed.fill_null(False if arrow_type == pa.bool_() else 0)
-            self.values: np.ndarray | None = np.asarray(typed.to_numpy(zero_copy_only=False))
+            self.values = np.asarray(typed.to_numpy(zero_copy_only=False))
             self.width = np.dtype(self.dtype).itemsize
         elif pg_type in TEXT:
             text = array.cast(pa.large_string())
             offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + n + 1]
             self.sizes = np.diff(offsets)
             self.width = int(self.sizes.max()) if n else 0
-            self.dtype = f"S{self.width}"
-            self.values = None
+            self.varying = n > 0 and (self.valid is not None or int(self.sizes.min()) != self.width)
             if self.width:
                 data = np.frombuffer(text.buffers()[2], np.uint8)
-                padded = data[np.minimum(offsets[:-1, None] + np.arange(self.width), len(data) - 1)]
-                self.values = padded.view(self.dtype)[:, 0]
+                self.padded = data[np.minimum(offsets[:-1, None] + np.arange(self.width), len(data) - 1)]
         else:
             raise ValueError(f"no binary COPY encoding for PostgreSQL type {pg_type!r}")
 
+    def reorder(self, order: np.ndarray) -> None:
+        """The same column with its rows in `order`."""
+        if self.valid is not None:
+            self.valid = self.valid[order]
+        if self.fixed:
+            self.values = self.values[order]
+        else:
+            self.sizes = self.sizes[order]
+            if self.padded is not None:
+                self.padded = self.padded[order]
 
-def _rows(columns: list[_Column], rows: np.ndarray | None, n: int) -> memoryview:
-    """The binary rows of `rows` (all `n` when None), in order. Every row is first laid out at its widest (each
-    text at the column's longest, each NULL text with its value bytes) as one packed numpy record, written a
-    whole column at a time; a byte mask then drops text padding and NULL text bytes, when there are any. A
-    fixed-width column is NULL in every one of the rows or in none (`encode` groups them so)."""
+
+def _rows(columns: list[_Column], rows: slice | None, n: int) -> memoryview:
+    """The binary rows of the run `rows` (all `n` when None), in order. Every row is laid out as one packed numpy
+    record, written a whole column at a time: a fixed-width column NULL in every row has no value bytes, a
+    text column is as wide as its longest text here. When a text is shorter than that, or NULL, a byte mask
+    then drops the padding (`encode` groups rows so that this is rare)."""
 
     def pick(values: np.ndarray) -> np.ndarray:
         return values if rows is None else values[rows]
@@ -102,21 +141,21 @@ def _rows(columns: list[_Column], rows: np.ndarray | None, n: int) -> memoryview
                 fields.append((-1, None, None))
                 continue
             layout += [(f"n{i}", ">i4"), (f"v{i}", column.dtype)]
-            fields.append((column.width, pick(column.values), None))  # type: ignore[arg-type]
+            lengths: np.ndarray | int = column.width if valid is None else np.where(valid, column.width, -1)
+            fields.append((lengths, pick(column.values), None))
             continue
-        sizes = pick(column.sizes)  # type: ignore[arg-type]
-        lengths = sizes if valid is None else np.where(valid, sizes, -1)
-        if column.values is None:
+        sizes = pick(column.sizes)
+        text_lengths = sizes if valid is None else np.where(valid, sizes, -1)
+        width = int(sizes.max()) if n else 0
+        if width == 0 or column.padded is None:
             layout.append((f"n{i}", ">i4"))
-            fields.append((lengths, None, None))
+            fields.append((text_lengths, None, None))
             continue
-        keep = (
-            None
-            if (valid is None and sizes.min(initial=column.width) == column.width)
-            else (np.arange(column.width) < np.where(lengths < 0, 0, lengths)[:, None])
-        )
-        layout += [(f"n{i}", ">i4"), (f"v{i}", column.dtype)]
-        fields.append((lengths, pick(column.values), keep))
+        values = np.ascontiguousarray(pick(column.padded)[:, :width]).view(f"S{width}")[:, 0]
+        ragged = valid is not None or int(sizes.min()) != width
+        keep = np.arange(width) < np.maximum(text_lengths, 0)[:, None] if ragged else None
+        layout += [(f"n{i}", ">i4"), (f"v{i}", f"S{width}")]
+        fields.append((text_lengths, values, keep))
     records = np.empty(n, np.dtype(layout))
     records["count"] = len(columns)
     mask: np.ndarray | None = None

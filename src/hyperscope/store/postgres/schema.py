@@ -75,6 +75,23 @@ INDEXES = (
     "ALTER TABLE wallets SET (autovacuum_vacuum_scale_factor = 0.02)",
 )
 
+# Schema 8: PostgreSQL's open positions also carry their lifecycle's coin, opening time and wallet key, so that a
+# /positions page filters and sorts the open ones without joining every open lifecycle; `open_rows` shows them
+# with the columns of positions_closed (the lifecycle's own, fetched for the page's rows by key, are NULL here).
+OPEN_STATE_FILTERS = (
+    "ALTER TABLE open_states ADD COLUMN IF NOT EXISTS coin VARCHAR, ADD COLUMN IF NOT EXISTS open_time BIGINT, "
+    "ADD COLUMN IF NOT EXISTS wallet BIGINT"
+)
+OPEN_ROWS_VIEW = (
+    "CREATE OR REPLACE VIEW open_rows AS SELECT key, NULL::varchar AS id, NULL::varchar AS address, coin, "
+    "NULL::varchar AS dex, NULL::varchar AS side, size, entry_px, mark_px, value, unrealized_pnl, funding, "
+    "liquidation_px, liquidation_progress, NULL::varchar AS leverage_type, leverage, margin_used, open_time, "
+    "NULL::bigint AS close_time, NULL::bigint AS created_at, updated_at, height, size_segment, pnl_segment, "
+    "size_bucket, wallet FROM open_states"
+)
+# what open_rows leaves NULL: read from lifecycles for a page's open rows
+LIFECYCLE_ONLY = ("id", "address", "dex", "side", "leverage_type", "created_at")
+
 
 def _schema_statements() -> list[str]:
     """schema.sql with each growing table partitioned by day on its time column."""
@@ -106,7 +123,7 @@ class PgSchema(PgConnections):
                     f"{SCHEMA_VERSION}"
                 )
             if version == 0:
-                for statement in (*_schema_statements(), *INDEXES):
+                for statement in (*_schema_statements(), OPEN_STATE_FILTERS, OPEN_ROWS_VIEW, *INDEXES):
                     con.execute(statement)  # type: ignore[call-overload]
                 con.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
             # later versions: their steps, version -> next, as the DuckDB store's _upgrades() does
@@ -131,6 +148,13 @@ class PgSchema(PgConnections):
                 for statement in INDEXES:  # the new ones (on a large database this takes a while)
                     if any(name in statement for name in new):
                         con.execute(statement)  # type: ignore[call-overload]
+                # 7 -> 8: the open positions' coin, opening time and wallet key, from their lifecycles
+                con.execute(OPEN_STATE_FILTERS)
+                con.execute(
+                    "UPDATE open_states s SET coin = l.coin, open_time = l.open_time, wallet = l.wallet "
+                    "FROM lifecycles l WHERE l.key = s.key AND s.coin IS NULL"
+                )
+                con.execute(OPEN_ROWS_VIEW)
                 con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _check_schema(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+from psycopg.rows import dict_row
 
 from hyperscope.dsn import redact
 from hyperscope.errors import StoreFailed, StoreUnavailable
@@ -35,6 +36,7 @@ from hyperscope.store.base import (
 )
 from hyperscope.store.history import POSTGRES, history_page
 from hyperscope.store.postgres.connection import NOTIFY_CHANNEL
+from hyperscope.store.postgres.schema import LIFECYCLE_ONLY
 from hyperscope.store.postgres.writer import PgWriter
 
 log = logging.getLogger("hyperscope.store")
@@ -125,24 +127,40 @@ class PostgresStore(PgWriter):
 
     def position_history(self, query: HistoryQuery) -> list[dict[str, Any]]:
         """Open and closed lifecycles matching `query`, in its order, after its cursor, `limit` rows (the
-        same contract as the DuckDB store's; here B-tree indexes on coin, wallet and key serve it)."""
+        same contract as the DuckDB store's; here B-tree indexes on coin, wallet and key serve it).
+
+        The open branch reads the open positions alone (`open_rows`: they carry their coin, opening time and
+        wallet key), so no join hashes every open lifecycle; the columns only a lifecycle has are then read
+        for the page's open rows by key, whose address is checked there (the branch compared the wallet key).
+        Both run in one repeatable-read transaction, so they see the same state update."""
         fields = ", ".join(HISTORY_FIELDS)
-        sql, params = history_page(
-            query,
-            POSTGRES,
-            f"{fields}, NULL::float8 AS mid_px, NULL::float8 AS premium, NULL::int AS sz_decimals, "
-            "NULL::int AS max_leverage",
-            f"{fields}, mid_px, premium, sz_decimals, max_leverage",
-        )
-        rows = self._dicts(sql, params)
-        if any(not r["closed"] for r in rows):
+        extra = f"{fields}, mid_px, premium, sz_decimals, max_leverage"
+        nothing = "NULL::float8 AS mid_px, NULL::float8 AS premium, NULL::int AS sz_decimals, NULL::int AS max_leverage"
+        sql, params = history_page(query, POSTGRES, f"{fields}, {nothing}", extra)
+        lifecycle = f"SELECT key, {', '.join(LIFECYCLE_ONLY)} FROM lifecycles WHERE key = ANY(%s)"
+
+        def read(con: psycopg.Connection[Any]) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+            with con.transaction():
+                cur = con.cursor(row_factory=dict_row)
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                page = list(cur.execute(sql, params).fetchall())  # type: ignore[arg-type]
+                keys = [r["key"] for r in page if not r["closed"]]
+                identities = cur.execute(lifecycle, (keys,)).fetchall() if keys else []
+            return page, {r["key"]: r for r in identities}
+
+        page, identities = self._read(read)
+        markets: dict[str, dict[str, Any]] = {}
+        if identities:
             latest = self.latest()
             markets = self._markets_at(latest.height if latest else -1)
-            for row in rows:
-                if not row["closed"]:
-                    row.update(markets.get(row["coin"], MISSING_MARKET))
-        for row in rows:
-            del row["closed"]
+        rows = []
+        for row in page:
+            if not row.pop("closed"):
+                row.update(identities[row["key"]])
+                row.update(markets.get(row["coin"], MISSING_MARKET))
+                if query.addresses is not None and row["address"] not in query.addresses:
+                    continue  # another wallet whose key is the same (60 bits of address: practically never)
+            rows.append(row)
         return rows
 
     def wallet_baselines(self, time: int) -> pa.Table:

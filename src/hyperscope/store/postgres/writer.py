@@ -178,8 +178,9 @@ class PgWriter(PgSchema):
             opened = batch.positions_opened.select(LIFECYCLE_COLUMNS)
             return opened.append_column("wallet", pa.array(wallet_keys(opened.column("address"))))
 
-        def open_states() -> pa.Table:
-            states = batch.positions_open.select(STATE_COLUMNS)
+        def open_states() -> pa.Table:  # with their lifecycle's coin, opening time and wallet key (schema 8)
+            states = batch.positions_open.select([*STATE_COLUMNS, "coin", "open_time"])
+            states = states.append_column("wallet", pa.array(wallet_keys(batch.positions_open.column("address"))))
             return states.take(pc.sort_indices(states.column("key")))
 
         def positions_closed() -> pa.Table | None:
