@@ -24,11 +24,12 @@ class Dialect:
     # page's rows); open ones always compare only the key
     full_address: bool
     branch_limits: bool = False  # each branch sorts and limits itself, so an index in that order can serve it
-    open_rows: str = "positions_open"  # what the open branch reads
+    open_rows: str = "positions_open"  # what the open branch reads (an address filter: always positions_open)
 
 
 DUCKDB = Dialect("?", any_list=False, full_address=False)
-# PostgreSQL's open branch reads open positions alone, without joining their lifecycles (schema.OPEN_ROWS_VIEW)
+# PostgreSQL's open branch reads open positions alone, without joining their lifecycles (schema.OPEN_ROWS_VIEW),
+# except for an address filter, where the lifecycles' wallet index finds the few rows first
 POSTGRES = Dialect("%s", any_list=True, full_address=True, branch_limits=True, open_rows="open_rows")
 
 
@@ -69,12 +70,13 @@ def history_page(query: HistoryQuery, d: Dialect, open_extra: str, closed_extra:
     """SQL and parameters for one page: rows of (key, sort_key, closed, *extra columns)."""
     sort = HISTORY_SORT[query.order_by]
     open_condition, open_params = _condition(query, d, full_address=False)
+    open_rows = d.open_rows if query.addresses is None else "positions_open"
     condition, params = _condition(query, d, full_address=d.full_address)
     branches: list[str] = []
     branch_params: list[Any] = []
     if query.open is not False:
         branches.append(
-            f"SELECT key, {sort} AS sort_key, false AS closed, {open_extra} FROM {d.open_rows} WHERE {open_condition}"
+            f"SELECT key, {sort} AS sort_key, false AS closed, {open_extra} FROM {open_rows} WHERE {open_condition}"
         )
         branch_params += open_params
     if query.open is not True:
