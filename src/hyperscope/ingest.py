@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,8 +24,9 @@ from hyperscope.domain.time import DAY_MS, HOUR_MS
 from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import HyperscopeError, InvalidStateUpdate
 from hyperscope.store.base import OrderWrite, Retention, Store, WriteBatch
-from hyperscope.tracking import Tracked, changed_rows, track
+from hyperscope.tracking import Tracked, build_profiles, changed_rows, track
 from hyperscope.tracking.orders import order_changes
+from hyperscope.tracking.profiles import index_of
 
 log = logging.getLogger("hyperscope.ingest")
 
@@ -81,35 +83,33 @@ class Ingestor:
             raise self._reject(update, e.message) from e
         t1 = time.perf_counter()
         previous = self._previous_open(latest.height if latest else None)
-        if self._next_key is None or previous is not self._open:
+        continuing = previous is self._open
+        if self._next_key is None or not continuing:
             self._next_key = self.store.next_lifecycle_key()
-        keys = self._open_keys if previous is self._open else None
-        tracked = track(checked, previous, next_key=self._next_key, previous_keys=keys)
-        t2 = time.perf_counter()
+        keys = self._open_keys if continuing else None
         if self._groups is None and latest is not None:
             self._groups = self.store.metric_groups(latest.height, metrics.GROUP_KEYS)
         if checked.orders is not None and self._order_keys is None:
             self._order_keys, self._orders_at = self.store.open_order_spans()
-        # What the store writes after the positions is computed on another thread while it writes them (the
-        # database and numpy both let go of the GIL), in the order the writer takes it: order spans, changed
-        # profiles, hourly marks, then the metrics, whose rows the writer takes last.
+        wallet_index = checked.wallet_index
+        if wallet_index is None:
+            wallet_index = index_of(checked.positions.column("address"), checked.wallets.column("address"))
+        profiles = build_profiles(checked, wallet_index)
+        # The store starts writing now, the wallet profiles first. Everything else is computed meanwhile on the
+        # ingestor's worker thread (the database and numpy both let go of the GIL), in the order the writer
+        # takes it: the changed profiles, the lifecycles, order spans, hourly marks, then the metrics, whose
+        # rows the writer takes last. An error in any of them is raised in the write, which rolls back.
         work = self._worker
+        previous_time = latest.time if latest else None
+        wallets = work.submit(self._changed_profiles, profiles, continuing)
+        tracking = work.submit(_track, checked, previous, self._next_key, keys, profiles)
         orders = work.submit(self._order_write, checked)
-        wallets = work.submit(self._changed_profiles, tracked.profiles, previous is self._open)
-        marks = work.submit(self._marks, tracked.profiles, checked.time, latest.time if latest else None)
-        computed = work.submit(_metrics, checked, tracked, self._groups)
-        series: Future[dict[str, pa.Table]] = Future()
-        computed.add_done_callback(lambda done: _settle(series, done))
+        marks = work.submit(self._marks, profiles, checked.time, previous_time)
+        computed = work.submit(_metrics, checked, tracking, self._groups)
         liquidations = 0
         if checked.fills is not None and checked.fills.num_rows:
             liquidations = int(checked.fills.column("liquidation").to_numpy(zero_copy_only=False).sum())
-        counts = {
-            "positions": tracked.open.num_rows,
-            "wallets": checked.wallets.num_rows,
-            "opened": tracked.opened,
-            "closed": tracked.closed.num_rows,
-            "liquidations": liquidations,
-        }
+        t2 = time.perf_counter()
         batch = WriteBatch(
             height=checked.height,
             time=checked.time,
@@ -117,23 +117,24 @@ class Ingestor:
             market_data=checked.market_data,
             ingested_at=now_ms(),
             ingest_seconds=t2 - t0,
-            counts=counts,
+            counts=_then(tracking, lambda done: _counts(done[0], checked, liquidations)),
             markets=checked.markets,
-            positions_open=tracked.open,
-            positions_opened=tracked.open.filter(pa.array(tracked.new)),
-            positions_closed=tracked.closed,
+            positions_open=_then(tracking, lambda done: done[0].open),
+            positions_opened=_then(tracking, lambda done: done[0].open.filter(pa.array(done[0].new))),
+            positions_closed=_then(tracking, lambda done: done[0].closed),
             wallets=wallets,
             fills=checked.fills,
-            series=series,
+            series=_then(computed, lambda done: done[1]),
             orders=orders,
             marks=marks,
-            funding=_funding_rows(checked, latest.time if latest else None),
+            funding=_funding_rows(checked, previous_time),
             has_orders=checked.orders is not None,
         )
         try:
             self.store.write_update(batch)
         finally:
             wait([computed])  # never two updates' work at once, nor any outliving a failed write
+        tracked, tracking_seconds = tracking.result()
         rows, _, metrics_seconds = computed.result()
         # what the next update is compared with moves on only once this one is stored
         if orders.result() is not None:
@@ -147,11 +148,11 @@ class Ingestor:
         self._groups = rows.groups()
         result = IngestResult(
             height=checked.height,
-            positions=counts["positions"],
-            opened=counts["opened"],
-            closed=counts["closed"],
+            positions=tracked.open.num_rows,
+            opened=tracked.opened,
+            closed=tracked.closed.num_rows,
             liquidations=liquidations,
-            seconds={"validate": t1 - t0, "tracking": t2 - t1, "metrics": metrics_seconds, "store": t4 - t2},
+            seconds={"validate": t1 - t0, "tracking": tracking_seconds, "metrics": metrics_seconds, "store": t4 - t2},
         )
         if self.retention is not None and (
             self._retention_at is None or checked.time - self._retention_at >= RETENTION_EVERY_MS
@@ -237,22 +238,51 @@ def _funding_rows(update: StateUpdate, previous_ms: int | None) -> pa.Table | No
     )
 
 
-def _metrics(
-    checked: StateUpdate, tracked: Tracked, groups: dict[str, pa.Table] | None
-) -> tuple[metrics.MetricRows, dict[str, pa.Table], float]:
-    """(the metric rows, as the store's tables, seconds taken): run on the ingestor's worker thread."""
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+def _track(
+    checked: StateUpdate, previous: pa.Table | None, next_key: int, keys: pa.Array | None, profiles: pa.Table
+) -> tuple[Tracked, float]:
+    """(the tracked lifecycles, seconds taken): run on the ingestor's worker thread."""
     t0 = time.perf_counter()
-    rows = metrics.compute(checked, tracked, groups)
+    tracked = track(checked, previous, next_key=next_key, previous_keys=keys, profiles=profiles)
+    return tracked, time.perf_counter() - t0
+
+
+def _metrics(
+    checked: StateUpdate, tracking: Future[tuple[Tracked, float]], groups: dict[str, pa.Table] | None
+) -> tuple[metrics.MetricRows, dict[str, pa.Table], float]:
+    """(the metric rows, as the store's tables, seconds taken): run on the ingestor's worker thread, after
+    the tracking it reads."""
+    t0 = time.perf_counter()
+    rows = metrics.compute(checked, tracking.result()[0], groups)
     return rows, _series_tables(rows), time.perf_counter() - t0
 
 
-def _settle(series: Future[dict[str, pa.Table]], computed: Future[tuple[Any, ...]]) -> None:
-    """Hand the computed metric tables (or the computation's error) to the writer waiting for them."""
-    error = computed.exception()
-    if error is not None:
-        series.set_exception(error)
-    else:
-        series.set_result(computed.result()[1])
+def _counts(tracked: Tracked, checked: StateUpdate, liquidations: int) -> dict[str, int]:
+    return {
+        "positions": tracked.open.num_rows,
+        "wallets": checked.wallets.num_rows,
+        "opened": tracked.opened,
+        "closed": tracked.closed.num_rows,
+        "liquidations": liquidations,
+    }
+
+
+def _then(source: Future[A], part: Callable[[A], B]) -> Future[B]:
+    """A future of `part` of what `source` turns out to be (its error, or the error of `part`, passed on)."""
+    out: Future[B] = Future()
+
+    def settle(done: Future[A]) -> None:
+        try:
+            out.set_result(part(done.result()))
+        except BaseException as e:  # handed to whoever waits for `out`
+            out.set_exception(e)
+
+    source.add_done_callback(settle)
+    return out
 
 
 def _series_tables(rows: metrics.MetricRows) -> dict[str, pa.Table]:

@@ -146,14 +146,15 @@ class WriteBatch:
     time: int
     source: str
     ingested_at: int
-    ingest_seconds: float  # validate + tracking: the work before the write starts (metrics overlap the write)
-    counts: dict[str, int]  # positions, wallets, opened, closed, liquidations
-    markets: pa.Table
-    positions_open: pa.Table  # every open position (replaces the previous ones)
-    positions_opened: pa.Table  # the rows of positions_open whose lifecycle this update opened
-    positions_closed: pa.Table  # lifecycles this update ended, with their final state (appended)
+    ingest_seconds: float  # validate and the wallet profiles: the work before the write starts
     # The fields that may be a Future are being computed on another thread while the store writes the others
-    # (a writer reads them through `ready()`, as late as it can; the ingestor computes them in this order).
+    # (a writer reads them through `ready()`, as late as it can; the ingestor computes them in this order:
+    # changed wallets, lifecycles (positions and counts), orders, marks, series).
+    counts: dict[str, int] | Future[dict[str, int]]  # positions, wallets, opened, closed, liquidations
+    markets: pa.Table
+    positions_open: pa.Table | Future[pa.Table]  # every open position (replaces the previous ones)
+    positions_opened: pa.Table | Future[pa.Table]  # the rows of positions_open whose lifecycle this update opened
+    positions_closed: pa.Table | Future[pa.Table]  # lifecycles this update ended, with their final state
     wallets: pa.Table | Future[pa.Table]  # upserted by address
     fills: pa.Table | None
     series: dict[str, pa.Table] | Future[dict[str, pa.Table]]  # metrics table -> rows without id/height/created_at

@@ -109,6 +109,7 @@ def track(
     *,
     next_key: int = 1,
     previous_keys: pa.Array | None = None,
+    profiles: pa.Table | None = None,
 ) -> Tracked:
     """Carry lifecycles from the previous open positions into a (validated) state update.
 
@@ -169,7 +170,8 @@ def track(
     if len(prev):
         lifecycle_keys[continuing] = prev.column("key").to_numpy()[match[continuing]]
     lifecycle_keys[new] = next_key + np.arange(int(new.sum()), dtype=np.int64)
-    profiles = build_profiles(update, wallet_index)
+    if profiles is None:  # (the ingestor builds them first, to write them while lifecycles are tracked)
+        profiles = build_profiles(update, wallet_index)
     mark = update.markets.column("mark_px").to_numpy()[coin_index]
     entry = cur.column("entry_px").to_numpy()
     liq = cur.column("liquidation_px").fill_null(np.nan).to_numpy()

@@ -58,25 +58,6 @@ class DuckWriter(DuckConnection):
             next_ids = dict(self._next_ids)
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(
-                    "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, "
-                    "liquidations, ingested_at, ingest_seconds, has_orders, market_data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        batch.height,
-                        batch.time,
-                        batch.source,
-                        batch.counts["positions"],
-                        batch.counts["wallets"],
-                        batch.counts["opened"],
-                        batch.counts["closed"],
-                        batch.counts["liquidations"],
-                        batch.ingested_at,
-                        batch.ingest_seconds,
-                        batch.has_orders,
-                        batch.market_data,
-                    ],
-                )
                 n = batch.markets.num_rows
                 markets = batch.markets.add_column(0, "time", pa.array([batch.time] * n, pa.int64()))
                 markets = markets.add_column(0, "height", pa.array([batch.height] * n, pa.int64()))
@@ -90,16 +71,20 @@ class DuckWriter(DuckConnection):
                     [batch.height],
                 )
                 self._stage("markets")
-                self._insert(con, "lifecycles", batch.positions_opened.select(LIFECYCLE_COLUMNS), WALLET_KEY)
-                if batch.positions_closed.num_rows:
-                    con.register("ended", batch.positions_closed.select(["key"]))
+                # the wallets first: the ingestor tracks the lifecycles meanwhile
+                self._upsert_wallets(con, ready(batch.wallets))
+                self._stage("wallets")
+                opened, closed = ready(batch.positions_opened), ready(batch.positions_closed)
+                self._insert(con, "lifecycles", opened.select(LIFECYCLE_COLUMNS), WALLET_KEY)
+                if closed.num_rows:
+                    con.register("ended", closed.select(["key"]))
                     try:
                         con.execute("DELETE FROM lifecycles WHERE key IN (SELECT key FROM ended)")
                     finally:
                         con.unregister("ended")
                 con.execute("DELETE FROM open_states")
-                self._insert(con, "open_states", batch.positions_open.select(STATE_COLUMNS))
-                self._insert_closed(con, batch.positions_closed, batch.height)
+                self._insert(con, "open_states", ready(batch.positions_open).select(STATE_COLUMNS))
+                self._insert_closed(con, closed, batch.height)
                 self._stage("positions")
                 orders, marks = ready(batch.orders), ready(batch.marks)
                 if orders is not None:
@@ -110,8 +95,6 @@ class DuckWriter(DuckConnection):
                 if batch.funding is not None and batch.funding.num_rows:
                     self._insert(con, "funding_hourly", batch.funding)
                 self._stage("orders")
-                self._upsert_wallets(con, ready(batch.wallets))
-                self._stage("wallets")
                 if batch.fills is not None and batch.fills.num_rows:
                     fills = batch.fills.add_column(
                         0, "height", pa.array([batch.height] * batch.fills.num_rows, pa.int64())
@@ -125,6 +108,26 @@ class DuckWriter(DuckConnection):
                     next_ids[table] += m
                     self._insert(con, table, rows)
                     self._stage(table)
+                counts = ready(batch.counts)
+                con.execute(
+                    "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, "
+                    "liquidations, ingested_at, ingest_seconds, has_orders, market_data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        batch.height,
+                        batch.time,
+                        batch.source,
+                        counts["positions"],
+                        counts["wallets"],
+                        counts["opened"],
+                        counts["closed"],
+                        counts["liquidations"],
+                        batch.ingested_at,
+                        batch.ingest_seconds,
+                        batch.has_orders,
+                        batch.market_data,
+                    ],
+                )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

@@ -237,8 +237,9 @@ class PgSchema(PgConnections):
 
     def _partitions_of(self, batch: WriteBatch) -> dict[str, tuple[int, int]]:
         wanted = {t: (batch.time, batch.time) for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
-        if batch.positions_closed.num_rows:
-            close = to_storage(batch.positions_closed.select(["close_time"])).column(0).to_numpy()
+        closed = ready(batch.positions_closed)  # (waits for the tracking: a close can fall on an earlier day)
+        if closed.num_rows:
+            close = to_storage(closed.select(["close_time"])).column(0).to_numpy()
             wanted["positions_closed"] = (int(close.min()), int(close.max()))
         if batch.fills is not None and batch.fills.num_rows:
             times = to_storage(batch.fills.select(["time"])).column(0).to_numpy()

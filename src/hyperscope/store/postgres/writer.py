@@ -90,7 +90,53 @@ class PgWriter(PgSchema):
             self._vacuum.set()
 
     def _write(self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
-        c = batch.counts
+        n = batch.markets.num_rows
+        markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))
+        self._copy(cur, "markets", markets.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64))))
+        cur.execute(
+            "INSERT INTO coins SELECT coin, lower(coin), dex, height FROM markets WHERE height = %s AND time = %s "
+            "ON CONFLICT (coin) DO UPDATE SET coin_lower = EXCLUDED.coin_lower, dex = EXCLUDED.dex, "
+            "last_height = EXCLUDED.last_height",
+            (batch.height, batch.time),
+        )
+        self._stage("markets")
+        if ready(batch.wallets).num_rows:  # the changed profiles replace theirs: addresses staged, one hash join
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
+            self._copy(cur, "changed_wallets", pending["changed_wallets"])
+            # a temporary table has no statistics; rather than ANALYZE it (40 ms at 150k rows), the planner is
+            # told to hash it, for this transaction only
+            cur.execute("SET LOCAL enable_nestloop = off")
+            cur.execute("SET LOCAL enable_mergejoin = off")
+            cur.execute("DELETE FROM wallets w USING changed_wallets c WHERE w.address = c.address")
+            cur.execute("RESET enable_nestloop")
+            cur.execute("RESET enable_mergejoin")
+            self._stage("wallets_deleted")
+            self._copy(cur, "wallets", pending["wallets"])
+        self._stage("wallets")
+        self._copy(cur, "lifecycles", pending["lifecycles"])
+        closed = ready(batch.positions_closed)
+        if closed.num_rows:
+            cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
+        self._stage("lifecycles")
+        cur.execute("DELETE FROM open_states")
+        self._stage("open_states_deleted")
+        self._copy(cur, "open_states", pending["open_states"])
+        self._stage("open_states")
+        self._copy(cur, "positions_closed", pending["positions_closed"])
+        self._stage("positions")
+        for table in ("order_ends", "order_spans", "wallet_marks", "funding_hourly"):
+            self._copy(cur, table, pending[table])
+        self._stage("orders")
+        self._copy(cur, "fills", pending["fills"])
+        for table, rows in ready(batch.series).items():
+            m = rows.num_rows
+            first = self._next_id(cur, table, m)
+            rows = rows.add_column(0, "created_at", pa.array(np.full(m, batch.time, np.int64)))
+            rows = rows.add_column(0, "height", pa.array(np.full(m, batch.height, np.int64)))
+            rows = rows.add_column(0, "id", pa.array(np.arange(first, first + m, dtype=np.int64)))
+            self._copy(cur, table, rows)
+            self._stage(table)
+        c = ready(batch.counts)
         cur.execute(
             "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, liquidations, "
             "ingested_at, ingest_seconds, has_orders, market_data) "
@@ -110,52 +156,6 @@ class PgWriter(PgSchema):
                 batch.market_data,
             ),
         )
-        n = batch.markets.num_rows
-        markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))
-        self._copy(cur, "markets", markets.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64))))
-        cur.execute(
-            "INSERT INTO coins SELECT coin, lower(coin), dex, height FROM markets WHERE height = %s AND time = %s "
-            "ON CONFLICT (coin) DO UPDATE SET coin_lower = EXCLUDED.coin_lower, dex = EXCLUDED.dex, "
-            "last_height = EXCLUDED.last_height",
-            (batch.height, batch.time),
-        )
-        self._stage("markets")
-        self._copy(cur, "lifecycles", pending["lifecycles"])
-        closed = batch.positions_closed
-        if closed.num_rows:
-            cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
-        self._stage("lifecycles")
-        cur.execute("DELETE FROM open_states")
-        self._stage("open_states_deleted")
-        self._copy(cur, "open_states", pending["open_states"])
-        self._stage("open_states")
-        self._copy(cur, "positions_closed", pending["positions_closed"])
-        self._stage("positions")
-        for table in ("order_ends", "order_spans", "wallet_marks", "funding_hourly"):
-            self._copy(cur, table, pending[table])
-        self._stage("orders")
-        if ready(batch.wallets).num_rows:  # the changed profiles replace theirs: addresses staged, one hash join
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
-            self._copy(cur, "changed_wallets", pending["changed_wallets"])
-            # a temporary table has no statistics; rather than ANALYZE it (40 ms at 150k rows), the planner is
-            # told to hash it, for this transaction only
-            cur.execute("SET LOCAL enable_nestloop = off")
-            cur.execute("SET LOCAL enable_mergejoin = off")
-            cur.execute("DELETE FROM wallets w USING changed_wallets c WHERE w.address = c.address")
-            cur.execute("RESET enable_nestloop")
-            cur.execute("RESET enable_mergejoin")
-            self._stage("wallets_deleted")
-            self._copy(cur, "wallets", pending["wallets"])
-        self._stage("wallets")
-        self._copy(cur, "fills", pending["fills"])
-        for table, rows in ready(batch.series).items():
-            m = rows.num_rows
-            first = self._next_id(cur, table, m)
-            rows = rows.add_column(0, "created_at", pa.array(np.full(m, batch.time, np.int64)))
-            rows = rows.add_column(0, "height", pa.array(np.full(m, batch.height, np.int64)))
-            rows = rows.add_column(0, "id", pa.array(np.arange(first, first + m, dtype=np.int64)))
-            self._copy(cur, table, rows)
-            self._stage(table)
 
     @staticmethod
     def _next_id(cur: psycopg.Cursor[Any], table: str, count: int) -> int:
@@ -175,16 +175,17 @@ class PgWriter(PgSchema):
         is waited for there, not here."""
 
         def lifecycles() -> pa.Table:
-            opened = batch.positions_opened.select(LIFECYCLE_COLUMNS)
+            opened = ready(batch.positions_opened).select(LIFECYCLE_COLUMNS)
             return opened.append_column("wallet", pa.array(wallet_keys(opened.column("address"))))
 
         def open_states() -> pa.Table:  # with their lifecycle's coin, opening time and wallet key (schema 8)
-            states = batch.positions_open.select([*STATE_COLUMNS, "coin", "open_time"])
-            states = states.append_column("wallet", pa.array(wallet_keys(batch.positions_open.column("address"))))
+            positions = ready(batch.positions_open)
+            states = positions.select([*STATE_COLUMNS, "coin", "open_time"])
+            states = states.append_column("wallet", pa.array(wallet_keys(positions.column("address"))))
             return states.take(pc.sort_indices(states.column("key")))
 
         def positions_closed() -> pa.Table | None:
-            closed = batch.positions_closed
+            closed = ready(batch.positions_closed)
             if not closed.num_rows:
                 return None
             fields = batch.markets.select(["coin", "mid_px", "premium", "sz_decimals", "max_leverage"])
@@ -208,6 +209,8 @@ class PgWriter(PgSchema):
             return batch.fills.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64)))
 
         tables: dict[str, Callable[[], pa.Table | None]] = {
+            "changed_wallets": lambda: ready(batch.wallets).select(["address"]),
+            "wallets": lambda: ready(batch.wallets),
             "lifecycles": lifecycles,
             "open_states": open_states,
             "positions_closed": positions_closed,
@@ -215,8 +218,6 @@ class PgWriter(PgSchema):
             "order_spans": lambda: order_table(1),
             "wallet_marks": wallet_marks,
             "funding_hourly": lambda: batch.funding,
-            "changed_wallets": lambda: ready(batch.wallets).select(["address"]),
-            "wallets": lambda: ready(batch.wallets),
             "fills": fills,
         }
         types = {"changed_wallets": {"address": "character varying"}}
