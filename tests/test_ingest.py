@@ -126,6 +126,30 @@ def test_rejected_update_leaves_the_store_unchanged(sim, ingestor, store):
         ingestor.ingest(replace(good, height=1))
 
 
+@pytest.mark.parametrize("part", ["track", "metrics", "orders"])
+def test_a_failure_computed_beside_the_write_rolls_it_back(sim, ingestor, store, monkeypatch, part):
+    """The lifecycles, order spans and metrics are computed on the ingestor's worker thread while the store
+    writes: an error there is raised by ingest, nothing of the update is stored, and the next try stores it."""
+    import hyperscope.ingest as ingest_module
+
+    ingestor.ingest(sim.step(T0 + 900_000))
+    before = (store.status(), store.load_open_positions())
+    update = sim.step(T0 + 2 * 900_000)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"{part} broke")
+
+    target = {"track": "track", "metrics": "_series_tables", "orders": "order_changes"}[part]
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest_module, target, broken)
+        with pytest.raises(RuntimeError, match=f"{part} broke"):
+            ingestor.ingest(update)
+    assert store.status() == before[0]
+    assert store.load_open_positions().equals(before[1])
+    assert ingestor.ingest(update).height == update.height
+    check_recomputation(store, update.height)
+
+
 CRASH = """
 import os, sys
 from hyperscope.ingest import Ingestor
