@@ -41,8 +41,8 @@ class IngestResult:
     opened: int = 0
     closed: int = 0
     liquidations: int = 0
-    # per stage: validate, tracking, metrics (on another thread, during the store's write), store (from the end
-    # of tracking to the commit), retention (when it ran)
+    # per stage: validate, tracking and metrics (on the worker thread, during the store's write), store (from
+    # the start of the write to the commit, any wait for the worker included), retention (when it ran)
     seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0  # wall time of the whole update (the stages overlap, so not their sum)
 
