@@ -15,7 +15,7 @@ from hyperscope.ingest import Ingestor
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from hyperscope.store.base import HistoryQuery, Retention
-from tests.factories import T0
+from tests.factories import T0, make_fill, make_position, make_state
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -299,3 +299,31 @@ def test_binary_copy_round_trips_nulls_text_and_every_fixed_type(url):
                     copy.write(piece)
             back = con.execute(f"SELECT {', '.join(rows.column_names)} FROM copied ORDER BY k").fetchall()
             assert back == [tuple(r.values()) for r in rows.to_pylist()]
+
+
+def test_a_close_days_before_its_update_lands_in_its_own_day_and_a_wrong_bound_stores_nothing(url, monkeypatch):
+    # the partitions are made before the write's transaction from the batch's bounds, without waiting for the
+    # lifecycles: a close at a fill three days before the update gets that day's partition
+    first = make_state(1, [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0)])
+    now = T0 + 5 * DAY
+    closing = [make_fill(1, "BTC", "A", 1.0, 1.0, T0 + 2 * DAY + 5_000)]
+    second = make_state(2, [make_position(2, "BTC", -1.0), make_position(3, "BTC", 1.0)], fills=closing, time=now)
+    store = open_store(url)
+    try:
+        ingestor = Ingestor(store)
+        ingestor.ingest(first)
+        # a bound that misses the close's day: the write refuses the update whole, and stores nothing of it
+        monkeypatch.setattr("hyperscope.ingest.earliest_close", lambda fills, now: now)
+        with pytest.raises(HyperscopeError, match="without a partition"):
+            ingestor.ingest(second)
+        assert store.latest().height == 1
+        assert store._scalar("SELECT count(*) FROM positions_closed") == 0
+        monkeypatch.undo()
+        ingestor.ingest(second)
+        assert store.latest().height == 2
+        day = (T0 + 2 * DAY) // DAY
+        assert day in partitions(url, "positions_closed")
+        rows = store._dicts(f"SELECT close_time FROM positions_closed_d{day}")
+        assert [r["close_time"] for r in rows] == [T0 + 2 * DAY + 5_000]
+    finally:
+        store.close()

@@ -94,6 +94,16 @@ def _fill_events(fills: pa.Table | None) -> pa.Table | None:
     return grouped.rename_columns({"open_ms_max": "open_ms", "close_ms_min": "close_ms"})
 
 
+def earliest_close(fills: pa.Table | None, now: int) -> int:
+    """The earliest close time `track` can give a lifecycle this update ends: a closing fill's time within
+    [0, now], else `now` (known before tracking, so that a store can prepare for the closes' days)."""
+    if fills is None or fills.num_rows == 0:
+        return now
+    times = fills.column("time").cast(pa.int64()).to_numpy()
+    times = times[(times >= 0) & (times <= now)]
+    return int(min(times.min(), now)) if len(times) else now
+
+
 def _lookup(events: pa.Table | None, keys: pa.Array, column: str) -> np.ndarray:
     """Event time (epoch ms) per key, -1 where there is none."""
     if events is None:

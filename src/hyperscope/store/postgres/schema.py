@@ -7,6 +7,9 @@ import logging
 import re
 from importlib import resources
 
+import numpy as np
+import pyarrow as pa
+
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
 from hyperscope.store.base import (
     DAY_MS,
@@ -236,18 +239,36 @@ class PgSchema(PgConnections):
         return (str(row[0]), bool(row[1])) if row else None
 
     def _partitions_of(self, batch: WriteBatch) -> dict[str, tuple[int, int]]:
+        """The days each partitioned table gets rows on at this state update. From what the batch knows before
+        its lifecycles and order spans are computed, when it does (the write then starts without them);
+        otherwise from them, waiting."""
         wanted = {t: (batch.time, batch.time) for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
-        closed = ready(batch.positions_closed)  # (waits for the tracking: a close can fall on an earlier day)
-        if closed.num_rows:
-            close = to_storage(closed.select(["close_time"])).column(0).to_numpy()
-            wanted["positions_closed"] = (int(close.min()), int(close.max()))
+        if batch.closes_from is not None:
+            wanted["positions_closed"] = (batch.closes_from, batch.time)
+        else:
+            closed = ready(batch.positions_closed)
+            if closed.num_rows:
+                close = self._close_times(closed)
+                wanted["positions_closed"] = (int(close.min()), int(close.max()))
         if batch.fills is not None and batch.fills.num_rows:
             times = to_storage(batch.fills.select(["time"])).column(0).to_numpy()
             wanted["fills"] = (int(times.min()), int(times.max()))
-        orders = ready(batch.orders)  # (the first thing the ingestor computes beside the write)
-        if orders is not None and orders.ended_time is not None:
-            wanted["order_ends"] = (orders.ended_time, orders.ended_time)
+        if batch.orders_ended_at is not None:
+            wanted["order_ends"] = (batch.orders_ended_at, batch.orders_ended_at)
         return wanted
+
+    @staticmethod
+    def _close_times(closed: pa.Table) -> np.ndarray:
+        return to_storage(closed.select(["close_time"])).column(0).to_numpy()
+
+    def _check_partitions(self, table: str, times: np.ndarray) -> None:
+        """Every row's day has its partition (made before the transaction): a bug otherwise, said plainly."""
+        missing = sorted(set((times // DAY_MS).tolist()) - self._partitions[table])
+        if missing:
+            raise StoreFailed(
+                f"the state update has {table} rows on a day without a partition",
+                detail=f"days {missing[:5]} (the batch's bounds were wrong)",
+            )
 
     def _drop_partitions(self, horizons: dict[str, int]) -> int:
         """Drop the daily partitions that lie wholly before their table's horizon; returns how many.

@@ -78,6 +78,8 @@ class PgWriter(PgSchema):
             pending = self._payloads(batch)
             with self._errors(), con.transaction():
                 cur = con.cursor()
+                # the changed wallets' hash join fits in memory (4 MB spills it to disk at 150k wallets)
+                cur.execute("SET LOCAL work_mem = '64MB'")
                 if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
                     # stored already: a commit whose answer the connection lost before it reached us
                     self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
@@ -116,6 +118,7 @@ class PgWriter(PgSchema):
         self._copy(cur, "lifecycles", pending["lifecycles"])
         closed = ready(batch.positions_closed)
         if closed.num_rows:
+            self._check_partitions("positions_closed", self._close_times(closed))
             cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
         self._stage("lifecycles")
         cur.execute("DELETE FROM open_states")
@@ -124,6 +127,9 @@ class PgWriter(PgSchema):
         self._stage("open_states")
         self._copy(cur, "positions_closed", pending["positions_closed"])
         self._stage("positions")
+        orders = ready(batch.orders)
+        if orders is not None and len(orders.ended) and orders.ended_time is not None:
+            self._check_partitions("order_ends", np.array([orders.ended_time], np.int64))
         for table in ("order_ends", "order_spans", "wallet_marks", "funding_hourly"):
             self._copy(cur, table, pending[table])
         self._stage("orders")
