@@ -2,7 +2,7 @@ import pytest
 
 from hyperscope.domain.state import validate
 from hyperscope.errors import InvalidStateUpdate
-from tests.factories import make_markets, make_position, make_state, make_wallet
+from tests.factories import STEP, T0, make_fill, make_markets, make_position, make_state, make_wallet
 
 
 def balanced():
@@ -52,3 +52,21 @@ def test_missing_column_is_rejected():
         validate(type(update)(1, update.time, update.markets, update.wallets, bad))
     # the same update with the column present passes: the rejection is about the column, nothing else
     assert validate(update).positions.num_rows == len(balanced())
+
+
+@pytest.mark.parametrize(
+    ("offset", "passes"),
+    [(-399 * 86_400_000, True), (3_600_000, True), (-401 * 86_400_000, False), (86_400_000 + 1, False)],
+)
+def test_fills_stamped_far_from_their_update_are_rejected(offset, passes):
+    # a fill is one since the previous update: a day after the update, or over 400 days before, is not one
+    # (a store would otherwise make room for every day in between)
+    update = make_state(2, balanced(), fills=[make_fill(1, "BTC", "B", 0.5, 1.0, T0 + 2 * STEP + offset)])
+    if passes:
+        assert validate(update).fills.num_rows == 1
+    else:
+        with pytest.raises(InvalidStateUpdate, match="stamped outside"):
+            validate(update)
+    far = make_state(2, balanced(), fills=[make_fill(1, "BTC", "B", 0.5, 1.0, 1)])  # 1970
+    with pytest.raises(InvalidStateUpdate, match="1970-01-01"):
+        validate(far)

@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hyperscope.domain.time import DAY_MS
+from hyperscope.domain.timefmt import iso_ms
 from hyperscope.errors import InvalidStateUpdate
 
 TS = pa.timestamp("ms", tz="UTC")
@@ -166,6 +168,23 @@ def _unique(name: str, keys: pa.Array, what: str) -> None:
         raise InvalidStateUpdate(f"{name}: duplicate {what} {dup}")
 
 
+# fills are those since the previous state update: one stamped more than a day after the update, or over 400 days
+# before it, is not a fill of it (a store would otherwise make room for every day in between)
+FILL_LEAD_MS = DAY_MS
+FILL_HISTORY_MS = 400 * DAY_MS
+
+
+def _fill_times(fills: pa.Table, time: int) -> None:
+    times = fills.column("time").cast(pa.int64()).to_numpy()
+    outside = (times < time - FILL_HISTORY_MS) | (times > time + FILL_LEAD_MS)
+    if outside.any():
+        at = int(times[outside][0])
+        raise InvalidStateUpdate(
+            f"fills: {int(outside.sum())} fill(s) stamped outside [update time - 400 days, update time + 1 day], "
+            f"the first at {iso_ms(at) if 0 <= at < 253_402_300_800_000 else at} (update at {iso_ms(time)})"
+        )
+
+
 def validate(update: StateUpdate) -> StateUpdate:
     """Check every invariant of the contract and return the update with canonical schemas.
 
@@ -201,6 +220,7 @@ def validate(update: StateUpdate) -> StateUpdate:
         unknown = pc.invert(pc.is_in(fills.column("coin"), value_set=markets.column("coin")))
         if pc.any(unknown).as_py():
             raise InvalidStateUpdate("fills: fill on a coin that is not in markets")
+        _fill_times(fills, update.time)
     if orders is not None:
         orders = orders.set_column(0, "address", pc.utf8_lower(orders.column("address")))
     return replace(

@@ -235,3 +235,21 @@ def test_batches_are_bounded_and_reading_stops_at_the_first_block_past_the_heigh
     assert stream.offset == sum(len(x) for x in lines[:31])  # the 31st block read, not one byte more
     rest = [b.number for batch in stream.batches(941006631 + 99) for b in batch]
     assert rest == list(range(941006631 + 30, 941006631 + 50)) and not stream.reached
+
+
+def test_a_fill_stamped_far_from_its_block_is_skipped_and_counted(tmp_path):
+    # a fill carries its block's time; one stamped two days after it is not believed (the state update would be
+    # refused whole for it), and the block's other fills are kept
+    import json
+
+    block = json.loads(LINES[0])
+    block["events"][0][1]["time"] += 2 * 86_400_000
+    root = fills_folder(tmp_path)
+    (root / "hourly" / "20260331" / "8").write_bytes(json.dumps(block).encode() + b"\n")
+    blocks, _ = BlockStream(root).until(941006640)
+    skips = Skips()
+    table = fills_table(blocks, {"BTC", "ETH", "xyz:GOLD"}, skips)
+    assert skips.counts == {"fills stamped a day after their block or 400 days before": 1}
+    assert f"block {block['block_number']} event 0" in skips.summary()
+    whole = fills_table(BlockStream(fills_folder(tmp_path / "again")).until(941006640)[0], {"BTC", "ETH", "xyz:GOLD"})
+    assert table.num_rows == whole.num_rows - 1

@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from hyperscope.domain.state import FILLS
+from hyperscope.domain.state import FILL_HISTORY_MS, FILL_LEAD_MS, FILLS
 from hyperscope.sources.hyperliquid.skips import Skips
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
@@ -254,6 +254,15 @@ def fills_table(blocks: list[Block], perp_coins: set[str], skips: Skips | None =
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 skips.add(
                     "fills that are not [user, fill]", f"block {block.number} event {i}: {type(e).__name__}: {e!s:.60}"
+                )
+                continue
+            # a real fill carries its block's time; one stamped a day after it or 400 days before is garbage that
+            # would fail the state update whole (validate's window), so it is skipped here (the window is wide
+            # because our simulated node writes an interval's fills, and genesis's months-old opens, in one block)
+            if not block.time_ms - FILL_HISTORY_MS <= row[5] <= block.time_ms + FILL_LEAD_MS:
+                skips.add(
+                    "fills stamped a day after their block or 400 days before",
+                    f"block {block.number} event {i}: time {row[5]}, block at {block.time_ms}",
                 )
                 continue
             for name, value in zip(_FILL_COLUMNS, row, strict=True):
