@@ -25,7 +25,7 @@ from hyperscope.domain.timefmt import now_ms
 from hyperscope.errors import HyperscopeError, InvalidStateUpdate
 from hyperscope.store.base import OrderWrite, Retention, Store, WriteBatch
 from hyperscope.tracking import Tracked, build_profiles, changed_rows, track
-from hyperscope.tracking.lifecycle import earliest_close
+from hyperscope.tracking.lifecycle import possible_close_times
 from hyperscope.tracking.orders import order_changes
 from hyperscope.tracking.profiles import index_of
 
@@ -130,7 +130,7 @@ class Ingestor:
             marks=marks,
             funding=_funding_rows(checked, previous_time),
             has_orders=checked.orders is not None,
-            closes_from=earliest_close(checked.fills, checked.time),
+            close_times=possible_close_times(checked.fills, checked.time),
             orders_ended_at=self._orders_at[1] if checked.orders is not None and self._orders_at else None,
         )
         try:

@@ -4,6 +4,7 @@ readers that never wait for the writer nor see half a state update, and clear re
 import threading
 import time
 
+import numpy as np
 import psycopg
 import pytest
 from pydantic import ValidationError
@@ -313,7 +314,7 @@ def test_a_close_days_before_its_update_lands_in_its_own_day_and_a_wrong_bound_s
         ingestor = Ingestor(store)
         ingestor.ingest(first)
         # a bound that misses the close's day: the write refuses the update whole, and stores nothing of it
-        monkeypatch.setattr("hyperscope.ingest.earliest_close", lambda fills, now: now)
+        monkeypatch.setattr("hyperscope.ingest.possible_close_times", lambda fills, now: np.array([now]))
         with pytest.raises(HyperscopeError, match="without a partition"):
             ingestor.ingest(second)
         assert store.latest().height == 1
@@ -322,7 +323,9 @@ def test_a_close_days_before_its_update_lands_in_its_own_day_and_a_wrong_bound_s
         ingestor.ingest(second)
         assert store.latest().height == 2
         day = (T0 + 2 * DAY) // DAY
-        assert day in partitions(url, "positions_closed")
+        # the first update's day and the next, the close's day, the update's and the next: none between
+        first_day = T0 // DAY
+        assert partitions(url, "positions_closed") == [first_day, first_day + 1, day, now // DAY, now // DAY + 1]
         rows = store._dicts(f"SELECT close_time FROM positions_closed_d{day}")
         assert [r["close_time"] for r in rows] == [T0 + 2 * DAY + 5_000]
     finally:

@@ -2,7 +2,7 @@ import hashlib
 
 from hyperscope.domain.state import validate
 from hyperscope.tracking import track
-from hyperscope.tracking.lifecycle import earliest_close
+from hyperscope.tracking.lifecycle import possible_close_times
 from tests.factories import T0, addr, make_fill, make_position, make_state
 
 
@@ -97,21 +97,22 @@ def test_open_time_hint_is_used_without_fills():
     assert by_address(first.open)[addr(1)]["open_time"].timestamp() * 1000 == hint
 
 
-def test_earliest_close_bounds_every_close_time_before_tracking():
+def test_possible_close_times_hold_every_close_time_before_tracking():
     # closes at fill times (one on the day before the update, one stamped after it: clipped to the update),
-    # and a close without a fill at the update's own time; the bound is known before tracking runs
+    # and a close without a fill at the update's own time; the times are known before tracking runs
     a = make_state(1, [make_position(i, "BTC", 1.0 if i % 2 else -1.0) for i in range(1, 5)])
     now = T0 + 3 * 86_400_000
+    day_before = now - 86_400_000 - 7_000
     fills = [
-        make_fill(1, "BTC", "A", 1.0, 1.0, now - 86_400_000 - 7_000),
+        make_fill(1, "BTC", "A", 1.0, 1.0, day_before),
         make_fill(2, "BTC", "B", 1.0, -1.0, now + 60_000),
-        make_fill(5, "BTC", "B", 1.0, 0.0, now - 1_000),
+        make_fill(5, "BTC", "B", 1.0, 0.0, now - 40 * 86_400_000),  # an opening fill: never a close time
     ]
     b = make_state(2, [make_position(4, "BTC", -1.0), make_position(5, "BTC", 1.0)], fills=fills, time=now)
     _, second = run(a, b)
-    closes = [r["close_time"].timestamp() * 1000 for r in second.closed.to_pylist()]
-    bound = earliest_close(validate(b).fills, now)
-    assert len(closes) == 3 and min(closes) == bound == now - 86_400_000 - 7_000
-    assert all(bound <= c <= now for c in closes)
-    assert earliest_close(None, now) == now
-    assert earliest_close(validate(b).fills.slice(1, 1), now) == now  # a fill after the update: clipped
+    closes = {r["close_time"].timestamp() * 1000 for r in second.closed.to_pylist()}
+    possible = possible_close_times(validate(b).fills, now).tolist()
+    assert second.closed.num_rows == 3 and closes == {day_before, now}
+    assert possible == [day_before, now]  # the opening fill's day is not among them
+    assert possible_close_times(None, now).tolist() == [now]
+    assert possible_close_times(validate(b).fills.slice(1, 1), now).tolist() == [now]  # after the update: clipped

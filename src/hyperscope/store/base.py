@@ -164,9 +164,9 @@ class WriteBatch:
     market_data: str = ""  # where the update's marks came from (StateUpdate.market_data)
     has_orders: bool = False  # the update carried an order table (a snapshot): `orders` is not None
     # known before the lifecycles and order spans are (a store that prepares for the days they fall on need
-    # not wait for them): the earliest close time of a lifecycle this update ends, and the time at which the
+    # not wait for them): every time a lifecycle this update ends can close at, and the time at which the
     # order spans it ends were last held (None: unknown)
-    closes_from: int | None = None
+    close_times: Any = None  # numpy int64, or None
     orders_ended_at: int | None = None
 
 

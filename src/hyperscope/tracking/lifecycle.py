@@ -72,16 +72,20 @@ def _keys(table: pa.Table) -> pa.Array:
     return keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
 
 
-def _fill_events(fills: pa.Table | None) -> pa.Table | None:
-    """Per (address, coin): time of the last fill that opened a position and of the first that closed one."""
-    if fills is None or fills.num_rows == 0:
-        return None
+def _opens_closes(fills: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Which fills open a position (from flat, or a flip) and which close one (to flat, or a flip)."""
     start = fills.column("start_position").to_numpy()
     signed = np.where(pc.equal(fills.column("side"), "B").to_numpy(zero_copy_only=False), 1.0, -1.0)
     end = start + signed * fills.column("sz").to_numpy()
     s0, s1 = np.sign(start), np.sign(end)
-    opens = (s1 != 0) & (s0 != s1)
-    closes = (s0 != 0) & (s1 != s0)
+    return (s1 != 0) & (s0 != s1), (s0 != 0) & (s1 != s0)
+
+
+def _fill_events(fills: pa.Table | None) -> pa.Table | None:
+    """Per (address, coin): time of the last fill that opened a position and of the first that closed one."""
+    if fills is None or fills.num_rows == 0:
+        return None
+    opens, closes = _opens_closes(fills)
     time = fills.column("time").cast(pa.int64())
     events = pa.table(
         {
@@ -94,14 +98,14 @@ def _fill_events(fills: pa.Table | None) -> pa.Table | None:
     return grouped.rename_columns({"open_ms_max": "open_ms", "close_ms_min": "close_ms"})
 
 
-def earliest_close(fills: pa.Table | None, now: int) -> int:
-    """The earliest close time `track` can give a lifecycle this update ends: a closing fill's time within
-    [0, now], else `now` (known before tracking, so that a store can prepare for the closes' days)."""
+def possible_close_times(fills: pa.Table | None, now: int) -> np.ndarray:
+    """Every time `track` can give a lifecycle this update ends, known before tracking (so that a store can
+    prepare for their days): the closing fills' times within [0, now], and `now` itself. Distinct, sorted."""
     if fills is None or fills.num_rows == 0:
-        return now
-    times = fills.column("time").cast(pa.int64()).to_numpy()
+        return np.array([now], np.int64)
+    times = fills.column("time").cast(pa.int64()).to_numpy()[_opens_closes(fills)[1]]
     times = times[(times >= 0) & (times <= now)]
-    return int(min(times.min(), now)) if len(times) else now
+    return np.unique(np.append(times, np.int64(now)))
 
 
 def _lookup(events: pa.Table | None, keys: pa.Array, column: str) -> np.ndarray:

@@ -205,14 +205,14 @@ class PgSchema(PgConnections):
                 known[r["parent"]].add(int(r["child"].rsplit("_d", 1)[1]))
         return known
 
-    def _ensure_partitions(self, wanted: dict[str, tuple[int, int]]) -> None:
-        """Daily partitions covering each table's [lo, hi] times (and the next day's, so that a write rarely
+    def _ensure_partitions(self, wanted: dict[str, set[int]]) -> None:
+        """The daily partitions of each table's days (and the day after the last, so that a write rarely
         waits for one), made before the state update's transaction. A new partition is created on its own and
         then attached, which locks the parent only against other schema changes, never against readers."""
         assert self._writer is not None
         con = self._writer
-        for table, (lo, hi) in wanted.items():
-            for day in range(lo // DAY_MS, hi // DAY_MS + 2):
+        for table, days in wanted.items():
+            for day in sorted(days | {max(days) + 1}):
                 if day in self._partitions[table]:
                     continue
                 name = f"{table}_d{day}"
@@ -238,23 +238,26 @@ class PgSchema(PgConnections):
         ).fetchone()
         return (str(row[0]), bool(row[1])) if row else None
 
-    def _partitions_of(self, batch: WriteBatch) -> dict[str, tuple[int, int]]:
-        """The days each partitioned table gets rows on at this state update. From what the batch knows before
-        its lifecycles and order spans are computed, when it does (the write then starts without them);
-        otherwise from them, waiting."""
-        wanted = {t: (batch.time, batch.time) for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
-        if batch.closes_from is not None:
-            wanted["positions_closed"] = (batch.closes_from, batch.time)
+    def _partitions_of(self, batch: WriteBatch) -> dict[str, set[int]]:
+        """The days each partitioned table gets rows on at this state update: only the days its rows fall on,
+        never every day between two far apart. From what the batch knows before its lifecycles and order spans
+        are computed, when it does (the write then starts without them); otherwise from them, waiting."""
+
+        def days(times: np.ndarray) -> set[int]:
+            return set(np.unique(times // DAY_MS).tolist())
+
+        today = {batch.time // DAY_MS}
+        wanted = {t: today for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
+        if batch.close_times is not None:
+            wanted["positions_closed"] = days(np.asarray(batch.close_times, np.int64))
         else:
             closed = ready(batch.positions_closed)
             if closed.num_rows:
-                close = self._close_times(closed)
-                wanted["positions_closed"] = (int(close.min()), int(close.max()))
+                wanted["positions_closed"] = days(self._close_times(closed))
         if batch.fills is not None and batch.fills.num_rows:
-            times = to_storage(batch.fills.select(["time"])).column(0).to_numpy()
-            wanted["fills"] = (int(times.min()), int(times.max()))
+            wanted["fills"] = days(to_storage(batch.fills.select(["time"])).column(0).to_numpy())
         if batch.orders_ended_at is not None:
-            wanted["order_ends"] = (batch.orders_ended_at, batch.orders_ended_at)
+            wanted["order_ends"] = {batch.orders_ended_at // DAY_MS}
         return wanted
 
     @staticmethod
