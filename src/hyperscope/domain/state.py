@@ -174,9 +174,15 @@ FILL_LEAD_MS = DAY_MS
 FILL_HISTORY_MS = 400 * DAY_MS
 
 
+def fill_window(time: int) -> tuple[int, int]:
+    """The times [first, last] a fill of something stamped at `time` (a state update, a block) may carry."""
+    return time - FILL_HISTORY_MS, time + FILL_LEAD_MS
+
+
 def _fill_times(fills: pa.Table, time: int) -> None:
     times = fills.column("time").cast(pa.int64()).to_numpy()
-    outside = (times < time - FILL_HISTORY_MS) | (times > time + FILL_LEAD_MS)
+    first, last = fill_window(time)
+    outside = (times < first) | (times > last)
     if outside.any():
         at = int(times[outside][0])
         raise InvalidStateUpdate(

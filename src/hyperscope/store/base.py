@@ -158,15 +158,15 @@ class WriteBatch:
     wallets: pa.Table | Future[pa.Table]  # upserted by address
     fills: pa.Table | None
     series: dict[str, pa.Table] | Future[dict[str, pa.Table]]  # metrics table -> rows without id/height/created_at
+    # known before the lifecycles are (a store that prepares for the days they fall on need not wait for them):
+    # every time a lifecycle this update ends can close at (numpy int64, `tracking.possible_close_times`)
+    close_times: Any
     orders: OrderWrite | None | Future[OrderWrite | None] = None  # None: no order table in this update
     marks: pa.Table | None | Future[pa.Table | None] = None  # wallet_marks rows (address, pnl, volume, full_mark)
     funding: pa.Table | None = None  # funding_hourly rows (the first update of an hour)
     market_data: str = ""  # where the update's marks came from (StateUpdate.market_data)
     has_orders: bool = False  # the update carried an order table (a snapshot): `orders` is not None
-    # known before the lifecycles and order spans are (a store that prepares for the days they fall on need
-    # not wait for them): every time a lifecycle this update ends can close at, and the time at which the
-    # order spans it ends were last held (None: unknown)
-    close_times: Any = None  # numpy int64, or None
+    # known before the order spans are: when the spans this update ends were last held (None: none end)
     orders_ended_at: int | None = None
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from hyperscope.domain.state import FILL_HISTORY_MS, FILL_LEAD_MS, FILLS
+from hyperscope.domain.state import FILLS, fill_window
 from hyperscope.sources.hyperliquid.skips import Skips
 
 log = logging.getLogger("hyperscope.sources.hyperliquid")
@@ -259,7 +259,8 @@ def fills_table(blocks: list[Block], perp_coins: set[str], skips: Skips | None =
             # a real fill carries its block's time; one stamped a day after it or 400 days before is garbage that
             # would fail the state update whole (validate's window), so it is skipped here (the window is wide
             # because our simulated node writes an interval's fills, and genesis's months-old opens, in one block)
-            if not block.time_ms - FILL_HISTORY_MS <= row[5] <= block.time_ms + FILL_LEAD_MS:
+            first, last = fill_window(block.time_ms)
+            if not first <= row[5] <= last:
                 skips.add(
                     "fills stamped a day after their block or 400 days before",
                     f"block {block.number} event {i}: time {row[5]}, block at {block.time_ms}",

@@ -16,7 +16,6 @@ from hyperscope.store.base import (
     SCHEMA_VERSION,
     SERIES_TABLES,
     WriteBatch,
-    ready,
     to_storage,
 )
 from hyperscope.store.postgres.connection import WRITER_LOCK, PgConnections
@@ -241,19 +240,14 @@ class PgSchema(PgConnections):
     def _partitions_of(self, batch: WriteBatch) -> dict[str, set[int]]:
         """The days each partitioned table gets rows on at this state update: only the days its rows fall on,
         never every day between two far apart. From what the batch knows before its lifecycles and order spans
-        are computed, when it does (the write then starts without them); otherwise from them, waiting."""
+        are computed, so that the write starts without waiting for them."""
 
         def days(times: np.ndarray) -> set[int]:
             return set(np.unique(times // DAY_MS).tolist())
 
         today = {batch.time // DAY_MS}
         wanted = {t: today for t in (*SERIES_TABLES, "markets", "wallet_marks", "funding_hourly")}
-        if batch.close_times is not None:
-            wanted["positions_closed"] = days(np.asarray(batch.close_times, np.int64))
-        else:
-            closed = ready(batch.positions_closed)
-            if closed.num_rows:
-                wanted["positions_closed"] = days(self._close_times(closed))
+        wanted["positions_closed"] = days(np.asarray(batch.close_times, np.int64))
         if batch.fills is not None and batch.fills.num_rows:
             wanted["fills"] = days(to_storage(batch.fills.select(["time"])).column(0).to_numpy())
         if batch.orders_ended_at is not None:
