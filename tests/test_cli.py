@@ -316,6 +316,57 @@ cli.main()
     assert "Traceback" not in done.stderr and "interrupted during start-up" in done.stderr
 
 
+def test_a_stop_inside_a_deferred_section_ends_the_section_first():
+    """DuckDB's module aborts the process (SIGABRT) when a handler raises inside its import, which builds enums
+    through Python: a stop signal there is only recorded, and raised once the import is over."""
+    code = """
+import os, signal, time
+from hyperscope import interrupts
+interrupts.install_early_handlers()
+try:
+    with interrupts.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while not interrupts._pending and time.monotonic() < deadline:
+            time.sleep(0.001)
+        print("section ran to its end", interrupts._pending)
+    print("not reached")
+except interrupts.Interrupted as e:
+    print("stopped with", e.code)
+"""
+    done = hyperscope(code=code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["section ran to its end [15]", "stopped with 0"], done.stdout
+
+
+def test_a_stop_while_duckdb_builds_its_enums_is_a_stop_not_an_abort(tmp_path):
+    """The signal CI once caught: landing while DuckDB's import builds its `StatementType` enum through Python,
+    the early handler's exception made nanobind abort the process (exit -6, "Critical nanobind error")."""
+    code = f"""
+import enum, os, signal, sys
+from hyperscope import __main__ as entry_point, interrupts
+real = enum.EnumType.__setattr__
+landed = []
+def setattr_(cls, name, value):
+    if not landed and cls.__name__ == "StatementType":
+        landed.append(name)
+        os.kill(os.getpid(), signal.SIGTERM)
+        while not interrupts._pending:  # the handler has run before DuckDB goes on
+            pass
+    return real(cls, name, value)
+enum.EnumType.__setattr__ = setattr_
+sys.argv = ["hyperscope", "status", "--data-dir", {str(tmp_path)!r}]
+try:
+    entry_point.main()
+finally:
+    print("landed", bool(landed), file=sys.stderr)
+"""
+    done = hyperscope(code=code)
+    assert "landed True" in done.stderr, done.stderr  # the signal did land inside DuckDB's import
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "interrupted during start-up" in done.stderr
+
+
 def test_every_settings_flag_is_an_option_described_by_its_field():
     """Flags are made from the Settings fields (cli/options.py): each one exists on some command, with the
     field's own description as its help."""

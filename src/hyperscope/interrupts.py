@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -32,13 +34,33 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # finalizer or a callback from C, where an exception is printed as "ignored" and dropped: start-up then goes
 # on as if nothing happened. The command's own handlers (runtime.Signals) take the signal over from here.
 _pending: list[int] = []
+# How many `deferred()` sections are open: inside one, `_early` only records the signal.
+_deferring: list[int] = [0]
 
 
 def _early(signum: int, frame: FrameType | None) -> None:
     for s in STOP_SIGNALS:  # one is enough: a second signal while unwinding must not interrupt the cleanup
         signal.signal(s, signal.SIG_IGN)
     _pending.append(signum)
+    if _deferring[0]:
+        return
     raise Interrupted(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A section that a stop signal must not interrupt, only end: the signal is raised when it is over.
+
+    For native code that calls back into Python and cannot take an exception there: DuckDB's module (nanobind)
+    builds its enums through Python during its import, and aborts the whole process (SIGABRT, no cleanup) when
+    a handler raises inside that."""
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+    if not _deferring[0] and _pending:
+        raise Interrupted(_pending[0])
 
 
 def take_early_signal() -> int | None:
