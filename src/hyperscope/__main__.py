@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 
-from hyperscope.interrupts import Interrupted, deferred, install_early_handlers, take_early_signal
+from hyperscope.interrupts import STOPPED_IN_START_UP, Interrupted, deferred, install_early_handlers, take_early_signal
 
 
 def main() -> None:
@@ -15,17 +14,19 @@ def main() -> None:
             import duckdb  # noqa: F401
         from hyperscope.cli import main as cli_main
     except Interrupted as e:
-        print("interrupted during start-up; nothing was left half-done", file=sys.stderr)
-        raise SystemExit(e.code) from None
+        stop = e
     except Exception:
         # the signal landed where Python wraps what a handler raised in an error of its own (during an import,
         # "Error calling __set_name__ ..."): still that stop, not a failure
         early = take_early_signal()
         if early is None:
             raise
-        print("interrupted during start-up; nothing was left half-done", file=sys.stderr)
-        raise SystemExit(130 if early == signal.SIGINT else 0) from None
-    cli_main()
+        stop = Interrupted(early)
+    else:
+        cli_main()
+        return
+    print(STOPPED_IN_START_UP, file=sys.stderr)
+    raise SystemExit(stop.code)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOPPED_IN_START_UP = "interrupted during start-up; nothing was left half-done"  # the one line such a stop prints
 # The stop signal `_early` raised for. Python runs a handler at any point of the program, also inside a
 # finalizer or a callback from C, where an exception is printed as "ignored" and dropped: start-up then goes
 # on as if nothing happened. The command's own handlers (runtime.Signals) take the signal over from here.

@@ -38,7 +38,7 @@ def _leave(code: int) -> NoReturn:
 
 
 def main() -> None:
-    from hyperscope.interrupts import Interrupted, install_early_handlers, take_early_signal
+    from hyperscope.interrupts import STOPPED_IN_START_UP, Interrupted, install_early_handlers, take_early_signal
 
     install_early_handlers()  # again: when called directly rather than through the entry point
     try:
@@ -46,7 +46,7 @@ def main() -> None:
     except Exit as e:
         _leave(e.code)
     except Interrupted as e:
-        err.print("interrupted during start-up; nothing was left half-done")
+        err.print(STOPPED_IN_START_UP)
         _leave(e.code)
     except Exception as e:
         # a stop asked for during start-up that a library turned into its own error (DuckDB: "Query
@@ -57,7 +57,7 @@ def main() -> None:
                 err.print(f"[red]error:[/] {escape(e.log_text)}", soft_wrap=True)  # the operator's terminal
                 _leave(2)
             raise
-        err.print("interrupted during start-up; nothing was left half-done")
+        err.print(STOPPED_IN_START_UP)
         _leave(130 if early == signal.SIGINT else 0)
     except KeyboardInterrupt:
         err.print("interrupted")
