@@ -47,6 +47,7 @@ def _old_view():
 _OLD_VIEW = _old_view()
 # what the builds of each older schema version lacked, newest first
 _LATER = {
+    8: [],  # schema 9 changed only PostgreSQL
     7: [],  # schema 8 changed only PostgreSQL
     6: ["DROP TABLE metrics_liquidation", "ALTER TABLE wallet_marks DROP COLUMN size_segment"],
     5: ["ALTER TABLE state_updates DROP COLUMN market_data"],
@@ -69,7 +70,7 @@ _LATER = {
 }
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7, 8])
 def test_an_older_store_is_migrated_in_place(tmp_path, sim, version):
     from hyperscope.ingest import Ingestor
     from hyperscope.store import open_store

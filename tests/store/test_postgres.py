@@ -16,7 +16,9 @@ from hyperscope.ingest import Ingestor
 from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from hyperscope.store.base import HistoryQuery, Retention
+from hyperscope.store.postgres.schema import OPEN_ROWS_VIEW, _schema_statements
 from tests.factories import T0, make_fill, make_position, make_state
+from tests.test_ingest import check_recomputation
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -224,32 +226,44 @@ def test_a_long_reader_neither_blocks_new_days_nor_the_retention_that_drops_old_
         store.close()
 
 
-def test_a_schema_6_database_is_migrated_in_place(url):
+@pytest.mark.parametrize("version", [6, 8])
+def test_an_older_database_is_migrated_in_place(url, version):
     """Schema 7 adds the stored liquidation maps and the size cohort of the hourly marks, schema 8 the open
-    positions' coin, opening time and wallet key; a database made before them is brought up to date by the
-    next writer, answers /positions as before, and takes new state updates."""
+    positions' coin, opening time and wallet key, schema 9 the views of the published update over the open
+    positions and profiles; a database made before them is brought up to date by the next writer, answers
+    /positions and the wallets as before, and takes new state updates."""
     sim = Simulator(preset("tiny", seed=5), genesis_ms=T0)
     store = open_store(url)
     Ingestor(store).ingest(sim.step(T0 + 900_000))
     query = HistoryQuery(start=T0, end=T0 + 900_000, limit=500, order_by="unrealized_pnl", descending=True)
     before = store.position_history(query)
+    wallets = store._dicts("SELECT * FROM wallets ORDER BY address")
     store.close()
-    with psycopg.connect(url, autocommit=True) as con:
-        con.execute("DROP TABLE metrics_liquidation")
-        con.execute("ALTER TABLE wallet_marks DROP COLUMN size_segment")
-        con.execute("DROP VIEW open_rows")
-        con.execute("ALTER TABLE open_states DROP COLUMN coin, DROP COLUMN open_time, DROP COLUMN wallet")
-        con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
-    with pytest.raises(ConfigError, match="schema version 6"):
+    (positions_open,) = [s for s in _schema_statements() if "VIEW positions_open" in s]
+    with psycopg.connect(url, autocommit=True) as con:  # back to schema 8: plain tables, views over them
+        con.execute("DROP VIEW open_rows, positions_open, open_states, wallets")
+        con.execute("ALTER TABLE open_state_rows RENAME TO open_states")
+        con.execute("ALTER TABLE wallet_rows RENAME TO wallets")
+        con.execute(positions_open)
+        if version == 6:
+            con.execute("DROP TABLE metrics_liquidation")
+            con.execute("ALTER TABLE wallet_marks DROP COLUMN size_segment")
+            con.execute("ALTER TABLE open_states DROP COLUMN coin, DROP COLUMN open_time, DROP COLUMN wallet")
+        else:
+            con.execute(OPEN_ROWS_VIEW)
+        con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+    with pytest.raises(ConfigError, match=f"schema version {version}"):
         open_store(url, read_only=True)  # a reader never migrates: it says which command does
     store = open_store(url)
     try:
-        assert store.get_meta("schema_version") == "8"
+        assert store.get_meta("schema_version") == "9"
         assert store._scalar("SELECT count(*) FROM open_states WHERE coin IS NULL OR wallet IS NULL") == 0
         assert store.position_history(query) == before
+        assert store._dicts("SELECT * FROM wallets ORDER BY address") == wallets
         Ingestor(store).ingest(sim.step(T0 + 5 * 900_000))  # the next hour: a mark with its size cohort
         assert store._scalar("SELECT count(*) FROM metrics_liquidation") > 0
         assert store._scalar("SELECT count(size_segment) FROM wallet_marks") > 0
+        check_recomputation(store, store.latest().height)
     finally:
         store.close()
 
@@ -328,5 +342,136 @@ def test_a_close_days_before_its_update_lands_in_its_own_day_and_a_wrong_bound_s
         assert partitions(url, "positions_closed") == [first_day, first_day + 1, day, now // DAY, now // DAY + 1]
         rows = store._dicts(f"SELECT close_time FROM positions_closed_d{day}")
         assert [r["close_time"] for r in rows] == [T0 + 2 * DAY + 5_000]
+    finally:
+        store.close()
+
+
+class NoVacuum:
+    """In place of the store's vacuum signal: the vacuum after each update never runs."""
+
+    def set(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def wait(self, timeout: float) -> bool:
+        time.sleep(min(timeout, 0.05))
+        return False
+
+
+def _published(url):
+    """(newest height, open positions, wallets) as a reader on its own connection sees them."""
+    with psycopg.connect(url) as con:
+        height = con.execute("SELECT max(height) FROM state_updates").fetchone()[0]
+        positions = con.execute("SELECT key, size, mark_px, height FROM positions_open ORDER BY key").fetchall()
+        wallets = con.execute("SELECT address, perp_equity, height FROM wallets ORDER BY address").fetchall()
+    return height, positions, wallets
+
+
+def test_rows_written_ahead_of_an_update_are_unseen_until_it_commits_and_cleared_when_it_never_does(url):
+    """An update's open positions and changed profiles are committed on a second connection just before the
+    update itself. Between the two commits readers still see the previous update whole; when the update then
+    fails, it stays that way, and its retry (and the updates after it) land once: no open position or profile
+    twice, every aggregate recomputing from what is stored."""
+    sim = Simulator(preset("tiny", seed=3), genesis_ms=T0)
+    store = open_store(url)
+    try:
+        ingestor = Ingestor(store)
+        ingestor.ingest(sim.step(T0 + 900_000))
+        before = _published(url)
+        before_wallets = len(before[2])
+        update = sim.step(T0 + 2 * 900_000)
+        seen = []
+
+        def hook(stage: str) -> None:
+            if stage == "ahead_committed":
+                seen.append(_published(url))  # the rows ahead are committed, the update is not
+                raise psycopg.errors.DiskFull("simulated: could not extend file")
+
+        store.fault_hook = hook
+        with pytest.raises(StoreUnavailable):
+            ingestor.ingest(update)
+        assert seen == [before] and _published(url) == before
+        with psycopg.connect(url) as con:  # what went ahead is there, unseen
+            ahead = con.execute("SELECT count(*) FROM open_state_rows WHERE height = %s", (update.height,))
+            assert ahead.fetchone()[0] == update.positions.num_rows
+        store.fault_hook = None
+        store._vacuum = NoVacuum()  # the previous update's open positions stay stored, behind the view
+        ingestor.ingest(update)  # the same height again
+        height, positions, wallets = _published(url)
+        assert height == update.height and {p[3] for p in positions} == {height}
+        assert len(positions) == len({p[0] for p in positions}) == update.positions.num_rows
+        assert len(wallets) == len({w[0] for w in wallets}) == before_wallets
+        for k in (3, 4):
+            ingestor.ingest(sim.step(T0 + k * 900_000))
+        height, positions, wallets = _published(url)
+        assert height == store.latest().height
+        assert len(positions) == len({p[0] for p in positions}) == store.status()["counts"]["open_positions"]
+        assert len(wallets) == len({w[0] for w in wallets}) == store._scalar("SELECT count(*) FROM wallet_rows")
+        check_recomputation(store, height)
+    finally:
+        store.close()
+
+
+KILLED_AHEAD = """
+import os, sys
+from hyperscope.ingest import Ingestor
+from hyperscope.sources.simulator import Simulator, preset
+from hyperscope.store import open_store
+store = open_store(sys.argv[1])
+sim = Simulator(preset("tiny", seed=11), genesis_ms={t0})
+ing = Ingestor(store)
+ing.ingest(sim.step({t0} + 900_000))
+def die(stage):
+    if stage == "ahead_committed":
+        os._exit(137)
+store.fault_hook = die
+ing.ingest(sim.step({t0} + 2 * 900_000))
+"""
+
+
+def test_a_writer_killed_between_the_two_commits_leaves_the_previous_update_and_the_next_writer_clears_up(url):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_AHEAD.format(t0=T0), url], capture_output=True)
+    assert proc.returncode == 137, proc.stderr.decode()
+    with psycopg.connect(url) as con:  # the killed update's rows are in the tables, behind the views
+        assert con.execute("SELECT count(DISTINCT height) FROM open_state_rows").fetchone()[0] == 2
+    store = open_store(url)
+    try:
+        height = store.latest().height
+        check_recomputation(store, height)
+        sim = Simulator(preset("tiny", seed=11), genesis_ms=T0)
+        sim.step(T0 + 900_000)
+        ingestor = Ingestor(store)  # a new writer: the killed update again, and the next
+        store._vacuum = NoVacuum()
+        update = sim.step(T0 + 2 * 900_000)
+        ingestor.ingest(update)
+        height, positions, wallets = _published(url)
+        assert height == update.height and {p[3] for p in positions} == {height}
+        assert len(positions) == len({p[0] for p in positions}) == update.positions.num_rows
+        check_recomputation(store, height)
+        ingestor.ingest(sim.step(T0 + 3 * 900_000))
+        check_recomputation(store, store.latest().height)
+        assert store._scalar("SELECT count(*) FROM wallet_rows") == store._scalar("SELECT count(*) FROM wallets")
+    finally:
+        store.close()
+
+
+def test_the_open_positions_of_older_updates_are_deleted_after_each_update(url):
+    """Bounded: once the vacuum after an update has run, only that update's open positions are stored."""
+    sim = Simulator(preset("tiny", seed=4), genesis_ms=T0)
+    store = open_store(url)
+    try:
+        ingestor = Ingestor(store)
+        for k in range(1, 5):
+            ingestor.ingest(sim.step(T0 + k * 900_000))
+        deadline = time.monotonic() + 60
+        while store._scalar("SELECT count(DISTINCT height) FROM open_state_rows") > 1:
+            assert time.monotonic() < deadline, "the open positions of older updates were never deleted"
+            time.sleep(0.05)
+        assert store._scalar("SELECT min(height) FROM open_state_rows") == store.latest().height
     finally:
         store.close()

@@ -13,7 +13,7 @@ from hyperscope.domain.state import TS
 from hyperscope.domain.time import DAY_MS, HOUR_MS, MINUTE_MS
 
 T = TypeVar("T")
-SCHEMA_VERSION = 8  # of schema.sql; each backend migrates older stores up to it
+SCHEMA_VERSION = 9  # of schema.sql; each backend migrates older stores up to it
 # the columns of a lifecycle's identity (written when it opens) and of its numbers (rewritten every update)
 LIFECYCLE_COLUMNS = ("key", "id", "address", "coin", "dex", "side", "leverage_type", "open_time", "created_at")
 STATE_COLUMNS = (

@@ -59,6 +59,7 @@ def _upgrades() -> dict[int, list[str]]:
         # the liquidation map at every update, and size cohorts in the hourly marks (the dashboard's history)
         6: [*tables("metrics_liquidation"), "ALTER TABLE wallet_marks ADD COLUMN IF NOT EXISTS size_segment SMALLINT"],
         7: [],  # schema 8 changed only PostgreSQL's open positions (their coin, opening time and wallet key)
+        8: [],  # schema 9 too: PostgreSQL's open positions and profiles behind views of the published update
     }
 
 

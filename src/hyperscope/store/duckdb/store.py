@@ -78,7 +78,9 @@ class DuckDBStore(DuckWriter):
 
     def load_open_positions(self) -> pa.Table:
         with self._errors():
-            table: pa.Table = self._cursor().sql("SELECT * EXCLUDE (wallet) FROM positions_open").to_arrow_table()
+            table: pa.Table = (
+                self._cursor().sql("SELECT * EXCLUDE (wallet) FROM positions_open ORDER BY key").to_arrow_table()
+            )
         return as_open_positions(table)
 
     def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]:

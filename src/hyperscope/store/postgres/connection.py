@@ -31,6 +31,7 @@ log = logging.getLogger("hyperscope.store")
 T = TypeVar("T")
 NOTIFY_CHANNEL = "hyperscope_updates"  # the writer announces each committed state update here
 WRITER_LOCK = 0x6879_7065_7273  # the advisory lock id the one ingest process holds ("hypers")
+PUBLISHED = "(SELECT max(height) FROM state_updates)"  # the newest committed state update (schema 9's views)
 # the transient kinds of failure: the connection, the server's resources, a conflict
 _TRANSIENT = (
     psycopg.OperationalError,
@@ -75,6 +76,11 @@ class PgConnections(SqlReads):
     _vacuum: threading.Event
     _closing: threading.Event
     _vacuumer: threading.Thread | None
+    _sweeping: threading.Lock  # held by whoever deletes superseded open positions (the vacuum, the write ahead)
+    _ahead: ThreadPoolExecutor
+    _ahead_con: psycopg.Connection[Any] | None
+    _unpublished: bool
+    _swept: int | None  # the published height whose older open positions the vacuum deleted last
     _types: dict[str, dict[str, str]]
 
     def _connect(self, *, autocommit: bool, name: str = "api") -> psycopg.Connection[Any]:
@@ -238,11 +244,13 @@ class PgConnections(SqlReads):
         self._latest = self._read_latest()
 
     def _vacuum_loop(self) -> None:
-        """After each state update, vacuum the tables it rewrote (the open positions, and the profiles: half of
-        them at bench scale) from a connection of its own, so their dead rows are reused by the next update
-        instead of piling up between autovacuum's visits. Runs while the source makes the next update; never
-        holds up a write. The lifecycles lose a few percent of their rows per update: autovacuum's (at 5%,
-        throttled) is enough there, and vacuuming their three indexes after every update cost 0.05-0.09 s."""
+        """After each state update, delete the open positions of the updates before it, then vacuum the tables
+        it rewrote (the open positions, and the profiles: half of them at bench scale) from a connection of its
+        own, so their dead rows are reused by the next update instead of piling up between autovacuum's visits.
+        Runs while the source makes the next update; never holds up a write (the next update's own sweep
+        deletes what this one could not). The lifecycles lose a few percent of their rows per update:
+        autovacuum's (at 5%, throttled) is enough there, and vacuuming their three indexes after every update
+        cost 0.05-0.09 s."""
         con: psycopg.Connection[Any] | None = None
         while not self._closing.is_set():
             if not self._vacuum.wait(1.0):
@@ -250,7 +258,11 @@ class PgConnections(SqlReads):
             self._vacuum.clear()
             try:
                 con = con or self._connect(autocommit=True, name="ingest-vacuum")
-                con.execute("VACUUM (SKIP_LOCKED) open_states, wallets")
+                with self._sweeping:
+                    (published,) = con.execute("SELECT max(height) FROM state_updates").fetchone() or (None,)
+                    con.execute("DELETE FROM open_state_rows WHERE height < %s", (published,))
+                    self._swept = published
+                con.execute("VACUUM (SKIP_LOCKED) open_state_rows, wallet_rows")
             except (psycopg.Error, ConfigError) as e:
                 log.warning("vacuum after a state update failed (autovacuum will do it): %s", self._text(e))
                 if con is not None:

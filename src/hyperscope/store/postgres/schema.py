@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import re
 from importlib import resources
+from typing import Any
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 
 from hyperscope.errors import ConfigError, StoreFailed, StoreUnavailable
@@ -18,7 +20,7 @@ from hyperscope.store.base import (
     WriteBatch,
     to_storage,
 )
-from hyperscope.store.postgres.connection import WRITER_LOCK, PgConnections
+from hyperscope.store.postgres.connection import PUBLISHED, WRITER_LOCK, PgConnections
 
 log = logging.getLogger("hyperscope.store")
 
@@ -95,6 +97,21 @@ OPEN_ROWS_VIEW = (
 # what open_rows leaves NULL: read from lifecycles for a page's open rows
 LIFECYCLE_ONLY = ("id", "address", "dex", "side", "leverage_type", "created_at")
 
+# Schema 9: the open positions and the wallet profiles are written on a second connection, in parallel with the
+# rest of the update, and committed just before it. Their rows live in open_state_rows and wallet_rows; readers
+# see them through views of the published update (the newest row of state_updates), so the rows of an update
+# whose own transaction has not committed yet (or never will) are never seen:
+# - open_state_rows holds every update's open positions until the vacuum after the next update deletes the
+#   older ones: open_states shows those of the published height;
+# - wallet_rows holds each wallet's newest profile, plus a changed profile written ahead of its update (the
+#   update's own transaction deletes the ones it replaces): wallets shows those at or before the published height.
+PUBLISHED_VIEWS = (
+    "ALTER TABLE open_states RENAME TO open_state_rows",
+    "ALTER TABLE wallets RENAME TO wallet_rows",
+    f"CREATE VIEW open_states AS SELECT * FROM open_state_rows WHERE height = {PUBLISHED}",
+    f"CREATE VIEW wallets AS SELECT * FROM wallet_rows WHERE height <= {PUBLISHED}",
+)
+
 
 def _schema_statements() -> list[str]:
     """schema.sql with each growing table partitioned by day on its time column."""
@@ -128,6 +145,7 @@ class PgSchema(PgConnections):
             if version == 0:
                 for statement in (*_schema_statements(), OPEN_STATE_FILTERS, OPEN_ROWS_VIEW, *INDEXES):
                     con.execute(statement)  # type: ignore[call-overload]
+                self._publish_views(con)
                 con.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
             # later versions: their steps, version -> next, as the DuckDB store's _upgrades() does
             if 0 < version < SCHEMA_VERSION:
@@ -151,18 +169,29 @@ class PgSchema(PgConnections):
                 for statement in INDEXES:  # the new ones (on a large database this takes a while)
                     if any(name in statement for name in new):
                         con.execute(statement)  # type: ignore[call-overload]
-                # 7 -> 8: the open positions' coin, opening time and wallet key, from their lifecycles
-                con.execute(OPEN_STATE_FILTERS)
-                con.execute(
-                    "UPDATE open_states s SET coin = l.coin, open_time = l.open_time, wallet = l.wallet "
-                    "FROM lifecycles l WHERE l.key = s.key AND s.coin IS NULL"
-                )
-                con.execute(OPEN_ROWS_VIEW)
-                con.execute("DROP INDEX IF EXISTS open_states_key")  # its ranges were 128 pages
-                for statement in INDEXES:
-                    if "open_states_key" in statement:
-                        con.execute(statement)  # type: ignore[call-overload]
+                if version < 8:  # 7 -> 8: the open positions' coin, opening time and wallet key
+                    con.execute(OPEN_STATE_FILTERS)
+                    con.execute(
+                        "UPDATE open_states s SET coin = l.coin, open_time = l.open_time, wallet = l.wallet "
+                        "FROM lifecycles l WHERE l.key = s.key AND s.coin IS NULL"
+                    )
+                    con.execute(OPEN_ROWS_VIEW)
+                    con.execute("DROP INDEX IF EXISTS open_states_key")  # its ranges were 128 pages
+                    for statement in INDEXES:
+                        if "open_states_key" in statement:
+                            con.execute(statement)  # type: ignore[call-overload]
+                # 8 -> 9: the open positions and profiles behind views of the published update (every stored
+                # row is at or before it, and every open position's height is the newest: nothing to rewrite)
+                self._publish_views(con)
                 con.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    @staticmethod
+    def _publish_views(con: psycopg.Connection[Any]) -> None:
+        """Schema 9's tables and views; the views over open_states are made again, so that they read the view
+        of the published update and not the renamed table."""
+        (positions_open,) = [s for s in _schema_statements() if "VIEW positions_open" in s]
+        for statement in (*PUBLISHED_VIEWS, positions_open, OPEN_ROWS_VIEW):
+            con.execute(statement)  # type: ignore[call-overload]
 
     def _check_schema(self) -> None:
         try:

@@ -60,6 +60,11 @@ class PostgresStore(PgWriter):
         self._latest: LatestUpdate | None = None
         self._following = False  # the listener is connected: `_latest` is current
         self._encoder = ThreadPoolExecutor(2, thread_name_prefix="pg-encode")
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="pg-ahead")  # writes an update's rows ahead of it
+        self._ahead_con: psycopg.Connection[Any] | None = None
+        self._unpublished = True  # rows written ahead may be in the store without their update (until a commit)
+        self._sweeping = threading.Lock()
+        self._swept: int | None = None
         self._vacuum = threading.Event()
         self._closing = threading.Event()
         self._vacuumer: threading.Thread | None = None
@@ -111,7 +116,7 @@ class PostgresStore(PgWriter):
 
     def load_open_positions(self) -> pa.Table:
         fields = ", ".join(c for c in self._types["positions_open"] if c != "wallet")
-        return as_open_positions(self._arrow(f"SELECT {fields} FROM positions_open"))
+        return as_open_positions(self._arrow(f"SELECT {fields} FROM positions_open ORDER BY key"))
 
     def sampled_series(self, series: Series, start: int, end: int, step_ms: int) -> list[dict[str, Any]]:
         table, where = series.located()
@@ -178,6 +183,9 @@ class PostgresStore(PgWriter):
     def close(self) -> None:
         self._closing.set()
         self._encoder.shutdown(wait=True)
+        self._ahead.shutdown(wait=True)
+        if self._ahead_con is not None:
+            self._ahead_con.close()
         if self._vacuumer is not None:
             self._vacuumer.join(timeout=30)  # a vacuum in progress finishes before the session ends
         self._drain_pool()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from hyperscope.store.base import (
     to_storage,
 )
 from hyperscope.store.postgres import copy as pgcopy
-from hyperscope.store.postgres.connection import NOTIFY_CHANNEL
+from hyperscope.store.postgres.connection import NOTIFY_CHANNEL, PUBLISHED
 from hyperscope.store.postgres.schema import PgSchema
 
 log = logging.getLogger("hyperscope.store")
@@ -69,29 +69,71 @@ class PgWriter(PgSchema):
         """Nothing: PostgreSQL checkpoints and vacuums on its own schedule, outside any update."""
 
     def write_update(self, batch: WriteBatch) -> None:
-        """Write one state update as one transaction (a no-op for a height already stored)."""
+        """Write one state update as one transaction (a no-op for a height already stored). Its open positions
+        and changed profiles go ahead of it on a second connection, in parallel, committed just before it;
+        readers see them once the update's own row is committed (schema 9's views)."""
         with self._write_lock:
             con = self._live_writer()
             self._ensure_partitions(self._partitions_of(batch))
             # every sizeable payload is encoded on other threads (numpy lets go of the GIL), in the order the
-            # transaction streams them, while it streams the earlier ones and the server works
+            # transactions stream them, while they stream the earlier ones and the server works
             pending = self._payloads(batch)
-            with self._errors(), con.transaction():
-                cur = con.cursor()
-                # the changed wallets' hash join fits in memory (4 MB spills it to disk at 150k wallets)
-                cur.execute("SET LOCAL work_mem = '64MB'")
-                if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
-                    # stored already: a commit whose answer the connection lost before it reached us
-                    self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
-                    return
-                self._write(cur, batch, pending)
-                cur.execute(
-                    "SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}")
-                )
+            ahead: Future[None] | None = None
+            try:
+                with self._errors(), con.transaction():
+                    cur = con.cursor()
+                    # the changed wallets' hash join fits in memory (4 MB spills it to disk at 150k wallets)
+                    cur.execute("SET LOCAL work_mem = '64MB'")
+                    if cur.execute("SELECT 1 FROM state_updates WHERE height = %s", (batch.height,)).fetchone():
+                        # stored already: a commit whose answer the connection lost before it reached us
+                        self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
+                        return
+                    ahead = self._ahead.submit(self._write_ahead, batch, pending)
+                    self._write(cur, batch, pending, ahead)
+                    cur.execute(
+                        "SELECT pg_notify(%s, %s)",
+                        (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}"),
+                    )
+                self._unpublished = False
+            finally:
+                if ahead is not None:
+                    wait([ahead])  # never outliving a failed write: its rows stay unseen, cleared by the next
             self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
             self._vacuum.set()
 
-    def _write(self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
+    def _write_ahead(self, batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
+        """The update's open positions and changed profiles, in a transaction of their own on the second
+        connection, committed before the update's (which waits for it). What an update that never committed
+        left behind goes first: the open positions of any height but the published one, and the profiles
+        written after it."""
+        con = self._live_ahead()
+        with self._errors(), con.transaction():
+            cur = con.cursor()
+            # durable once the update's own commit is: it comes later in the same log, and waits for it
+            cur.execute("SET LOCAL synchronous_commit = off")
+            published = self._latest.height if self._latest else None
+            if self._unpublished or self._swept != published:  # else the vacuum after it swept already
+                with self._sweeping:  # never the vacuum's delete of the same rows at the same time
+                    cur.execute(f"DELETE FROM open_state_rows WHERE height IS DISTINCT FROM {PUBLISHED}")
+            if self._unpublished:
+                cur.execute(f"DELETE FROM wallet_rows WHERE height > coalesce({PUBLISHED}, -1)")
+            self._unpublished = True
+            self._copy(cur, "wallet_rows", pending["wallet_rows"])
+            self._copy(cur, "open_state_rows", pending["open_state_rows"])
+            self._stage("ahead")
+
+    def _live_ahead(self) -> psycopg.Connection[Any]:
+        """The second writing connection (made anew once it broke). Only the writer, holding the writer lock,
+        uses it."""
+        if self._ahead_con is None or self._ahead_con.closed or self._ahead_con.broken:
+            if self._ahead_con is not None:
+                self._ahead_con.close()
+            self._ahead_con = self._connect(autocommit=True, name="ingest-ahead")
+        return self._ahead_con
+
+    def _write(
+        self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Future[Any]], ahead: Future[None]
+    ) -> None:
         n = batch.markets.num_rows
         markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))
         self._copy(cur, "markets", markets.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64))))
@@ -109,11 +151,13 @@ class PgWriter(PgSchema):
             # told to hash it, for this transaction only
             cur.execute("SET LOCAL enable_nestloop = off")
             cur.execute("SET LOCAL enable_mergejoin = off")
-            cur.execute("DELETE FROM wallets w USING changed_wallets c WHERE w.address = c.address")
+            # the published profiles they replace (those written ahead are newer: never theirs to touch)
+            cur.execute(
+                f"DELETE FROM wallet_rows w USING changed_wallets c WHERE w.address = c.address "
+                f"AND w.height <= {PUBLISHED}"
+            )
             cur.execute("RESET enable_nestloop")
             cur.execute("RESET enable_mergejoin")
-            self._stage("wallets_deleted")
-            self._copy(cur, "wallets", pending["wallets"])
         self._stage("wallets")
         self._copy(cur, "lifecycles", pending["lifecycles"])
         closed = ready(batch.positions_closed)
@@ -121,10 +165,6 @@ class PgWriter(PgSchema):
             self._check_partitions("positions_closed", self._close_times(closed))
             cur.execute("DELETE FROM lifecycles WHERE key = ANY(%s)", (closed.column("key").to_numpy().tolist(),))
         self._stage("lifecycles")
-        cur.execute("DELETE FROM open_states")
-        self._stage("open_states_deleted")
-        self._copy(cur, "open_states", pending["open_states"])
-        self._stage("open_states")
         self._copy(cur, "positions_closed", pending["positions_closed"])
         self._stage("positions")
         orders = ready(batch.orders)
@@ -142,6 +182,8 @@ class PgWriter(PgSchema):
             rows = rows.add_column(0, "id", pa.array(np.arange(first, first + m, dtype=np.int64)))
             self._copy(cur, table, rows)
             self._stage(table)
+        ahead.result()  # committed: the update's row, committed next, publishes them
+        self._stage("ahead_committed")
         c = ready(batch.counts)
         cur.execute(
             "INSERT INTO state_updates (height, time, source, positions, wallets, opened, closed, liquidations, "
@@ -216,9 +258,9 @@ class PgWriter(PgSchema):
 
         tables: dict[str, Callable[[], pa.Table | None]] = {
             "changed_wallets": lambda: ready(batch.wallets).select(["address"]),
-            "wallets": lambda: ready(batch.wallets),
+            "wallet_rows": lambda: ready(batch.wallets),
+            "open_state_rows": open_states,
             "lifecycles": lifecycles,
-            "open_states": open_states,
             "positions_closed": positions_closed,
             "order_ends": lambda: order_table(0),
             "order_spans": lambda: order_table(1),
