@@ -17,7 +17,7 @@ from hyperscope.sources.simulator import Simulator, preset
 from hyperscope.store import open_store
 from hyperscope.store.base import HistoryQuery, Retention
 from hyperscope.store.postgres.schema import OPEN_ROWS_VIEW, _schema_statements
-from tests.factories import T0, make_fill, make_position, make_state
+from tests.factories import T0, make_fill, make_position, make_state, make_wallet
 from tests.test_ingest import check_recomputation
 
 DAY = 86_400_000
@@ -243,6 +243,9 @@ def test_an_older_database_is_migrated_in_place(url, version):
     with psycopg.connect(url, autocommit=True) as con:  # back to schema 8: plain tables, views over them
         con.execute("DROP VIEW open_rows, positions_open, open_states, wallets")
         con.execute("ALTER TABLE open_state_rows RENAME TO open_states")
+        columns = ", ".join(str(name) for name in wallets[0])
+        con.execute(f"INSERT INTO wallet_rows SELECT {columns} FROM active_wallet_rows")
+        con.execute("DROP TABLE active_wallet_rows")
         con.execute("ALTER TABLE wallet_rows RENAME TO wallets")
         con.execute(positions_open)
         if version == 6:
@@ -408,7 +411,8 @@ def test_rows_written_ahead_of_an_update_are_unseen_until_it_commits_and_cleared
         height, positions, wallets = _published(url)
         assert height == store.latest().height
         assert len(positions) == len({p[0] for p in positions}) == store.status()["counts"]["open_positions"]
-        assert len(wallets) == len({w[0] for w in wallets}) == store._scalar("SELECT count(*) FROM wallet_rows")
+        assert len(wallets) == len({w[0] for w in wallets})
+        assert store._scalar("SELECT count(*) FROM wallet_rows WHERE height > %s", (height,)) == 0
         check_recomputation(store, height)
     finally:
         store.close()
@@ -454,24 +458,94 @@ def test_a_writer_killed_between_the_two_commits_leaves_the_previous_update_and_
         assert len(positions) == len({p[0] for p in positions}) == update.positions.num_rows
         check_recomputation(store, height)
         ingestor.ingest(sim.step(T0 + 3 * 900_000))
-        check_recomputation(store, store.latest().height)
-        assert store._scalar("SELECT count(*) FROM wallet_rows") == store._scalar("SELECT count(*) FROM wallets")
+        height = store.latest().height
+        check_recomputation(store, height)
+        assert store._scalar("SELECT count(*) FROM wallet_rows WHERE height > %s", (height,)) == 0
+        assert store._scalar("SELECT count(*) FROM wallets") == store._scalar(
+            "SELECT count(DISTINCT address) FROM wallets"
+        )
     finally:
         store.close()
 
 
-def test_the_open_positions_of_older_updates_are_deleted_after_each_update(url):
-    """Bounded: once the vacuum after an update has run, only that update's open positions are stored."""
+def test_the_open_positions_and_active_profiles_of_older_updates_are_deleted_after_each_update(url):
+    """Bounded: once the vacuum after an update has run, only that update's open positions and profiles of
+    wallets holding positions are stored."""
     sim = Simulator(preset("tiny", seed=4), genesis_ms=T0)
     store = open_store(url)
     try:
         ingestor = Ingestor(store)
         for k in range(1, 5):
             ingestor.ingest(sim.step(T0 + k * 900_000))
+        stored = (
+            "SELECT (SELECT count(DISTINCT height) FROM open_state_rows) + "
+            "(SELECT count(DISTINCT gen) FROM active_wallet_rows)"
+        )
         deadline = time.monotonic() + 60
-        while store._scalar("SELECT count(DISTINCT height) FROM open_state_rows") > 1:
-            assert time.monotonic() < deadline, "the open positions of older updates were never deleted"
+        while store._scalar(stored) > 2:
+            assert time.monotonic() < deadline, "the rows of older updates were never deleted"
             time.sleep(0.05)
         assert store._scalar("SELECT min(height) FROM open_state_rows") == store.latest().height
+        assert store._scalar("SELECT min(gen) FROM active_wallet_rows") == store.latest().height
     finally:
         store.close()
+
+
+def test_profiles_moving_in_and_out_of_the_wallets_holding_positions_agree_with_duckdb(url, tmp_path):
+    """Profiles of wallets holding positions are stored apart (rewritten whole at each update) from the others
+    (rewritten when they change): wallets that open, close, change, go missing from an update or come back in
+    another order show exactly once, with the same rows as the DuckDB store keeps in one table."""
+    w = {i: make_wallet(i) for i in range(1, 7)}
+    states = [
+        make_state(1, [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0)], list(w.values())),
+        # 1 closes, 3 opens, 4 changes without positions, 5 is missing from the update
+        make_state(
+            2,
+            [make_position(3, "BTC", 1.0), make_position(2, "BTC", -1.0)],
+            [w[1], w[2], w[3], make_wallet(4, perp_equity=4_000.0), w[6]],
+        ),
+        # 1 opens again, on another coin; 3 changes while holding its position; 5 is back
+        make_state(
+            3,
+            [
+                make_position(3, "BTC", 1.0),
+                make_position(2, "BTC", -1.0),
+                make_position(1, "ETH", 2.0),
+                make_position(6, "ETH", -2.0),
+            ],
+            [w[1], w[2], make_wallet(3, perp_equity=7_000.0), make_wallet(4, perp_equity=4_000.0), w[5], w[6]],
+        ),
+        # row-aligned with the update before: only 4 changes, the wallets holding positions are carried over
+        make_state(
+            4,
+            [
+                make_position(3, "BTC", 1.0),
+                make_position(2, "BTC", -1.0),
+                make_position(1, "ETH", 2.0),
+                make_position(6, "ETH", -2.0),
+            ],
+            [w[1], w[2], make_wallet(3, perp_equity=7_000.0), make_wallet(4, perp_equity=3_000.0), w[5], w[6]],
+        ),
+        # every wallet listed in another order (none row-aligned with before): 2 and 3 close
+        make_state(
+            5,
+            [make_position(1, "ETH", 2.0), make_position(6, "ETH", -2.0)],
+            [w[6], w[5], make_wallet(4, perp_equity=4_000.0), make_wallet(3, pnl=5.0), w[2], w[1]],
+        ),
+    ]
+    stores = [open_store(tmp_path / "same.duckdb"), open_store(url)]
+    try:
+        ingestors = [Ingestor(s) for s in stores]
+        for state in states:
+            seen = []
+            for store, ingestor in zip(stores, ingestors, strict=True):
+                ingestor.ingest(state)
+                seen.append(store._dicts("SELECT * FROM wallets ORDER BY address", []))
+            duck, pg = seen
+            assert len(pg) == len({r["address"] for r in pg}) == 6
+            assert pg == duck, state.height
+        active = stores[1]._scalar("SELECT count(*) FROM active_wallet_rows WHERE gen = 5")
+        assert active == 2  # wallets 1 and 6 hold positions at the last update
+    finally:
+        for s in stores:
+            s.close()

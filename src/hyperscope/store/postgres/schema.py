@@ -98,18 +98,22 @@ OPEN_ROWS_VIEW = (
 LIFECYCLE_ONLY = ("id", "address", "dex", "side", "leverage_type", "created_at")
 
 # Schema 9: the open positions and the wallet profiles are written on a second connection, in parallel with the
-# rest of the update, and committed just before it. Their rows live in open_state_rows and wallet_rows; readers
-# see them through views of the published update (the newest row of state_updates), so the rows of an update
-# whose own transaction has not committed yet (or never will) are never seen:
+# rest of the update, and committed just before it. Readers see them through views of the published update (the
+# newest row of state_updates), so the rows of an update whose own transaction has not committed yet (or never
+# will) are never seen:
 # - open_state_rows holds every update's open positions until the vacuum after the next update deletes the
 #   older ones: open_states shows those of the published height;
-# - wallet_rows holds each wallet's newest profile, plus a changed profile written ahead of its update (the
-#   update's own transaction deletes the ones it replaces): wallets shows those at or before the published height.
+# - active_wallet_rows holds, per update (`gen`), the profiles of the wallets holding open positions (whose
+#   equity moves with every mark): written whole at every update and deleted like the open positions, so an
+#   update never deletes them row by row;
+# - wallet_rows holds every other wallet's newest profile, plus those written ahead of their update (whose own
+#   transaction deletes the ones they replace); wallets shows both parts, each wallet in exactly one.
 PUBLISHED_VIEWS = (
     "ALTER TABLE open_states RENAME TO open_state_rows",
     "ALTER TABLE wallets RENAME TO wallet_rows",
+    "CREATE TABLE active_wallet_rows (LIKE wallet_rows, gen BIGINT NOT NULL)",
+    "ALTER TABLE active_wallet_rows SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)",
     f"CREATE VIEW open_states AS SELECT * FROM open_state_rows WHERE height = {PUBLISHED}",
-    f"CREATE VIEW wallets AS SELECT * FROM wallet_rows WHERE height <= {PUBLISHED}",
 )
 
 
@@ -192,6 +196,17 @@ class PgSchema(PgConnections):
         (positions_open,) = [s for s in _schema_statements() if "VIEW positions_open" in s]
         for statement in (*PUBLISHED_VIEWS, positions_open, OPEN_ROWS_VIEW):
             con.execute(statement)  # type: ignore[call-overload]
+        columns = ", ".join(
+            name
+            for (name,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = 'wallet_rows' ORDER BY ordinal_position"
+            )
+        )
+        con.execute(
+            f"CREATE VIEW wallets AS SELECT {columns} FROM active_wallet_rows WHERE gen = {PUBLISHED} "  # type: ignore[call-overload]
+            f"UNION ALL SELECT {columns} FROM wallet_rows WHERE height <= {PUBLISHED}"
+        )
 
     def _check_schema(self) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, wait
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,15 @@ from hyperscope.store.postgres.connection import NOTIFY_CHANNEL, PUBLISHED
 from hyperscope.store.postgres.schema import PgSchema
 
 log = logging.getLogger("hyperscope.store")
+
+
+@dataclass(frozen=True)
+class WalletSplit:
+    """An update's profiles as schema 9 stores them."""
+
+    active: pa.Table  # every profile of a wallet holding positions (the changed ones, the others carried over)
+    idle: pa.Table  # the changed profiles of the other wallets
+    replaced: pa.Table  # addresses whose row in wallet_rows goes (changed, or moved to the active part)
 
 
 class PgWriter(PgSchema):
@@ -75,9 +85,12 @@ class PgWriter(PgSchema):
         with self._write_lock:
             con = self._live_writer()
             self._ensure_partitions(self._partitions_of(batch))
+            active = self._active if self._active is not None else self._load_active()
+            self._active = None  # known again once this update commits
             # every sizeable payload is encoded on other threads (numpy lets go of the GIL), in the order the
             # transactions stream them, while they stream the earlier ones and the server works
-            pending = self._payloads(batch)
+            split = self._encoder.submit(self._split_wallets, batch, active)
+            pending = self._payloads(batch, split)
             ahead: Future[None] | None = None
             try:
                 with self._errors(), con.transaction():
@@ -95,6 +108,7 @@ class PgWriter(PgSchema):
                         (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}"),
                     )
                 self._unpublished = False
+                self._active = split.result().active
             finally:
                 if ahead is not None:
                     wait([ahead])  # never outliving a failed write: its rows stay unseen, cleared by the next
@@ -102,10 +116,10 @@ class PgWriter(PgSchema):
             self._vacuum.set()
 
     def _write_ahead(self, batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
-        """The update's open positions and changed profiles, in a transaction of their own on the second
-        connection, committed before the update's (which waits for it). What an update that never committed
-        left behind goes first: the open positions of any height but the published one, and the profiles
-        written after it."""
+        """The update's open positions and profiles (those of the wallets holding positions, and the other
+        changed ones), in a transaction of their own on the second connection, committed before the update's
+        (which waits for it). What an update that never committed left behind goes first: the rows of any
+        update but the published one, and the profiles written after it."""
         con = self._live_ahead()
         with self._errors(), con.transaction():
             cur = con.cursor()
@@ -115,12 +129,33 @@ class PgWriter(PgSchema):
             if self._unpublished or self._swept != published:  # else the vacuum after it swept already
                 with self._sweeping:  # never the vacuum's delete of the same rows at the same time
                     cur.execute(f"DELETE FROM open_state_rows WHERE height IS DISTINCT FROM {PUBLISHED}")
+                    cur.execute(f"DELETE FROM active_wallet_rows WHERE gen IS DISTINCT FROM {PUBLISHED}")
             if self._unpublished:
                 cur.execute(f"DELETE FROM wallet_rows WHERE height > coalesce({PUBLISHED}, -1)")
             self._unpublished = True
+            self._copy(cur, "active_wallet_rows", pending["active_wallet_rows"])
             self._copy(cur, "wallet_rows", pending["wallet_rows"])
             self._copy(cur, "open_state_rows", pending["open_state_rows"])
             self._stage("ahead")
+
+    def _load_active(self) -> pa.Table:
+        """The published update's profiles of wallets holding positions (after a start or a failed write)."""
+        columns = ", ".join(c for c in self._types["active_wallet_rows"] if c != "gen")
+        return self._arrow(f"SELECT {columns} FROM active_wallet_rows WHERE gen = {PUBLISHED}")
+
+    @staticmethod
+    def _split_wallets(batch: WriteBatch, previous: pa.Table) -> WalletSplit:
+        """Where an update's changed profiles go, given the published update's active part (`previous`)."""
+        changed = to_storage(ready(batch.wallets))
+        addresses = changed.column("address")
+        carried = previous.filter(pc.invert(pc.is_in(previous.column("address"), value_set=addresses)))
+        holding = pc.greater(changed.column("count_open_positions"), 0)
+        was_active = pc.is_in(addresses, value_set=previous.column("address"))
+        return WalletSplit(
+            active=pa.concat_tables([carried.cast(changed.schema), changed.filter(holding)]),
+            idle=changed.filter(pc.invert(holding)),
+            replaced=changed.select(["address"]).filter(pc.invert(was_active)),
+        )
 
     def _live_ahead(self) -> psycopg.Connection[Any]:
         """The second writing connection (made anew once it broke). Only the writer, holding the writer lock,
@@ -144,7 +179,9 @@ class PgWriter(PgSchema):
             (batch.height, batch.time),
         )
         self._stage("markets")
-        if ready(batch.wallets).num_rows:  # the changed profiles replace theirs: addresses staged, one hash join
+        # the profiles in wallet_rows that changed or moved to the active part go: addresses staged, one hash join
+        # (none when nothing is published yet)
+        if self._latest is not None and pending["changed_wallets"].result() is not None:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
             self._copy(cur, "changed_wallets", pending["changed_wallets"])
             # a temporary table has no statistics; rather than ANALYZE it (40 ms at 150k rows), the planner is
@@ -217,10 +254,16 @@ class PgWriter(PgSchema):
         assert row is not None
         return int(row[0]) - count
 
-    def _payloads(self, batch: WriteBatch) -> dict[str, Future[tuple[list[str], list[memoryview]] | None]]:
+    def _payloads(
+        self, batch: WriteBatch, split: Future[WalletSplit]
+    ) -> dict[str, Future[tuple[list[str], list[memoryview]] | None]]:
         """The COPY payloads of a state update's sizeable tables, each encoded on the encoder threads (in the
         order the write streams them; a table without rows has None). A table the ingestor is still computing
         is waited for there, not here."""
+
+        def active() -> pa.Table:
+            rows = split.result().active
+            return rows.append_column("gen", pa.array(np.full(rows.num_rows, batch.height, np.int64)))
 
         def lifecycles() -> pa.Table:
             opened = ready(batch.positions_opened).select(LIFECYCLE_COLUMNS)
@@ -257,8 +300,9 @@ class PgWriter(PgSchema):
             return batch.fills.add_column(0, "height", pa.array(np.full(n, batch.height, np.int64)))
 
         tables: dict[str, Callable[[], pa.Table | None]] = {
-            "changed_wallets": lambda: ready(batch.wallets).select(["address"]),
-            "wallet_rows": lambda: ready(batch.wallets),
+            "changed_wallets": lambda: split.result().replaced,
+            "active_wallet_rows": active,
+            "wallet_rows": lambda: split.result().idle,
             "open_state_rows": open_states,
             "lifecycles": lifecycles,
             "positions_closed": positions_closed,
