@@ -35,7 +35,13 @@ MAX_GROUPS = 32  # past this many row layouts, one byte mask over all rows is ch
 
 def encode(table: pa.Table, types: list[str]) -> list[memoryview]:
     """The COPY ... FROM STDIN (FORMAT BINARY) payload of `table`, whose columns have these PostgreSQL types,
-    as consecutive pieces (written one after the other; never joined into one copy).
+    as consecutive pieces (written one after the other; never joined into one copy)."""
+    return [memoryview(HEADER), *encode_rows(table, types), memoryview(TRAILER)]
+
+
+def encode_rows(table: pa.Table, types: list[str]) -> list[memoryview]:
+    """The rows of a binary COPY payload, without its header and trailer: a stream may carry several of these
+    between one header and one trailer.
 
     Rows are grouped by their layout: which fields are NULL (a NULL has no value bytes) and how long each text
     is, so that each group is one packed record per row, written a whole column at a time (open positions
@@ -49,13 +55,12 @@ def encode(table: pa.Table, types: list[str]) -> list[memoryview]:
     layouts = _layouts(texts, n, nulls)
     groups = layouts if layouts is not None and len(np.unique(layouts)) <= MAX_GROUPS else nulls
     if groups is None:
-        return [memoryview(HEADER), _rows(columns, None, n), memoryview(TRAILER)]
+        return [_rows(columns, None, n)]
     order = np.argsort(groups.astype(np.int16), kind="stable")  # a radix sort: few small group numbers
     for column in columns:  # each group becomes a run of consecutive rows: one gather per column in all
         column.reorder(order)
     ends = [*(np.flatnonzero(np.diff(groups[order])) + 1).tolist(), n]
-    parts = [_rows(columns, slice(start, end), end - start) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
-    return [memoryview(HEADER), *parts, memoryview(TRAILER)]
+    return [_rows(columns, slice(start, end), end - start) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _layouts(codes: list[np.ndarray], n: int, start: np.ndarray | None = None) -> np.ndarray | None:

@@ -4,6 +4,7 @@ worker threads while earlier statements run; retention by whole partitions where
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
@@ -43,6 +44,59 @@ class WalletSplit:
     replaced: pa.Table  # addresses whose row in wallet_rows goes (changed, or moved to the active part)
 
 
+class Payload:
+    """A table's binary COPY payload, encoded slice by slice on an encoder thread and written as each slice is
+    ready: the server takes the first rows while the later ones are still being encoded. Whatever the encoding
+    raised (the ingestor's own errors included) is raised where the payload is written."""
+
+    SLICE = 50_000  # rows encoded at a time
+    _END = object()
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._head: Any = self._END  # the first item: the column names, or None for no rows
+
+    def produce(self, rows: Callable[[], pa.Table | None], types: dict[str, str]) -> None:
+        """Encode `rows()` (on an encoder thread): its column names first, then its slices."""
+        try:
+            made = rows()
+            if made is None or made.num_rows == 0:
+                self._items.put(None)
+                return
+            made = to_storage(made)
+            kinds = [types[c] for c in made.column_names]
+            self._items.put(made.column_names)
+            for start in range(0, made.num_rows, self.SLICE):
+                self._items.put(pgcopy.encode_rows(made.slice(start, self.SLICE), kinds))
+            self._items.put(self._END)
+        except BaseException as e:  # noqa: BLE001 - handed to the writing thread, which raises it
+            self._items.put(e)
+
+    def _next(self) -> Any:
+        item = self._items.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def columns(self) -> list[str] | None:
+        """The payload's column names (None: no rows), once its table is computed."""
+        if self._head is self._END:
+            self._head = self._next()
+        return self._head  # type: ignore[no-any-return]
+
+    def write(self, cur: psycopg.Cursor[Any], table: str) -> None:
+        """COPY the rows into `table`, each slice as soon as it is encoded."""
+        columns = self.columns()
+        if columns is None:
+            return
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
+            copy.write(pgcopy.HEADER)
+            while (pieces := self._next()) is not self._END:
+                for piece in pieces:
+                    copy.write(piece)
+            copy.write(pgcopy.TRAILER)
+
+
 class PgWriter(PgSchema):
     def _stage(self, name: str) -> None:
         if self.fault_hook is not None:
@@ -57,20 +111,16 @@ class PgWriter(PgSchema):
         return rows.column_names, pgcopy.encode(rows, [types[c] for c in rows.column_names])
 
     def _copy(
-        self,
-        cur: psycopg.Cursor[Any],
-        table: str,
-        rows: pa.Table | Future[tuple[list[str], list[memoryview]] | None],
-        types: dict[str, str] | None = None,
+        self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table | Payload, types: dict[str, str] | None = None
     ) -> None:
         """Append rows with binary COPY; `rows` may be a payload being encoded in the background (no rows:
         nothing)."""
-        if isinstance(rows, pa.Table) and rows.num_rows == 0:
+        if isinstance(rows, Payload):
+            rows.write(cur, table)
             return
-        encoded = rows.result() if isinstance(rows, Future) else self._encode(table, rows, types)
-        if encoded is None:
+        if rows.num_rows == 0:
             return
-        columns, payload = encoded
+        columns, payload = self._encode(table, rows, types)
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
             for piece in payload:
                 copy.write(piece)
@@ -115,7 +165,7 @@ class PgWriter(PgSchema):
             self._latest = LatestUpdate(batch.height, batch.time, batch.ingested_at)
             self._vacuum.set()
 
-    def _write_ahead(self, batch: WriteBatch, pending: dict[str, Future[Any]]) -> None:
+    def _write_ahead(self, batch: WriteBatch, pending: dict[str, Payload]) -> None:
         """The update's open positions and profiles (those of the wallets holding positions, and the other
         changed ones), in a transaction of their own on the second connection, committed before the update's
         (which waits for it). What an update that never committed left behind goes first: the rows of any
@@ -167,7 +217,7 @@ class PgWriter(PgSchema):
         return self._ahead_con
 
     def _write(
-        self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Future[Any]], ahead: Future[None]
+        self, cur: psycopg.Cursor[Any], batch: WriteBatch, pending: dict[str, Payload], ahead: Future[None]
     ) -> None:
         n = batch.markets.num_rows
         markets = batch.markets.add_column(0, "time", pa.array(np.full(n, batch.time, np.int64)))
@@ -181,7 +231,7 @@ class PgWriter(PgSchema):
         self._stage("markets")
         # the profiles in wallet_rows that changed or moved to the active part go: addresses staged, one hash join
         # (none when nothing is published yet)
-        if self._latest is not None and pending["changed_wallets"].result() is not None:
+        if self._latest is not None and pending["changed_wallets"].columns() is not None:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
             self._copy(cur, "changed_wallets", pending["changed_wallets"])
             # a temporary table has no statistics; rather than ANALYZE it (40 ms at 150k rows), the planner is
@@ -254,9 +304,7 @@ class PgWriter(PgSchema):
         assert row is not None
         return int(row[0]) - count
 
-    def _payloads(
-        self, batch: WriteBatch, split: Future[WalletSplit]
-    ) -> dict[str, Future[tuple[list[str], list[memoryview]] | None]]:
+    def _payloads(self, batch: WriteBatch, split: Future[WalletSplit]) -> dict[str, Payload]:
         """The COPY payloads of a state update's sizeable tables, each encoded on the encoder threads (in the
         order the write streams them; a table without rows has None). A table the ingestor is still computing
         is waited for there, not here."""
@@ -312,17 +360,12 @@ class PgWriter(PgSchema):
             "funding_hourly": lambda: batch.funding,
             "fills": fills,
         }
-        types = {"changed_wallets": {"address": "character varying"}}
-        return {
-            table: self._encoder.submit(self._encode_rows, table, rows, types.get(table))
-            for table, rows in tables.items()
-        }
-
-    def _encode_rows(
-        self, table: str, rows: Callable[[], pa.Table | None], types: dict[str, str] | None
-    ) -> tuple[list[str], list[memoryview]] | None:
-        made = rows()
-        return None if made is None or made.num_rows == 0 else self._encode(table, made, types)
+        types = {**self._types, "changed_wallets": {"address": "character varying"}}
+        payloads = {}
+        for table, rows in tables.items():
+            payloads[table] = Payload()
+            self._encoder.submit(payloads[table].produce, rows, types[table])
+        return payloads
 
     def open_order_spans(self) -> tuple[np.ndarray, tuple[int, int] | None]:
         """Span keys of the orders open at the newest update with orders, and that update's (height, time)."""
