@@ -244,8 +244,9 @@ def test_an_older_database_is_migrated_in_place(url, version):
         con.execute("DROP VIEW open_rows, positions_open, open_states, wallets")
         con.execute("ALTER TABLE open_state_rows RENAME TO open_states")
         columns = ", ".join(str(name) for name in wallets[0])
-        con.execute(f"INSERT INTO wallet_rows SELECT {columns} FROM active_wallet_rows")
-        con.execute("DROP TABLE active_wallet_rows")
+        con.execute(f"INSERT INTO wallet_rows ({columns}) SELECT {columns} FROM recent_wallet_rows")
+        con.execute("DROP TABLE recent_wallet_rows")
+        con.execute("ALTER TABLE wallet_rows DROP COLUMN gen")
         con.execute("ALTER TABLE wallet_rows RENAME TO wallets")
         con.execute(positions_open)
         if version == 6:
@@ -468,9 +469,9 @@ def test_a_writer_killed_between_the_two_commits_leaves_the_previous_update_and_
         store.close()
 
 
-def test_the_open_positions_and_active_profiles_of_older_updates_are_deleted_after_each_update(url):
-    """Bounded: once the vacuum after an update has run, only that update's open positions and profiles of
-    wallets holding positions are stored."""
+def test_the_open_positions_and_recent_profiles_of_older_updates_are_deleted_after_each_update(url):
+    """Bounded: once the vacuum after an update has run, only that update's open positions and recent profiles
+    (those that changed at it) are stored apart."""
     sim = Simulator(preset("tiny", seed=4), genesis_ms=T0)
     store = open_store(url)
     try:
@@ -479,22 +480,23 @@ def test_the_open_positions_and_active_profiles_of_older_updates_are_deleted_aft
             ingestor.ingest(sim.step(T0 + k * 900_000))
         stored = (
             "SELECT (SELECT count(DISTINCT height) FROM open_state_rows) + "
-            "(SELECT count(DISTINCT gen) FROM active_wallet_rows)"
+            "(SELECT count(DISTINCT gen) FROM recent_wallet_rows)"
         )
         deadline = time.monotonic() + 60
         while store._scalar(stored) > 2:
             assert time.monotonic() < deadline, "the rows of older updates were never deleted"
             time.sleep(0.05)
         assert store._scalar("SELECT min(height) FROM open_state_rows") == store.latest().height
-        assert store._scalar("SELECT min(gen) FROM active_wallet_rows") == store.latest().height
+        assert store._scalar("SELECT min(gen) FROM recent_wallet_rows") == store.latest().height
     finally:
         store.close()
 
 
-def test_profiles_moving_in_and_out_of_the_wallets_holding_positions_agree_with_duckdb(url, tmp_path):
-    """Profiles of wallets holding positions are stored apart (rewritten whole at each update) from the others
-    (rewritten when they change): wallets that open, close, change, go missing from an update or come back in
-    another order show exactly once, with the same rows as the DuckDB store keeps in one table."""
+def test_profiles_moving_between_the_recent_and_the_settled_part_agree_with_duckdb(url, tmp_path):
+    """The profiles that changed at the newest update are stored apart (rewritten whole at each update) from
+    the others (moved there when they stop changing, deleted when they change again): wallets that open,
+    close, change, stay the same, go missing from an update or come back in another order show exactly once,
+    with the same rows as the DuckDB store keeps in one table."""
     w = {i: make_wallet(i) for i in range(1, 7)}
     states = [
         make_state(1, [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0)], list(w.values())),
@@ -536,6 +538,7 @@ def test_profiles_moving_in_and_out_of_the_wallets_holding_positions_agree_with_
     stores = [open_store(tmp_path / "same.duckdb"), open_store(url)]
     try:
         ingestors = [Ingestor(s) for s in stores]
+        recent = []
         for state in states:
             seen = []
             for store, ingestor in zip(stores, ingestors, strict=True):
@@ -544,8 +547,9 @@ def test_profiles_moving_in_and_out_of_the_wallets_holding_positions_agree_with_
             duck, pg = seen
             assert len(pg) == len({r["address"] for r in pg}) == 6
             assert pg == duck, state.height
-        active = stores[1]._scalar("SELECT count(*) FROM active_wallet_rows WHERE gen = 5")
-        assert active == 2  # wallets 1 and 6 hold positions at the last update
+            recent.append(stores[1]._scalar("SELECT count(*) FROM recent_wallet_rows WHERE gen = %s", (state.height,)))
+        # every listed wallet when the list is not row-aligned with the update before; at 4, wallet 4 alone
+        assert recent == [6, 5, 6, 1, 6]
     finally:
         for s in stores:
             s.close()

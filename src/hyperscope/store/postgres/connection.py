@@ -80,7 +80,7 @@ class PgConnections(SqlReads):
     _ahead: ThreadPoolExecutor
     _ahead_con: psycopg.Connection[Any] | None
     _unpublished: bool
-    _active: pa.Table | None  # the published update's active_wallet_rows (None: read them before the next write)
+    _recent: pa.Table | None  # the published update's recent_wallet_rows (None: read them before the next write)
     _swept: int | None  # the published height whose older open positions the vacuum deleted last
     _types: dict[str, dict[str, str]]
 
@@ -262,9 +262,9 @@ class PgConnections(SqlReads):
                 with self._sweeping:
                     (published,) = con.execute("SELECT max(height) FROM state_updates").fetchone() or (None,)
                     con.execute("DELETE FROM open_state_rows WHERE height < %s", (published,))
-                    con.execute("DELETE FROM active_wallet_rows WHERE gen < %s", (published,))
+                    con.execute("DELETE FROM recent_wallet_rows WHERE gen < %s", (published,))
                     self._swept = published
-                con.execute("VACUUM (SKIP_LOCKED) open_state_rows, active_wallet_rows, wallet_rows")
+                con.execute("VACUUM (SKIP_LOCKED) open_state_rows, recent_wallet_rows, wallet_rows")
             except (psycopg.Error, ConfigError) as e:
                 log.warning("vacuum after a state update failed (autovacuum will do it): %s", self._text(e))
                 if con is not None:

@@ -103,16 +103,18 @@ LIFECYCLE_ONLY = ("id", "address", "dex", "side", "leverage_type", "created_at")
 # will) are never seen:
 # - open_state_rows holds every update's open positions until the vacuum after the next update deletes the
 #   older ones: open_states shows those of the published height;
-# - active_wallet_rows holds, per update (`gen`), the profiles of the wallets holding open positions (whose
-#   equity moves with every mark): written whole at every update and deleted like the open positions, so an
-#   update never deletes them row by row;
-# - wallet_rows holds every other wallet's newest profile, plus those written ahead of their update (whose own
-#   transaction deletes the ones they replace); wallets shows both parts, each wallet in exactly one.
+# - recent_wallet_rows holds, per update (`gen`), the profiles that changed at it (most of them change at every
+#   update: those of wallets holding positions, whose equity moves with every mark): written whole and deleted
+#   like the open positions, so an update does not delete them row by row;
+# - wallet_rows holds every other wallet's newest profile: those that stopped changing move there (written ahead
+#   with the update's `gen`), and the update's own transaction deletes the rows of those that changed again.
+# wallets shows both parts, each wallet in exactly one.
 PUBLISHED_VIEWS = (
     "ALTER TABLE open_states RENAME TO open_state_rows",
     "ALTER TABLE wallets RENAME TO wallet_rows",
-    "CREATE TABLE active_wallet_rows (LIKE wallet_rows, gen BIGINT NOT NULL)",
-    "ALTER TABLE active_wallet_rows SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)",
+    "ALTER TABLE wallet_rows ADD COLUMN gen BIGINT NOT NULL DEFAULT 0",  # (no rewrite: every row is published)
+    "CREATE TABLE recent_wallet_rows (LIKE wallet_rows)",
+    "ALTER TABLE recent_wallet_rows SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)",
     f"CREATE VIEW open_states AS SELECT * FROM open_state_rows WHERE height = {PUBLISHED}",
 )
 
@@ -200,12 +202,12 @@ class PgSchema(PgConnections):
             name
             for (name,) in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name = 'wallet_rows' ORDER BY ordinal_position"
+                "AND table_name = 'wallet_rows' AND column_name <> 'gen' ORDER BY ordinal_position"
             )
         )
         con.execute(
-            f"CREATE VIEW wallets AS SELECT {columns} FROM active_wallet_rows WHERE gen = {PUBLISHED} "  # type: ignore[call-overload]
-            f"UNION ALL SELECT {columns} FROM wallet_rows WHERE height <= {PUBLISHED}"
+            f"CREATE VIEW wallets AS SELECT {columns} FROM recent_wallet_rows WHERE gen = {PUBLISHED} "  # type: ignore[call-overload]
+            f"UNION ALL SELECT {columns} FROM wallet_rows WHERE gen <= {PUBLISHED}"
         )
 
     def _check_schema(self) -> None:

@@ -65,7 +65,7 @@ class PostgresStore(PgWriter):
         self._unpublished = True  # rows written ahead may be in the store without their update (until a commit)
         self._sweeping = threading.Lock()
         self._swept: int | None = None
-        self._active: pa.Table | None = None
+        self._recent: pa.Table | None = None
         self._vacuum = threading.Event()
         self._closing = threading.Event()
         self._vacuumer: threading.Thread | None = None

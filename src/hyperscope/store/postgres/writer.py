@@ -39,9 +39,9 @@ log = logging.getLogger("hyperscope.store")
 class WalletSplit:
     """An update's profiles as schema 9 stores them."""
 
-    active: pa.Table  # every profile of a wallet holding positions (the changed ones, the others carried over)
-    idle: pa.Table  # the changed profiles of the other wallets
-    replaced: pa.Table  # addresses whose row in wallet_rows goes (changed, or moved to the active part)
+    recent: pa.Table  # the profiles that changed (recent_wallet_rows)
+    settled: pa.Table  # the published recent profiles that did not change again: they move to wallet_rows
+    replaced: pa.Table  # addresses whose row in wallet_rows goes (they changed)
 
 
 class Payload:
@@ -135,11 +135,11 @@ class PgWriter(PgSchema):
         with self._write_lock:
             con = self._live_writer()
             self._ensure_partitions(self._partitions_of(batch))
-            active = self._active if self._active is not None else self._load_active()
-            self._active = None  # known again once this update commits
+            recent = self._recent if self._recent is not None else self._load_recent()
+            self._recent = None  # known again once this update commits
             # every sizeable payload is encoded on other threads (numpy lets go of the GIL), in the order the
             # transactions stream them, while they stream the earlier ones and the server works
-            split = self._encoder.submit(self._split_wallets, batch, active)
+            split = self._encoder.submit(self._split_wallets, batch, recent)
             pending = self._payloads(batch, split)
             ahead: Future[None] | None = None
             try:
@@ -158,7 +158,7 @@ class PgWriter(PgSchema):
                         (NOTIFY_CHANNEL, f"{batch.height},{batch.time},{batch.ingested_at}"),
                     )
                 self._unpublished = False
-                self._active = split.result().active
+                self._recent = split.result().recent
             finally:
                 if ahead is not None:
                     wait([ahead])  # never outliving a failed write: its rows stay unseen, cleared by the next
@@ -179,32 +179,32 @@ class PgWriter(PgSchema):
             if self._unpublished or self._swept != published:  # else the vacuum after it swept already
                 with self._sweeping:  # never the vacuum's delete of the same rows at the same time
                     cur.execute(f"DELETE FROM open_state_rows WHERE height IS DISTINCT FROM {PUBLISHED}")
-                    cur.execute(f"DELETE FROM active_wallet_rows WHERE gen IS DISTINCT FROM {PUBLISHED}")
+                    cur.execute(f"DELETE FROM recent_wallet_rows WHERE gen IS DISTINCT FROM {PUBLISHED}")
             if self._unpublished:
-                cur.execute(f"DELETE FROM wallet_rows WHERE height > coalesce({PUBLISHED}, -1)")
+                cur.execute(f"DELETE FROM wallet_rows WHERE gen > coalesce({PUBLISHED}, -1)")
             self._unpublished = True
-            self._copy(cur, "active_wallet_rows", pending["active_wallet_rows"])
+            self._copy(cur, "recent_wallet_rows", pending["recent_wallet_rows"])
             self._copy(cur, "wallet_rows", pending["wallet_rows"])
             self._copy(cur, "open_state_rows", pending["open_state_rows"])
             self._stage("ahead")
 
-    def _load_active(self) -> pa.Table:
-        """The published update's profiles of wallets holding positions (after a start or a failed write)."""
-        columns = ", ".join(c for c in self._types["active_wallet_rows"] if c != "gen")
-        return self._arrow(f"SELECT {columns} FROM active_wallet_rows WHERE gen = {PUBLISHED}")
+    def _load_recent(self) -> pa.Table:
+        """The published update's recent profiles (read after a start or a failed write)."""
+        columns = ", ".join(c for c in self._types["recent_wallet_rows"] if c != "gen")
+        return self._arrow(f"SELECT {columns} FROM recent_wallet_rows WHERE gen = {PUBLISHED}")
 
     @staticmethod
     def _split_wallets(batch: WriteBatch, previous: pa.Table) -> WalletSplit:
-        """Where an update's changed profiles go, given the published update's active part (`previous`)."""
+        """Where an update's profiles go, given the published update's recent ones (`previous`): the changed
+        ones are the update's recent part, the previous recent ones that did not change again settle."""
         changed = to_storage(ready(batch.wallets))
         addresses = changed.column("address")
-        carried = previous.filter(pc.invert(pc.is_in(previous.column("address"), value_set=addresses)))
-        holding = pc.greater(changed.column("count_open_positions"), 0)
-        was_active = pc.is_in(addresses, value_set=previous.column("address"))
+        settled = previous.filter(pc.invert(pc.is_in(previous.column("address"), value_set=addresses)))
+        was_recent = pc.is_in(addresses, value_set=previous.column("address"))
         return WalletSplit(
-            active=pa.concat_tables([carried.cast(changed.schema), changed.filter(holding)]),
-            idle=changed.filter(pc.invert(holding)),
-            replaced=changed.select(["address"]).filter(pc.invert(was_active)),
+            recent=changed,
+            settled=settled.cast(changed.schema),
+            replaced=changed.select(["address"]).filter(pc.invert(was_recent)),
         )
 
     def _live_ahead(self) -> psycopg.Connection[Any]:
@@ -229,8 +229,8 @@ class PgWriter(PgSchema):
             (batch.height, batch.time),
         )
         self._stage("markets")
-        # the profiles in wallet_rows that changed or moved to the active part go: addresses staged, one hash join
-        # (none when nothing is published yet)
+        # the profiles in wallet_rows that changed go (their new ones are recent): addresses staged, one hash
+        # join (none when nothing is published yet)
         if self._latest is not None and pending["changed_wallets"].columns() is not None:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS changed_wallets (address VARCHAR) ON COMMIT DELETE ROWS")
             self._copy(cur, "changed_wallets", pending["changed_wallets"])
@@ -241,7 +241,7 @@ class PgWriter(PgSchema):
             # the published profiles they replace (those written ahead are newer: never theirs to touch)
             cur.execute(
                 f"DELETE FROM wallet_rows w USING changed_wallets c WHERE w.address = c.address "
-                f"AND w.height <= {PUBLISHED}"
+                f"AND w.gen <= {PUBLISHED}"
             )
             cur.execute("RESET enable_nestloop")
             cur.execute("RESET enable_mergejoin")
@@ -309,8 +309,7 @@ class PgWriter(PgSchema):
         order the write streams them; a table without rows has None). A table the ingestor is still computing
         is waited for there, not here."""
 
-        def active() -> pa.Table:
-            rows = split.result().active
+        def generation(rows: pa.Table) -> pa.Table:
             return rows.append_column("gen", pa.array(np.full(rows.num_rows, batch.height, np.int64)))
 
         def lifecycles() -> pa.Table:
@@ -349,8 +348,8 @@ class PgWriter(PgSchema):
 
         tables: dict[str, Callable[[], pa.Table | None]] = {
             "changed_wallets": lambda: split.result().replaced,
-            "active_wallet_rows": active,
-            "wallet_rows": lambda: split.result().idle,
+            "recent_wallet_rows": lambda: generation(split.result().recent),
+            "wallet_rows": lambda: generation(split.result().settled),
             "open_state_rows": open_states,
             "lifecycles": lifecycles,
             "positions_closed": positions_closed,
