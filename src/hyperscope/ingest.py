@@ -68,6 +68,7 @@ class Ingestor:
         self._groups: dict[str, pa.Table] | None = None  # the groups holding positions at the newest update
         self.listeners: list = []  # called with IngestResult after every stored update
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="hyperscope-ingest")
+        self._beside = ThreadPoolExecutor(1, thread_name_prefix="hyperscope-beside")  # order spans, marks
 
     def ingest(self, update: StateUpdate) -> IngestResult:
         t0 = time.perf_counter()
@@ -96,16 +97,17 @@ class Ingestor:
         if wallet_index is None:
             wallet_index = index_of(checked.positions.column("address"), checked.wallets.column("address"))
         profiles = build_profiles(checked, wallet_index)
-        # The store starts writing now, the wallet profiles first. Everything else is computed meanwhile on the
-        # ingestor's worker thread (the database and numpy both let go of the GIL), in the order the writer
-        # takes it: the changed profiles, the lifecycles, order spans, hourly marks, then the metrics, whose
-        # rows the writer takes last. An error in any of them is raised in the write, which rolls back.
+        # The store starts writing now, the wallet profiles first. Everything else is computed meanwhile on two
+        # worker threads (the database and numpy both let go of the GIL), each in the order the writer takes it:
+        # the changed profiles, the lifecycles, then the metrics, whose rows the writer takes last, on one; the
+        # order spans and hourly marks beside them on the other. An error in any of them is raised in the
+        # write, which rolls back.
         work = self._worker
         previous_time = latest.time if latest else None
         wallets = work.submit(self._changed_profiles, profiles, continuing)
         tracking = work.submit(_track, checked, previous, self._next_key, keys, profiles)
-        orders = work.submit(self._order_write, checked)
-        marks = work.submit(self._marks, profiles, checked.time, previous_time)
+        orders = self._beside.submit(self._order_write, checked)
+        marks = self._beside.submit(self._marks, profiles, checked.time, previous_time)
         computed = work.submit(_metrics, checked, tracking, self._groups)
         liquidations = 0
         if checked.fills is not None and checked.fills.num_rows:
@@ -136,7 +138,7 @@ class Ingestor:
         try:
             self.store.write_update(batch)
         finally:
-            wait([computed])  # never two updates' work at once, nor any outliving a failed write
+            wait([computed, orders, marks])  # never two updates' work at once, nor any outliving a failed write
         tracked, tracking_seconds = tracking.result()
         rows, _, metrics_seconds = computed.result()
         # what the next update is compared with moves on only once this one is stored
