@@ -125,7 +125,7 @@ def build_postgres(directory: Path, url: str) -> None:
         for batch in reader:
             rows = pa.Table.from_batches([batch])
             close = rows.column("close_time").to_numpy()
-            store._ensure_partitions({"positions_closed": (int(close.min()), int(close.max()))})
+            store._ensure_partitions({"positions_closed": set(np.unique(close // DAY_MS).tolist())})
             con = store._live_writer()
             with con.transaction():
                 store._copy(con.cursor(), "positions_closed", rows)

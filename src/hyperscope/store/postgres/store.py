@@ -1,11 +1,13 @@
 """The PostgreSQL store: one database that one ingest process writes and any number of API processes read.
 
-The schema is schema.sql (the subset both backends run) with PostgreSQL's own additions kept here: the tables
-that grow with time are range-partitioned by day on their time column (retention drops whole partitions),
-and B-tree indexes serve the read paths. One state update is one transaction written with binary COPY
-(postgres/copy.py); readers use MVCC snapshots, so they never wait for the writer and never see half an
-update. A session advisory lock admits one writer per database. Nothing a reader needs lives in this
-process: the newest height, metric row ids and key changes are read from the database.
+The schema is schema.sql (the subset both backends run) with PostgreSQL's own additions kept here: the tables that
+grow with time are range-partitioned by day on their time column (retention drops whole partitions), and B-tree
+indexes serve the read paths. One state update is written with binary COPY (postgres/copy.py) in two transactions,
+its open positions and changed profiles on a second connection in parallel, committed just before the one that
+writes the update's own row; readers see those rows through views of the published update and use MVCC snapshots,
+so they never wait for the writer and never see half an update. A session advisory lock admits one writer per
+database. Nothing a reader needs lives in this process: the newest height, metric row ids and key changes are read
+from the database.
 
 psycopg exceptions are translated to ours here and nowhere else.
 """

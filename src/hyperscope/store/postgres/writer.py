@@ -1,5 +1,6 @@
-"""The PostgreSQL write path: one state update in one transaction, its rows encoded for binary COPY on
-worker threads while earlier statements run; retention by whole partitions where it can."""
+"""The PostgreSQL write path: one state update in two transactions on two connections, committed in turn and
+published by the second (schema 9's views), its rows encoded for binary COPY on worker threads while earlier
+statements run; retention by whole partitions where it can."""
 
 from __future__ import annotations
 
@@ -129,9 +130,9 @@ class PgWriter(PgSchema):
         """Nothing: PostgreSQL checkpoints and vacuums on its own schedule, outside any update."""
 
     def write_update(self, batch: WriteBatch) -> None:
-        """Write one state update as one transaction (a no-op for a height already stored). Its open positions
-        and changed profiles go ahead of it on a second connection, in parallel, committed just before it;
-        readers see them once the update's own row is committed (schema 9's views)."""
+        """Write one state update (a no-op for a height already stored): its open positions and changed
+        profiles on a second connection, in parallel with the rest, in a transaction committed just before the
+        update's own; readers see them once the update's row in state_updates is committed (schema 9's views)."""
         with self._write_lock:
             con = self._live_writer()
             self._ensure_partitions(self._partitions_of(batch))
@@ -166,10 +167,10 @@ class PgWriter(PgSchema):
             self._vacuum.set()
 
     def _write_ahead(self, batch: WriteBatch, pending: dict[str, Payload]) -> None:
-        """The update's open positions and profiles (those of the wallets holding positions, and the other
-        changed ones), in a transaction of their own on the second connection, committed before the update's
-        (which waits for it). What an update that never committed left behind goes first: the rows of any
-        update but the published one, and the profiles written after it."""
+        """The update's open positions, its changed profiles and the recent ones that settle, in a transaction
+        of their own on the second connection, committed before the update's (which waits for it). What an
+        update that never committed left behind goes first: the open positions and recent profiles of any
+        update but the published one, and the settled profiles written after it."""
         con = self._live_ahead()
         with self._errors(), con.transaction():
             cur = con.cursor()
