@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -138,7 +138,8 @@ class Ingestor:
         try:
             self.store.write_update(batch)
         finally:
-            wait([computed, orders, marks])  # never two updates' work at once, nor any outliving a failed write
+            beside: list[Future[Any]] = [computed, orders, marks]
+            wait(beside)  # never two updates' work at once, nor any outliving a failed write
         tracked, tracking_seconds = tracking.result()
         rows, _, metrics_seconds = computed.result()
         # what the next update is compared with moves on only once this one is stored

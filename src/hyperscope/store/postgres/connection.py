@@ -76,12 +76,12 @@ class PgConnections(SqlReads):
     _vacuum: threading.Event
     _closing: threading.Event
     _vacuumer: threading.Thread | None
-    _sweeping: threading.Lock  # held by whoever deletes superseded open positions (the vacuum, the write ahead)
+    _sweeping: threading.Lock  # held by whoever deletes older updates' rows (the vacuum, the write ahead)
     _ahead: ThreadPoolExecutor
     _ahead_con: psycopg.Connection[Any] | None
     _unpublished: bool
     _recent: pa.Table | None  # the published update's recent_wallet_rows (None: read them before the next write)
-    _swept: int | None  # the published height whose older open positions the vacuum deleted last
+    _swept: int | None  # the published height whose older updates' rows the vacuum deleted last
     _types: dict[str, dict[str, str]]
 
     def _connect(self, *, autocommit: bool, name: str = "api") -> psycopg.Connection[Any]:
@@ -245,9 +245,9 @@ class PgConnections(SqlReads):
         self._latest = self._read_latest()
 
     def _vacuum_loop(self) -> None:
-        """After each state update, delete the open positions of the updates before it, then vacuum the tables
-        it rewrote (the open positions, and the profiles: half of them at bench scale) from a connection of its
-        own, so their dead rows are reused by the next update instead of piling up between autovacuum's visits.
+        """After each state update, delete the open positions and recent profiles of the updates before it, then
+        vacuum the tables it wrote them to (and the settled profiles) from a connection of its own, so their dead
+        rows are reused by the next update instead of piling up between autovacuum's visits.
         Runs while the source makes the next update; never holds up a write (the next update's own sweep
         deletes what this one could not). The lifecycles lose a few percent of their rows per update:
         autovacuum's (at 5%, throttled) is enough there, and vacuuming their three indexes after every update
