@@ -553,3 +553,38 @@ def test_profiles_moving_between_the_recent_and_the_settled_part_agree_with_duck
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_new_database_builds_the_lifecycle_and_order_indexes_with_its_first_update(url):
+    """They are built whole after the first update's rows (not row by row as it writes them); an update that
+    fails leaves them to the next try, and a database that has them keeps them."""
+    names = ("lifecycles_coin", "lifecycles_wallet", "order_spans_span", "order_spans_first")
+
+    def built():
+        with psycopg.connect(url) as con:
+            rows = con.execute("SELECT indexname FROM pg_indexes WHERE indexname = ANY(%s)", (list(names),))
+            return sorted(name for (name,) in rows)
+
+    sim = Simulator(preset("tiny", seed=6), genesis_ms=T0)
+    store = open_store(url)
+    try:
+        assert built() == []
+        ingestor = Ingestor(store)
+        first = sim.step(T0 + 900_000)
+
+        def fail(stage: str) -> None:
+            if stage == "ahead_committed":
+                raise psycopg.errors.DiskFull("simulated: could not extend file")
+
+        store.fault_hook = fail
+        with pytest.raises(StoreUnavailable):
+            ingestor.ingest(first)
+        assert built() == []
+        store.fault_hook = None
+        ingestor.ingest(first)
+        assert built() == sorted(names)
+        ingestor.ingest(sim.step(T0 + 2 * 900_000))
+        check_recomputation(store, store.latest().height)
+        assert store._scalar("SELECT count(*) FROM positions_open WHERE coin = 'BTC'") > 0
+    finally:
+        store.close()

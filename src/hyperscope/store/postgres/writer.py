@@ -31,7 +31,7 @@ from hyperscope.store.base import (
 )
 from hyperscope.store.postgres import copy as pgcopy
 from hyperscope.store.postgres.connection import NOTIFY_CHANNEL, PUBLISHED
-from hyperscope.store.postgres.schema import PgSchema
+from hyperscope.store.postgres.schema import FIRST_WRITE_INDEXES, PgSchema
 
 log = logging.getLogger("hyperscope.store")
 
@@ -270,6 +270,9 @@ class PgWriter(PgSchema):
             rows = rows.add_column(0, "id", pa.array(np.arange(first, first + m, dtype=np.int64)))
             self._copy(cur, table, rows)
             self._stage(table)
+        if self._latest is None:  # a new database's first update: the indexes it left to now (built whole)
+            for statement in FIRST_WRITE_INDEXES:
+                cur.execute(statement)  # type: ignore[call-overload]
         ahead.result()  # committed: the update's row, committed next, publishes them
         self._stage("ahead_committed")
         c = ready(batch.counts)
