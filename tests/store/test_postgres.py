@@ -18,7 +18,8 @@ from hyperscope.store import open_store
 from hyperscope.store.base import HistoryQuery, Retention
 from hyperscope.store.postgres.schema import OPEN_ROWS_VIEW, _schema_statements
 from tests.factories import T0, make_fill, make_position, make_state, make_wallet
-from tests.test_ingest import check_recomputation
+from tests.process import wait_until
+from tests.test_ingest import CRASH, check_recomputation
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -353,6 +354,9 @@ def test_a_close_days_before_its_update_lands_in_its_own_day_and_a_wrong_bound_s
 class NoVacuum:
     """In place of the store's vacuum signal: the vacuum after each update never runs."""
 
+    def __init__(self) -> None:
+        self._never = threading.Event()
+
     def set(self) -> None:
         pass
 
@@ -360,8 +364,7 @@ class NoVacuum:
         pass
 
     def wait(self, timeout: float) -> bool:
-        time.sleep(min(timeout, 0.05))
-        return False
+        return self._never.wait(timeout)
 
 
 def _published(url):
@@ -419,28 +422,12 @@ def test_rows_written_ahead_of_an_update_are_unseen_until_it_commits_and_cleared
         store.close()
 
 
-KILLED_AHEAD = """
-import os, sys
-from hyperscope.ingest import Ingestor
-from hyperscope.sources.simulator import Simulator, preset
-from hyperscope.store import open_store
-store = open_store(sys.argv[1])
-sim = Simulator(preset("tiny", seed=11), genesis_ms={t0})
-ing = Ingestor(store)
-ing.ingest(sim.step({t0} + 900_000))
-def die(stage):
-    if stage == "ahead_committed":
-        os._exit(137)
-store.fault_hook = die
-ing.ingest(sim.step({t0} + 2 * 900_000))
-"""
-
-
 def test_a_writer_killed_between_the_two_commits_leaves_the_previous_update_and_the_next_writer_clears_up(url):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", KILLED_AHEAD.format(t0=T0), url], capture_output=True)
+    crash = [sys.executable, "-c", CRASH.format(t0=T0), url, "ahead_committed"]  # killed between the commits
+    proc = subprocess.run(crash, capture_output=True)
     assert proc.returncode == 137, proc.stderr.decode()
     with psycopg.connect(url) as con:  # the killed update's rows are in the tables, behind the views
         assert con.execute("SELECT count(DISTINCT height) FROM open_state_rows").fetchone()[0] == 2
@@ -482,10 +469,7 @@ def test_the_open_positions_and_recent_profiles_of_older_updates_are_deleted_aft
             "SELECT (SELECT count(DISTINCT height) FROM open_state_rows) + "
             "(SELECT count(DISTINCT gen) FROM recent_wallet_rows)"
         )
-        deadline = time.monotonic() + 60
-        while store._scalar(stored) > 2:
-            assert time.monotonic() < deadline, "the rows of older updates were never deleted"
-            time.sleep(0.05)
+        wait_until(lambda: store._scalar(stored) == 2, "the rows of older updates deleted")
         assert store._scalar("SELECT min(height) FROM open_state_rows") == store.latest().height
         assert store._scalar("SELECT min(gen) FROM recent_wallet_rows") == store.latest().height
     finally:
@@ -498,6 +482,12 @@ def test_profiles_moving_between_the_recent_and_the_settled_part_agree_with_duck
     close, change, stay the same, go missing from an update or come back in another order show exactly once,
     with the same rows as the DuckDB store keeps in one table."""
     w = {i: make_wallet(i) for i in range(1, 7)}
+    four = [
+        make_position(3, "BTC", 1.0),
+        make_position(2, "BTC", -1.0),
+        make_position(1, "ETH", 2.0),
+        make_position(6, "ETH", -2.0),
+    ]
     states = [
         make_state(1, [make_position(1, "BTC", 1.0), make_position(2, "BTC", -1.0)], list(w.values())),
         # 1 closes, 3 opens, 4 changes without positions, 5 is missing from the update
@@ -509,23 +499,13 @@ def test_profiles_moving_between_the_recent_and_the_settled_part_agree_with_duck
         # 1 opens again, on another coin; 3 changes while holding its position; 5 is back
         make_state(
             3,
-            [
-                make_position(3, "BTC", 1.0),
-                make_position(2, "BTC", -1.0),
-                make_position(1, "ETH", 2.0),
-                make_position(6, "ETH", -2.0),
-            ],
+            four,
             [w[1], w[2], make_wallet(3, perp_equity=7_000.0), make_wallet(4, perp_equity=4_000.0), w[5], w[6]],
         ),
         # row-aligned with the update before: only 4 changes, the wallets holding positions are carried over
         make_state(
             4,
-            [
-                make_position(3, "BTC", 1.0),
-                make_position(2, "BTC", -1.0),
-                make_position(1, "ETH", 2.0),
-                make_position(6, "ETH", -2.0),
-            ],
+            four,
             [w[1], w[2], make_wallet(3, perp_equity=7_000.0), make_wallet(4, perp_equity=3_000.0), w[5], w[6]],
         ),
         # every wallet listed in another order (none row-aligned with before): 2 and 3 close

@@ -103,28 +103,16 @@ class PgWriter(PgSchema):
         if self.fault_hook is not None:
             self.fault_hook(name)
 
-    def _encode(
-        self, table: str, rows: pa.Table, types: dict[str, str] | None = None
-    ) -> tuple[list[str], list[memoryview]]:
-        """(columns, binary COPY payload) of rows for `table` (cast to the table's own column types)."""
-        rows = to_storage(rows)
-        types = types or self._types[table]
-        return rows.column_names, pgcopy.encode(rows, [types[c] for c in rows.column_names])
-
     def _copy(
         self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table | Payload, types: dict[str, str] | None = None
     ) -> None:
-        """Append rows with binary COPY; `rows` may be a payload being encoded in the background (no rows:
-        nothing)."""
-        if isinstance(rows, Payload):
-            rows.write(cur, table)
-            return
-        if rows.num_rows == 0:
-            return
-        columns, payload = self._encode(table, rows, types)
-        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[call-overload]
-            for piece in payload:
-                copy.write(piece)
+        """Append rows with binary COPY, cast to the table's own column types; `rows` may be a payload being
+        encoded in the background (no rows: nothing)."""
+        if isinstance(rows, pa.Table):
+            table_rows = rows
+            rows = Payload()
+            rows.produce(lambda: table_rows, types or self._types[table])
+        rows.write(cur, table)
 
     def between_updates(self) -> None:
         """Nothing: PostgreSQL checkpoints and vacuums on its own schedule, outside any update."""
